@@ -1,0 +1,66 @@
+# dsl_rec - Dynamic Sparse Learning recommenders inside PostgreSQL (PGXS build)
+
+EXTENSION = dsl_rec
+EXTVERSION = 0.1.0
+
+MODULE_big = dsl_rec
+OBJS = \
+	src/dsl_rec.o \
+	src/spvec.o \
+	src/sparse_tensor.o \
+	src/dsl_engine.o \
+	src/workers.o \
+	src/interactions.o \
+	src/mf.o \
+	src/train.o \
+	src/topk.o \
+	src/evaluate.o \
+	src/model_cache.o \
+	src/recommend.o
+
+# The install script is assembled from one SQL file per concept, in order.
+SQL_PARTS = $(sort $(wildcard src/sql/*.sql))
+DATA_built = $(EXTENSION)--$(EXTVERSION).sql
+DATA = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*--*.sql))
+
+# pg_regress suites, run in this order against a running server
+REGRESS = \
+	spvec_input spvec_ops spvec_copy \
+	train_args train_mf train_storage \
+	recommend evaluate
+REGRESS_OPTS = --load-extension=$(EXTENSION)
+
+# OpenBLAS through pkg-config; packagers may override OPENBLAS_CFLAGS/LIBS.
+OPENBLAS_CFLAGS ?= $(shell pkg-config --cflags openblas 2>/dev/null)
+OPENBLAS_LIBS ?= $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
+
+override PG_CPPFLAGS += -I$(srcdir)/src $(OPENBLAS_CFLAGS)
+# Safe auto-vectorisation (not -ffast-math: NaN/Inf checks must keep working;
+# -fno-math-errno only stops sqrtf() from setting errno).
+# No -march=native: wide SIMD paths are dispatched at run time.
+override PG_CFLAGS += -O3 -ftree-vectorize -fassociative-math -fno-signed-zeros -fno-trapping-math -fno-math-errno
+SHLIB_LINK += $(OPENBLAS_LIBS) -lpthread -lm
+
+EXTRA_CLEAN = $(DATA_built) results regression.diffs regression.out
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+$(DATA_built): $(SQL_PARTS)
+	cat $^ > $@
+
+# Developer workflow: deps, private cluster, tests, demo, benchmarks.
+.PHONY: demo test stop clean-cluster bench tap
+demo:
+	@bash test/dev.sh demo
+test:
+	@bash test/dev.sh test
+tap:
+	@bash test/dev.sh tap
+bench:
+	@bash test/dev.sh bench
+stop:
+	@bash test/dev.sh stop
+clean-cluster:
+	@bash test/dev.sh clean

@@ -1,0 +1,124 @@
+/*
+ * dsl_engine.c - step counting, the update-ratio schedule and prune/regrow
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "dsl_engine.h"
+
+void
+dsl_engine_init(DslEngine *e, const DslConfig *cfg)
+{
+	memset(e, 0, sizeof(DslEngine));
+	e->cfg = *cfg;
+	e->bc1 = 1.0f;
+	e->bc2 = 1.0f;
+}
+
+SparseTensor *
+dsl_engine_add_tensor(DslEngine *e, const char *name, int n_rows, int dim)
+{
+	SparseTensor *t;
+
+	if (e->n_tensors >= DSL_MAX_TENSORS)
+		elog(ERROR, "dsl_rec: too many parameter tensors");
+	/* each tensor draws its mask and values from its own stream */
+	t = sparse_tensor_create(name, n_rows, dim, e->cfg.density, e->cfg.init_std,
+							 e->cfg.seed, (uint64) e->n_tensors + 1);
+	e->tensors[e->n_tensors++] = t;
+	return t;
+}
+
+void
+dsl_engine_free(DslEngine *e)
+{
+	for (int i = 0; i < e->n_tensors; i++)
+		sparse_tensor_free(e->tensors[i]);
+	e->n_tensors = 0;
+}
+
+void
+dsl_engine_begin_step(DslEngine *e)
+{
+	e->step++;
+	e->bc1 = (float) (1.0 - pow(e->cfg.adam.beta1, (double) e->step));
+	e->bc2 = (float) (1.0 - pow(e->cfg.adam.beta2, (double) e->step));
+}
+
+double
+dsl_engine_ratio(const DslEngine *e, int64 t)
+{
+	const DslConfig *c = &e->cfg;
+	double		frac;
+
+	if (c->schedule == SCHEDULE_CONSTANT)
+		return c->update_ratio;
+	frac = c->total_steps > 0 ? Min(1.0, (double) t / (double) c->total_steps) : 1.0;
+	return c->update_ratio_min +
+		(c->update_ratio - c->update_ratio_min) * (1.0 + cos(M_PI * frac)) / 2.0;
+}
+
+bool
+dsl_engine_update_due(const DslEngine *e)
+{
+	const DslConfig *c = &e->cfg;
+
+	return c->dynamic && c->density < 1.0 && c->update_interval > 0 &&
+		e->step > 0 && e->step % c->update_interval == 0 &&
+		e->step < c->total_steps;
+}
+
+void
+dsl_engine_update(DslEngine *e, const TensorGrad *grads)
+{
+	double		zeta = dsl_engine_ratio(e, e->step);
+
+	e->rounds++;
+	e->last_ratio = zeta;
+	for (int i = 0; i < e->n_tensors; i++)
+	{
+		SparseTensor *t = e->tensors[i];
+		int64		n = (int64) ceil(zeta * (double) t->budget);
+
+		/* never more than the inactive positions can absorb */
+		n = Min(n, t->budget);
+		e->changed += sparse_tensor_prune_regrow(t, n, e->cfg.growth,
+												 grads ? &grads[i] : NULL,
+												 e->cfg.seed ^ ((uint64) i << 56),
+												 (uint64) e->rounds);
+		if (t->budget < t->total)
+			e->pruned += n;
+	}
+}
+
+int64
+dsl_engine_active(const DslEngine *e)
+{
+	int64		n = 0;
+
+	for (int i = 0; i < e->n_tensors; i++)
+		n += e->tensors[i]->row_ptr[e->tensors[i]->n_rows];
+	return n;
+}
+
+int64
+dsl_engine_total(const DslEngine *e)
+{
+	int64		n = 0;
+
+	for (int i = 0; i < e->n_tensors; i++)
+		n += e->tensors[i]->total;
+	return n;
+}
+
+Size
+dsl_engine_state_bytes(const DslEngine *e)
+{
+	Size		n = 0;
+
+	for (int i = 0; i < e->n_tensors; i++)
+		n += sparse_tensor_state_bytes(e->tensors[i]->n_rows, e->tensors[i]->dim,
+									   e->tensors[i]->budget);
+	return n;
+}

@@ -1,0 +1,73 @@
+/*
+ * dsl_engine.h - the model-agnostic Dynamic Sparse Learning engine
+ *
+ * A model registers its parameter tensors; the engine owns their masks and
+ * optimizer state, counts optimizer steps, and every update_interval steps
+ * prunes the smallest-magnitude active weights of each tensor and regrows as
+ * many inactive ones, with the cosine-decayed update ratio.  Models only
+ * compute gradients (dense per touched row) and call the engine.
+ */
+#ifndef DSL_ENGINE_H
+#define DSL_ENGINE_H
+
+#include "sparse_tensor.h"
+
+#define DSL_MAX_TENSORS 16
+
+typedef enum DslSchedule
+{
+	SCHEDULE_COSINE,
+	SCHEDULE_CONSTANT
+} DslSchedule;
+
+typedef struct DslConfig
+{
+	double		density;		/* (0, 1] */
+	bool		dynamic;		/* false: static random mask */
+	GrowthMode	growth;
+	DslSchedule schedule;
+	double		update_ratio;	/* zeta_0 */
+	double		update_ratio_min;	/* zeta at the end of a cosine schedule */
+	int64		update_interval;	/* Delta T, in optimizer steps */
+	int64		total_steps;	/* T, for the cosine schedule */
+	uint64		seed;
+	float		init_std;
+	AdamConfig	adam;
+} DslConfig;
+
+typedef struct DslEngine
+{
+	DslConfig	cfg;
+	int			n_tensors;
+	SparseTensor *tensors[DSL_MAX_TENSORS];
+	int64		step;			/* optimizer steps taken */
+	int64		rounds;			/* prune/regrow rounds done */
+	int64		pruned;			/* entries pruned in all rounds so far */
+	int64		changed;		/* entries whose activity really changed */
+	float		bc1;			/* Adam bias corrections of the current step */
+	float		bc2;
+	double		last_ratio;		/* zeta of the latest round */
+} DslEngine;
+
+extern void dsl_engine_init(DslEngine *e, const DslConfig *cfg);
+extern SparseTensor *dsl_engine_add_tensor(DslEngine *e, const char *name,
+										   int n_rows, int dim);
+extern void dsl_engine_free(DslEngine *e);
+
+/* begin an optimizer step: advances the step counter and bias corrections */
+extern void dsl_engine_begin_step(DslEngine *e);
+
+/* the update ratio zeta_t at step t */
+extern double dsl_engine_ratio(const DslEngine *e, int64 t);
+
+/* true when a prune/regrow round is due after the current step */
+extern bool dsl_engine_update_due(const DslEngine *e);
+
+/* run a prune/regrow round; grads[i] belongs to tensors[i] (may be NULL) */
+extern void dsl_engine_update(DslEngine *e, const TensorGrad *grads);
+
+extern int64 dsl_engine_active(const DslEngine *e);
+extern int64 dsl_engine_total(const DslEngine *e);
+extern Size dsl_engine_state_bytes(const DslEngine *e);
+
+#endif							/* DSL_ENGINE_H */

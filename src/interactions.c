@@ -1,0 +1,377 @@
+/*
+ * interactions.c - scan (user, item) pairs from a table, view, materialized
+ * view, partitioned or foreign table through SPI, and map ids to indices
+ */
+#include "postgres.h"
+
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "lib/qunique.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+
+#include "interactions.h"
+
+#define FETCH_ROWS 10000
+
+char *
+dsl_relation_name(Oid relid)
+{
+	char	   *nsp = get_namespace_name(get_rel_namespace(relid));
+	char	   *rel = get_rel_name(relid);
+
+	if (nsp == NULL || rel == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid)));
+	return quote_qualified_identifier(nsp, rel);
+}
+
+void
+dsl_check_source_column(Oid relid, const char *col, const char *param)
+{
+	char		relkind = get_rel_relkind(relid);
+	AttrNumber	attnum;
+	Oid			typid;
+
+	if (relkind != RELKIND_RELATION && relkind != RELKIND_VIEW &&
+		relkind != RELKIND_MATVIEW && relkind != RELKIND_PARTITIONED_TABLE &&
+		relkind != RELKIND_FOREIGN_TABLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not a table, view, materialized view or foreign table",
+						dsl_relation_name(relid))));
+
+	if (col == NULL || col[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must name a column of \"%s\"", param, dsl_relation_name(relid))));
+
+	attnum = get_attnum(relid, col);
+	if (attnum == InvalidAttrNumber)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("column \"%s\" does not exist in \"%s\"", col, dsl_relation_name(relid)),
+				 errhint("Pass the column name as %s => '...'; it is matched exactly, including case.",
+						 param)));
+	if (attnum < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s cannot be the system column \"%s\"", param, col)));
+
+	typid = get_atttype(relid, attnum);
+	if (typid != INT2OID && typid != INT4OID && typid != INT8OID)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("column \"%s\" of \"%s\" has type %s, but %s must be smallint, integer or bigint",
+						col, dsl_relation_name(relid), format_type_be(typid), param)));
+}
+
+/* growable array of raw (user, item) id pairs */
+typedef struct RawPairs
+{
+	int64	   *u;
+	int64	   *i;
+	int64		n;
+	int64		cap;
+	int64		n_rows;
+	int64		n_null;
+} RawPairs;
+
+static int
+cmp_int64(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a,
+				y = *(const int64 *) b;
+
+	return x < y ? -1 : (x > y ? 1 : 0);
+}
+
+static int
+cmp_int32(const void *a, const void *b)
+{
+	int32		x = *(const int32 *) a,
+				y = *(const int32 *) b;
+
+	return x < y ? -1 : (x > y ? 1 : 0);
+}
+
+/*
+ * Read all non-NULL pairs.  Memory comes from the caller's context; the
+ * growing arrays are checked against mem_limit as they grow.
+ */
+static void
+read_raw_pairs(Oid relid, const char *user_col, const char *item_col,
+			   Size mem_limit, const char *limit_name, RawPairs *rp)
+{
+	MemoryContext outer = CurrentMemoryContext;
+	char	   *query;
+	Portal		portal;
+
+	dsl_check_source_column(relid, user_col, "user_col");
+	dsl_check_source_column(relid, item_col, "item_col");
+
+	memset(rp, 0, sizeof(RawPairs));
+	rp->cap = 65536;
+	rp->u = palloc_extended(rp->cap * sizeof(int64), MCXT_ALLOC_HUGE);
+	rp->i = palloc_extended(rp->cap * sizeof(int64), MCXT_ALLOC_HUGE);
+
+	query = psprintf("SELECT %s::pg_catalog.int8, %s::pg_catalog.int8 FROM %s",
+					 quote_identifier(user_col), quote_identifier(item_col),
+					 dsl_relation_name(relid));
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	portal = SPI_cursor_open_with_args(NULL, query, 0, NULL, NULL, NULL, true, 0);
+	for (;;)
+	{
+		SPI_cursor_fetch(portal, true, FETCH_ROWS);
+		if (SPI_processed == 0)
+			break;
+
+		if (rp->n + (int64) SPI_processed > rp->cap)
+		{
+			MemoryContext old = MemoryContextSwitchTo(outer);
+			int64		newcap = Max(rp->cap * 2, rp->n + (int64) SPI_processed);
+
+			if ((Size) newcap * 2 * sizeof(int64) > mem_limit)
+				ereport(ERROR,
+						(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+						 errmsg("reading \"%s\" needs more than %s = %zu kB",
+								dsl_relation_name(relid), limit_name, mem_limit / 1024),
+						 errdetail("More than %lld rows were read, 16 bytes each.",
+								   (long long) rp->n),
+						 errhint("Raise %s for this session, e.g. SET %s = '2GB'.",
+								 limit_name, limit_name)));
+			rp->u = repalloc_huge(rp->u, newcap * sizeof(int64));
+			rp->i = repalloc_huge(rp->i, newcap * sizeof(int64));
+			rp->cap = newcap;
+			MemoryContextSwitchTo(old);
+		}
+
+		for (uint64 r = 0; r < SPI_processed; r++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[r];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			bool		nu,
+						ni;
+			Datum		du = SPI_getbinval(tup, desc, 1, &nu);
+			Datum		di = SPI_getbinval(tup, desc, 2, &ni);
+
+			rp->n_rows++;
+			if (nu || ni)
+			{
+				rp->n_null++;
+				continue;
+			}
+			rp->u[rp->n] = DatumGetInt64(du);
+			rp->i[rp->n] = DatumGetInt64(di);
+			rp->n++;
+		}
+		SPI_freetuptable(SPI_tuptable);
+		CHECK_FOR_INTERRUPTS();
+	}
+	SPI_cursor_close(portal);
+	SPI_finish();
+}
+
+/* sorted distinct copy of ids[0..n) */
+static int64 *
+distinct_ids(const int64 *ids, int64 n, int64 *n_out)
+{
+	int64	   *s = palloc_extended(Max(n, 1) * sizeof(int64), MCXT_ALLOC_HUGE);
+
+	memcpy(s, ids, n * sizeof(int64));
+	qsort(s, n, sizeof(int64), cmp_int64);
+	*n_out = n > 0 ? (int64) qunique(s, n, sizeof(int64), cmp_int64) : 0;
+	return s;
+}
+
+/*
+ * Build CSR rows from (row, col) index pairs (col == -1 entries skipped),
+ * sorting and de-duplicating each row.  Returns the number of duplicates.
+ */
+static int64
+build_csr(int n_rows, const int32 *row, const int32 *col, int64 n,
+		  int64 **ptr_out, int32 **idx_out, int64 *nnz_out)
+{
+	int64	   *ptr = palloc_extended((n_rows + 1) * sizeof(int64), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	int64	   *fill;
+	int32	   *idx;
+	int64		total = 0,
+				dup = 0,
+				k = 0;
+
+	for (int64 p = 0; p < n; p++)
+		if (row[p] >= 0 && col[p] >= 0)
+			ptr[row[p] + 1]++;
+	for (int r = 0; r < n_rows; r++)
+		ptr[r + 1] += ptr[r];
+	total = ptr[n_rows];
+	idx = palloc_extended(Max(total, 1) * sizeof(int32), MCXT_ALLOC_HUGE);
+	fill = palloc_extended((n_rows + 1) * sizeof(int64), MCXT_ALLOC_HUGE);
+	memcpy(fill, ptr, (n_rows + 1) * sizeof(int64));
+	for (int64 p = 0; p < n; p++)
+		if (row[p] >= 0 && col[p] >= 0)
+			idx[fill[row[p]]++] = col[p];
+
+	/* sort and dedupe each row, compacting in place */
+	for (int r = 0; r < n_rows; r++)
+	{
+		int64		b = ptr[r],
+					e = ptr[r + 1];
+		int64		len = e - b;
+		int64		u;
+
+		if (len > 1)
+			qsort(idx + b, len, sizeof(int32), cmp_int32);
+		u = len > 0 ? (int64) qunique(idx + b, len, sizeof(int32), cmp_int32) : 0;
+		dup += len - u;
+		memmove(idx + k, idx + b, u * sizeof(int32));
+		ptr[r] = k;
+		k += u;
+		if ((r & 0xFFF) == 0)
+			CHECK_FOR_INTERRUPTS();
+	}
+	ptr[n_rows] = k;
+	pfree(fill);
+	*ptr_out = ptr;
+	*idx_out = idx;
+	*nnz_out = k;
+	return dup;
+}
+
+Interactions *
+dsl_read_interactions(Oid relid, const char *user_col, const char *item_col,
+					  Size mem_limit)
+{
+	Interactions *in = palloc0(sizeof(Interactions));
+	RawPairs	rp;
+	int64		nu,
+				ni;
+	int32	   *ru,
+			   *ri;
+
+	read_raw_pairs(relid, user_col, item_col, mem_limit, "maintenance_work_mem", &rp);
+	in->n_rows = rp.n_rows;
+	in->n_null = rp.n_null;
+	if (rp.n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("\"%s\" has no interactions to train on", dsl_relation_name(relid)),
+				 errdetail("%lld rows were read, %lld of them with a NULL user or item.",
+						   (long long) rp.n_rows, (long long) rp.n_null)));
+
+	in->user_ids = distinct_ids(rp.u, rp.n, &nu);
+	in->item_ids = distinct_ids(rp.i, rp.n, &ni);
+	if (nu > PG_INT32_MAX / 2 || ni > PG_INT32_MAX / 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("too many distinct users (%lld) or items (%lld)",
+						(long long) nu, (long long) ni)));
+	in->n_users = (int) nu;
+	in->n_items = (int) ni;
+
+	ru = palloc_extended(rp.n * sizeof(int32), MCXT_ALLOC_HUGE);
+	ri = palloc_extended(rp.n * sizeof(int32), MCXT_ALLOC_HUGE);
+	for (int64 p = 0; p < rp.n; p++)
+	{
+		ru[p] = dsl_id_index(in->user_ids, in->n_users, rp.u[p]);
+		ri[p] = dsl_id_index(in->item_ids, in->n_items, rp.i[p]);
+		if ((p & 0xFFFF) == 0)
+			CHECK_FOR_INTERRUPTS();
+	}
+	pfree(rp.u);
+	pfree(rp.i);
+
+	in->n_duplicate = build_csr(in->n_users, ru, ri, rp.n, &in->ptr, &in->items,
+								&in->n_pairs);
+	pfree(ru);
+	pfree(ri);
+	return in;
+}
+
+MappedPairs *
+dsl_read_mapped_pairs(Oid relid, const char *user_col, const char *item_col,
+					  const int64 *user_ids, int n_users,
+					  const int64 *item_ids, int n_items, Size mem_limit)
+{
+	MappedPairs *mp = palloc0(sizeof(MappedPairs));
+	RawPairs	rp;
+	int32	   *ru,
+			   *ri;
+	int32	   *ri_all;
+	int64	   *unk_users;
+	int64		n_unk = 0;
+	int64	   *tptr;
+	int32	   *tidx;
+	int64		tn;
+
+	read_raw_pairs(relid, user_col, item_col, mem_limit, "work_mem", &rp);
+	mp->n_rows = rp.n_rows;
+	mp->n_null = rp.n_null;
+
+	ru = palloc_extended(Max(rp.n, 1) * sizeof(int32), MCXT_ALLOC_HUGE);
+	ri = palloc_extended(Max(rp.n, 1) * sizeof(int32), MCXT_ALLOC_HUGE);
+	ri_all = palloc_extended(Max(rp.n, 1) * sizeof(int32), MCXT_ALLOC_HUGE);
+	unk_users = palloc_extended(Max(rp.n, 1) * sizeof(int64), MCXT_ALLOC_HUGE);
+
+	/*
+	 * Unknown items still count (they are relevant but can never be hit):
+	 * give each distinct unknown item a pseudo index past n_items so that
+	 * duplicates collapse in the CSR below.
+	 */
+	{
+		int64		n_unk_items;
+		int64	   *unk_ids;
+		int64		cnt = 0;
+
+		for (int64 p = 0; p < rp.n; p++)
+			if (dsl_id_index(item_ids, n_items, rp.i[p]) < 0)
+				unk_users[cnt++] = rp.i[p];
+		unk_ids = distinct_ids(unk_users, cnt, &n_unk_items);
+		for (int64 p = 0; p < rp.n; p++)
+		{
+			int			u = dsl_id_index(user_ids, n_users, rp.u[p]);
+			int			i = dsl_id_index(item_ids, n_items, rp.i[p]);
+
+			ru[p] = u;
+			ri[p] = i;
+			ri_all[p] = i >= 0 ? i : n_items + dsl_id_index(unk_ids, (int) n_unk_items, rp.i[p]);
+			if (u < 0)
+				unk_users[n_unk++] = rp.u[p];
+			if ((p & 0xFFFF) == 0)
+				CHECK_FOR_INTERRUPTS();
+		}
+		pfree(unk_ids);
+	}
+	pfree(distinct_ids(unk_users, n_unk, &mp->users_unknown));
+
+	/* all distinct test items per known user, unknown ones included */
+	mp->n_duplicate = build_csr(n_users, ru, ri_all, rp.n, &tptr, &tidx, &tn);
+	mp->total = palloc_extended(Max(n_users, 1) * sizeof(int32), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	for (int u = 0; u < n_users; u++)
+	{
+		mp->total[u] = (int32) (tptr[u + 1] - tptr[u]);
+		for (int64 k = tptr[u]; k < tptr[u + 1]; k++)
+			if (tidx[k] >= n_items)
+				mp->items_unknown++;
+	}
+	pfree(tptr);
+	pfree(tidx);
+	mp->n_pairs = tn;
+
+	/* the known items only, for ranking */
+	build_csr(n_users, ru, ri, rp.n, &mp->ptr, &mp->items, &tn);
+
+	pfree(ru);
+	pfree(ri);
+	pfree(ri_all);
+	pfree(unk_users);
+	pfree(rp.u);
+	pfree(rp.i);
+	return mp;
+}

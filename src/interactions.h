@@ -1,0 +1,81 @@
+/*
+ * interactions.h - reading (user, item) pairs from any relation
+ *
+ * Ids are arbitrary bigints; they are mapped to dense indices by their rank
+ * in ascending order, so a sorted id array is the whole mapping.
+ */
+#ifndef DSL_INTERACTIONS_H
+#define DSL_INTERACTIONS_H
+
+#include "postgres.h"
+
+/* Training interactions: distinct pairs as CSR by user index */
+typedef struct Interactions
+{
+	int			n_users;
+	int			n_items;
+	int64		n_pairs;		/* distinct pairs */
+	int64	   *user_ids;		/* n_users, ascending */
+	int64	   *item_ids;		/* n_items, ascending */
+	int64	   *ptr;			/* n_users + 1 */
+	int32	   *items;			/* n_pairs item indices, ascending per user */
+	int64		n_rows;			/* rows read, including skipped ones */
+	int64		n_null;			/* rows skipped for a NULL user or item */
+	int64		n_duplicate;	/* rows that repeated an earlier pair */
+} Interactions;
+
+/* Held-out pairs mapped onto a model's users and items */
+typedef struct MappedPairs
+{
+	int64	   *ptr;			/* n_users + 1 (model users) */
+	int32	   *items;			/* known item indices, ascending per user */
+	int32	   *total;			/* per model user: test items incl. unknown */
+	int64		n_rows;
+	int64		n_null;
+	int64		n_duplicate;
+	int64		n_pairs;		/* distinct pairs */
+	int64		users_unknown;	/* distinct users not in the model */
+	int64		items_unknown;	/* distinct pairs whose item is unknown */
+} MappedPairs;
+
+/*
+ * Check that relid can be scanned and that column `col` exists and has an
+ * integer type; errors name the column and relation.  `param` is the name
+ * of the SQL argument (user_col, item_col, ...) for the hint.
+ */
+extern void dsl_check_source_column(Oid relid, const char *col, const char *param);
+
+/* schema-qualified, quoted name of a relation, for messages and queries */
+extern char *dsl_relation_name(Oid relid);
+
+extern Interactions *dsl_read_interactions(Oid relid, const char *user_col,
+										   const char *item_col, Size mem_limit);
+
+extern MappedPairs *dsl_read_mapped_pairs(Oid relid, const char *user_col,
+										  const char *item_col,
+										  const int64 *user_ids, int n_users,
+										  const int64 *item_ids, int n_items,
+										  Size mem_limit);
+
+/* dense index of id in a sorted id array, or -1 */
+static inline int
+dsl_id_index(const int64 *ids, int n, int64 id)
+{
+	int			lo = 0,
+				hi = n - 1;
+
+	while (lo <= hi)
+	{
+		int			mid = lo + (hi - lo) / 2;
+
+		if (ids[mid] < id)
+			lo = mid + 1;
+		else if (ids[mid] > id)
+			hi = mid - 1;
+		else
+			return mid;
+	}
+	return -1;
+}
+
+#endif							/* DSL_INTERACTIONS_H */

@@ -1,0 +1,427 @@
+/*
+ * mf.c - MF-BPR on DSL-sparse embedding tables
+ *
+ * Each epoch visits every distinct training pair once in a seeded random
+ * order, pairs it with a uniformly sampled item the user has not interacted
+ * with, and minimises the BPR loss -log sigmoid(u.i - u.j) plus
+ * reg/2 * (|u|^2 + |i|^2 + |j|^2), both averaged over the mini-batch (the
+ * LightGCN/DSL convention).  Rows touched by a mini-batch are densified into
+ * per-batch buffers, gradients are accumulated densely per touched row, and
+ * Adam updates the active entries of those rows only (lazy Adam).  The dense
+ * row gradients double as the regrowth signal when a DSL round is due.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "miscadmin.h"
+
+#include "dsl_rec.h"
+#include "mf.h"
+#include "rng.h"
+#include "workers.h"
+
+/* per-tensor mini-batch workspace: touched rows and their dense buffers */
+typedef struct BatchRows
+{
+	SparseTensor *t;
+	int32	   *slot_of;		/* n_rows: slot in the current batch */
+	int32	   *stamp_of;		/* n_rows: batch that assigned slot_of */
+	int32	   *rows;			/* slot -> row */
+	int32	   *count;			/* slot -> occurrences in the batch */
+	float	   *emb;			/* slot x dim dense embeddings */
+	float	   *grad;			/* slot x dim dense gradients */
+	int			n;				/* slots used */
+	int			cap;
+} BatchRows;
+
+typedef struct Triple
+{
+	int32		u;
+	int32		i;
+	int32		j;
+} Triple;
+
+struct MfState
+{
+	DslEngine  *engine;
+	const Interactions *data;
+	int			dim;
+	int			batch_size;
+	float		reg;
+	DslRng		rng;
+	int32	   *pairs;			/* (user, item) index pairs, shuffled per epoch */
+	Triple	   *trip;
+	BatchRows	users;
+	BatchRows	items;
+	int32		stamp;
+	WorkerPool *pool;
+	/* per-step values, filled by the parallel phases */
+	int			nt;				/* triples in the step */
+	float		inv_nb;
+	float	   *coef;			/* per triple: d loss / d x */
+	double	   *loss;			/* per triple: softplus(-x) */
+	double	   *reg_user;		/* per slot: L2 loss term */
+	double	   *reg_item;
+};
+
+int64
+mf_steps_per_epoch(const Interactions *data, int batch_size)
+{
+	return (data->n_pairs + batch_size - 1) / batch_size;
+}
+
+Size
+mf_work_bytes(const Interactions *data, int dim, int batch_size)
+{
+	Size		rows = (Size) (data->n_users + data->n_items) * 2 * sizeof(int32);
+	Size		slots = (Size) 3 * batch_size * (2 * sizeof(int32) + 2 * dim * sizeof(float));
+
+	return rows + slots + (Size) data->n_pairs * 2 * sizeof(int32) +
+		(Size) batch_size * sizeof(Triple);
+}
+
+static void
+batch_rows_init(BatchRows *b, SparseTensor *t, int cap, int dim)
+{
+	b->t = t;
+	b->slot_of = palloc_extended((Size) t->n_rows * sizeof(int32), MCXT_ALLOC_HUGE);
+	b->stamp_of = palloc_extended((Size) t->n_rows * sizeof(int32), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	b->rows = palloc((Size) cap * sizeof(int32));
+	b->count = palloc((Size) cap * sizeof(int32));
+	b->emb = palloc_extended((Size) cap * dim * sizeof(float), MCXT_ALLOC_HUGE);
+	b->grad = palloc_extended((Size) cap * dim * sizeof(float), MCXT_ALLOC_HUGE);
+	b->cap = cap;
+	b->n = 0;
+}
+
+/* slot of row r in this batch (rows are densified later, see batch_densify) */
+static inline int32
+batch_slot(BatchRows *b, int32 r, int32 stamp)
+{
+	int32		s;
+
+	if (b->stamp_of[r] == stamp)
+	{
+		s = b->slot_of[r];
+		b->count[s]++;
+		return s;
+	}
+	s = b->n++;
+	b->stamp_of[r] = stamp;
+	b->slot_of[r] = s;
+	b->rows[s] = r;
+	b->count[s] = 1;
+	return s;
+}
+
+/* densify slots [lo, hi) of the batch's rows, prefetching a few rows ahead */
+static void
+batch_densify(BatchRows *b, int dim, int64 lo, int64 hi)
+{
+	const int	ahead = 8;
+
+	for (int64 s = lo; s < Min(lo + 2 * ahead, hi); s++)
+		sparse_tensor_prefetch_offsets(b->t, b->rows[s]);
+	for (int64 s = lo; s < Min(lo + ahead, hi); s++)
+		sparse_tensor_prefetch_row(b->t, b->rows[s], true);
+	for (int64 s = lo; s < hi; s++)
+	{
+		if (s + 2 * ahead < hi)
+			sparse_tensor_prefetch_offsets(b->t, b->rows[s + 2 * ahead]);
+		if (s + ahead < hi)
+			sparse_tensor_prefetch_row(b->t, b->rows[s + ahead], true);
+		sparse_tensor_row_dense(b->t, b->rows[s], b->emb + (Size) s * dim);
+	}
+}
+
+MfState *
+mf_create(DslEngine *engine, const Interactions *data, int dim, int batch_size,
+		  double reg, uint64 seed)
+{
+	MfState    *s = palloc0(sizeof(MfState));
+	SparseTensor *U,
+			   *I;
+
+	s->engine = engine;
+	s->data = data;
+	s->dim = dim;
+	s->batch_size = batch_size;
+	s->reg = (float) reg;
+	dsl_rng_seed(&s->rng, seed, 0x3F);
+
+	U = dsl_engine_add_tensor(engine, "user", data->n_users, dim);
+	I = dsl_engine_add_tensor(engine, "item", data->n_items, dim);
+
+	s->pairs = palloc_extended((Size) data->n_pairs * 2 * sizeof(int32), MCXT_ALLOC_HUGE);
+	for (int u = 0; u < data->n_users; u++)
+		for (int64 p = data->ptr[u]; p < data->ptr[u + 1]; p++)
+		{
+			s->pairs[2 * p] = u;
+			s->pairs[2 * p + 1] = data->items[p];
+		}
+	s->trip = palloc_extended((Size) batch_size * sizeof(Triple), MCXT_ALLOC_HUGE);
+	batch_rows_init(&s->users, U, Min(batch_size, data->n_users), dim);
+	batch_rows_init(&s->items, I, (int) Min((int64) 2 * batch_size, (int64) data->n_items), dim);
+	s->coef = palloc_extended((Size) batch_size * sizeof(float), MCXT_ALLOC_HUGE);
+	s->loss = palloc_extended((Size) batch_size * sizeof(double), MCXT_ALLOC_HUGE);
+	s->reg_user = palloc_extended((Size) s->users.cap * sizeof(double), MCXT_ALLOC_HUGE);
+	s->reg_item = palloc_extended((Size) s->items.cap * sizeof(double), MCXT_ALLOC_HUGE);
+	s->pool = worker_pool_create(dsl_threads, CurrentMemoryContext);
+	return s;
+}
+
+static inline bool
+user_has_item(const Interactions *d, int u, int32 item)
+{
+	const int32 *a = d->items + d->ptr[u];
+	int64		lo = 0,
+				hi = d->ptr[u + 1] - d->ptr[u] - 1;
+
+	while (lo <= hi)
+	{
+		int64		mid = (lo + hi) >> 1;
+
+		if (a[mid] < item)
+			lo = mid + 1;
+		else if (a[mid] > item)
+			hi = mid - 1;
+		else
+			return true;
+	}
+	return false;
+}
+
+static inline float
+dot_diff(const float *u, const float *a, const float *b, int dim)
+{
+	float		s = 0;
+
+	for (int c = 0; c < dim; c++)
+		s += u[c] * (a[c] - b[c]);
+	return s;
+}
+
+/* numerically stable log(1 + exp(x)) */
+static inline double
+softplus(double x)
+{
+	return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x));
+}
+
+/*
+ * The three parallel phases of a step.  Work is split by slot or triple
+ * ranges and every sum is taken in the same order whatever the number of
+ * threads, so results depend on the seed only, not on dsl_rec.threads.
+ */
+static void
+phase_densify(void *arg, int part, int n_parts)
+{
+	MfState    *s = (MfState *) arg;
+	int64		lo,
+				hi;
+
+	worker_share(s->users.n, part, n_parts, &lo, &hi);
+	batch_densify(&s->users, s->dim, lo, hi);
+	worker_share(s->items.n, part, n_parts, &lo, &hi);
+	batch_densify(&s->items, s->dim, lo, hi);
+}
+
+static void
+phase_scores(void *arg, int part, int n_parts)
+{
+	MfState    *s = (MfState *) arg;
+	const int	dim = s->dim;
+	int64		lo,
+				hi;
+
+	worker_share(s->nt, part, n_parts, &lo, &hi);
+	for (int64 t = lo; t < hi; t++)
+	{
+		const float *eu = s->users.emb + (Size) s->trip[t].u * dim;
+		const float *ei = s->items.emb + (Size) s->trip[t].i * dim;
+		const float *ej = s->items.emb + (Size) s->trip[t].j * dim;
+		float		x = dot_diff(eu, ei, ej, dim);
+
+		/* d/dx of -log sigmoid(x) is -sigmoid(-x) */
+		s->coef[t] = -s->inv_nb / (1.0f + expf(x));
+		s->loss[t] = softplus(-(double) x);
+	}
+}
+
+/* add the L2 term to slots [lo, hi) of b, then take the Adam step */
+static void
+adam_rows(MfState *s, BatchRows *b, double *reg_out, int64 lo, int64 hi)
+{
+	const int	ahead = 4;
+	const int	dim = s->dim;
+	DslEngine  *e = s->engine;
+	const float reg_scale = s->reg * s->inv_nb;
+
+	for (int64 k = lo; k < hi; k++)
+	{
+		float	   *g = b->grad + (Size) k * dim;
+		const float *x = b->emb + (Size) k * dim;
+		float		coef = reg_scale * (float) b->count[k];
+		double		sq = 0;
+
+		if (k + ahead < hi)
+			sparse_tensor_prefetch_row(b->t, b->rows[k + ahead], true);
+		for (int c = 0; c < dim; c++)
+		{
+			g[c] += coef * x[c];
+			sq += (double) x[c] * x[c];
+		}
+		reg_out[k] = 0.5 * coef * sq;
+		sparse_tensor_adam_row(b->t, b->rows[k], g, &e->cfg.adam, e->bc1, e->bc2);
+	}
+}
+
+static void
+phase_grads(void *arg, int part, int n_parts)
+{
+	MfState    *s = (MfState *) arg;
+	const int	dim = s->dim;
+	int64		ulo,
+				uhi,
+				ilo,
+				ihi;
+
+	worker_share(s->users.n, part, n_parts, &ulo, &uhi);
+	worker_share(s->items.n, part, n_parts, &ilo, &ihi);
+	memset(s->users.grad + (Size) ulo * dim, 0, (Size) (uhi - ulo) * dim * sizeof(float));
+	memset(s->items.grad + (Size) ilo * dim, 0, (Size) (ihi - ilo) * dim * sizeof(float));
+
+	/* each part accumulates into its own rows only, in triple order */
+	for (int t = 0; t < s->nt; t++)
+	{
+		const Triple *tr = &s->trip[t];
+		const float c = s->coef[t];
+		const float *restrict eu = s->users.emb + (Size) tr->u * dim;
+
+		if (tr->u >= ulo && tr->u < uhi)
+		{
+			const float *restrict ei = s->items.emb + (Size) tr->i * dim;
+			const float *restrict ej = s->items.emb + (Size) tr->j * dim;
+			float	   *restrict gu = s->users.grad + (Size) tr->u * dim;
+
+			for (int k = 0; k < dim; k++)
+				gu[k] += c * (ei[k] - ej[k]);
+		}
+		if (tr->i >= ilo && tr->i < ihi)
+		{
+			float	   *restrict gi = s->items.grad + (Size) tr->i * dim;
+
+			for (int k = 0; k < dim; k++)
+				gi[k] += c * eu[k];
+		}
+		if (tr->j >= ilo && tr->j < ihi)
+		{
+			float	   *restrict gj = s->items.grad + (Size) tr->j * dim;
+
+			for (int k = 0; k < dim; k++)
+				gj[k] -= c * eu[k];
+		}
+	}
+
+	adam_rows(s, &s->users, s->reg_user, ulo, uhi);
+	adam_rows(s, &s->items, s->reg_item, ilo, ihi);
+}
+
+double
+mf_train_epoch(MfState *s)
+{
+	const Interactions *d = s->data;
+	DslEngine  *e = s->engine;
+	const int64 n = d->n_pairs;
+	double		loss_sum = 0;
+	int64		n_trip = 0;
+
+	/* a fresh seeded order of the pairs */
+	for (int64 p = n - 1; p > 0; p--)
+	{
+		int64		q = (int64) dsl_rng_below(&s->rng, (uint64) p + 1);
+		int32		tu = s->pairs[2 * p],
+					ti = s->pairs[2 * p + 1];
+
+		s->pairs[2 * p] = s->pairs[2 * q];
+		s->pairs[2 * p + 1] = s->pairs[2 * q + 1];
+		s->pairs[2 * q] = tu;
+		s->pairs[2 * q + 1] = ti;
+	}
+
+	for (int64 b0 = 0; b0 < n; b0 += s->batch_size)
+	{
+		int			nb = (int) Min((int64) s->batch_size, n - b0);
+		int			nt = 0;
+		double		batch_loss = 0;
+		double		reg_loss = 0;
+
+		CHECK_FOR_INTERRUPTS();
+		dsl_engine_begin_step(e);
+		s->stamp++;
+		s->users.n = 0;
+		s->items.n = 0;
+
+		/* sample the triples and densify the rows they touch */
+		for (int t = 0; t < nb; t++)
+		{
+			const int32 *pair = s->pairs + 2 * (b0 + t);
+			int32		u = pair[0];
+			int32		j;
+
+			if (t + 8 < nb)
+			{
+				int32		ua = pair[16];
+
+				__builtin_prefetch(&d->ptr[ua]);
+				__builtin_prefetch(&s->users.stamp_of[ua]);
+				__builtin_prefetch(&s->items.stamp_of[pair[17]]);
+			}
+
+			if (d->ptr[u + 1] - d->ptr[u] >= d->n_items)
+				continue;		/* the user has seen everything */
+			do
+				j = (int32) dsl_rng_below(&s->rng, (uint64) d->n_items);
+			while (user_has_item(d, u, j));
+
+			s->trip[nt].u = batch_slot(&s->users, u, s->stamp);
+			s->trip[nt].i = batch_slot(&s->items, pair[1], s->stamp);
+			s->trip[nt].j = batch_slot(&s->items, j, s->stamp);
+			nt++;
+		}
+		if (nt == 0)
+			continue;
+		s->nt = nt;
+		s->inv_nb = 1.0f / (float) nt;
+
+		worker_pool_run(s->pool, phase_densify, s);
+		worker_pool_run(s->pool, phase_scores, s);
+		worker_pool_run(s->pool, phase_grads, s);
+
+		for (int t = 0; t < nt; t++)
+			batch_loss += s->loss[t];
+		for (int k = 0; k < s->users.n; k++)
+			reg_loss += s->reg_user[k];
+		for (int k = 0; k < s->items.n; k++)
+			reg_loss += s->reg_item[k];
+		loss_sum += batch_loss + reg_loss * nt;
+		n_trip += nt;
+		if (isnan(loss_sum) || isinf(loss_sum))
+			return loss_sum;	/* diverged: the caller reports it */
+
+		if (dsl_engine_update_due(e))
+		{
+			TensorGrad	g[2];
+
+			g[0].n = s->users.n;
+			g[0].rows = s->users.rows;
+			g[0].g = s->users.grad;
+			g[1].n = s->items.n;
+			g[1].rows = s->items.rows;
+			g[1].g = s->items.grad;
+			dsl_engine_update(e, g);
+		}
+	}
+	return n_trip > 0 ? loss_sum / (double) n_trip : 0.0;
+}

@@ -1,0 +1,142 @@
+/*
+ * sparse_tensor.h - a masked parameter tensor that stores active entries only
+ *
+ * A tensor of n_rows x dim weights of which exactly `budget` entries are
+ * active.  Active entries are kept row by row (compressed sparse rows, column
+ * indices ascending) together with their Adam moments, so parameter and
+ * optimizer memory scale with the density, not with n_rows * dim.  Inactive
+ * weights are exactly zero by construction.
+ */
+#ifndef DSL_SPARSE_TENSOR_H
+#define DSL_SPARSE_TENSOR_H
+
+#include "postgres.h"
+
+#include "rng.h"
+
+typedef struct SparseTensor
+{
+	char		name[NAMEDATALEN];
+	int			n_rows;
+	int			dim;
+	int64		total;			/* n_rows * dim */
+	int64		budget;			/* active entries, constant for life */
+	int64	   *row_ptr;		/* n_rows + 1 offsets into the arrays below */
+	uint16	   *col;			/* column of each active entry */
+	float	   *w;				/* weights */
+	float	   *m;				/* Adam first moments */
+	float	   *v;				/* Adam second moments */
+} SparseTensor;
+
+/*
+ * Dense gradient rows handed to a prune/regrow update: rows[k] is the tensor
+ * row whose full (dim-long) gradient is g[k * dim ...].  Rows not listed have
+ * a zero gradient.
+ */
+typedef struct TensorGrad
+{
+	int			n;
+	const int32 *rows;
+	const float *g;
+} TensorGrad;
+
+/* Adam settings shared by all tensors of one training run */
+typedef struct AdamConfig
+{
+	float		lr;
+	float		beta1;
+	float		beta2;
+	float		eps;
+} AdamConfig;
+
+/* bytes needed by a tensor's state (for the maintenance_work_mem check) */
+extern Size sparse_tensor_state_bytes(int n_rows, int dim, int64 budget);
+
+extern SparseTensor *sparse_tensor_create(const char *name, int n_rows, int dim,
+										  double density, float init_std,
+										  uint64 seed, uint64 stream);
+extern void sparse_tensor_free(SparseTensor *t);
+extern SparseTensor *sparse_tensor_copy_weights(const SparseTensor *t);
+
+/* out[dim] = row r, zeros at inactive positions */
+static inline void
+sparse_tensor_row_dense(const SparseTensor *t, int r, float *out)
+{
+	int64		b = t->row_ptr[r],
+				e = t->row_ptr[r + 1];
+
+	if (e - b == t->dim)
+	{
+		memcpy(out, t->w + b, sizeof(float) * t->dim);
+		return;
+	}
+	memset(out, 0, sizeof(float) * t->dim);
+	for (int64 k = b; k < e; k++)
+		out[t->col[k]] = t->w[k];
+}
+
+/*
+ * Ask the CPU to fetch row r's entries (stage 2) or its offsets (stage 1)
+ * ahead of use: rows are visited in random order, so without this every row
+ * is a chain of cache misses.
+ */
+static inline void
+sparse_tensor_prefetch_offsets(const SparseTensor *t, int r)
+{
+	__builtin_prefetch(&t->row_ptr[r]);
+}
+
+static inline void
+sparse_tensor_prefetch_row(const SparseTensor *t, int r, bool for_write)
+{
+	int64		b = t->row_ptr[r],
+				e = t->row_ptr[r + 1];
+
+	for (int64 k = b; k < e; k += 16)
+	{
+		if (for_write)
+		{
+			__builtin_prefetch(&t->w[k], 1);
+			__builtin_prefetch(&t->m[k], 1);
+			__builtin_prefetch(&t->v[k], 1);
+		}
+		else
+			__builtin_prefetch(&t->w[k], 0);
+		if ((k & 31) == 0 || k == b)
+			__builtin_prefetch(&t->col[k]);
+	}
+}
+
+/* fill callback compatible with EmbeddingSource (model.h) */
+extern void sparse_tensor_fill_rows(void *arg, int first, int count, float *out);
+
+/*
+ * One Adam step on the active entries of row r given its dense gradient g.
+ * bc1/bc2 are the bias corrections 1 - beta^t of the current step.
+ */
+extern void sparse_tensor_adam_row(SparseTensor *t, int r, const float *g,
+								   const AdamConfig *cfg, float bc1, float bc2);
+
+/*
+ * Regrowth criterion.  There is no "momentum" mode: optimizer state exists
+ * for active entries only, so an inactive entry has no momentum to rank by.
+ */
+typedef enum GrowthMode
+{
+	GROWTH_GRADIENT,
+	GROWTH_RANDOM
+} GrowthMode;
+
+/*
+ * Prune the n_update active entries of smallest magnitude and regrow as many
+ * among the inactive ones (including the ones just pruned) by the growth
+ * criterion; ties and zero scores are broken by a seeded hash.  Entries that
+ * stay active keep weight and moments; newly active ones start at zero.
+ * The number of active entries is unchanged.  Returns the number of entries
+ * whose state actually changed (pruned and not regrown).
+ */
+extern int64 sparse_tensor_prune_regrow(SparseTensor *t, int64 n_update,
+										GrowthMode growth, const TensorGrad *grad,
+										uint64 seed, uint64 round);
+
+#endif							/* DSL_SPARSE_TENSOR_H */

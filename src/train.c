@@ -1,0 +1,770 @@
+/*
+ * train.c - dsl.train(): read interactions, train with DSL, store the model
+ *
+ * Everything happens in the caller's transaction: the previous model of the
+ * same name is deleted and the new one inserted only after training ended
+ * well, so an error, a cancel or a crash leaves the previous model intact.
+ * A transaction-scoped advisory lock on the model name turns a concurrent
+ * training of the same name into an immediate, clear error.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "parser/parse_type.h"
+#include "portability/instr_time.h"
+#include "tcop/utility.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+
+#include "dsl_engine.h"
+#include "dsl_rec.h"
+#include "interactions.h"
+#include "mf.h"
+#include "model.h"
+#include "spvec.h"
+
+/* advisory lock class for "a model of this name is being trained" */
+#define DSL_LOCK_CLASS 1146309714	/* "DSLR" */
+
+typedef struct TrainArgs
+{
+	char	   *name;
+	Oid			source;
+	char	   *user_col;
+	char	   *item_col;
+	char	   *model_type;
+	int			dim;
+	double		density;
+	int			epochs;
+	int			batch_size;
+	double		lr;
+	double		reg;
+	double		update_ratio;
+	int64		update_interval;	/* 0: one epoch */
+	char	   *growth;
+	char	   *prune;
+	char	   *schedule;
+	char	   *sparsity;
+	int64		seed;
+	bool		replace;
+	Jsonb	   *options;
+	Oid			validation;
+	int			eval_every;
+	int			patience;
+	int			k;
+	/* from options */
+	double		init_std;
+	double		beta1;
+	double		beta2;
+	double		eps;
+	double		update_ratio_min;
+} TrainArgs;
+
+/* argument positions of dsl.train, as declared in SQL */
+enum
+{
+	A_NAME, A_SOURCE, A_USER_COL, A_ITEM_COL, A_MODEL_TYPE, A_DIM, A_DENSITY,
+	A_EPOCHS, A_BATCH, A_LR, A_REG, A_RATIO, A_INTERVAL, A_GROWTH, A_PRUNE,
+	A_SCHEDULE, A_SPARSITY, A_SEED, A_REPLACE, A_OPTIONS, A_VALIDATION,
+	A_EVAL_EVERY, A_PATIENCE, A_K, A_NARGS
+};
+
+static const char *const arg_names[A_NARGS] = {
+	"model_name", "source", "user_col", "item_col", "model_type", "dim", "density",
+	"epochs", "batch_size", "lr", "reg", "update_ratio", "update_interval", "growth",
+	"prune", "schedule", "sparsity", "seed", "replace", "options", "validation",
+	"eval_every", "patience", "k"
+};
+
+static void
+require_arg(FunctionCallInfo fcinfo, int i)
+{
+	if (PG_ARGISNULL(i))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be NULL", arg_names[i])));
+}
+
+static void
+bad_param(const char *name, const char *value, const char *valid)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid value for %s: %s", name, value),
+			 errdetail("Valid values: %s.", valid)));
+}
+
+static void
+check_range_f(const char *name, double v, double lo, bool lo_incl, double hi, bool hi_incl,
+			  const char *valid)
+{
+	if (isnan(v) || isinf(v) || (lo_incl ? v < lo : v <= lo) || (hi_incl ? v > hi : v >= hi))
+		bad_param(name, psprintf("%g", v), valid);
+}
+
+static void
+check_range_i(const char *name, int64 v, int64 lo, int64 hi)
+{
+	if (v < lo || v > hi)
+		bad_param(name, psprintf("%lld", (long long) v),
+				  psprintf("integers from %lld to %lld", (long long) lo, (long long) hi));
+}
+
+static void
+check_choice(const char *name, const char *v, const char *const *choices, const char *valid)
+{
+	for (int i = 0; choices[i]; i++)
+		if (strcmp(v, choices[i]) == 0)
+			return;
+	bad_param(name, psprintf("\"%s\"", v), valid);
+}
+
+static double
+jsonb_number(const char *key, JsonbValue *v)
+{
+	if (v->type != jbvNumeric)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"%s\" must be a number", key)));
+	return DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(v->val.numeric)));
+}
+
+/* model-specific settings from options jsonb; unknown keys are errors */
+static void
+parse_options(TrainArgs *a)
+{
+	static const char *const valid = "init_std, adam_beta1, adam_beta2, adam_eps, update_ratio_min";
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	char	   *key = NULL;
+
+	a->init_std = 0.1;
+	a->beta1 = 0.9;
+	a->beta2 = 0.999;
+	a->eps = 1e-8;
+	a->update_ratio_min = Min(0.005, a->update_ratio);
+
+	if (!JB_ROOT_IS_OBJECT(a->options) || JB_ROOT_IS_SCALAR(a->options))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("options must be a jsonb object"),
+				 errdetail("Valid keys for model_type \"%s\": %s.", a->model_type, valid)));
+
+	it = JsonbIteratorInit(&a->options->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (tok == WJB_KEY)
+		{
+			key = pnstrdup(v.val.string.val, v.val.string.len);
+			continue;
+		}
+		if (tok != WJB_VALUE)
+			continue;
+		if (strcmp(key, "init_std") == 0)
+		{
+			a->init_std = jsonb_number(key, &v);
+			check_range_f("option init_std", a->init_std, 0, false, 10, true, "(0, 10]");
+		}
+		else if (strcmp(key, "adam_beta1") == 0)
+		{
+			a->beta1 = jsonb_number(key, &v);
+			check_range_f("option adam_beta1", a->beta1, 0, true, 1, false, "[0, 1)");
+		}
+		else if (strcmp(key, "adam_beta2") == 0)
+		{
+			a->beta2 = jsonb_number(key, &v);
+			check_range_f("option adam_beta2", a->beta2, 0, true, 1, false, "[0, 1)");
+		}
+		else if (strcmp(key, "adam_eps") == 0)
+		{
+			a->eps = jsonb_number(key, &v);
+			check_range_f("option adam_eps", a->eps, 0, false, 1, true, "(0, 1]");
+		}
+		else if (strcmp(key, "update_ratio_min") == 0)
+		{
+			a->update_ratio_min = jsonb_number(key, &v);
+			check_range_f("option update_ratio_min", a->update_ratio_min, 0, true,
+						  a->update_ratio, true, "[0, update_ratio]");
+		}
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unknown option \"%s\" for model_type \"%s\"", key, a->model_type),
+					 errdetail("Valid keys: %s.", valid)));
+	}
+}
+
+static void
+parse_args(FunctionCallInfo fcinfo, TrainArgs *a)
+{
+	static const char *const model_types[] = {"mf", NULL};
+	static const char *const growths[] = {"gradient", "random", NULL};
+	static const char *const prunes[] = {"magnitude", NULL};
+	static const char *const schedules[] = {"cosine", "constant", NULL};
+	static const char *const sparsities[] = {"dynamic", "static", NULL};
+
+	for (int i = 0; i < A_NARGS; i++)
+		if (i != A_INTERVAL && i != A_VALIDATION)
+			require_arg(fcinfo, i);
+
+	a->name = text_to_cstring(PG_GETARG_TEXT_PP(A_NAME));
+	if (a->name[0] == '\0' || strlen(a->name) > 200)
+		bad_param("model_name", psprintf("\"%s\"", a->name), "a non-empty name of at most 200 bytes");
+	a->source = PG_GETARG_OID(A_SOURCE);
+	a->user_col = text_to_cstring(PG_GETARG_TEXT_PP(A_USER_COL));
+	a->item_col = text_to_cstring(PG_GETARG_TEXT_PP(A_ITEM_COL));
+	a->model_type = text_to_cstring(PG_GETARG_TEXT_PP(A_MODEL_TYPE));
+	if (strcmp(a->model_type, "lightgcn") == 0 || strcmp(a->model_type, "neumf") == 0 ||
+		strcmp(a->model_type, "multvae") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("model_type \"%s\" is not available in dsl_rec 0.1.0", a->model_type),
+				 errdetail("Available model types: mf.")));
+	check_choice("model_type", a->model_type, model_types, "mf");
+
+	a->dim = PG_GETARG_INT32(A_DIM);
+	check_range_i("dim", a->dim, 1, 1024);
+	a->density = PG_GETARG_FLOAT8(A_DENSITY);
+	check_range_f("density", a->density, 0, false, 1, true, "(0, 1]");
+	a->epochs = PG_GETARG_INT32(A_EPOCHS);
+	check_range_i("epochs", a->epochs, 1, 100000);
+	a->batch_size = PG_GETARG_INT32(A_BATCH);
+	check_range_i("batch_size", a->batch_size, 1, 1000000);
+	a->lr = PG_GETARG_FLOAT8(A_LR);
+	check_range_f("lr", a->lr, 0, false, HUGE_VAL, false, "finite numbers > 0");
+	a->reg = PG_GETARG_FLOAT8(A_REG);
+	check_range_f("reg", a->reg, 0, true, HUGE_VAL, false, "finite numbers >= 0");
+	a->update_ratio = PG_GETARG_FLOAT8(A_RATIO);
+	check_range_f("update_ratio", a->update_ratio, 0, true, 1, true, "[0, 1]");
+	if (PG_ARGISNULL(A_INTERVAL))
+		a->update_interval = 0;
+	else
+	{
+		a->update_interval = PG_GETARG_INT32(A_INTERVAL);
+		check_range_i("update_interval", a->update_interval, 1, PG_INT32_MAX);
+	}
+	a->growth = text_to_cstring(PG_GETARG_TEXT_PP(A_GROWTH));
+	if (strcmp(a->growth, "momentum") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("growth \"momentum\" is not supported"),
+				 errdetail("dsl_rec keeps optimizer state for active weights only, so inactive weights have no momentum to rank by."),
+				 errhint("Use growth => 'gradient' or 'random'.")));
+	check_choice("growth", a->growth, growths, "gradient, random");
+	a->prune = text_to_cstring(PG_GETARG_TEXT_PP(A_PRUNE));
+	check_choice("prune", a->prune, prunes, "magnitude");
+	a->schedule = text_to_cstring(PG_GETARG_TEXT_PP(A_SCHEDULE));
+	check_choice("schedule", a->schedule, schedules, "cosine, constant");
+	a->sparsity = text_to_cstring(PG_GETARG_TEXT_PP(A_SPARSITY));
+	check_choice("sparsity", a->sparsity, sparsities, "dynamic, static");
+	a->seed = PG_GETARG_INT64(A_SEED);
+	a->replace = PG_GETARG_BOOL(A_REPLACE);
+	a->options = PG_GETARG_JSONB_P(A_OPTIONS);
+	a->validation = PG_ARGISNULL(A_VALIDATION) ? InvalidOid : PG_GETARG_OID(A_VALIDATION);
+	a->eval_every = PG_GETARG_INT32(A_EVAL_EVERY);
+	check_range_i("eval_every", a->eval_every, 1, 100000);
+	a->patience = PG_GETARG_INT32(A_PATIENCE);
+	check_range_i("patience", a->patience, 0, 100000);
+	a->k = PG_GETARG_INT32(A_K);
+	check_range_i("k", a->k, 1, 10000);
+	parse_options(a);
+}
+
+static char *
+hyperparams_json(const TrainArgs *a, int64 interval, int64 total_steps)
+{
+	StringInfoData s;
+
+	initStringInfo(&s);
+	appendStringInfo(&s,
+					 "{\"dim\": %d, \"density\": %.17g, \"epochs\": %d, \"batch_size\": %d, "
+					 "\"lr\": %.17g, \"reg\": %.17g, \"update_ratio\": %.17g, "
+					 "\"update_ratio_min\": %.17g, \"update_interval\": %lld, "
+					 "\"total_steps\": %lld, \"growth\": ",
+					 a->dim, a->density, a->epochs, a->batch_size, a->lr, a->reg,
+					 a->update_ratio, a->update_ratio_min, (long long) interval,
+					 (long long) total_steps);
+	escape_json(&s, a->growth);
+	appendStringInfoString(&s, ", \"prune\": ");
+	escape_json(&s, a->prune);
+	appendStringInfoString(&s, ", \"schedule\": ");
+	escape_json(&s, a->schedule);
+	appendStringInfoString(&s, ", \"sparsity\": ");
+	escape_json(&s, a->sparsity);
+	appendStringInfo(&s,
+					 ", \"seed\": %lld, \"init_std\": %.17g, \"adam_beta1\": %.17g, "
+					 "\"adam_beta2\": %.17g, \"adam_eps\": %.17g, \"eval_every\": %d, "
+					 "\"patience\": %d, \"k\": %d",
+					 (long long) a->seed, a->init_std, a->beta1, a->beta2, a->eps,
+					 a->eval_every, a->patience, a->k);
+	if (OidIsValid(a->validation))
+	{
+		appendStringInfoString(&s, ", \"validation\": ");
+		escape_json(&s, dsl_relation_name(a->validation));
+	}
+	appendStringInfoChar(&s, '}');
+	return s.data;
+}
+
+/*
+ * Take the name lock and look at an existing model of that name.  Returns
+ * the existing model_id (0 if none) and its owner.
+ */
+static int64
+claim_model_name(const TrainArgs *a, Oid *owner)
+{
+	Datum		args[1];
+	Oid			types[1] = {TEXTOID};
+	int64		model_id = 0;
+	bool		isnull;
+
+	args[0] = CStringGetTextDatum(a->name);
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT pg_catalog.pg_try_advisory_xact_lock("
+							  CppAsString2(DSL_LOCK_CLASS) ", pg_catalog.hashtext($1))",
+							  1, types, args, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "dsl_rec: advisory lock query failed");
+	if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+		ereport(ERROR,
+				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+				 errmsg("model \"%s\" is being trained by another session", a->name),
+				 errhint("Wait for the other training to finish, or use another model name.")));
+
+	if (SPI_execute_with_args("SELECT model_id, owner::pg_catalog.oid, "
+							  "pg_catalog.pg_has_role(owner, 'MEMBER') "
+							  "FROM dsl.models WHERE name OPERATOR(pg_catalog.=) $1 FOR UPDATE",
+							  1, types, args, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "dsl_rec: model lookup failed");
+	if (SPI_processed > 0)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+
+		model_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+		*owner = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
+		if (!a->replace)
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_OBJECT),
+					 errmsg("model \"%s\" already exists", a->name),
+					 errhint("Use replace => true to retrain it, or dsl.drop_model('%s') first.",
+							 a->name)));
+		if (!DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull)))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("must be owner of model \"%s\" to replace it", a->name)));
+	}
+	SPI_finish();
+	return model_id;
+}
+
+static Oid
+spvec_type_oid(void)
+{
+	List	   *names = list_make2(makeString("dsl"), makeString("spvec"));
+
+	return LookupTypeNameOid(NULL, makeTypeNameFromNameList(names), false);
+}
+
+/* insert one part's rows: entity ids and the tensor's rows as spvec */
+static void
+store_tensor(int64 model_id, const char *part, const SparseTensor *t,
+			 const int64 *ids, Oid spvec_oid)
+{
+	const int	chunk = 8192;
+	Oid			types[4] = {INT8OID, TEXTOID, INT8ARRAYOID, get_array_type(spvec_oid)};
+	SPIPlanPtr	plan;
+	MemoryContext tmp = AllocSetContextCreate(CurrentMemoryContext, "dsl_rec store",
+											  ALLOCSET_DEFAULT_SIZES);
+	int32	   *idx = palloc(sizeof(int32) * t->dim);
+
+	plan = SPI_prepare("INSERT INTO dsl.parameters (model_id, part, entity_id, vec) "
+					   "SELECT $1, $2, e, v FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4)) AS x(e, v)",
+					   4, types);
+	if (plan == NULL)
+		elog(ERROR, "dsl_rec: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+
+	for (int r0 = 0; r0 < t->n_rows; r0 += chunk)
+	{
+		int			n = Min(chunk, t->n_rows - r0);
+		MemoryContext old = MemoryContextSwitchTo(tmp);
+		Datum	   *eids = palloc(sizeof(Datum) * n);
+		Datum	   *vecs = palloc(sizeof(Datum) * n);
+		Datum		args[4];
+
+		for (int i = 0; i < n; i++)
+		{
+			int			r = r0 + i;
+			int64		b = t->row_ptr[r];
+			int			nnz = (int) (t->row_ptr[r + 1] - b);
+
+			for (int c = 0; c < nnz; c++)
+				idx[c] = t->col[b + c];
+			eids[i] = Int64GetDatum(ids[r]);
+			vecs[i] = PointerGetDatum(spvec_from_sparse(t->dim, nnz, idx, t->w + b));
+		}
+		args[0] = Int64GetDatum(model_id);
+		args[1] = CStringGetTextDatum(part);
+		args[2] = PointerGetDatum(construct_array(eids, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		args[3] = PointerGetDatum(construct_array(vecs, n, spvec_oid, -1, false, TYPALIGN_INT));
+		MemoryContextSwitchTo(old);
+		if (SPI_execute_plan(plan, args, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "dsl_rec: inserting parameters failed");
+		MemoryContextReset(tmp);
+		CHECK_FOR_INTERRUPTS();
+	}
+	SPI_freeplan(plan);
+	MemoryContextDelete(tmp);
+}
+
+static void
+store_seen(int64 model_id, const Interactions *d)
+{
+	const int64 chunk = 65536;
+	Oid			types[3] = {INT8OID, INT8ARRAYOID, INT8ARRAYOID};
+	SPIPlanPtr	plan;
+	MemoryContext tmp = AllocSetContextCreate(CurrentMemoryContext, "dsl_rec store",
+											  ALLOCSET_DEFAULT_SIZES);
+	int			u0 = 0;
+
+	plan = SPI_prepare("INSERT INTO dsl.seen_items (model_id, user_id, items) "
+					   "SELECT $1, u, pg_catalog.array_agg(i ORDER BY i) "
+					   "FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3)) AS x(u, i) GROUP BY u",
+					   3, types);
+	if (plan == NULL)
+		elog(ERROR, "dsl_rec: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+
+	while (u0 < d->n_users)
+	{
+		int			u1 = u0;
+		int64		n;
+		MemoryContext old;
+		Datum	   *us,
+				   *is;
+		Datum		args[3];
+		int64		k = 0;
+
+		/* whole users, about `chunk` pairs at a time */
+		while (u1 < d->n_users && (u1 == u0 || d->ptr[u1 + 1] - d->ptr[u0] <= chunk))
+			u1++;
+		n = d->ptr[u1] - d->ptr[u0];
+		old = MemoryContextSwitchTo(tmp);
+		us = palloc_extended(sizeof(Datum) * n, MCXT_ALLOC_HUGE);
+		is = palloc_extended(sizeof(Datum) * n, MCXT_ALLOC_HUGE);
+		for (int u = u0; u < u1; u++)
+			for (int64 p = d->ptr[u]; p < d->ptr[u + 1]; p++)
+			{
+				us[k] = Int64GetDatum(d->user_ids[u]);
+				is[k] = Int64GetDatum(d->item_ids[d->items[p]]);
+				k++;
+			}
+		args[0] = Int64GetDatum(model_id);
+		args[1] = PointerGetDatum(construct_array(us, (int) n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		args[2] = PointerGetDatum(construct_array(is, (int) n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		MemoryContextSwitchTo(old);
+		if (SPI_execute_plan(plan, args, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "dsl_rec: inserting seen items failed");
+		MemoryContextReset(tmp);
+		CHECK_FOR_INTERRUPTS();
+		u0 = u1;
+	}
+	SPI_freeplan(plan);
+	MemoryContextDelete(tmp);
+}
+
+typedef struct TrainOutcome
+{
+	int			epochs_run;
+	int			best_epoch;		/* 0 without validation */
+	double		final_loss;
+	double		seconds;
+	int64		active;
+	int64		total;
+} TrainOutcome;
+
+static void
+store_model(const TrainArgs *a, int64 old_id, Oid old_owner, const Interactions *d,
+			SparseTensor **tensors, const char *const *parts, int n_tensors,
+			const char *hyper, const TrainOutcome *o)
+{
+	Oid			types[18] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID,
+		FLOAT8OID, TEXTOID, INT4OID, INT4OID, INT8OID, INT8OID, INT8OID, INT4OID,
+	INT4OID, FLOAT8OID, FLOAT8OID, OIDOID};
+	Datum		args[18];
+	char		nulls[18];
+	int64		model_id;
+	bool		isnull;
+	Oid			spvec_oid = spvec_type_oid();
+
+	SPI_connect();
+	if (old_id != 0)
+	{
+		Datum		del[1] = {Int64GetDatum(old_id)};
+		Oid			delt[1] = {INT8OID};
+
+		if (SPI_execute_with_args("DELETE FROM dsl.models WHERE model_id OPERATOR(pg_catalog.=) $1",
+								  1, delt, del, NULL, false, 0) != SPI_OK_DELETE)
+			elog(ERROR, "dsl_rec: deleting the previous model failed");
+	}
+
+	memset(nulls, ' ', sizeof(nulls));
+	args[0] = CStringGetTextDatum(a->name);
+	args[1] = CStringGetTextDatum(a->model_type);
+	args[2] = CStringGetTextDatum(dsl_relation_name(a->source));
+	args[3] = CStringGetTextDatum(a->user_col);
+	args[4] = CStringGetTextDatum(a->item_col);
+	args[5] = Int32GetDatum(a->dim);
+	args[6] = Float8GetDatum(a->density);
+	args[7] = CStringGetTextDatum(hyper);
+	args[8] = Int32GetDatum(d->n_users);
+	args[9] = Int32GetDatum(d->n_items);
+	args[10] = Int64GetDatum(d->n_pairs);
+	args[11] = Int64GetDatum(o->active);
+	args[12] = Int64GetDatum(o->total);
+	args[13] = Int32GetDatum(o->epochs_run);
+	args[14] = Int32GetDatum(o->best_epoch);
+	if (o->best_epoch == 0)
+		nulls[14] = 'n';
+	args[15] = Float8GetDatum(o->final_loss);
+	args[16] = Float8GetDatum(o->seconds);
+	args[17] = ObjectIdGetDatum(old_owner);
+	if (old_id == 0)
+		nulls[17] = 'n';
+
+	if (SPI_execute_with_args("INSERT INTO dsl.models (name, model_type, source, user_col, item_col, "
+							  "dim, density, hyperparams, n_users, n_items, n_interactions, "
+							  "active_params, total_params, epochs, best_epoch, final_loss, "
+							  "train_seconds, owner) "
+							  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8::pg_catalog.jsonb, $9, $10, "
+							  "$11, $12, $13, $14, $15, $16, $17, "
+							  "COALESCE($18::pg_catalog.regrole, CURRENT_USER::pg_catalog.regrole)) "
+							  "RETURNING model_id",
+							  18, types, args, nulls, false, 1) != SPI_OK_INSERT_RETURNING)
+		elog(ERROR, "dsl_rec: inserting the model failed");
+	model_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+
+	for (int i = 0; i < n_tensors; i++)
+		store_tensor(model_id, parts[i], tensors[i],
+					 i == 0 ? d->user_ids : d->item_ids, spvec_oid);
+	store_seen(model_id, d);
+	SPI_finish();
+}
+
+static double
+elapsed_since(instr_time start)
+{
+	instr_time	now;
+
+	INSTR_TIME_SET_CURRENT(now);
+	INSTR_TIME_SUBTRACT(now, start);
+	return INSTR_TIME_GET_DOUBLE(now);
+}
+
+PG_FUNCTION_INFO_V1(dsl_train);
+
+/* dsl.train(...): train a model, store it, return one row per epoch */
+Datum
+dsl_train(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	TrainArgs	a;
+	MemoryContext train_ctx,
+				old_ctx;
+	Interactions *data;
+	MappedPairs *val = NULL;
+	DslConfig	cfg;
+	DslEngine	engine;
+	MfState    *mf;
+	int64		old_id;
+	Oid			old_owner = InvalidOid;
+	int64		steps_per_epoch,
+				interval;
+	Size		need;
+	Size		limit = (Size) maintenance_work_mem * 1024;
+	SparseTensor *best[DSL_MAX_TENSORS] = {0};
+	double		best_recall = -1;
+	int			since_best = 0;
+	TrainOutcome out = {0};
+	instr_time	t_start;
+	static const char *const parts[2] = {"user", "item"};
+
+	PreventCommandIfReadOnly("dsl.train()");
+	InitMaterializedSRF(fcinfo, 0);
+	memset(&a, 0, sizeof(a));
+	parse_args(fcinfo, &a);
+	INSTR_TIME_SET_CURRENT(t_start);
+
+	old_id = claim_model_name(&a, &old_owner);
+
+	train_ctx = AllocSetContextCreate(CurrentMemoryContext, "dsl_rec training",
+									  ALLOCSET_DEFAULT_SIZES);
+	old_ctx = MemoryContextSwitchTo(train_ctx);
+
+	data = dsl_read_interactions(a.source, a.user_col, a.item_col, limit);
+	if (data->n_null > 0)
+		ereport(NOTICE,
+				(errmsg("skipped %lld rows of \"%s\" with a NULL %s or %s",
+						(long long) data->n_null, dsl_relation_name(a.source),
+						a.user_col, a.item_col)));
+	if (data->n_duplicate > 0)
+		ereport(NOTICE,
+				(errmsg("%lld duplicate (user, item) rows of \"%s\" were counted once",
+						(long long) data->n_duplicate, dsl_relation_name(a.source))));
+
+	/* budget the model before allocating it */
+	need = mf_work_bytes(data, a.dim, a.batch_size) +
+		sparse_tensor_state_bytes(data->n_users, a.dim, (int64) rint(a.density * data->n_users * a.dim)) +
+		sparse_tensor_state_bytes(data->n_items, a.dim, (int64) rint(a.density * data->n_items * a.dim)) +
+		/* update-time bitmap and rebuilt rows */
+		(Size) (data->n_users + data->n_items) * a.dim / 8 +
+		(Size) rint(a.density * (data->n_users + data->n_items) * a.dim) * 14;
+	if (OidIsValid(a.validation))
+		need += (Size) rint(a.density * (data->n_users + data->n_items) * a.dim) * 6;
+	if (need > limit)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("training model \"%s\" needs about %zu kB, more than maintenance_work_mem = %zu kB",
+						a.name, need / 1024, limit / 1024),
+				 errdetail("%d users and %d items at dim %d and density %g.",
+						   data->n_users, data->n_items, a.dim, a.density),
+				 errhint("Raise maintenance_work_mem for this session, e.g. SET maintenance_work_mem = '%zuMB'.",
+						 need / (1024 * 1024) + 1)));
+
+	steps_per_epoch = mf_steps_per_epoch(data, a.batch_size);
+	interval = a.update_interval > 0 ? a.update_interval : steps_per_epoch;
+
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.density = a.density;
+	cfg.dynamic = strcmp(a.sparsity, "dynamic") == 0;
+	cfg.growth = strcmp(a.growth, "random") == 0 ? GROWTH_RANDOM : GROWTH_GRADIENT;
+	cfg.schedule = strcmp(a.schedule, "constant") == 0 ? SCHEDULE_CONSTANT : SCHEDULE_COSINE;
+	cfg.update_ratio = a.update_ratio;
+	cfg.update_ratio_min = a.update_ratio_min;
+	cfg.update_interval = interval;
+	cfg.total_steps = steps_per_epoch * a.epochs;
+	cfg.seed = (uint64) a.seed;
+	cfg.init_std = (float) a.init_std;
+	cfg.adam.lr = (float) a.lr;
+	cfg.adam.beta1 = (float) a.beta1;
+	cfg.adam.beta2 = (float) a.beta2;
+	cfg.adam.eps = (float) a.eps;
+	dsl_engine_init(&engine, &cfg);
+	mf = mf_create(&engine, data, a.dim, a.batch_size, a.reg, (uint64) a.seed);
+
+	if (OidIsValid(a.validation))
+		val = dsl_read_mapped_pairs(a.validation, a.user_col, a.item_col,
+									data->user_ids, data->n_users,
+									data->item_ids, data->n_items,
+									(Size) work_mem * 1024 + limit);
+
+	out.total = dsl_engine_total(&engine);
+	for (int epoch = 1; epoch <= a.epochs; epoch++)
+	{
+		instr_time	t_epoch;
+		int64		pruned_before = engine.pruned;
+		double		loss;
+		double		secs;
+		Datum		values[10];
+		bool		nulls[10] = {0};
+		EvalMetrics m;
+		bool		evaluated = false;
+		bool		stop = false;
+
+		INSTR_TIME_SET_CURRENT(t_epoch);
+		loss = mf_train_epoch(mf);
+		secs = elapsed_since(t_epoch);
+		if (isnan(loss) || isinf(loss))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("training of model \"%s\" diverged at epoch %d: the loss is %s",
+							a.name, epoch, isnan(loss) ? "NaN" : "infinite"),
+					 errhint("Lower lr (now %g) or raise reg; nothing was stored.", a.lr)));
+		out.active = dsl_engine_active(&engine);
+		out.epochs_run = epoch;
+		out.final_loss = loss;
+
+		if (val != NULL && (epoch % a.eval_every == 0 || epoch == a.epochs))
+		{
+			EmbeddingSource us = {data->n_users, a.dim, NULL, sparse_tensor_fill_rows, engine.tensors[0]};
+			EmbeddingSource is = {data->n_items, a.dim, NULL, sparse_tensor_fill_rows, engine.tensors[1]};
+			IndexCSR	seen = {data->n_users, data->ptr, data->items};
+			IndexCSR	test = {data->n_users, val->ptr, val->items};
+
+			dsl_evaluate_full(&us, &is, &seen, &test, val->total, a.k,
+							  (Size) work_mem * 1024, &m);
+			evaluated = true;
+			if (m.recall > best_recall)
+			{
+				best_recall = m.recall;
+				out.best_epoch = epoch;
+				since_best = 0;
+				for (int i = 0; i < engine.n_tensors; i++)
+				{
+					if (best[i])
+						sparse_tensor_free(best[i]);
+					best[i] = sparse_tensor_copy_weights(engine.tensors[i]);
+				}
+			}
+			else if (a.patience > 0 && ++since_best >= a.patience)
+				stop = true;
+		}
+
+		values[0] = Int32GetDatum(epoch);
+		values[1] = Float8GetDatum(loss);
+		values[2] = Int64GetDatum(out.active);
+		values[3] = Int64GetDatum(out.total);
+		values[4] = Float8GetDatum(engine.cfg.dynamic && a.density < 1 ?
+								   dsl_engine_ratio(&engine, engine.step) : 0.0);
+		values[5] = Int64GetDatum(engine.pruned - pruned_before);
+		values[6] = Int64GetDatum(engine.pruned - pruned_before);
+		values[7] = Float8GetDatum(secs);
+		values[8] = Float8GetDatum(evaluated ? m.recall : 0);
+		values[9] = Float8GetDatum(evaluated ? m.ndcg : 0);
+		nulls[8] = nulls[9] = !evaluated;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+
+		if (!dsl_progress)
+			;
+		else if (evaluated)
+			ereport(NOTICE,
+					(errmsg("model \"%s\" epoch %d/%d: loss %.5f, recall@%d %.4f, ndcg@%d %.4f, %.2f s",
+							a.name, epoch, a.epochs, loss, a.k, m.recall, a.k, m.ndcg, secs)));
+		else
+			ereport(NOTICE,
+					(errmsg("model \"%s\" epoch %d/%d: loss %.5f, active %lld of %lld, %.2f s",
+							a.name, epoch, a.epochs, loss, (long long) out.active,
+							(long long) out.total, secs)));
+		if (stop)
+		{
+			ereport(NOTICE,
+					(errmsg("model \"%s\": stopping early, no improvement in %d evaluations; keeping epoch %d",
+							a.name, a.patience, out.best_epoch)));
+			break;
+		}
+	}
+	out.seconds = elapsed_since(t_start);
+
+	{
+		SparseTensor *keep[DSL_MAX_TENSORS];
+		char	   *hyper = hyperparams_json(&a, interval, cfg.total_steps);
+
+		for (int i = 0; i < engine.n_tensors; i++)
+			keep[i] = (out.best_epoch > 0 && best[i]) ? best[i] : engine.tensors[i];
+		store_model(&a, old_id, old_owner, data, keep, parts, engine.n_tensors, hyper, &out);
+	}
+
+	MemoryContextSwitchTo(old_ctx);
+	MemoryContextDelete(train_ctx);
+	PG_RETURN_NULL();
+}

@@ -1,0 +1,35 @@
+/*
+ * workers.h - a small pool of worker threads for data-parallel loops
+ *
+ * Worker threads run plain C only: no palloc, no ereport, no
+ * CHECK_FOR_INTERRUPTS, no PostgreSQL API at all.  All signals are blocked
+ * in them so that the backend's handlers keep running in the main thread.
+ * The pool is owned by a memory context and shut down when that context is
+ * reset or deleted, so an error or cancel never leaves threads behind.
+ */
+#ifndef DSL_WORKERS_H
+#define DSL_WORKERS_H
+
+#include "postgres.h"
+
+typedef void (*WorkerFn) (void *arg, int part, int n_parts);
+
+typedef struct WorkerPool WorkerPool;
+
+/* a pool with n_threads - 1 extra threads (the caller is part 0) */
+extern WorkerPool *worker_pool_create(int n_threads, MemoryContext owner);
+
+/* run fn(arg, part, n) for part = 0..n-1 in parallel and wait for all */
+extern void worker_pool_run(WorkerPool *pool, WorkerFn fn, void *arg);
+
+extern int	worker_pool_size(const WorkerPool *pool);
+
+/* the [lo, hi) share of part out of n_parts for n items */
+static inline void
+worker_share(int64 n, int part, int n_parts, int64 *lo, int64 *hi)
+{
+	*lo = n * part / n_parts;
+	*hi = n * (part + 1) / n_parts;
+}
+
+#endif							/* DSL_WORKERS_H */
