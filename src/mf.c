@@ -42,7 +42,7 @@ typedef struct Triple
 	int32		j;
 } Triple;
 
-struct MfState
+typedef struct MfState
 {
 	DslEngine  *engine;
 	const Interactions *data;
@@ -63,17 +63,20 @@ struct MfState
 	double	   *loss;			/* per triple: softplus(-x) */
 	double	   *reg_user;		/* per slot: L2 loss term */
 	double	   *reg_item;
-};
+} MfState;
 
-int64
-mf_steps_per_epoch(const Interactions *data, int batch_size)
+static int64
+mf_steps_per_epoch(const Interactions *data, const TrainParams *p)
 {
-	return (data->n_pairs + batch_size - 1) / batch_size;
+	return (data->n_pairs + p->batch_size - 1) / p->batch_size;
 }
 
-Size
-mf_work_bytes(const Interactions *data, int dim, int batch_size)
+static Size
+mf_work_bytes(const Interactions *data, const TrainParams *p)
 {
+	int			dim = p->dim;
+	int			batch_size = p->batch_size;
+
 	Size		rows = (Size) (data->n_users + data->n_items) * 2 * sizeof(int32);
 	Size		slots = (Size) 3 * batch_size * (2 * sizeof(int32) + 2 * dim * sizeof(float));
 
@@ -135,11 +138,14 @@ batch_densify(BatchRows *b, int dim, int64 lo, int64 hi)
 	}
 }
 
-MfState *
-mf_create(DslEngine *engine, const Interactions *data, int dim, int batch_size,
-		  double reg, uint64 seed)
+static void *
+mf_create(DslEngine *engine, const Interactions *data, const TrainParams *p)
 {
 	MfState    *s = palloc0(sizeof(MfState));
+	int			dim = p->dim;
+	int			batch_size = p->batch_size;
+	double		reg = p->reg;
+	uint64		seed = p->seed;
 	SparseTensor *U,
 			   *I;
 
@@ -328,9 +334,10 @@ phase_grads(void *arg, int part, int n_parts)
 	adam_rows(s, &s->items, s->reg_item, ilo, ihi);
 }
 
-double
-mf_train_epoch(MfState *s)
+static double
+mf_train_epoch(void *state)
 {
+	MfState    *s = (MfState *) state;
 	const Interactions *d = s->data;
 	DslEngine  *e = s->engine;
 	const int64 n = d->n_pairs;
@@ -425,3 +432,32 @@ mf_train_epoch(MfState *s)
 	}
 	return n_trip > 0 ? loss_sum / (double) n_trip : 0.0;
 }
+
+/* MF ranks with the parameters themselves */
+static void
+mf_serving(void *state, SparseTensor *const *tensors,
+		   EmbeddingSource *users, EmbeddingSource *items)
+{
+	users->n_rows = tensors[0]->n_rows;
+	users->dim = tensors[0]->dim;
+	users->dense = NULL;
+	users->fill = sparse_tensor_fill_rows;
+	users->arg = tensors[0];
+	items->n_rows = tensors[1]->n_rows;
+	items->dim = tensors[1]->dim;
+	items->dense = NULL;
+	items->fill = sparse_tensor_fill_rows;
+	items->arg = tensors[1];
+}
+
+const ModelOps mf_ops = {
+	.type = "mf",
+	.option_keys = "",
+	.set_option = NULL,
+	.work_bytes = mf_work_bytes,
+	.steps_per_epoch = mf_steps_per_epoch,
+	.create = mf_create,
+	.train_epoch = mf_train_epoch,
+	.serving = mf_serving,
+	.tensor_parts = NULL,
+};

@@ -32,6 +32,7 @@
 #include "interactions.h"
 #include "mf.h"
 #include "model.h"
+#include "model_ops.h"
 #include "spvec.h"
 
 /* advisory lock class for "a model of this name is being trained" */
@@ -69,7 +70,12 @@ typedef struct TrainArgs
 	double		beta2;
 	double		eps;
 	double		update_ratio_min;
+	const ModelOps *ops;
+	TrainParams params;			/* what the model type sees */
 } TrainArgs;
+
+/* the model types dsl.train() knows */
+static const ModelOps *const model_types[] = {&mf_ops, NULL};
 
 /* argument positions of dsl.train, as declared in SQL */
 enum
@@ -140,11 +146,12 @@ jsonb_number(const char *key, JsonbValue *v)
 	return DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(v->val.numeric)));
 }
 
-/* model-specific settings from options jsonb; unknown keys are errors */
+/* settings from options jsonb: common keys, then the model type's own */
 static void
 parse_options(TrainArgs *a)
 {
-	static const char *const valid = "init_std, adam_beta1, adam_beta2, adam_eps, update_ratio_min";
+	static const char *const common = "init_std, adam_beta1, adam_beta2, adam_eps, update_ratio_min";
+	char	   *valid;
 	JsonbIterator *it;
 	JsonbValue	v;
 	JsonbIteratorToken tok;
@@ -155,6 +162,7 @@ parse_options(TrainArgs *a)
 	a->beta2 = 0.999;
 	a->eps = 1e-8;
 	a->update_ratio_min = Min(0.005, a->update_ratio);
+	valid = a->ops->option_keys[0] ? psprintf("%s, %s", common, a->ops->option_keys) : pstrdup(common);
 
 	if (!JB_ROOT_IS_OBJECT(a->options) || JB_ROOT_IS_SCALAR(a->options))
 		ereport(ERROR,
@@ -198,7 +206,8 @@ parse_options(TrainArgs *a)
 			check_range_f("option update_ratio_min", a->update_ratio_min, 0, true,
 						  a->update_ratio, true, "[0, update_ratio]");
 		}
-		else
+		else if (a->ops->set_option == NULL ||
+				 !a->ops->set_option(&a->params, key, jsonb_number(key, &v)))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unknown option \"%s\" for model_type \"%s\"", key, a->model_type),
@@ -209,7 +218,6 @@ parse_options(TrainArgs *a)
 static void
 parse_args(FunctionCallInfo fcinfo, TrainArgs *a)
 {
-	static const char *const model_types[] = {"mf", NULL};
 	static const char *const growths[] = {"gradient", "random", NULL};
 	static const char *const prunes[] = {"magnitude", NULL};
 	static const char *const schedules[] = {"cosine", "constant", NULL};
@@ -226,13 +234,26 @@ parse_args(FunctionCallInfo fcinfo, TrainArgs *a)
 	a->user_col = text_to_cstring(PG_GETARG_TEXT_PP(A_USER_COL));
 	a->item_col = text_to_cstring(PG_GETARG_TEXT_PP(A_ITEM_COL));
 	a->model_type = text_to_cstring(PG_GETARG_TEXT_PP(A_MODEL_TYPE));
-	if (strcmp(a->model_type, "lightgcn") == 0 || strcmp(a->model_type, "neumf") == 0 ||
-		strcmp(a->model_type, "multvae") == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("model_type \"%s\" is not available in dsl_rec 0.1.0", a->model_type),
-				 errdetail("Available model types: mf.")));
-	check_choice("model_type", a->model_type, model_types, "mf");
+	{
+		StringInfoData known;
+
+		initStringInfo(&known);
+		for (int i = 0; model_types[i]; i++)
+		{
+			if (strcmp(a->model_type, model_types[i]->type) == 0)
+				a->ops = model_types[i];
+			appendStringInfo(&known, "%s%s", i ? ", " : "", model_types[i]->type);
+		}
+		if (a->ops == NULL && (strcmp(a->model_type, "neumf") == 0 ||
+							   strcmp(a->model_type, "multvae") == 0))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("model_type \"%s\" is not available in this version of dsl_rec",
+							a->model_type),
+					 errdetail("Available model types: %s.", known.data)));
+		if (a->ops == NULL)
+			bad_param("model_type", psprintf("\"%s\"", a->model_type), known.data);
+	}
 
 	a->dim = PG_GETARG_INT32(A_DIM);
 	check_range_i("dim", a->dim, 1, 1024);
@@ -279,6 +300,11 @@ parse_args(FunctionCallInfo fcinfo, TrainArgs *a)
 	check_range_i("patience", a->patience, 0, 100000);
 	a->k = PG_GETARG_INT32(A_K);
 	check_range_i("k", a->k, 1, 10000);
+	a->params.dim = a->dim;
+	a->params.batch_size = a->batch_size;
+	a->params.reg = a->reg;
+	a->params.seed = (uint64) a->seed;
+	a->params.layers = 3;
 	parse_options(a);
 }
 
@@ -309,6 +335,8 @@ hyperparams_json(const TrainArgs *a, int64 interval, int64 total_steps)
 					 "\"patience\": %d, \"k\": %d",
 					 (long long) a->seed, a->init_std, a->beta1, a->beta2, a->eps,
 					 a->eval_every, a->patience, a->k);
+	if (strcmp(a->ops->type, "lightgcn") == 0)
+		appendStringInfo(&s, ", \"layers\": %d", a->params.layers);
 	if (OidIsValid(a->validation))
 	{
 		appendStringInfoString(&s, ", \"validation\": ");
@@ -377,17 +405,24 @@ spvec_type_oid(void)
 	return LookupTypeNameOid(NULL, makeTypeNameFromNameList(names), false);
 }
 
-/* insert one part's rows: entity ids and the tensor's rows as spvec */
+/*
+ * Insert one part's rows: entity ids and their vectors as spvec, taken from
+ * a sparse tensor (exactly its active entries) or from an embedding source
+ * (densified rows, zeros dropped), 8192 rows per INSERT.
+ */
 static void
-store_tensor(int64 model_id, const char *part, const SparseTensor *t,
-			 const int64 *ids, Oid spvec_oid)
+store_part(int64 model_id, const char *part, const SparseTensor *t,
+		   const EmbeddingSource *src, const int64 *ids, Oid spvec_oid)
 {
 	const int	chunk = 8192;
+	int			n_rows = t ? t->n_rows : src->n_rows;
+	int			dim = t ? t->dim : src->dim;
 	Oid			types[4] = {INT8OID, TEXTOID, INT8ARRAYOID, get_array_type(spvec_oid)};
 	SPIPlanPtr	plan;
 	MemoryContext tmp = AllocSetContextCreate(CurrentMemoryContext, "dsl_rec store",
 											  ALLOCSET_DEFAULT_SIZES);
-	int32	   *idx = palloc(sizeof(int32) * t->dim);
+	int32	   *idx = palloc(sizeof(int32) * dim);
+	float	   *rows = src ? palloc_extended((Size) chunk * dim * sizeof(float), MCXT_ALLOC_HUGE) : NULL;
 
 	plan = SPI_prepare("INSERT INTO dsl.parameters (model_id, part, entity_id, vec) "
 					   "SELECT $1, $2, e, v FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4)) AS x(e, v)",
@@ -395,24 +430,36 @@ store_tensor(int64 model_id, const char *part, const SparseTensor *t,
 	if (plan == NULL)
 		elog(ERROR, "dsl_rec: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 
-	for (int r0 = 0; r0 < t->n_rows; r0 += chunk)
+	for (int r0 = 0; r0 < n_rows; r0 += chunk)
 	{
-		int			n = Min(chunk, t->n_rows - r0);
+		int			n = Min(chunk, n_rows - r0);
 		MemoryContext old = MemoryContextSwitchTo(tmp);
 		Datum	   *eids = palloc(sizeof(Datum) * n);
 		Datum	   *vecs = palloc(sizeof(Datum) * n);
 		Datum		args[4];
 
+		if (src && src->dense == NULL)
+			src->fill(src->arg, r0, n, rows);
 		for (int i = 0; i < n; i++)
 		{
 			int			r = r0 + i;
-			int64		b = t->row_ptr[r];
-			int			nnz = (int) (t->row_ptr[r + 1] - b);
 
-			for (int c = 0; c < nnz; c++)
-				idx[c] = t->col[b + c];
 			eids[i] = Int64GetDatum(ids[r]);
-			vecs[i] = PointerGetDatum(spvec_from_sparse(t->dim, nnz, idx, t->w + b));
+			if (t)
+			{
+				int64		b = t->row_ptr[r];
+				int			nnz = (int) (t->row_ptr[r + 1] - b);
+
+				for (int c = 0; c < nnz; c++)
+					idx[c] = t->col[b + c];
+				vecs[i] = PointerGetDatum(spvec_from_sparse(dim, nnz, idx, t->w + b));
+			}
+			else
+			{
+				const float *x = src->dense ? src->dense + (Size) r * dim : rows + (Size) i * dim;
+
+				vecs[i] = PointerGetDatum(spvec_from_dense(x, dim));
+			}
 		}
 		args[0] = Int64GetDatum(model_id);
 		args[1] = CStringGetTextDatum(part);
@@ -426,6 +473,9 @@ store_tensor(int64 model_id, const char *part, const SparseTensor *t,
 	}
 	SPI_freeplan(plan);
 	MemoryContextDelete(tmp);
+	pfree(idx);
+	if (rows)
+		pfree(rows);
 }
 
 static void
@@ -495,9 +545,11 @@ typedef struct TrainOutcome
 
 static void
 store_model(const TrainArgs *a, int64 old_id, Oid old_owner, const Interactions *d,
-			SparseTensor **tensors, const char *const *parts, int n_tensors,
+			void *state, SparseTensor *const *tensors, int n_tensors,
 			const char *hyper, const TrainOutcome *o)
 {
+	EmbeddingSource users,
+				items;
 	Oid			types[18] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID,
 		FLOAT8OID, TEXTOID, INT4OID, INT4OID, INT8OID, INT8OID, INT8OID, INT4OID,
 	INT4OID, FLOAT8OID, FLOAT8OID, OIDOID};
@@ -554,9 +606,24 @@ store_model(const TrainArgs *a, int64 old_id, Oid old_owner, const Interactions 
 		elog(ERROR, "dsl_rec: inserting the model failed");
 	model_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 
-	for (int i = 0; i < n_tensors; i++)
-		store_tensor(model_id, parts[i], tensors[i],
-					 i == 0 ? d->user_ids : d->item_ids, spvec_oid);
+	/* the serving rows, then any parameters that are not serving rows */
+	a->ops->serving(state, tensors, &users, &items);
+	if (a->ops->tensor_parts == NULL)
+	{
+		/* the tensors are the serving embeddings: store them exactly */
+		store_part(model_id, "user", tensors[0], NULL, d->user_ids, spvec_oid);
+		store_part(model_id, "item", tensors[1], NULL, d->item_ids, spvec_oid);
+	}
+	else
+	{
+		store_part(model_id, "user", NULL, &users, d->user_ids, spvec_oid);
+		store_part(model_id, "item", NULL, &items, d->item_ids, spvec_oid);
+		for (int i = 0; i < n_tensors; i++)
+			if (a->ops->tensor_parts[i])
+				store_part(model_id, a->ops->tensor_parts[i], tensors[i], NULL,
+						   tensors[i]->n_rows == d->n_users ? d->user_ids : d->item_ids,
+						   spvec_oid);
+	}
 	store_seen(model_id, d);
 	SPI_finish();
 }
@@ -585,7 +652,7 @@ dsl_train(PG_FUNCTION_ARGS)
 	MappedPairs *val = NULL;
 	DslConfig	cfg;
 	DslEngine	engine;
-	MfState    *mf;
+	void	   *model;
 	int64		old_id;
 	Oid			old_owner = InvalidOid;
 	int64		steps_per_epoch,
@@ -597,7 +664,6 @@ dsl_train(PG_FUNCTION_ARGS)
 	int			since_best = 0;
 	TrainOutcome out = {0};
 	instr_time	t_start;
-	static const char *const parts[2] = {"user", "item"};
 
 	PreventCommandIfReadOnly("dsl.train()");
 	InitMaterializedSRF(fcinfo, 0);
@@ -623,7 +689,7 @@ dsl_train(PG_FUNCTION_ARGS)
 						(long long) data->n_duplicate, dsl_relation_name(a.source))));
 
 	/* budget the model before allocating it */
-	need = mf_work_bytes(data, a.dim, a.batch_size) +
+	need = a.ops->work_bytes(data, &a.params) +
 		sparse_tensor_state_bytes(data->n_users, a.dim, (int64) rint(a.density * data->n_users * a.dim)) +
 		sparse_tensor_state_bytes(data->n_items, a.dim, (int64) rint(a.density * data->n_items * a.dim)) +
 		/* update-time bitmap and rebuilt rows */
@@ -641,7 +707,7 @@ dsl_train(PG_FUNCTION_ARGS)
 				 errhint("Raise maintenance_work_mem for this session, e.g. SET maintenance_work_mem = '%zuMB'.",
 						 need / (1024 * 1024) + 1)));
 
-	steps_per_epoch = mf_steps_per_epoch(data, a.batch_size);
+	steps_per_epoch = a.ops->steps_per_epoch(data, &a.params);
 	interval = a.update_interval > 0 ? a.update_interval : steps_per_epoch;
 
 	memset(&cfg, 0, sizeof(cfg));
@@ -660,7 +726,7 @@ dsl_train(PG_FUNCTION_ARGS)
 	cfg.adam.beta2 = (float) a.beta2;
 	cfg.adam.eps = (float) a.eps;
 	dsl_engine_init(&engine, &cfg);
-	mf = mf_create(&engine, data, a.dim, a.batch_size, a.reg, (uint64) a.seed);
+	model = a.ops->create(&engine, data, &a.params);
 
 	if (OidIsValid(a.validation))
 		val = dsl_read_mapped_pairs(a.validation, a.user_col, a.item_col,
@@ -682,7 +748,7 @@ dsl_train(PG_FUNCTION_ARGS)
 		bool		stop = false;
 
 		INSTR_TIME_SET_CURRENT(t_epoch);
-		loss = mf_train_epoch(mf);
+		loss = a.ops->train_epoch(model);
 		secs = elapsed_since(t_epoch);
 		if (isnan(loss) || isinf(loss))
 			ereport(ERROR,
@@ -696,11 +762,12 @@ dsl_train(PG_FUNCTION_ARGS)
 
 		if (val != NULL && (epoch % a.eval_every == 0 || epoch == a.epochs))
 		{
-			EmbeddingSource us = {data->n_users, a.dim, NULL, sparse_tensor_fill_rows, engine.tensors[0]};
-			EmbeddingSource is = {data->n_items, a.dim, NULL, sparse_tensor_fill_rows, engine.tensors[1]};
+			EmbeddingSource us,
+						is;
 			IndexCSR	seen = {data->n_users, data->ptr, data->items};
 			IndexCSR	test = {data->n_users, val->ptr, val->items};
 
+			a.ops->serving(model, engine.tensors, &us, &is);
 			dsl_evaluate_full(&us, &is, &seen, &test, val->total, a.k,
 							  (Size) work_mem * 1024, &m);
 			evaluated = true;
@@ -761,7 +828,7 @@ dsl_train(PG_FUNCTION_ARGS)
 
 		for (int i = 0; i < engine.n_tensors; i++)
 			keep[i] = (out.best_epoch > 0 && best[i]) ? best[i] : engine.tensors[i];
-		store_model(&a, old_id, old_owner, data, keep, parts, engine.n_tensors, hyper, &out);
+		store_model(&a, old_id, old_owner, data, model, keep, engine.n_tensors, hyper, &out);
 	}
 
 	MemoryContextSwitchTo(old_ctx);

@@ -1,0 +1,248 @@
+-- Evaluation: dsl.evaluate (full ranking, training items excluded) and
+-- dsl.split, on hand-made models (no training).
+
+\set VERBOSITY terse
+
+CREATE FUNCTION eval_fixture(model text, dim integer, users text[], items text[], seen text[])
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    mid bigint;
+BEGIN
+    INSERT INTO dsl.models (name, model_type, source, user_col, item_col, dim,
+                            density, hyperparams, n_users, n_items, n_interactions,
+                            active_params, total_params, epochs, train_seconds)
+    VALUES (model, 'mf', 'fixture', 'user_id', 'item_id', dim, 1, '{}',
+            cardinality(users) / 2, cardinality(items) / 2, 0, 0, 0, 0, 0)
+    RETURNING model_id INTO mid;
+    INSERT INTO dsl.parameters (model_id, part, entity_id, vec)
+    SELECT mid, 'user', users[2 * g - 1]::bigint, users[2 * g]::dsl.spvec
+      FROM generate_series(1, cardinality(users) / 2) g;
+    INSERT INTO dsl.parameters (model_id, part, entity_id, vec)
+    SELECT mid, 'item', items[2 * g - 1]::bigint, items[2 * g]::dsl.spvec
+      FROM generate_series(1, cardinality(items) / 2) g;
+    INSERT INTO dsl.seen_items (model_id, user_id, items)
+    SELECT mid, seen[2 * g - 1]::bigint, seen[2 * g]::bigint[]
+      FROM generate_series(1, cardinality(seen) / 2) g;
+    RETURN mid;
+END
+$$;
+
+-- The model of the recommend test, dim 3.  Items 100 (1,0,0), 101 (0,1,0),
+-- 102 (0.5,0.5,0), 103 (0,0,1), 104 (1,0,-1), 105 (0,0,0); users 10
+-- (2,1,0.5), 20 (1,1,0), 30 (0,0,-1), 40 (0,0,0); training items 10 {100,
+-- 103}, 20 {101}, 30 none, 40 {100, 101}.  Rankings with training items
+-- removed (ties by lower id):
+--   10: 102 (1.5), 104 (1.5), 101 (1), 105 (0)
+--   20: 100 (1), 102 (1), 104 (1), 103 (0), 105 (0)
+--   30: 104 (1), 100 (0), 101 (0), 102 (0), 105 (0), 103 (-1)
+--   40: 102, 103, 104, 105 (all 0)
+SELECT eval_fixture('eval_fx', 3,
+    ARRAY['10', '{1:2,2:1,3:0.5}/3', '20', '{1:1,2:1}/3',
+          '30', '{3:-1}/3', '40', '{}/3'],
+    ARRAY['100', '{1:1}/3', '101', '{2:1}/3', '102', '{1:0.5,2:0.5}/3',
+          '103', '{3:1}/3', '104', '{1:1,3:-1}/3', '105', '{}/3'],
+    ARRAY['10', '{103,100}', '20', '{101}', '40', '{100,101,999}']) > 0 AS created;
+
+-- Test pairs, with columns of other names and integer types.  Duplicates
+-- count once, rows with a NULL are skipped, item 555 is unknown to the model
+-- (it counts in user 10's denominator but can never be hit), user 77 is
+-- unknown (reported in users_unknown, not evaluated), user 40's only test
+-- item 999 is unknown (evaluated, zero hits).
+CREATE TABLE eval_test (uid integer, iid smallint, note text);
+INSERT INTO eval_test (uid, iid) VALUES
+    (10, 102), (10, 101), (10, 555), (10, 102), (10, NULL), (NULL, 100),
+    (20, 102), (20, 103),
+    (30, 104), (30, 100),
+    (40, 999),
+    (77, 100), (77, 101);
+
+-- k = 2.  Top 2: 10 [102, 104], 20 [100, 102], 30 [104, 100], 40 [102, 103].
+--   user  test            hits (rank)   recall  precision  ndcg                          mrr
+--   10    {101,102,555}   102 (1)       1/3     1/2        1 / (1 + 1/log2 3) = 0.613147  1
+--   20    {102,103}       102 (2)       1/2     1/2        (1/log2 3) / (1 + 1/log2 3)    1/2
+--                                                          = 0.386853
+--   30    {100,104}       104 (1), 100 (2)  1   1          1                             1
+--   40    {999}           none          0       0          0                             0
+-- recall = (1/3 + 1/2 + 1 + 0) / 4 = 0.458333, precision = (1/2 + 1/2 + 1) / 4 = 0.5,
+-- ndcg = (0.613147 + 0.386853 + 1) / 4 = 0.5, hit_rate = 3/4, mrr = (1 + 1/2 + 1) / 4 = 0.625,
+-- item_coverage = |{100, 102, 103, 104}| / 6 = 0.666667
+SELECT metric, round(value::numeric, 6) AS value
+  FROM dsl.evaluate('eval_fx', 'eval_test', 'uid', 'iid', 2);
+
+-- k = 3.  Top 3: 10 [102, 104, 101], 20 [100, 102, 104], 30 [104, 100, 101], 40 [102, 103, 104].
+--   10: hits 102 (1), 101 (3): recall 2/3, precision 2/3,
+--       ndcg = (1 + 1/log2 4) / (1 + 1/log2 3 + 1/log2 4) = 1.5 / 2.130930 = 0.703918, mrr 1
+--   20: hit 102 (2): recall 1/2, precision 1/3, ndcg 0.386853 (IDCG over min(3, 2) = 2), mrr 1/2
+--   30: hits 104 (1), 100 (2): recall 1, precision 2/3, ndcg 1, mrr 1
+--   40: nothing
+-- recall = (2/3 + 1/2 + 1) / 4 = 0.541667, precision = (2/3 + 1/3 + 2/3) / 4 = 0.416667,
+-- ndcg = (0.703918 + 0.386853 + 1) / 4 = 0.522693, hit_rate 0.75, mrr 0.625,
+-- item_coverage = |{100, 101, 102, 103, 104}| / 6 = 0.833333
+SELECT metric, round(value::numeric, 6) AS value
+  FROM dsl.evaluate('eval_fx', 'eval_test', 'uid', 'iid', 3);
+
+-- k = 1 with the default column names (a view renames them).  Top 1: 10
+-- [102] hit, 20 [100] miss, 30 [104] hit, 40 [102] miss.  recall = (1/3 +
+-- 1/2) / 4 = 0.208333, precision = ndcg = hit_rate = mrr = 2/4,
+-- item_coverage = |{100, 102, 104}| / 6 = 0.5
+CREATE VIEW eval_test_view AS SELECT uid AS user_id, iid AS item_id FROM eval_test;
+SELECT metric, round(value::numeric, 6) AS value
+  FROM dsl.evaluate('eval_fx', 'eval_test_view', k => 1);
+
+-- No known test user: users_evaluated 0, the averages are NULL.
+CREATE TABLE eval_empty (user_id bigint, item_id bigint);
+SELECT * FROM dsl.evaluate('eval_fx', 'eval_empty');
+INSERT INTO eval_empty VALUES (1, 100), (2, 100), (2, 101), (NULL, 100);
+SELECT * FROM dsl.evaluate('eval_fx', 'eval_empty');
+
+-- Bad arguments: columns that do not exist or are not integers, k, model.
+SELECT * FROM dsl.evaluate('eval_fx', 'eval_test', 'nope', 'iid');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM dsl.evaluate('eval_fx', 'eval_test', 'uid', 'nope');
+SELECT * FROM dsl.evaluate('eval_fx', 'eval_test', 'uid', 'note');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM dsl.evaluate('eval_fx', 'eval_test', 'uid', 'iid', 0);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM dsl.evaluate('no_such_model', 'eval_test', 'uid', 'iid');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM dsl.evaluate('eval_fx', 'eval_test', NULL, 'iid');
+
+-- A larger random model checked against the protocol written in plain SQL.
+-- Entries are multiples of 1/8 (dim 8), so float and double scores are exact
+-- and ties are real; 1500 items and a small work_mem make the evaluation run
+-- in several user and item blocks.
+SELECT setseed(0.25);
+CREATE TABLE rnd_vec AS
+SELECT p.part, e.id, array_agg(((floor(random() * 17) - 8) / 8)::real ORDER BY d.d) AS v
+  FROM (VALUES ('user', 80), ('item', 1500)) p(part, n),
+       LATERAL generate_series(1, p.n) e(id), generate_series(1, 8) d(d)
+ GROUP BY p.part, e.id;
+CREATE TABLE rnd_seen AS
+SELECT u.id AS uid, i.id AS iid
+  FROM generate_series(1, 80) u(id), generate_series(1, 1500) i(id)
+ WHERE random() < 0.2 AND u.id % 10 <> 0;   -- users 10, 20, ... see nothing
+CREATE TABLE rnd_test AS
+SELECT u.id AS uid, i.id AS iid
+  FROM generate_series(1, 80) u(id), generate_series(1, 1500) i(id)
+ WHERE random() < 0.01
+   AND NOT EXISTS (SELECT 1 FROM rnd_seen s WHERE s.uid = u.id AND s.iid = i.id);
+INSERT INTO rnd_test VALUES (1, 100000), (2, 100001), (500, 1), (501, 2), (501, 3), (3, NULL);
+INSERT INTO rnd_test SELECT uid, iid FROM rnd_test WHERE uid % 7 = 0;   -- duplicates
+DO $$
+DECLARE
+    mid bigint;
+BEGIN
+    INSERT INTO dsl.models (name, model_type, source, user_col, item_col, dim,
+                            density, hyperparams, n_users, n_items, n_interactions,
+                            active_params, total_params, epochs, train_seconds)
+    VALUES ('eval_rnd', 'mf', 'fixture', 'uid', 'iid', 8, 1, '{}', 80, 1500, 0, 0, 0, 0, 0)
+    RETURNING model_id INTO mid;
+    INSERT INTO dsl.parameters SELECT mid, part, id, v::dsl.spvec FROM rnd_vec;
+    INSERT INTO dsl.seen_items SELECT mid, uid, array_agg(iid) FROM rnd_seen GROUP BY uid;
+END
+$$;
+
+-- the reference: rank every unseen item by <#>, ties by id
+CREATE TABLE rnd_rank AS
+SELECT u.id AS uid, i.id AS iid,
+       row_number() OVER (PARTITION BY u.id
+                          ORDER BY i.v::dsl.spvec OPERATOR(dsl.<#>) u.v::dsl.spvec, i.id) AS r
+  FROM rnd_vec u, rnd_vec i
+ WHERE u.part = 'user' AND i.part = 'item'
+   AND NOT EXISTS (SELECT 1 FROM rnd_seen s WHERE s.uid = u.id AND s.iid = i.id);
+
+CREATE FUNCTION rnd_reference(k integer) RETURNS TABLE (metric text, value double precision)
+LANGUAGE sql AS $$
+WITH t AS (SELECT DISTINCT uid, iid FROM rnd_test WHERE uid IS NOT NULL AND iid IS NOT NULL),
+     tu AS (SELECT uid, count(*) AS n FROM t
+             WHERE uid IN (SELECT id FROM rnd_vec WHERE part = 'user') GROUP BY uid),
+     top AS (SELECT r.* FROM rnd_rank r JOIN tu USING (uid) WHERE r.r <= k),
+     pu AS (SELECT tu.uid, tu.n, count(t.iid) AS hits,
+                   coalesce(sum(1 / log(2, top.r + 1.0)) FILTER (WHERE t.iid IS NOT NULL), 0) AS dcg,
+                   min(top.r) FILTER (WHERE t.iid IS NOT NULL) AS first
+              FROM tu LEFT JOIN top ON top.uid = tu.uid
+                      LEFT JOIN t ON t.uid = top.uid AND t.iid = top.iid
+             GROUP BY tu.uid, tu.n)
+SELECT 'recall', avg(hits::float8 / n) FROM pu
+UNION ALL
+SELECT 'ndcg', avg(dcg::float8 / (SELECT sum(1 / log(2, j + 1.0))::float8
+                                    FROM generate_series(1, least(k, n)) j)) FROM pu
+UNION ALL
+SELECT 'precision', avg(hits::float8 / k) FROM pu
+UNION ALL
+SELECT 'hit_rate', avg((hits > 0)::integer::float8) FROM pu
+UNION ALL
+SELECT 'mrr', avg(coalesce(1.0 / first, 0)::float8) FROM pu
+UNION ALL
+SELECT 'users_evaluated', count(*)::float8 FROM pu
+UNION ALL
+SELECT 'users_unknown', count(DISTINCT uid)::float8 FROM t
+ WHERE uid NOT IN (SELECT id FROM rnd_vec WHERE part = 'user')
+UNION ALL
+SELECT 'item_coverage', (SELECT count(DISTINCT iid) FROM top)::float8 / 1500
+$$;
+
+SET work_mem = '64kB';
+SELECT r.metric, round(e.value::numeric, 9) = round(r.value::numeric, 9) AS agree,
+       r.metric IN ('users_evaluated', 'users_unknown') OR r.value > 0 AS nonzero
+  FROM rnd_reference(20) r LEFT JOIN dsl.evaluate('eval_rnd', 'rnd_test', 'uid', 'iid') e USING (metric);
+SELECT r.metric, round(e.value::numeric, 9) = round(r.value::numeric, 9) AS agree
+  FROM rnd_reference(1) r LEFT JOIN dsl.evaluate('eval_rnd', 'rnd_test', 'uid', 'iid', 1) e USING (metric);
+-- k beyond the catalogue: every unseen item is ranked
+SELECT r.metric, round(e.value::numeric, 9) = round(r.value::numeric, 9) AS agree
+  FROM rnd_reference(2000) r LEFT JOIN dsl.evaluate('eval_rnd', 'rnd_test', 'uid', 'iid', 2000) e USING (metric);
+SELECT metric, value FROM dsl.evaluate('eval_rnd', 'rnd_test', 'uid', 'iid')
+ WHERE metric IN ('users_evaluated', 'users_unknown');
+
+-- recommend_all (blocked sgemm) and recommend (one user) rank as the reference
+SELECT (SELECT count(*) FROM dsl.recommend_all('eval_rnd', 7)) AS rows,
+       (SELECT count(*) FROM (
+            SELECT user_id, item_id, rank FROM dsl.recommend_all('eval_rnd', 7)
+            EXCEPT
+            SELECT uid, iid, r FROM rnd_rank WHERE r <= 7) d) AS all_differ,
+       (SELECT count(*) FROM (
+            SELECT u.id, x.item_id, x.rank
+              FROM generate_series(1, 80) u(id), LATERAL dsl.recommend('eval_rnd', u.id, 7) x
+            EXCEPT
+            SELECT uid, iid, r FROM rnd_rank WHERE r <= 7) d) AS one_differ;
+RESET work_mem;
+
+-- dsl.split: per user, round(test_fraction * n) of its distinct pairs (halves
+-- up) are test pairs, picked by a seeded hash.
+CREATE TABLE split_src (u integer, i integer, s text);
+INSERT INTO split_src (u, i)
+SELECT u, i FROM (VALUES (1, 1), (2, 3), (3, 5), (4, 8), (5, 10), (6, 13)) c(u, n),
+       LATERAL generate_series(100, 99 + c.n) i;
+INSERT INTO split_src (u, i) VALUES (2, 100), (2, 101), (NULL, 5), (7, NULL);
+-- 0.2: n = 1, 3, 5, 8, 10, 13 -> 0, 1 (0.6), 1, 2 (1.6), 2, 3 (2.6)
+SELECT user_id, count(*) AS n, count(*) FILTER (WHERE is_test) AS n_test
+  FROM dsl.split('split_src', 'u', 'i') GROUP BY user_id ORDER BY user_id;
+-- 0.5: 1 (0.5), 2 (1.5), 3 (2.5), 4, 5, 7 (6.5)
+SELECT user_id, count(*) FILTER (WHERE is_test) AS n_test
+  FROM dsl.split('split_src', 'u', 'i', 0.5, 7) GROUP BY user_id ORDER BY user_id;
+SELECT count(*) FILTER (WHERE is_test) AS at_0, count(*) AS pairs
+  FROM dsl.split('split_src', 'u', 'i', 0);
+SELECT count(*) FILTER (WHERE is_test) AS at_1 FROM dsl.split('split_src', 'u', 'i', 1);
+-- the same call gives the same split; another seed another one
+SELECT (SELECT count(*) FROM (SELECT * FROM dsl.split('split_src', 'u', 'i', 0.5, 42)
+                              EXCEPT
+                              SELECT * FROM dsl.split('split_src', 'u', 'i', 0.5, 42)) d) AS same_seed_differ,
+       (SELECT count(*) FROM (SELECT * FROM dsl.split('split_src', 'u', 'i', 0.5, 42)
+                              EXCEPT
+                              SELECT * FROM dsl.split('split_src', 'u', 'i', 0.5, 43)) d) > 0 AS other_seed_differs;
+-- the hash is platform-independent, so the split itself is stable
+SELECT * FROM dsl.split('split_src', 'u', 'i', 0.5, 42) WHERE user_id = 4;
+SELECT * FROM dsl.split('split_src', 'u', 'i', 1.5);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM dsl.split('split_src', 'u', 'i', 'NaN');
+SELECT * FROM dsl.split('split_src', 'user_id', 'i');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM dsl.split('split_src', 'u', 's');
+\echo :LAST_ERROR_SQLSTATE
+
+-- clean up
+DELETE FROM dsl.models WHERE name IN ('eval_fx', 'eval_rnd');
+DROP VIEW eval_test_view;
+DROP TABLE eval_test, eval_empty, rnd_vec, rnd_seen, rnd_test, rnd_rank, split_src;
+DROP FUNCTION rnd_reference(integer);
+DROP FUNCTION eval_fixture(text, integer, text[], text[], text[]);
