@@ -81,6 +81,16 @@ SELECT metric, round(value::numeric, 6) AS value
 SELECT metric, round(value::numeric, 6) AS value
   FROM dsl.evaluate('eval_fx', 'eval_test', 'uid', 'iid', 3);
 
+-- k beyond the catalogue: every unseen item is ranked.
+--   10 [102, 104, 101, 105]: hits at 1 and 3, recall 2/3, ndcg 0.703918, mrr 1
+--   20 [100, 102, 104, 103, 105]: hits at 2 and 4, recall 1,
+--      ndcg = (1/log2 3 + 1/log2 5) / (1 + 1/log2 3) = 1.061606 / 1.630930 = 0.650921, mrr 1/2
+--   30: recall 1, ndcg 1, mrr 1;  40: nothing
+-- recall = (2/3 + 1 + 1) / 4 = 0.666667, ndcg = (0.703918 + 0.650921 + 1) / 4 = 0.588710,
+-- precision = 6 hits / (4 * 2147483647) = 0.000000 (7e-10), every item recommended
+SELECT metric, round(value::numeric, 6) AS value
+  FROM dsl.evaluate('eval_fx', 'eval_test', 'uid', 'iid', 2147483647);
+
 -- k = 1 with the default column names (a view renames them).  Top 1: 10
 -- [102] hit, 20 [100] miss, 30 [104] hit, 40 [102] miss.  recall = (1/3 +
 -- 1/2) / 4 = 0.208333, precision = ndcg = hit_rate = mrr = 2/4,

@@ -135,6 +135,49 @@ SELECT (SELECT count(*) FROM by_sql) AS pairs,
        (SELECT count(*) FROM (SELECT user_id, item_id, score FROM by_sql
                               EXCEPT TABLE by_score) d) AS sql_not_score;
 
+-- The catalogue scan (float32 sgemv, then exact scores for the items near
+-- the k-th) ranks exactly like scoring every item exactly, which is what the
+-- candidates path does.  Coarse values plus noise far below float32 rounding
+-- make many scores nearly tie.
+SELECT setseed(0.5);
+DO $$
+DECLARE
+    mid bigint;
+BEGIN
+    INSERT INTO dsl.models (name, model_type, source, user_col, item_col, dim,
+                            density, hyperparams, n_users, n_items, n_interactions,
+                            active_params, total_params, epochs, train_seconds)
+    VALUES ('serve_rnd', 'mf', 'fixture', 'user_id', 'item_id', 16, 1, '{}',
+            20, 3000, 0, 0, 0, 0, 0)
+    RETURNING model_id INTO mid;
+    INSERT INTO dsl.parameters (model_id, part, entity_id, vec)
+    SELECT mid, p.part, e.id,
+           array_agg((round(random() * 4) / 4 + random() * 1e-6)::real ORDER BY d.d)::real[]::dsl.spvec
+      FROM (VALUES ('user', 20), ('item', 3000)) p(part, n),
+           LATERAL generate_series(1, p.n) e(id), generate_series(1, 16) d(d)
+     GROUP BY p.part, e.id;
+    INSERT INTO dsl.seen_items (model_id, user_id, items)
+    SELECT mid, u, array_agg(i)
+      FROM generate_series(1, 20) u, generate_series(1, 3000) i
+     WHERE random() < 0.1 GROUP BY u;
+END
+$$;
+CREATE TEMP TABLE rnd_ids AS SELECT array_agg(i::bigint) AS ids FROM generate_series(1, 3000) i;
+SELECT (SELECT count(*) FROM generate_series(1, 20) u,
+               LATERAL dsl.recommend('serve_rnd', u, 100) r) AS rows,
+       (SELECT count(*) FROM (
+            SELECT u, r.* FROM generate_series(1, 20) u,
+                   LATERAL dsl.recommend('serve_rnd', u, 100) r
+            EXCEPT
+            SELECT u, r.* FROM generate_series(1, 20) u, rnd_ids,
+                   LATERAL dsl.recommend('serve_rnd', u, 100, true, rnd_ids.ids) r) d) AS differ,
+       (SELECT count(*) FROM (
+            SELECT u, r.* FROM generate_series(1, 20) u,
+                   LATERAL dsl.recommend('serve_rnd', u, 7, false) r
+            EXCEPT
+            SELECT u, r.* FROM generate_series(1, 20) u, rnd_ids,
+                   LATERAL dsl.recommend('serve_rnd', u, 7, false, rnd_ids.ids) r) d) AS differ_all;
+
 -- dsl.recommend_all: every user's top k, as dsl.recommend gives it
 SELECT * FROM dsl.recommend_all('serve_fx', 2);
 SELECT * FROM dsl.recommend_all('serve_fx', 1, false);
@@ -145,6 +188,7 @@ SELECT (SELECT count(*) FROM dsl.recommend_all('serve_fx')) AS all_rows,
             SELECT u.entity_id, r.item_id, r.rank, r.score
               FROM fx_params u, LATERAL dsl.recommend('serve_fx', u.entity_id, 3) r
              WHERE u.part = 'user') d) AS differ;
+SELECT count(*) FROM dsl.recommend_all('serve_fx', 2147483647, false);   -- 4 x 6
 SELECT * FROM dsl.recommend_all('serve_fx', 0);
 SELECT * FROM dsl.recommend_all('no_such_model');
 
@@ -158,6 +202,7 @@ SELECT item_id, round(score::numeric, 4) AS score, rank FROM dsl.similar_items('
 SELECT * FROM dsl.similar_items('serve_fx', 102, 4, 'inner_product');
 -- an item similar to nothing else: 105 (zero vector) ties at 0 with all
 SELECT * FROM dsl.similar_items('serve_fx', 105, 3);
+SELECT count(*) FROM dsl.similar_items('serve_fx', 100, 2147483647);
 SELECT count(*) FROM dsl.similar_items('serve_fx', 12345);
 SELECT * FROM dsl.similar_items('serve_fx', 102, 0);
 SELECT * FROM dsl.similar_items('serve_fx', 102, 3, 'euclid');
@@ -216,6 +261,6 @@ SELECT serve_fixture('serve_bad',
 SELECT * FROM dsl.recommend('serve_bad', 1);
 \echo :LAST_ERROR_SQLSTATE
 
-DELETE FROM dsl.models WHERE name IN ('serve_fx', 'serve_swap', 'serve_bad');
+DELETE FROM dsl.models WHERE name IN ('serve_fx', 'serve_swap', 'serve_bad', 'serve_rnd');
 SELECT * FROM dsl.recommend('serve_fx', 10);
 DROP FUNCTION serve_fixture(text, text[], text[], text[]);

@@ -3,6 +3,8 @@
  */
 #include "postgres.h"
 
+#include <cblas.h>
+
 #include "fmgr.h"
 #include "utils/guc.h"
 
@@ -37,4 +39,20 @@ _PG_init(void)
 							 NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("dsl_rec");
+}
+
+/*
+ * Give OpenBLAS the configured thread count.  Called right before BLAS work
+ * (never from _PG_init, which may run in the postmaster).
+ */
+void
+dsl_blas_prepare(void)
+{
+	static int	configured = 0;
+
+	if (configured != dsl_threads)
+	{
+		openblas_set_num_threads(dsl_threads);
+		configured = dsl_threads;
+	}
 }

@@ -10,4 +10,7 @@ extern int	dsl_threads;
 /* dsl_rec.progress: a NOTICE per training epoch */
 extern bool dsl_progress;
 
+/* set OpenBLAS's thread count from dsl_rec.threads before BLAS calls */
+extern void dsl_blas_prepare(void);
+
 #endif							/* DSL_REC_H */

@@ -52,7 +52,7 @@ typedef struct EvalMetrics
 	double		precision;
 	double		hit_rate;
 	double		mrr;
-	int64		users_evaluated;	/* users with >= 1 test item known to model */
+	int64		users_evaluated;	/* model users with >= 1 test item */
 	double		item_coverage;	/* distinct items recommended / n_items */
 } EvalMetrics;
 

@@ -8,6 +8,7 @@
 #include "postgres.h"
 
 #include <math.h>
+#include <sys/mman.h>
 
 #include "miscadmin.h"
 
@@ -27,16 +28,41 @@ bit_set(uint64 *b, int64 i)
 	b[i >> 6] |= UINT64CONST(1) << (i & 63);
 }
 
+/*
+ * Tensor arrays are visited one row at a time in random order, so with 4 kB
+ * pages nearly every row visit is a TLB miss.  Ask for transparent huge
+ * pages on the 2 MB-aligned interior of big arrays, before first touch.
+ */
+static void
+advise_huge_pages(void *p, Size sz)
+{
+#ifdef MADV_HUGEPAGE
+	const uintptr_t huge = 2 * 1024 * 1024;
+	uintptr_t	b = ((uintptr_t) p + huge - 1) & ~(huge - 1);
+	uintptr_t	e = ((uintptr_t) p + sz) & ~(huge - 1);
+
+	if (e > b)
+		(void) madvise((void *) b, e - b, MADV_HUGEPAGE);
+#endif
+}
+
 static void *
 alloc_huge(Size sz)
 {
-	return palloc_extended(Max(sz, 1), MCXT_ALLOC_HUGE);
+	void	   *p = palloc_extended(Max(sz, 1), MCXT_ALLOC_HUGE);
+
+	advise_huge_pages(p, sz);
+	return p;
 }
 
 static void *
 alloc_huge0(Size sz)
 {
-	return palloc_extended(Max(sz, 1), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	void	   *p = palloc_extended(Max(sz, 1), MCXT_ALLOC_HUGE);
+
+	advise_huge_pages(p, sz);
+	memset(p, 0, Max(sz, 1));
+	return p;
 }
 
 Size

@@ -1,0 +1,520 @@
+/*
+ * model_cache.c - per-backend cache of models loaded for serving
+ *
+ * Loading a model reads every 'user' and 'item' row of dsl.parameters and
+ * every dsl.seen_items row of it; a stream of dsl.recommend() calls must not
+ * pay that each time, so the result is kept in backend-local memory.
+ *
+ * Validity.  A model's rows are never changed in place by dsl_rec: training
+ * and retraining insert a new dsl.models row with a new model_id (replace
+ * deletes the old one, its parameters going by cascade).  Each lookup runs a
+ * saved plan against dsl.models under the caller's snapshot and uses a cached
+ * entry only if it was loaded from the very same row version (model_id and
+ * the row's xmin, so an in-place UPDATE of the models row, or a dropped and
+ * re-created extension whose sequence restarted, also forces a reload) by the
+ * same role (rows are read with the caller's privileges, so one role never
+ * gets what another role loaded).  Another session's committed retrain is
+ * therefore picked up by the next statement, a dropped model is an error, and
+ * a transaction that cannot see a newer model keeps using what it can see.
+ *
+ * Entries live in their own memory context under CacheMemoryContext.  While
+ * a model is being loaded that context hangs under the caller's context, so
+ * an error half-way frees it; it is moved under CacheMemoryContext only when
+ * complete.  At most SERVE_CACHE_SIZE models are kept; the least recently
+ * used one is dropped first, and a newer version of a model replaces the
+ * older one at once.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/catcache.h"
+#include "utils/memutils.h"
+
+#include "model_cache.h"
+#include "spvec.h"
+
+/* rows fetched from a cursor at a time while loading */
+#define LOAD_BATCH 2048
+
+static ServeModel *serve_cache[SERVE_CACHE_SIZE];
+static uint64 serve_clock = 0;
+
+/* saved plans, prepared on first use */
+static SPIPlanPtr plan_lookup = NULL;
+static SPIPlanPtr plan_count = NULL;
+static SPIPlanPtr plan_params = NULL;
+static SPIPlanPtr plan_seen = NULL;
+
+static SPIPlanPtr
+prepare_saved(const char *sql, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed for \"%s\": %s",
+			 sql, SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "SPI_keepplan failed");
+	return plan;
+}
+
+static void
+prepare_plans(void)
+{
+	Oid			text_arg[1] = {TEXTOID};
+	Oid			id_arg[1] = {INT8OID};
+	Oid			part_args[2] = {INT8OID, TEXTOID};
+
+	if (plan_lookup == NULL)
+		plan_lookup = prepare_saved(
+									"SELECT model_id, dim, xmin FROM dsl.models"
+									" WHERE name OPERATOR(pg_catalog.=) $1",
+									1, text_arg);
+	if (plan_count == NULL)
+		plan_count = prepare_saved(
+								   "SELECT pg_catalog.count(*) FROM dsl.parameters"
+								   " WHERE model_id OPERATOR(pg_catalog.=) $1"
+								   " AND part OPERATOR(pg_catalog.=) $2",
+								   2, part_args);
+	if (plan_params == NULL)
+		plan_params = prepare_saved(
+									"SELECT entity_id, vec FROM dsl.parameters"
+									" WHERE model_id OPERATOR(pg_catalog.=) $1"
+									" AND part OPERATOR(pg_catalog.=) $2"
+									" ORDER BY entity_id",
+									2, part_args);
+	if (plan_seen == NULL)
+		plan_seen = prepare_saved(
+								  "SELECT user_id, items FROM dsl.seen_items"
+								  " WHERE model_id OPERATOR(pg_catalog.=) $1"
+								  " ORDER BY user_id",
+								  1, id_arg);
+}
+
+int
+serve_find_id(const int64 *ids, int n, int64 id)
+{
+	int			lo = 0,
+				hi = n - 1;
+
+	while (lo <= hi)
+	{
+		int			mid = lo + (hi - lo) / 2;
+
+		if (ids[mid] < id)
+			lo = mid + 1;
+		else if (ids[mid] > id)
+			hi = mid - 1;
+		else
+			return mid;
+	}
+	return -1;
+}
+
+/*
+ * Read all rows of one part ('user' or 'item') into *ids_out and a dense
+ * n x dim matrix, both allocated in cxt.  Returns n.
+ */
+static int
+load_part(ServeModel *m, const char *part, int64 **ids_out, float **emb_out)
+{
+	Datum		args[2];
+	bool		isnull;
+	int64		count;
+	int64	   *ids;
+	float	   *emb;
+	int			n = 0;
+	Portal		portal;
+	MemoryContext rowcxt;
+	MemoryContext oldcxt;
+
+	args[0] = Int64GetDatum(m->model_id);
+	args[1] = CStringGetTextDatum(part);
+
+	if (SPI_execute_plan(plan_count, args, NULL, true, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "could not count the %s rows of model \"%s\"", part, m->name);
+	count = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+										SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_freetuptable(SPI_tuptable);
+	if (count > PG_INT32_MAX / 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("model \"%s\" has too many %s rows to serve: %lld",
+						m->name, part, (long long) count)));
+
+	ids = MemoryContextAllocHuge(m->cxt, sizeof(int64) * Max(count, 1));
+	emb = MemoryContextAllocHuge(m->cxt, sizeof(float) * m->dim * Max(count, 1));
+
+	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "dsl_rec model rows",
+								   ALLOCSET_DEFAULT_SIZES);
+	portal = SPI_cursor_open(NULL, plan_params, args, NULL, true);
+	for (;;)
+	{
+		SPI_cursor_fetch(portal, true, LOAD_BATCH);
+		if (SPI_processed == 0)
+			break;
+		oldcxt = MemoryContextSwitchTo(rowcxt);
+		for (uint64 r = 0; r < SPI_processed; r++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[r];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			int64		id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+			Datum		d = SPI_getbinval(tup, desc, 2, &isnull);
+			SpVec	   *v;
+
+			if (n >= count)
+				elog(ERROR, "model \"%s\" gained %s rows while being loaded",
+					 m->name, part);
+			if (n > 0 && id <= ids[n - 1])
+				elog(ERROR, "%s rows of model \"%s\" are not in ascending id order",
+					 part, m->name);
+			v = DatumGetSpVecP(d);
+			if (spvec_dim(v) != m->dim)
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_EXCEPTION),
+						 errmsg("%s %lld of model \"%s\" has dimension %d, but the model has dimension %d",
+								part, (long long) id, m->name, spvec_dim(v), m->dim)));
+			ids[n] = id;
+			spvec_to_dense(v, emb + (Size) n * m->dim);
+			n++;
+		}
+		MemoryContextSwitchTo(oldcxt);
+		MemoryContextReset(rowcxt);
+		SPI_freetuptable(SPI_tuptable);
+		CHECK_FOR_INTERRUPTS();
+	}
+	SPI_cursor_close(portal);
+	MemoryContextDelete(rowcxt);
+
+	*ids_out = ids;
+	*emb_out = emb;
+	return n;
+}
+
+static int
+cmp_int32(const void *a, const void *b)
+{
+	int32		x = *(const int32 *) a;
+	int32		y = *(const int32 *) b;
+
+	return (x > y) - (x < y);
+}
+
+/* more popular first, then lower index (= lower id) */
+static int
+cmp_popularity(const void *a, const void *b, void *arg)
+{
+	const int32 *pop = (const int32 *) arg;
+	int32		x = *(const int32 *) a;
+	int32		y = *(const int32 *) b;
+
+	if (pop[x] != pop[y])
+		return pop[x] > pop[y] ? -1 : 1;
+	return (x > y) - (x < y);
+}
+
+/*
+ * Build the seen CSR from dsl.seen_items: item ids mapped to indices (ids the
+ * model does not know are dropped), each row sorted without duplicates.
+ * Rows of users without a 'user' row are ignored.  Then count popularity.
+ */
+static void
+load_seen(ServeModel *m)
+{
+	Datum		args[1];
+	bool		isnull;
+	int64	   *ptr;
+	int32	   *idx;
+	int64		cap = 1024;
+	int64		len = 0;
+	int			next_user = 0;	/* rows of users before this are closed */
+	Portal		portal;
+	MemoryContext rowcxt;
+	MemoryContext oldcxt;
+
+	ptr = MemoryContextAllocHuge(m->cxt, sizeof(int64) * (m->n_users + 1));
+	idx = MemoryContextAllocHuge(m->cxt, sizeof(int32) * cap);
+	ptr[0] = 0;
+
+	args[0] = Int64GetDatum(m->model_id);
+	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "dsl_rec seen rows",
+								   ALLOCSET_DEFAULT_SIZES);
+	portal = SPI_cursor_open(NULL, plan_seen, args, NULL, true);
+	for (;;)
+	{
+		SPI_cursor_fetch(portal, true, LOAD_BATCH);
+		if (SPI_processed == 0)
+			break;
+		oldcxt = MemoryContextSwitchTo(rowcxt);
+		for (uint64 r = 0; r < SPI_processed; r++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[r];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			int64		uid = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+			ArrayType  *arr = DatumGetArrayTypeP(SPI_getbinval(tup, desc, 2, &isnull));
+			int			u = serve_user_index(m, uid);
+			Datum	   *elems;
+			bool	   *enulls;
+			int			nel;
+			int			nrow = 0;
+
+			if (u < 0)
+				continue;
+			/* rows come in user_id order: users skipped so far have none */
+			while (next_user < u)
+				ptr[++next_user] = len;
+
+			deconstruct_array(arr, INT8OID, sizeof(int64), FLOAT8PASSBYVAL,
+							  TYPALIGN_DOUBLE, &elems, &enulls, &nel);
+			if (len + nel > cap)
+			{
+				while (len + nel > cap)
+					cap *= 2;
+				idx = repalloc_huge(idx, sizeof(int32) * cap);
+			}
+			for (int e = 0; e < nel; e++)
+			{
+				int			i;
+
+				if (enulls[e])
+					continue;
+				i = serve_item_index(m, DatumGetInt64(elems[e]));
+				if (i >= 0)
+					idx[len + nrow++] = i;
+			}
+			if (nrow > 1)
+			{
+				int			w = 1;
+
+				qsort(idx + len, nrow, sizeof(int32), cmp_int32);
+				for (int e = 1; e < nrow; e++)
+					if (idx[len + e] != idx[len + w - 1])
+						idx[len + w++] = idx[len + e];
+				nrow = w;
+			}
+			len += nrow;
+			ptr[u + 1] = len;
+			next_user = u + 1;
+		}
+		MemoryContextSwitchTo(oldcxt);
+		MemoryContextReset(rowcxt);
+		SPI_freetuptable(SPI_tuptable);
+		CHECK_FOR_INTERRUPTS();
+	}
+	SPI_cursor_close(portal);
+	MemoryContextDelete(rowcxt);
+	while (next_user < m->n_users)
+		ptr[++next_user] = len;
+
+	m->seen.n_rows = m->n_users;
+	m->seen.ptr = ptr;
+	m->seen.idx = idx;
+
+	/* popularity: number of training users per item, and the order by it */
+	m->popularity = MemoryContextAllocZero(m->cxt, sizeof(int32) * Max(m->n_items, 1));
+	m->pop_order = MemoryContextAlloc(m->cxt, sizeof(int32) * Max(m->n_items, 1));
+	for (int64 e = 0; e < len; e++)
+		m->popularity[idx[e]]++;
+	for (int i = 0; i < m->n_items; i++)
+		m->pop_order[i] = i;
+	qsort_arg(m->pop_order, m->n_items, sizeof(int32), cmp_popularity,
+			  m->popularity);
+}
+
+static void
+serve_entry_free(int slot)
+{
+	if (serve_cache[slot] != NULL)
+	{
+		MemoryContextDelete(serve_cache[slot]->cxt);
+		serve_cache[slot] = NULL;
+	}
+}
+
+/* load model (model_id, xmin) under the current SPI connection */
+static ServeModel *
+serve_model_load(const char *name, int64 model_id, int dim,
+				 TransactionId xmin, MemoryContext parent)
+{
+	MemoryContext cxt;
+	ServeModel *m;
+
+	cxt = AllocSetContextCreate(parent, "dsl_rec served model",
+								ALLOCSET_DEFAULT_SIZES);
+	m = MemoryContextAllocZero(cxt, sizeof(ServeModel));
+	m->cxt = cxt;
+	m->model_id = model_id;
+	m->row_xmin = xmin;
+	m->role = GetUserId();
+	m->name = MemoryContextStrdup(cxt, name);
+	m->dim = dim;
+	MemoryContextSetIdentifier(cxt, m->name);
+
+	m->n_users = load_part(m, "user", &m->user_ids, &m->user_emb);
+	m->n_items = load_part(m, "item", &m->item_ids, &m->item_emb);
+	load_seen(m);
+
+	/* item norms: cosine similarity and the error bound of sgemv scores */
+	m->item_norm = MemoryContextAllocHuge(cxt, sizeof(double) * Max(m->n_items, 1));
+	m->max_item_norm = 0.0;
+	for (int i = 0; i < m->n_items; i++)
+	{
+		const float *row = m->item_emb + (Size) i * dim;
+		double		s = 0.0;
+
+		for (int d = 0; d < dim; d++)
+			s += (double) row[d] * row[d];
+		m->item_norm[i] = sqrt(s);
+		m->max_item_norm = Max(m->max_item_norm, m->item_norm[i]);
+	}
+	return m;
+}
+
+ServeModel *
+serve_model_get(const char *name)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	Datum		args[1];
+	bool		isnull;
+	int64		model_id;
+	int			dim;
+	TransactionId xmin;
+	Oid			role = GetUserId();
+	ServeModel *m = NULL;
+	int			slot = -1;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	prepare_plans();
+
+	args[0] = CStringGetTextDatum(name);
+	if (SPI_execute_plan(plan_lookup, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not look up model \"%s\"", name);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("model \"%s\" does not exist", name)));
+	model_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+										   SPI_tuptable->tupdesc, 1, &isnull));
+	dim = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+									  SPI_tuptable->tupdesc, 2, &isnull));
+	xmin = DatumGetTransactionId(SPI_getbinval(SPI_tuptable->vals[0],
+											   SPI_tuptable->tupdesc, 3, &isnull));
+	SPI_freetuptable(SPI_tuptable);
+
+	for (int s = 0; s < SERVE_CACHE_SIZE; s++)
+	{
+		ServeModel *c = serve_cache[s];
+
+		if (c && c->model_id == model_id && c->row_xmin == xmin && c->role == role)
+		{
+			m = c;
+			m->hits++;
+			break;
+		}
+	}
+
+	if (m == NULL)
+	{
+		m = serve_model_load(name, model_id, dim, xmin, caller);
+
+		/* complete: drop older versions of this name, then the LRU entry */
+		for (int s = 0; s < SERVE_CACHE_SIZE; s++)
+		{
+			ServeModel *c = serve_cache[s];
+
+			if (c && c->role == role &&
+				(c->model_id == model_id || strcmp(c->name, name) == 0))
+				serve_entry_free(s);
+		}
+		for (int s = 0; s < SERVE_CACHE_SIZE; s++)
+		{
+			if (serve_cache[s] == NULL)
+			{
+				slot = s;
+				break;
+			}
+			if (slot < 0 || serve_cache[s]->last_used < serve_cache[slot]->last_used)
+				slot = s;
+		}
+		serve_entry_free(slot);
+		if (CacheMemoryContext == NULL)
+			CreateCacheMemoryContext();
+		MemoryContextSetParent(m->cxt, CacheMemoryContext);
+		serve_cache[slot] = m;
+	}
+	m->last_used = ++serve_clock;
+
+	SPI_finish();
+	return m;
+}
+
+/* dsl.serving_cache(): the models this backend holds */
+PG_FUNCTION_INFO_V1(dsl_serving_cache);
+Datum
+dsl_serving_cache(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int			order[SERVE_CACHE_SIZE];
+	int			n = 0;
+
+	InitMaterializedSRF(fcinfo, 0);
+
+	/* most recently used first */
+	for (int s = 0; s < SERVE_CACHE_SIZE; s++)
+		if (serve_cache[s])
+			order[n++] = s;
+	for (int a = 1; a < n; a++)
+		for (int b = a; b > 0 &&
+			 serve_cache[order[b]]->last_used > serve_cache[order[b - 1]]->last_used; b--)
+		{
+			int			t = order[b];
+
+			order[b] = order[b - 1];
+			order[b - 1] = t;
+		}
+
+	for (int j = 0; j < n; j++)
+	{
+		ServeModel *m = serve_cache[order[j]];
+		Datum		values[8];
+		bool		nulls[8] = {0};
+
+		values[0] = CStringGetTextDatum(m->name);
+		values[1] = Int64GetDatum(m->model_id);
+		values[2] = ObjectIdGetDatum(m->role);
+		values[3] = Int32GetDatum(m->n_users);
+		values[4] = Int32GetDatum(m->n_items);
+		values[5] = Int32GetDatum(m->dim);
+		values[6] = Int64GetDatum(m->hits);
+		values[7] = Int64GetDatum((int64) MemoryContextMemAllocated(m->cxt, true));
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+/* dsl.serving_cache_reset(): forget every cached model; returns how many */
+PG_FUNCTION_INFO_V1(dsl_serving_cache_reset);
+Datum
+dsl_serving_cache_reset(PG_FUNCTION_ARGS)
+{
+	int			n = 0;
+
+	(void) fcinfo;				/* no arguments */
+	for (int s = 0; s < SERVE_CACHE_SIZE; s++)
+	{
+		if (serve_cache[s])
+			n++;
+		serve_entry_free(s);
+	}
+	PG_RETURN_INT32(n);
+}

@@ -1,0 +1,405 @@
+/*
+ * recommend.c - serving: dsl.recommend, dsl.score, dsl.recommend_all,
+ * dsl.similar_items
+ *
+ * All four rank by the inner product of the stored 'user' and 'item'
+ * embeddings (dsl.similar_items by cosine unless asked otherwise), highest
+ * first, equal scores by lower item id.  Scores are topk_dot() values, so
+ * dsl.score(), dsl.recommend() and dsl.recommend_all() report the same number
+ * for the same pair.  Models come from the per-backend cache (model_cache.c).
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+
+#include "model_cache.h"
+#include "topk.h"
+
+static void
+check_k(int32 k)
+{
+	if (k <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("k must be positive, not %d", k)));
+}
+
+static void
+check_not_null(FunctionCallInfo fcinfo, int argno, const char *argname)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", argname)));
+}
+
+static bool
+sorted_contains(const int32 *a, int64 n, int32 x)
+{
+	int64		lo = 0,
+				hi = n - 1;
+
+	while (lo <= hi)
+	{
+		int64		mid = lo + (hi - lo) / 2;
+
+		if (a[mid] < x)
+			lo = mid + 1;
+		else if (a[mid] > x)
+			hi = mid - 1;
+		else
+			return true;
+	}
+	return false;
+}
+
+static int
+cmp_int32(const void *a, const void *b)
+{
+	int32		x = *(const int32 *) a;
+	int32		y = *(const int32 *) b;
+
+	return (x > y) - (x < y);
+}
+
+/* Euclidean norm, in double */
+static double
+vector_norm(const float *x, int dim)
+{
+	double		s = 0.0;
+
+	for (int d = 0; d < dim; d++)
+		s += (double) x[d] * x[d];
+	return sqrt(s);
+}
+
+/*
+ * Map a bigint[] of item ids to the sorted, distinct indices of the items the
+ * model knows; NULL elements and unknown ids are ignored.
+ */
+static int32 *
+candidate_indices(const ServeModel *m, ArrayType *arr, int *n_out)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			nel;
+	int32	   *out;
+	int			n = 0;
+
+	deconstruct_array(arr, INT8OID, sizeof(int64), FLOAT8PASSBYVAL,
+					  TYPALIGN_DOUBLE, &elems, &nulls, &nel);
+	out = palloc(sizeof(int32) * Max(nel, 1));
+	for (int e = 0; e < nel; e++)
+	{
+		int			i;
+
+		if (nulls[e])
+			continue;
+		i = serve_item_index(m, DatumGetInt64(elems[e]));
+		if (i >= 0)
+			out[n++] = i;
+	}
+	if (n > 1)
+	{
+		int			w = 1;
+
+		qsort(out, n, sizeof(int32), cmp_int32);
+		for (int e = 1; e < n; e++)
+			if (out[e] != out[w - 1])
+				out[w++] = out[e];
+		n = w;
+	}
+	pfree(elems);
+	pfree(nulls);
+	*n_out = n;
+	return out;
+}
+
+/*
+ * dsl.recommend(model, user_id, k, exclude_seen, candidates): the k best
+ * items for one user, or the most popular items for a user the model does
+ * not know (cold_start = true, score NULL).
+ */
+PG_FUNCTION_INFO_V1(dsl_recommend);
+Datum
+dsl_recommend(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *model;
+	int64		user_id;
+	int32		k;
+	bool		exclude_seen;
+	ServeModel *m;
+	int32	   *cand = NULL;
+	int			n_cand = 0;
+	int			u;
+	TopK		heap;
+	int			n;
+
+	check_not_null(fcinfo, 0, "model");
+	check_not_null(fcinfo, 2, "k");
+	check_not_null(fcinfo, 3, "exclude_seen");
+	k = PG_GETARG_INT32(2);
+	check_k(k);
+
+	InitMaterializedSRF(fcinfo, 0);
+
+	/* like a strict function: no user, no rows */
+	if (PG_ARGISNULL(1))
+		return (Datum) 0;
+
+	model = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	user_id = PG_GETARG_INT64(1);
+	exclude_seen = PG_GETARG_BOOL(3);
+
+	m = serve_model_get(model);
+	if (!PG_ARGISNULL(4))
+		cand = candidate_indices(m, PG_GETARG_ARRAYTYPE_P(4), &n_cand);
+
+	u = serve_user_index(m, user_id);
+	if (u < 0)
+	{
+		/* cold start: most popular training items, ties by lower id */
+		int			rank = 0;
+
+		for (int p = 0; p < m->n_items && rank < k; p++)
+		{
+			int32		i = m->pop_order[p];
+			Datum		values[4];
+			bool		nulls[4] = {false, true, false, false};
+
+			if (cand && !sorted_contains(cand, n_cand, i))
+				continue;
+			values[0] = Int64GetDatum(m->item_ids[i]);
+			values[1] = (Datum) 0;
+			values[2] = Int32GetDatum(++rank);
+			values[3] = BoolGetDatum(true);
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		}
+		return (Datum) 0;
+	}
+
+	{
+		const float *urow = serve_user_row(m, u);
+		const int32 *seen = m->seen.idx + m->seen.ptr[u];
+		int64		n_seen = exclude_seen ? m->seen.ptr[u + 1] - m->seen.ptr[u] : 0;
+		int			cap = Min(k, cand ? n_cand : m->n_items);
+
+		cap = Max(cap, 1);
+		topk_init(&heap, cap, palloc(sizeof(float) * cap), palloc(sizeof(int32) * cap));
+
+		if (cand)
+		{
+			for (int c = 0; c < n_cand; c++)
+			{
+				if (n_seen > 0 && sorted_contains(seen, n_seen, cand[c]))
+					continue;
+				topk_offer(&heap, topk_dot(urow, serve_item_row(m, cand[c]), m->dim),
+						   cand[c]);
+			}
+		}
+		else
+			topk_rank_rows(m->item_emb, m->n_items, m->dim, urow,
+						   m->item_norm, m->max_item_norm, vector_norm(urow, m->dim),
+						   false, seen, n_seen, -1, &heap);
+	}
+
+	n = topk_sort(&heap);
+	for (int r = 0; r < n; r++)
+	{
+		Datum		values[4];
+		bool		nulls[4] = {false, false, false, false};
+
+		values[0] = Int64GetDatum(m->item_ids[heap.idx[r]]);
+		values[1] = Float4GetDatum(heap.score[r]);
+		values[2] = Int32GetDatum(r + 1);
+		values[3] = BoolGetDatum(false);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+/* dsl.score(model, user_id, item_id): the score recommend ranks by, or NULL */
+PG_FUNCTION_INFO_V1(dsl_score);
+Datum
+dsl_score(PG_FUNCTION_ARGS)
+{
+	char	   *model = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	int64		user_id = PG_GETARG_INT64(1);
+	int64		item_id = PG_GETARG_INT64(2);
+	ServeModel *m = serve_model_get(model);
+	int			u = serve_user_index(m, user_id);
+	int			i = serve_item_index(m, item_id);
+
+	if (u < 0 || i < 0)
+		PG_RETURN_NULL();
+	PG_RETURN_FLOAT4(topk_dot(serve_user_row(m, u), serve_item_row(m, i), m->dim));
+}
+
+/* what recommend_all's emit callback needs */
+typedef struct AllState
+{
+	ServeModel *m;
+	ReturnSetInfo *rsinfo;
+	float	   *score;			/* k scratch entries */
+	int32	   *idx;
+} AllState;
+
+/*
+ * One user's top k from the sgemm pass: report topk_dot() scores (the ones
+ * dsl.recommend shows), re-sorted by them, so the two functions agree.
+ */
+static void
+recommend_all_emit(void *arg, int32 user, const int32 *items,
+				   const float *scores, int n)
+{
+	AllState   *st = (AllState *) arg;
+	ServeModel *m = st->m;
+	const float *urow = serve_user_row(m, user);
+
+	(void) scores;				/* replaced by topk_dot() values */
+	for (int r = 0; r < n; r++)
+	{
+		float		s = topk_dot(urow, serve_item_row(m, items[r]), m->dim);
+		int32		x = items[r];
+		int			j = r;
+
+		/* insertion sort: the input is already (nearly) in order */
+		while (j > 0 && topk_better(s, x, st->score[j - 1], st->idx[j - 1]))
+		{
+			st->score[j] = st->score[j - 1];
+			st->idx[j] = st->idx[j - 1];
+			j--;
+		}
+		st->score[j] = s;
+		st->idx[j] = x;
+	}
+	for (int r = 0; r < n; r++)
+	{
+		Datum		values[4];
+		bool		nulls[4] = {false, false, false, false};
+
+		values[0] = Int64GetDatum(m->user_ids[user]);
+		values[1] = Int64GetDatum(m->item_ids[st->idx[r]]);
+		values[2] = Int32GetDatum(r + 1);
+		values[3] = Float4GetDatum(st->score[r]);
+		tuplestore_putvalues(st->rsinfo->setResult, st->rsinfo->setDesc,
+							 values, nulls);
+	}
+}
+
+/* dsl.recommend_all(model, k, exclude_seen): top k of every user */
+PG_FUNCTION_INFO_V1(dsl_recommend_all);
+Datum
+dsl_recommend_all(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *model = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	int32		k = PG_GETARG_INT32(1);
+	bool		exclude_seen = PG_GETARG_BOOL(2);
+	ServeModel *m;
+	AllState	st;
+	EmbeddingSource us,
+				is;
+	int32	   *list;
+	int			kk;
+
+	check_k(k);
+	InitMaterializedSRF(fcinfo, 0);
+
+	m = serve_model_get(model);
+	if (m->n_users == 0 || m->n_items == 0)
+		return (Datum) 0;
+	kk = Min(k, m->n_items);
+
+	us.n_rows = m->n_users;
+	us.dim = m->dim;
+	us.dense = m->user_emb;
+	us.fill = NULL;
+	us.arg = NULL;
+	is.n_rows = m->n_items;
+	is.dim = m->dim;
+	is.dense = m->item_emb;
+	is.fill = NULL;
+	is.arg = NULL;
+
+	list = palloc(sizeof(int32) * m->n_users);
+	for (int u = 0; u < m->n_users; u++)
+		list[u] = u;
+
+	st.m = m;
+	st.rsinfo = rsinfo;
+	st.score = palloc(sizeof(float) * kk);
+	st.idx = palloc(sizeof(int32) * kk);
+
+	topk_rank_users(&us, &is, list, m->n_users,
+					exclude_seen ? &m->seen : NULL,
+					kk, (Size) work_mem * 1024,
+					recommend_all_emit, &st);
+	return (Datum) 0;
+}
+
+/*
+ * dsl.similar_items(model, item, k, measure): the k items most similar to
+ * item by cosine of the item embeddings (or by inner product), excluding item
+ * itself.  A zero vector has cosine 0 with everything.
+ */
+PG_FUNCTION_INFO_V1(dsl_similar_items);
+Datum
+dsl_similar_items(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *model = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	int64		item_id = PG_GETARG_INT64(1);
+	int32		k = PG_GETARG_INT32(2);
+	char	   *measure = text_to_cstring(PG_GETARG_TEXT_PP(3));
+	bool		cosine;
+	ServeModel *m;
+	int			q;
+	TopK		heap;
+	int			cap;
+	int			n;
+
+	check_k(k);
+	if (strcmp(measure, "cosine") == 0)
+		cosine = true;
+	else if (strcmp(measure, "inner_product") == 0)
+		cosine = false;
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown similarity measure \"%s\"", measure),
+				 errhint("Use \"cosine\" or \"inner_product\".")));
+
+	InitMaterializedSRF(fcinfo, 0);
+
+	m = serve_model_get(model);
+	q = serve_item_index(m, item_id);
+	if (q < 0 || m->n_items < 2)
+		return (Datum) 0;
+
+	cap = Min(k, m->n_items - 1);
+	topk_init(&heap, cap, palloc(sizeof(float) * cap), palloc(sizeof(int32) * cap));
+	topk_rank_rows(m->item_emb, m->n_items, m->dim, serve_item_row(m, q),
+				   m->item_norm, m->max_item_norm, m->item_norm[q],
+				   cosine, NULL, 0, q, &heap);
+	n = topk_sort(&heap);
+	for (int r = 0; r < n; r++)
+	{
+		Datum		values[3];
+		bool		nulls[3] = {false, false, false};
+
+		values[0] = Int64GetDatum(m->item_ids[heap.idx[r]]);
+		values[1] = Float4GetDatum(heap.score[r]);
+		values[2] = Int32GetDatum(r + 1);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}

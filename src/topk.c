@@ -1,0 +1,453 @@
+/*
+ * topk.c - block scoring with BLAS and bounded top-k heaps
+ *
+ * See topk.h for the ranking rule.  The heaps keep their worst entry at the
+ * root, so "does this score get in?" is one comparison with the root; for a
+ * full catalogue scan nearly every score fails it, and topk_scan() tests a
+ * chunk of scores at once (a max reduction the compiler vectorises) before
+ * looking at single entries.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include <cblas.h>
+
+#include "miscadmin.h"
+
+#include "dsl_rec.h"
+#include "topk.h"
+
+/* scores tested together by topk_scan() before single entries are looked at */
+#define SCAN_CHUNK		16
+
+/* block shape limits for topk_rank_users() */
+#define ITEM_BLOCK_MAX	4096
+#define ITEM_BLOCK_MIN	64
+#define USER_BLOCK_MAX	1024
+#define USER_BLOCK_GOOD 32
+
+/* sift the entry at position i towards the leaves */
+static void
+topk_sift_down(TopK *h, int i)
+{
+	float		s = h->score[i];
+	int32		x = h->idx[i];
+
+	for (;;)
+	{
+		int			c = 2 * i + 1;
+
+		if (c >= h->n)
+			break;
+		/* pick the worse child */
+		if (c + 1 < h->n &&
+			topk_better(h->score[c], h->idx[c], h->score[c + 1], h->idx[c + 1]))
+			c++;
+		/* stop when the worse child is not worse than the moving entry */
+		if (!topk_better(s, x, h->score[c], h->idx[c]))
+			break;
+		h->score[i] = h->score[c];
+		h->idx[i] = h->idx[c];
+		i = c;
+	}
+	h->score[i] = s;
+	h->idx[i] = x;
+}
+
+/* add an entry to a heap that is not full */
+static void
+topk_push(TopK *h, float s, int32 x)
+{
+	int			i = h->n++;
+
+	while (i > 0)
+	{
+		int			p = (i - 1) / 2;
+
+		/* the root side holds the worse entries */
+		if (!topk_better(h->score[p], h->idx[p], s, x))
+			break;
+		h->score[i] = h->score[p];
+		h->idx[i] = h->idx[p];
+		i = p;
+	}
+	h->score[i] = s;
+	h->idx[i] = x;
+}
+
+/* replace the worst entry of a full heap by a better one */
+static inline void
+topk_replace_root(TopK *h, float s, int32 x)
+{
+	h->score[0] = s;
+	h->idx[0] = x;
+	topk_sift_down(h, 0);
+}
+
+void
+topk_offer(TopK *h, float score, int32 idx)
+{
+	if (isnan(score))
+		return;
+	if (h->n < h->k)
+		topk_push(h, score, idx);
+	else if (topk_better(score, idx, h->score[0], h->idx[0]))
+		topk_replace_root(h, score, idx);
+}
+
+void
+topk_scan(TopK *h, const float *scores, int n, int32 base)
+{
+	int			j = 0;
+	float		thr;
+
+	/* until the heap is full, everything that is not excluded gets in */
+	for (; j < n && h->n < h->k; j++)
+		if (!isnan(scores[j]))
+			topk_push(h, scores[j], base + j);
+	if (j >= n)
+		return;
+
+	/*
+	 * The heap is full: a later index must beat the root's score strictly.
+	 * NaN compares false with everything, so excluded entries never pass.
+	 */
+	thr = h->score[0];
+	for (; j + SCAN_CHUNK <= n; j += SCAN_CHUNK)
+	{
+		const float *c = scores + j;
+		float		m = -INFINITY;
+
+		for (int t = 0; t < SCAN_CHUNK; t++)
+			m = c[t] > m ? c[t] : m;
+		if (!(m > thr))
+			continue;
+		for (int t = 0; t < SCAN_CHUNK; t++)
+		{
+			if (c[t] > thr)
+			{
+				topk_replace_root(h, c[t], base + j + t);
+				thr = h->score[0];
+			}
+		}
+	}
+	for (; j < n; j++)
+	{
+		if (scores[j] > thr)
+		{
+			topk_replace_root(h, scores[j], base + j);
+			thr = h->score[0];
+		}
+	}
+}
+
+int
+topk_sort(TopK *h)
+{
+	int			n = h->n;
+
+	/* heap sort: move the current worst to the end, shrink, repeat */
+	while (h->n > 1)
+	{
+		int			last = h->n - 1;
+		float		s = h->score[0];
+		int32		x = h->idx[0];
+
+		h->score[0] = h->score[last];
+		h->idx[0] = h->idx[last];
+		h->score[last] = s;
+		h->idx[last] = x;
+		h->n = last;
+		topk_sift_down(h, 0);
+	}
+	h->n = n;
+	return n;
+}
+
+/*
+ * Never inlined: every caller runs the very same machine code, so equal
+ * inputs give bit-identical scores whichever SQL function asks.
+ */
+pg_noinline float
+topk_dot(const float *a, const float *b, int dim)
+{
+	double		s = 0.0;
+
+	for (int i = 0; i < dim; i++)
+		s += (double) a[i] * (double) b[i];
+	return (float) s;
+}
+
+/* canonical score of row i for topk_rank_rows() */
+static inline float
+rank_rows_score(const float *rows, int i, int dim, const float *x,
+				const double *norms, double x_norm, bool cosine)
+{
+	float		s = topk_dot(x, rows + (Size) i * dim, dim);
+
+	if (cosine)
+	{
+		double		d = x_norm * norms[i];
+
+		return d > 0.0 ? (float) (s / d) : 0.0f;
+	}
+	return s;
+}
+
+void
+topk_rank_rows(const float *rows, int n, int dim, const float *x,
+			   const double *norms, double max_norm, double x_norm,
+			   bool cosine, const int32 *exclude, int64 n_exclude,
+			   int32 self, TopK *h)
+{
+	float	   *approx;
+	TopK		first;
+	double		bound;
+	float		floor_score;
+
+	if (n <= 0)
+		return;
+
+	/* float32 scores of every row */
+	approx = palloc_extended(sizeof(float) * n, MCXT_ALLOC_HUGE);
+	dsl_blas_prepare();
+	cblas_sgemv(CblasRowMajor, CblasNoTrans, n, dim, 1.0f, rows, dim,
+				x, 1, 0.0f, approx, 1);
+	if (cosine)
+	{
+		for (int i = 0; i < n; i++)
+		{
+			double		d = x_norm * norms[i];
+
+			approx[i] = d > 0.0 ? (float) (approx[i] / d) : 0.0f;
+		}
+	}
+	for (int64 e = 0; e < n_exclude; e++)
+		approx[exclude[e]] = NAN;
+	if (self >= 0)
+		approx[self] = NAN;
+
+	/*
+	 * A float dot product of length dim, summed in any order, is within
+	 * gamma_dim * sum |x_j * r_j| <= ~dim * 2^-24 * |x| * |r| of the exact
+	 * one, and topk_dot() is within 2^-24 of it after rounding.  The bound
+	 * below doubles that; divided by |x| * |r| it also covers cosines.
+	 */
+	bound = (dim + 8) * ldexp(1.0, -23) * (cosine ? 1.0 : x_norm * max_norm) + 1e-30;
+
+	/*
+	 * The k best float scores: each of those rows has a canonical score of at
+	 * least (k-th float score - bound), so a row needs a float score of at
+	 * least (k-th - 2 * bound) to be in the canonical top k.
+	 */
+	topk_init(&first, h->k, palloc(sizeof(float) * h->k), palloc(sizeof(int32) * h->k));
+	topk_scan(&first, approx, n, 0);
+	if (first.n < first.k)
+		floor_score = -INFINITY;	/* fewer rows than k: all of them */
+	else
+		floor_score = (float) ((double) first.score[0] - 2.0 * bound);
+	if (!(floor_score > -INFINITY && floor_score < INFINITY))
+		floor_score = -INFINITY;	/* overflowing scores: rescore everything */
+
+	for (int i = 0; i < n; i++)
+	{
+		/* NaN (excluded) fails the comparison */
+		if (approx[i] >= floor_score)
+			topk_offer(h, rank_rows_score(rows, i, dim, x, norms, x_norm, cosine), i);
+	}
+
+	pfree(first.score);
+	pfree(first.idx);
+	pfree(approx);
+}
+
+/* copy rows list[0..n-1] of src into out, densely */
+static void
+gather_rows(const EmbeddingSource *src, const int32 *list, int n, float *out)
+{
+	int			dim = src->dim;
+	int			i = 0;
+
+	while (i < n)
+	{
+		/* a run of consecutive indices is one fill() call */
+		int			run = 1;
+
+		while (i + run < n && list[i + run] == list[i] + run)
+			run++;
+		if (src->dense)
+			memcpy(out + (Size) i * dim, src->dense + (Size) list[i] * dim,
+				   sizeof(float) * dim * run);
+		else
+			src->fill(src->arg, list[i], run, out + (Size) i * dim);
+		i += run;
+	}
+}
+
+/*
+ * Choose the user block (rows of the score block) and item block (columns)
+ * so that score block + user rows + heaps (+ item rows when they have to be
+ * filled block by block) stay within mem bytes.
+ */
+static void
+choose_blocks(int n_list, int n_items, int dim, int kk, bool items_resident,
+			  Size mem, int *bu_out, int *bi_out)
+{
+	int			bi = Min(n_items, ITEM_BLOCK_MAX);
+	Size		bu;
+
+	for (;;)
+	{
+		Size		item_buf = items_resident ? 0 : (Size) bi * dim * sizeof(float);
+		Size		per_user = (Size) dim * sizeof(float) +
+			(Size) bi * sizeof(float) +
+			(Size) kk * (sizeof(float) + sizeof(int32)) +
+			sizeof(TopK) + sizeof(int64);
+
+		bu = mem > item_buf ? (mem - item_buf) / per_user : 0;
+		if (bu >= USER_BLOCK_GOOD || bi <= ITEM_BLOCK_MIN)
+			break;
+		bi = Max(bi / 2, Min(n_items, ITEM_BLOCK_MIN));
+	}
+	bu = Max(bu, 1);
+	bu = Min(bu, USER_BLOCK_MAX);
+	bu = Min(bu, (Size) n_list);
+	*bu_out = (int) bu;
+	*bi_out = bi;
+}
+
+void
+topk_rank_users(const EmbeddingSource *users, const EmbeddingSource *items,
+				const int32 *users_list, int n_list,
+				const IndexCSR *exclude,
+				int k, Size mem_bytes,
+				TopKEmit emit, void *emit_arg)
+{
+	int			dim = users->dim;
+	int			n_items = items->n_rows;
+	int			kk;
+	bool		items_resident;
+	float	   *item_all = NULL;
+	float	   *item_buf = NULL;
+	float	   *ubuf;
+	float	   *sbuf;
+	float	   *hscore;
+	int32	   *hidx;
+	TopK	   *heaps;
+	int64	   *cursor;
+	int			bu,
+				bi;
+
+	if (users->dim != items->dim)
+		elog(ERROR, "user and item embeddings differ in dimension (%d, %d)",
+			 users->dim, items->dim);
+	if (k <= 0)
+		elog(ERROR, "top-k size must be positive, not %d", k);
+	if (n_list <= 0 || n_items <= 0)
+		return;
+	kk = Min(k, n_items);
+
+	/*
+	 * Item rows: use the dense matrix in place; densify all of them once if
+	 * that takes at most half the budget; otherwise fill block by block.
+	 */
+	items_resident = items->dense != NULL;
+	if (!items_resident &&
+		(Size) n_items * dim * sizeof(float) <= mem_bytes / 2)
+	{
+		item_all = palloc_extended((Size) n_items * dim * sizeof(float),
+								   MCXT_ALLOC_HUGE);
+		items->fill(items->arg, 0, n_items, item_all);
+		items_resident = true;
+		mem_bytes -= (Size) n_items * dim * sizeof(float);
+	}
+	else if (items_resident)
+		item_all = (float *) items->dense;
+
+	choose_blocks(n_list, n_items, dim, kk, items_resident, mem_bytes, &bu, &bi);
+
+	ubuf = palloc_extended((Size) bu * dim * sizeof(float), MCXT_ALLOC_HUGE);
+	sbuf = palloc_extended((Size) bu * bi * sizeof(float), MCXT_ALLOC_HUGE);
+	hscore = palloc_extended((Size) bu * kk * sizeof(float), MCXT_ALLOC_HUGE);
+	hidx = palloc_extended((Size) bu * kk * sizeof(int32), MCXT_ALLOC_HUGE);
+	heaps = palloc(sizeof(TopK) * bu);
+	cursor = palloc(sizeof(int64) * bu);
+	if (!items_resident)
+		item_buf = palloc_extended((Size) bi * dim * sizeof(float), MCXT_ALLOC_HUGE);
+
+	for (int u0 = 0; u0 < n_list; u0 += bu)
+	{
+		int			nu = Min(bu, n_list - u0);
+		const int32 *ulist = users_list + u0;
+
+		gather_rows(users, ulist, nu, ubuf);
+		for (int r = 0; r < nu; r++)
+		{
+			topk_init(&heaps[r], kk, hscore + (Size) r * kk, hidx + (Size) r * kk);
+			cursor[r] = exclude ? exclude->ptr[ulist[r]] : 0;
+		}
+
+		for (int i0 = 0; i0 < n_items; i0 += bi)
+		{
+			int			ni = Min(bi, n_items - i0);
+			const float *iblock;
+
+			CHECK_FOR_INTERRUPTS();
+
+			if (items_resident)
+				iblock = item_all + (Size) i0 * dim;
+			else
+			{
+				items->fill(items->arg, i0, ni, item_buf);
+				iblock = item_buf;
+			}
+
+			/* scores(nu x ni) = U(nu x dim) * I(ni x dim)^T */
+			dsl_blas_prepare();
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans,
+						nu, ni, dim,
+						1.0f, ubuf, dim, iblock, dim,
+						0.0f, sbuf, ni);
+
+			for (int r = 0; r < nu; r++)
+			{
+				float	   *row = sbuf + (Size) r * ni;
+
+				/* mask this user's excluded items inside the block */
+				if (exclude)
+				{
+					int64		end = exclude->ptr[ulist[r] + 1];
+					int64		c = cursor[r];
+
+					while (c < end && exclude->idx[c] < i0 + ni)
+					{
+						if (exclude->idx[c] >= i0)
+							row[exclude->idx[c] - i0] = NAN;
+						c++;
+					}
+					cursor[r] = c;
+				}
+				topk_scan(&heaps[r], row, ni, i0);
+			}
+		}
+
+		for (int r = 0; r < nu; r++)
+		{
+			int			n = topk_sort(&heaps[r]);
+
+			emit(emit_arg, ulist[r], heaps[r].idx, heaps[r].score, n);
+		}
+	}
+
+	pfree(ubuf);
+	pfree(sbuf);
+	pfree(hscore);
+	pfree(hidx);
+	pfree(heaps);
+	pfree(cursor);
+	if (item_buf)
+		pfree(item_buf);
+	if (item_all && item_all != items->dense)
+		pfree(item_all);
+}
