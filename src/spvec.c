@@ -23,6 +23,7 @@
 #include "port/pg_bitutils.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/memutils.h"
 #include "utils/float.h"
 
 #include "spvec.h"
@@ -824,6 +825,12 @@ spvec_recv(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
 				 errmsg("invalid reserved field %d in binary spvec", reserved),
 				 errdetail("The reserved field must be zero.")));
+	/* the message must hold what it claims before anything is allocated */
+	if ((int64) nnz * 8 > (int64) (buf->len - buf->cursor))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
+				 errmsg("binary spvec claims %d entries but holds only %d bytes of them",
+						nnz, buf->len - buf->cursor)));
 
 	idx = palloc(Max(nnz, 1) * sizeof(int32));
 	vals = palloc(Max(nnz, 1) * sizeof(float4));
