@@ -58,6 +58,10 @@ deps() {
 	if ! pkg-config --exists openblas 2>/dev/null; then missing+=(libopenblas-dev); fi
 	perl -MIPC::Run -e 1 2>/dev/null || missing+=(libipc-run-perl)
 	command -v prove >/dev/null || missing+=(perl)
+	# the fuzz smoke run (test/fuzz) needs clang's libFuzzer runtime
+	command -v clang >/dev/null || missing+=(clang)
+	ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 ||
+		missing+=(libclang-rt-14-dev)
 	if [ "${1:-}" = bench ]; then
 		command -v gnuplot >/dev/null || missing+=(gnuplot-nox)
 		command -v pgbench >/dev/null || missing+=("postgresql-contrib")
@@ -224,12 +228,26 @@ run_tap() {
 	FAILED=$((FAILED + files_fail))
 }
 
+run_fuzz_smoke() {
+	log "fuzz smoke run (libFuzzer, 20,000 inputs per harness)"
+	if make -C "$ROOT/test/fuzz" -s smoke PG_CONFIG="$PG_CONFIG"; then
+		echo "ok: fuzz smoke"
+		PASSED=$((PASSED + 1))
+	else
+		echo "not ok: fuzz smoke (see test/fuzz/build/smoke-*.log)"
+		FAILED=$((FAILED + 1))
+	fi
+}
+
 cmd_test() {
 	deps
 	build
 	start
 	run_regress
-	if [ "${1:-}" != regress-only ]; then run_tap; fi
+	if [ "${1:-}" != regress-only ]; then
+		run_tap
+		run_fuzz_smoke
+	fi
 	echo "summary: $PASSED passed, $FAILED failed"
 	[ "$FAILED" -eq 0 ]
 }
