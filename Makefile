@@ -12,6 +12,7 @@ OBJS = \
 	src/workers.o \
 	src/interactions.o \
 	src/mf.o \
+	src/lightgcn.o \
 	src/train.o \
 	src/topk.o \
 	src/evaluate.o \
@@ -26,8 +27,9 @@ DATA = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*--*.sql))
 # pg_regress suites, run in this order against a running server
 REGRESS = \
 	spvec_input spvec_ops spvec_copy \
-	train_args train_mf train_storage \
-	recommend evaluate
+	train_args train_mf train_storage train_lightgcn \
+	recommend evaluate \
+	identifiers bad_calls security
 REGRESS_OPTS = --load-extension=$(EXTENSION)
 
 # OpenBLAS through pkg-config; packagers may override OPENBLAS_CFLAGS/LIBS.
@@ -51,7 +53,7 @@ $(DATA_built): $(SQL_PARTS)
 	cat $^ > $@
 
 # Developer workflow: deps, private cluster, tests, demo, benchmarks.
-.PHONY: demo test stop clean-cluster bench tap
+.PHONY: demo test stop clean-cluster bench tap memcheck fuzz
 demo:
 	@bash test/dev.sh demo
 test:
@@ -64,3 +66,9 @@ stop:
 	@bash test/dev.sh stop
 clean-cluster:
 	@bash test/dev.sh clean
+# valgrind over the regression suites on a throwaway cluster (slow; not in test)
+memcheck:
+	@bash test/memcheck.sh
+# 1,000,000 libFuzzer executions per spvec harness (not in test)
+fuzz:
+	@$(MAKE) -C test/fuzz run PG_CONFIG=$(PG_CONFIG)

@@ -96,6 +96,12 @@ SELECT min(active_params), max(active_params), count(*) FILTER (WHERE pruned > 0
 FROM dsl.train('planted_random', 'planted', dim => 16, density => 0.1, epochs => 5,
                batch_size => 128, lr => 0.01, seed => 1, growth => 'random',
                schedule => 'constant', update_interval => 10);
+-- the reference's regrowth signal (the last mini-batch only) keeps the budget too
+SELECT min(active_params), max(active_params), count(*) FILTER (WHERE pruned > 0) AS epochs_with_rounds
+FROM dsl.train('planted_lastbatch', 'planted', dim => 16, density => 0.3, epochs => 5,
+               batch_size => 128, lr => 0.01, seed => 1, options => '{"growth_batches": 1}');
+SELECT hyperparams->'growth_batches' AS default_growth_batches
+FROM dsl.models WHERE name = 'planted_mf';
 -- very low density: one active weight at least
 SELECT min(active_params), max(active_params)
 FROM dsl.train('planted_tiny', 'planted', dim => 2, density => 0.001, epochs => 2, seed => 1);

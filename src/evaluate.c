@@ -309,11 +309,11 @@ Datum
 dsl_evaluate(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	char	   *model = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	Oid			relid = PG_GETARG_OID(1);
-	char	   *ucol = text_to_cstring(PG_GETARG_TEXT_PP(2));
-	char	   *icol = text_to_cstring(PG_GETARG_TEXT_PP(3));
-	int32		k = PG_GETARG_INT32(4);
+	char	   *model;
+	Oid			relid;
+	char	   *ucol;
+	char	   *icol;
+	int32		k;
 	const char *ucol_q;
 	const char *icol_q;
 	TestPair   *pairs;
@@ -330,6 +330,22 @@ dsl_evaluate(PG_FUNCTION_ARGS)
 	EvalMetrics res;
 	int			last_u = -1;
 	bool		have_users;
+	static const char *const arg_names[] = {"model", "test_source", "user_col", "item_col", "k"};
+
+	for (int a = 0; a < 5; a++)
+		if (PG_ARGISNULL(a))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("%s must not be null", arg_names[a])));
+	model = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	relid = PG_GETARG_OID(1);
+	ucol = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	icol = text_to_cstring(PG_GETARG_TEXT_PP(3));
+	k = PG_GETARG_INT32(4);
+	if (get_rel_name(relid) == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid)));
 
 	if (k <= 0)
 		ereport(ERROR,

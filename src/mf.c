@@ -56,7 +56,14 @@ typedef struct MfState
 	BatchRows	items;
 	int32		stamp;
 	WorkerPool *pool;
+	uint64		seed;
 	/* per-step values, filled by the parallel phases */
+	const int32 *step_pairs;	/* (user, item) pairs of the step */
+	uint64		sample_key;		/* random stream of the step's negatives */
+	bool		do_adam;		/* false: gradients only (regrowth signal) */
+	int			growth_batches; /* mini-batches in the regrowth gradient */
+	int			nb;				/* pairs in the step */
+	int32	   *neg;			/* per pair: sampled negative, -1 if none */
 	int			nt;				/* triples in the step */
 	float		inv_nb;
 	float	   *coef;			/* per triple: d loss / d x */
@@ -80,6 +87,9 @@ mf_work_bytes(const Interactions *data, const TrainParams *p)
 	Size		rows = (Size) (data->n_users + data->n_items) * 2 * sizeof(int32);
 	Size		slots = (Size) 3 * batch_size * (2 * sizeof(int32) + 2 * dim * sizeof(float));
 
+	/* the regrowth gradient over several mini-batches is dense per round */
+	if (p->growth_batches > 1)
+		rows += (Size) (data->n_users + data->n_items) * dim * sizeof(float);
 	return rows + slots + (Size) data->n_pairs * 2 * sizeof(int32) +
 		(Size) batch_size * sizeof(Triple);
 }
@@ -173,6 +183,9 @@ mf_create(DslEngine *engine, const Interactions *data, const TrainParams *p)
 	s->loss = palloc_extended((Size) batch_size * sizeof(double), MCXT_ALLOC_HUGE);
 	s->reg_user = palloc_extended((Size) s->users.cap * sizeof(double), MCXT_ALLOC_HUGE);
 	s->reg_item = palloc_extended((Size) s->items.cap * sizeof(double), MCXT_ALLOC_HUGE);
+	s->neg = palloc_extended((Size) batch_size * sizeof(int32), MCXT_ALLOC_HUGE);
+	s->growth_batches = Max(1, p->growth_batches);
+	s->seed = seed;
 	s->pool = worker_pool_create(dsl_threads, CurrentMemoryContext);
 	return s;
 }
@@ -220,6 +233,49 @@ softplus(double x)
  * ranges and every sum is taken in the same order whatever the number of
  * threads, so results depend on the seed only, not on dsl_rec.threads.
  */
+/*
+ * Negative sampling: a uniformly drawn item the user has not interacted
+ * with.  The step's pairs are cut into a fixed number of chunks, each with
+ * its own random stream keyed by (seed, step, chunk), so the draws do not
+ * depend on how many threads share the chunks.
+ */
+#define SAMPLE_CHUNKS 8
+
+static void
+phase_sample(void *arg, int part, int n_parts)
+{
+	MfState    *s = (MfState *) arg;
+	const Interactions *d = s->data;
+
+	for (int c = part; c < SAMPLE_CHUNKS; c += n_parts)
+	{
+		DslRng		rng;
+		int64		lo,
+					hi;
+
+		worker_share(s->nb, c, SAMPLE_CHUNKS, &lo, &hi);
+		dsl_rng_seed(&rng, s->seed, (s->sample_key << 4) | (uint64) c);
+		for (int64 t = lo; t < hi; t++)
+		{
+			const int32 *pair = s->step_pairs + 2 * t;
+			int32		u = pair[0];
+			int32		j;
+
+			if (t + 4 < hi)
+				__builtin_prefetch(&d->ptr[pair[8]]);
+			if (d->ptr[u + 1] - d->ptr[u] >= d->n_items)
+			{
+				s->neg[t] = -1;
+				continue;
+			}
+			do
+				j = (int32) dsl_rng_below(&rng, (uint64) d->n_items);
+			while (user_has_item(d, u, j));
+			s->neg[t] = j;
+		}
+	}
+}
+
 static void
 phase_densify(void *arg, int part, int n_parts)
 {
@@ -330,8 +386,127 @@ phase_grads(void *arg, int part, int n_parts)
 		}
 	}
 
-	adam_rows(s, &s->users, s->reg_user, ulo, uhi);
-	adam_rows(s, &s->items, s->reg_item, ilo, ihi);
+	if (s->do_adam)
+	{
+		adam_rows(s, &s->users, s->reg_user, ulo, uhi);
+		adam_rows(s, &s->items, s->reg_item, ilo, ihi);
+	}
+}
+
+/*
+ * One mini-batch over pairs[0..nb): negatives, batch slots, densify, scores,
+ * gradients and (if do_adam) the Adam step.  Returns the number of triples.
+ */
+static int
+run_step(MfState *s, const int32 *pairs, int nb, uint64 sample_key, bool do_adam)
+{
+	int			nt = 0;
+
+	s->stamp++;
+	s->users.n = 0;
+	s->items.n = 0;
+	s->step_pairs = pairs;
+	s->sample_key = sample_key;
+	s->do_adam = do_adam;
+	s->nb = nb;
+
+	/* negatives in parallel, then the batch slots of the rows touched */
+	worker_pool_run(s->pool, phase_sample, s);
+	for (int t = 0; t < nb; t++)
+	{
+		const int32 *pair = pairs + 2 * t;
+
+		if (t + 8 < nb)
+		{
+			__builtin_prefetch(&s->users.stamp_of[pair[16]]);
+			__builtin_prefetch(&s->items.stamp_of[pair[17]]);
+			__builtin_prefetch(&s->items.stamp_of[s->neg[t + 8]]);
+		}
+		if (s->neg[t] < 0)
+			continue;			/* the user has seen everything */
+		s->trip[nt].u = batch_slot(&s->users, pair[0], s->stamp);
+		s->trip[nt].i = batch_slot(&s->items, pair[1], s->stamp);
+		s->trip[nt].j = batch_slot(&s->items, s->neg[t], s->stamp);
+		nt++;
+	}
+	if (nt == 0)
+		return 0;
+	s->nt = nt;
+	s->inv_nb = 1.0f / (float) nt;
+
+	worker_pool_run(s->pool, phase_densify, s);
+	worker_pool_run(s->pool, phase_scores, s);
+	worker_pool_run(s->pool, phase_grads, s);
+	return nt;
+}
+
+/*
+ * The regrowth signal of a DSL round taken over growth_batches random
+ * mini-batches instead of the last one only: the last mini-batch touches a
+ * few thousand rows, so most inactive entries would have a zero gradient
+ * and be regrown at random.  The dense gradient accumulators live only for
+ * the duration of the round.
+ */
+static void
+update_with_wide_gradient(MfState *s)
+{
+	const Interactions *d = s->data;
+	const int	dim = s->dim;
+	float	   *acc[2];
+	int32	   *ident;
+	int			n_rows[2] = {d->n_users, d->n_items};
+	int32	   *pairs = palloc_extended((Size) s->batch_size * 2 * sizeof(int32), MCXT_ALLOC_HUGE);
+	DslRng		rng;
+	TensorGrad	g[2];
+
+	for (int k = 0; k < 2; k++)
+		acc[k] = palloc_extended((Size) n_rows[k] * dim * sizeof(float),
+								 MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	ident = palloc_extended((Size) Max(d->n_users, d->n_items) * sizeof(int32), MCXT_ALLOC_HUGE);
+	for (int r = 0; r < Max(d->n_users, d->n_items); r++)
+		ident[r] = r;
+
+	dsl_rng_seed(&rng, s->seed, UINT64CONST(0x6A0000000000) + (uint64) s->engine->step);
+	for (int b = 0; b < s->growth_batches; b++)
+	{
+		int			nb = (int) Min((int64) s->batch_size, d->n_pairs);
+
+		CHECK_FOR_INTERRUPTS();
+		for (int t = 0; t < nb; t++)
+		{
+			int64		p = (int64) dsl_rng_below(&rng, (uint64) d->n_pairs);
+
+			pairs[2 * t] = s->pairs[2 * p];
+			pairs[2 * t + 1] = s->pairs[2 * p + 1];
+		}
+		if (run_step(s, pairs, nb, UINT64CONST(0x6B000000000000) + (uint64) s->engine->step * 64 + b,
+					 false) == 0)
+			continue;
+		for (int k = 0; k < 2; k++)
+		{
+			BatchRows  *br = k == 0 ? &s->users : &s->items;
+
+			for (int sl = 0; sl < br->n; sl++)
+			{
+				float	   *dst = acc[k] + (Size) br->rows[sl] * dim;
+				const float *src = br->grad + (Size) sl * dim;
+
+				for (int c = 0; c < dim; c++)
+					dst[c] += src[c];
+			}
+		}
+	}
+	for (int k = 0; k < 2; k++)
+	{
+		g[k].n = n_rows[k];
+		g[k].rows = ident;
+		g[k].g = acc[k];
+	}
+	dsl_engine_update(s->engine, g);
+	pfree(acc[0]);
+	pfree(acc[1]);
+	pfree(ident);
+	pfree(pairs);
 }
 
 static double
@@ -360,51 +535,15 @@ mf_train_epoch(void *state)
 	for (int64 b0 = 0; b0 < n; b0 += s->batch_size)
 	{
 		int			nb = (int) Min((int64) s->batch_size, n - b0);
-		int			nt = 0;
+		int			nt;
 		double		batch_loss = 0;
 		double		reg_loss = 0;
 
 		CHECK_FOR_INTERRUPTS();
 		dsl_engine_begin_step(e);
-		s->stamp++;
-		s->users.n = 0;
-		s->items.n = 0;
-
-		/* sample the triples and densify the rows they touch */
-		for (int t = 0; t < nb; t++)
-		{
-			const int32 *pair = s->pairs + 2 * (b0 + t);
-			int32		u = pair[0];
-			int32		j;
-
-			if (t + 8 < nb)
-			{
-				int32		ua = pair[16];
-
-				__builtin_prefetch(&d->ptr[ua]);
-				__builtin_prefetch(&s->users.stamp_of[ua]);
-				__builtin_prefetch(&s->items.stamp_of[pair[17]]);
-			}
-
-			if (d->ptr[u + 1] - d->ptr[u] >= d->n_items)
-				continue;		/* the user has seen everything */
-			do
-				j = (int32) dsl_rng_below(&s->rng, (uint64) d->n_items);
-			while (user_has_item(d, u, j));
-
-			s->trip[nt].u = batch_slot(&s->users, u, s->stamp);
-			s->trip[nt].i = batch_slot(&s->items, pair[1], s->stamp);
-			s->trip[nt].j = batch_slot(&s->items, j, s->stamp);
-			nt++;
-		}
+		nt = run_step(s, s->pairs + 2 * b0, nb, (uint64) e->step, true);
 		if (nt == 0)
 			continue;
-		s->nt = nt;
-		s->inv_nb = 1.0f / (float) nt;
-
-		worker_pool_run(s->pool, phase_densify, s);
-		worker_pool_run(s->pool, phase_scores, s);
-		worker_pool_run(s->pool, phase_grads, s);
 
 		for (int t = 0; t < nt; t++)
 			batch_loss += s->loss[t];
@@ -419,15 +558,20 @@ mf_train_epoch(void *state)
 
 		if (dsl_engine_update_due(e))
 		{
-			TensorGrad	g[2];
+			if (s->growth_batches > 1 && e->cfg.growth == GROWTH_GRADIENT)
+				update_with_wide_gradient(s);
+			else
+			{
+				TensorGrad	g[2];
 
-			g[0].n = s->users.n;
-			g[0].rows = s->users.rows;
-			g[0].g = s->users.grad;
-			g[1].n = s->items.n;
-			g[1].rows = s->items.rows;
-			g[1].g = s->items.grad;
-			dsl_engine_update(e, g);
+				g[0].n = s->users.n;
+				g[0].rows = s->users.rows;
+				g[0].g = s->users.grad;
+				g[1].n = s->items.n;
+				g[1].rows = s->items.rows;
+				g[1].g = s->items.grad;
+				dsl_engine_update(e, g);
+			}
 		}
 	}
 	return n_trip > 0 ? loss_sum / (double) n_trip : 0.0;
@@ -450,10 +594,26 @@ mf_serving(void *state, SparseTensor *const *tensors,
 	items->arg = tensors[1];
 }
 
+static bool
+mf_set_option(TrainParams *p, const char *key, double value)
+{
+	if (strcmp(key, "growth_batches") == 0)
+	{
+		if (!(value >= 1 && value <= 1024) || value != floor(value))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid value for option growth_batches: %g", value),
+					 errdetail("Valid values: integers from 1 to 1024.")));
+		p->growth_batches = (int) value;
+		return true;
+	}
+	return false;
+}
+
 const ModelOps mf_ops = {
 	.type = "mf",
-	.option_keys = "",
-	.set_option = NULL,
+	.option_keys = "growth_batches",
+	.set_option = mf_set_option,
 	.work_bytes = mf_work_bytes,
 	.steps_per_epoch = mf_steps_per_epoch,
 	.create = mf_create,

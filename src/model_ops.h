@@ -22,6 +22,7 @@ typedef struct TrainParams
 	uint64		seed;
 	/* model-specific (set through options jsonb) */
 	int			layers;			/* lightgcn: propagation layers */
+	int			growth_batches; /* mf: mini-batches in the regrowth gradient */
 } TrainParams;
 
 typedef struct ModelOps

@@ -231,13 +231,19 @@ PG_FUNCTION_INFO_V1(dsl_score);
 Datum
 dsl_score(PG_FUNCTION_ARGS)
 {
-	char	   *model = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	int64		user_id = PG_GETARG_INT64(1);
-	int64		item_id = PG_GETARG_INT64(2);
-	ServeModel *m = serve_model_get(model);
-	int			u = serve_user_index(m, user_id);
-	int			i = serve_item_index(m, item_id);
+	char	   *model;
+	ServeModel *m;
+	int			u;
+	int			i;
 
+	/* a NULL user or item is simply unknown; a NULL model is a mistake */
+	check_not_null(fcinfo, 0, "model");
+	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		PG_RETURN_NULL();
+	model = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	m = serve_model_get(model);
+	u = serve_user_index(m, PG_GETARG_INT64(1));
+	i = serve_item_index(m, PG_GETARG_INT64(2));
 	if (u < 0 || i < 0)
 		PG_RETURN_NULL();
 	PG_RETURN_FLOAT4(topk_dot(serve_user_row(m, u), serve_item_row(m, i), m->dim));
@@ -301,15 +307,22 @@ Datum
 dsl_recommend_all(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	char	   *model = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	int32		k = PG_GETARG_INT32(1);
-	bool		exclude_seen = PG_GETARG_BOOL(2);
+	char	   *model;
+	int32		k;
+	bool		exclude_seen;
 	ServeModel *m;
 	AllState	st;
 	EmbeddingSource us,
 				is;
 	int32	   *list;
 	int			kk;
+
+	check_not_null(fcinfo, 0, "model");
+	check_not_null(fcinfo, 1, "k");
+	check_not_null(fcinfo, 2, "exclude_seen");
+	model = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	k = PG_GETARG_INT32(1);
+	exclude_seen = PG_GETARG_BOOL(2);
 
 	check_k(k);
 	InitMaterializedSRF(fcinfo, 0);
@@ -356,10 +369,10 @@ Datum
 dsl_similar_items(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	char	   *model = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	int64		item_id = PG_GETARG_INT64(1);
-	int32		k = PG_GETARG_INT32(2);
-	char	   *measure = text_to_cstring(PG_GETARG_TEXT_PP(3));
+	char	   *model;
+	int64		item_id;
+	int32		k;
+	char	   *measure;
 	bool		cosine;
 	ServeModel *m;
 	int			q;
@@ -367,6 +380,19 @@ dsl_similar_items(PG_FUNCTION_ARGS)
 	int			cap;
 	int			n;
 
+	check_not_null(fcinfo, 0, "model");
+	check_not_null(fcinfo, 2, "k");
+	check_not_null(fcinfo, 3, "measure");
+	if (PG_ARGISNULL(1))
+	{
+		/* a NULL item is unknown: no rows */
+		InitMaterializedSRF(fcinfo, 0);
+		PG_RETURN_NULL();
+	}
+	model = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	item_id = PG_GETARG_INT64(1);
+	k = PG_GETARG_INT32(2);
+	measure = text_to_cstring(PG_GETARG_TEXT_PP(3));
 	check_k(k);
 	if (strcmp(measure, "cosine") == 0)
 		cosine = true;

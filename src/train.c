@@ -30,6 +30,7 @@
 #include "dsl_engine.h"
 #include "dsl_rec.h"
 #include "interactions.h"
+#include "lightgcn.h"
 #include "mf.h"
 #include "model.h"
 #include "model_ops.h"
@@ -75,7 +76,7 @@ typedef struct TrainArgs
 } TrainArgs;
 
 /* the model types dsl.train() knows */
-static const ModelOps *const model_types[] = {&mf_ops, NULL};
+static const ModelOps *const model_types[] = {&mf_ops, &lightgcn_ops, NULL};
 
 /* argument positions of dsl.train, as declared in SQL */
 enum
@@ -305,6 +306,7 @@ parse_args(FunctionCallInfo fcinfo, TrainArgs *a)
 	a->params.reg = a->reg;
 	a->params.seed = (uint64) a->seed;
 	a->params.layers = 3;
+	a->params.growth_batches = 0;	/* MF default: see mf.c */
 	parse_options(a);
 }
 
@@ -337,6 +339,8 @@ hyperparams_json(const TrainArgs *a, int64 interval, int64 total_steps)
 					 a->eval_every, a->patience, a->k);
 	if (strcmp(a->ops->type, "lightgcn") == 0)
 		appendStringInfo(&s, ", \"layers\": %d", a->params.layers);
+	if (strcmp(a->ops->type, "mf") == 0)
+		appendStringInfo(&s, ", \"growth_batches\": %d", a->params.growth_batches);
 	if (OidIsValid(a->validation))
 	{
 		appendStringInfoString(&s, ", \"validation\": ");
@@ -370,28 +374,55 @@ claim_model_name(const TrainArgs *a, Oid *owner)
 				 errmsg("model \"%s\" is being trained by another session", a->name),
 				 errhint("Wait for the other training to finish, or use another model name.")));
 
-	if (SPI_execute_with_args("SELECT model_id, owner::pg_catalog.oid, "
-							  "pg_catalog.pg_has_role(owner, 'MEMBER') "
-							  "FROM dsl.models WHERE name OPERATOR(pg_catalog.=) $1 FOR UPDATE",
-							  1, types, args, NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "dsl_rec: model lookup failed");
-	if (SPI_processed > 0)
+	/*
+	 * Look, then lock: readers see a model row (row-level security) but may
+	 * not lock it, and a model of another owner that is not shared with us
+	 * is invisible, so its name is checked apart.
+	 */
+	for (int pass = 0; pass < 2; pass++)
 	{
-		HeapTuple	tup = SPI_tuptable->vals[0];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
+		if (SPI_execute_with_args(pass == 0 ?
+								  "SELECT model_id, owner::pg_catalog.oid, "
+								  "pg_catalog.pg_has_role(owner, 'MEMBER') "
+								  "FROM dsl.models WHERE name OPERATOR(pg_catalog.=) $1" :
+								  "SELECT model_id, owner::pg_catalog.oid, "
+								  "pg_catalog.pg_has_role(owner, 'MEMBER') "
+								  "FROM dsl.models WHERE name OPERATOR(pg_catalog.=) $1 FOR UPDATE",
+								  1, types, args, NULL, false, 1) != SPI_OK_SELECT)
+			elog(ERROR, "dsl_rec: model lookup failed");
+		if (SPI_processed == 0)
+		{
+			if (pass == 0)
+			{
+				if (SPI_execute_with_args("SELECT dsl.model_name_taken($1)",
+										  1, types, args, NULL, false, 1) != SPI_OK_SELECT)
+					elog(ERROR, "dsl_rec: model name lookup failed");
+				if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+					ereport(ERROR,
+							(errcode(ERRCODE_DUPLICATE_OBJECT),
+							 errmsg("model name \"%s\" is taken by a model of another owner", a->name),
+							 errhint("Choose another model name.")));
+			}
+			model_id = 0;
+			break;
+		}
+		{
+			HeapTuple	tup = SPI_tuptable->vals[0];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
 
-		model_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-		*owner = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
-		if (!a->replace)
-			ereport(ERROR,
-					(errcode(ERRCODE_DUPLICATE_OBJECT),
-					 errmsg("model \"%s\" already exists", a->name),
-					 errhint("Use replace => true to retrain it, or dsl.drop_model('%s') first.",
-							 a->name)));
-		if (!DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull)))
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("must be owner of model \"%s\" to replace it", a->name)));
+			model_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+			*owner = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
+			if (!a->replace)
+				ereport(ERROR,
+						(errcode(ERRCODE_DUPLICATE_OBJECT),
+						 errmsg("model \"%s\" already exists", a->name),
+						 errhint("Use replace => true to retrain it, or dsl.drop_model(%s) first.",
+								 quote_literal_cstr(a->name))));
+			if (!DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull)))
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 errmsg("must be owner of model \"%s\" to replace it", a->name)));
+		}
 	}
 	SPI_finish();
 	return model_id;
@@ -550,27 +581,35 @@ store_model(const TrainArgs *a, int64 old_id, Oid old_owner, const Interactions 
 {
 	EmbeddingSource users,
 				items;
-	Oid			types[18] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID,
+	Oid			types[19] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID,
 		FLOAT8OID, TEXTOID, INT4OID, INT4OID, INT8OID, INT8OID, INT8OID, INT4OID,
-	INT4OID, FLOAT8OID, FLOAT8OID, OIDOID};
-	Datum		args[18];
-	char		nulls[18];
+	INT4OID, FLOAT8OID, FLOAT8OID, OIDOID, REGROLEARRAYOID};
+	Datum		args[19];
+	char		nulls[19];
 	int64		model_id;
 	bool		isnull;
 	Oid			spvec_oid = spvec_type_oid();
 
 	SPI_connect();
+	memset(nulls, ' ', sizeof(nulls));
+	args[18] = (Datum) 0;
+	nulls[18] = 'n';
 	if (old_id != 0)
 	{
 		Datum		del[1] = {Int64GetDatum(old_id)};
 		Oid			delt[1] = {INT8OID};
 
-		if (SPI_execute_with_args("DELETE FROM dsl.models WHERE model_id OPERATOR(pg_catalog.=) $1",
-								  1, delt, del, NULL, false, 0) != SPI_OK_DELETE)
+		/* the new version keeps the readers of the old one */
+		if (SPI_execute_with_args("DELETE FROM dsl.models WHERE model_id OPERATOR(pg_catalog.=) $1 "
+								  "RETURNING readers",
+								  1, delt, del, NULL, false, 0) != SPI_OK_DELETE_RETURNING)
 			elog(ERROR, "dsl_rec: deleting the previous model failed");
+		if (SPI_processed == 1)
+			args[18] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
+									 &isnull);
+		nulls[18] = (SPI_processed == 1 && !isnull) ? ' ' : 'n';
 	}
 
-	memset(nulls, ' ', sizeof(nulls));
 	args[0] = CStringGetTextDatum(a->name);
 	args[1] = CStringGetTextDatum(a->model_type);
 	args[2] = CStringGetTextDatum(dsl_relation_name(a->source));
@@ -597,12 +636,13 @@ store_model(const TrainArgs *a, int64 old_id, Oid old_owner, const Interactions 
 	if (SPI_execute_with_args("INSERT INTO dsl.models (name, model_type, source, user_col, item_col, "
 							  "dim, density, hyperparams, n_users, n_items, n_interactions, "
 							  "active_params, total_params, epochs, best_epoch, final_loss, "
-							  "train_seconds, owner) "
+							  "train_seconds, owner, readers) "
 							  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8::pg_catalog.jsonb, $9, $10, "
 							  "$11, $12, $13, $14, $15, $16, $17, "
-							  "COALESCE($18::pg_catalog.regrole, CURRENT_USER::pg_catalog.regrole)) "
+							  "COALESCE($18::pg_catalog.regrole, CURRENT_USER::pg_catalog.regrole), "
+							  "COALESCE($19, '{}')) "
 							  "RETURNING model_id",
-							  18, types, args, nulls, false, 1) != SPI_OK_INSERT_RETURNING)
+							  19, types, args, nulls, false, 1) != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "dsl_rec: inserting the model failed");
 	model_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 
@@ -688,6 +728,12 @@ dsl_train(PG_FUNCTION_ARGS)
 				(errmsg("%lld duplicate (user, item) rows of \"%s\" were counted once",
 						(long long) data->n_duplicate, dsl_relation_name(a.source))));
 
+	steps_per_epoch = a.ops->steps_per_epoch(data, &a.params);
+	interval = a.update_interval > 0 ? a.update_interval : steps_per_epoch;
+	/* MF's regrowth gradient: by default 256 mini-batches, at most an epoch */
+	if (a.params.growth_batches == 0)
+		a.params.growth_batches = (int) Min((int64) 256, steps_per_epoch);
+
 	/* budget the model before allocating it */
 	need = a.ops->work_bytes(data, &a.params) +
 		sparse_tensor_state_bytes(data->n_users, a.dim, (int64) rint(a.density * data->n_users * a.dim)) +
@@ -706,9 +752,6 @@ dsl_train(PG_FUNCTION_ARGS)
 						   data->n_users, data->n_items, a.dim, a.density),
 				 errhint("Raise maintenance_work_mem for this session, e.g. SET maintenance_work_mem = '%zuMB'.",
 						 need / (1024 * 1024) + 1)));
-
-	steps_per_epoch = a.ops->steps_per_epoch(data, &a.params);
-	interval = a.update_interval > 0 ? a.update_interval : steps_per_epoch;
 
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.density = a.density;
@@ -769,7 +812,7 @@ dsl_train(PG_FUNCTION_ARGS)
 
 			a.ops->serving(model, engine.tensors, &us, &is);
 			dsl_evaluate_full(&us, &is, &seen, &test, val->total, a.k,
-							  (Size) work_mem * 1024, &m);
+							  limit, &m);
 			evaluated = true;
 			if (m.recall > best_recall)
 			{

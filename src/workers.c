@@ -21,10 +21,10 @@ typedef struct WorkerStart
 
 /*
  * Jobs are short (a part of one mini-batch step), so idle workers spin a
- * little on the generation counter before sleeping on the condition
+ * little (some microseconds) on the generation counter before sleeping on the condition
  * variable, and the caller spins on the pending count.
  */
-#define SPIN_ROUNDS 20000
+#define SPIN_ROUNDS 2000
 
 #if defined(__x86_64__) || defined(__i386__)
 #define cpu_relax() __builtin_ia32_pause()

@@ -25,7 +25,8 @@ CREATE TABLE dsl.models (
     best_epoch      integer,
     final_loss      double precision,
     trained_at      timestamptz NOT NULL DEFAULT now(),
-    train_seconds   double precision NOT NULL
+    train_seconds   double precision NOT NULL,
+    readers         regrole[] NOT NULL DEFAULT '{}'
 );
 ALTER SEQUENCE dsl.models_model_id_seq OWNED BY dsl.models.model_id;
 
@@ -53,6 +54,78 @@ CREATE TABLE dsl.seen_items (
     PRIMARY KEY (model_id, user_id)
 );
 
+-- Access control (docs/security.md).  Every role may use the tables, and
+-- row-level security decides, per model, what it sees and changes:
+--   * a dsl.models row is visible to members of its owner and to members of
+--     any role in its readers array (dsl.grant_model / dsl.revoke_model);
+--   * only members of the owner may insert, change or delete it;
+--   * a dsl.parameters or dsl.seen_items row is visible iff its model row is,
+--     and may be written only by members of its model's owner.
+-- The UPDATE policies check the owner both before (USING: which rows may be
+-- changed, or locked with SELECT ... FOR UPDATE) and after the change (WITH
+-- CHECK): a model can be handed over only to a role its owner is a member of.
+-- FORCE makes the policies apply to the tables' owner too; superusers and
+-- BYPASSRLS roles are not subject to them (and foreign-key cascades never
+-- are).
+-- Policy expressions are bound to objects when the extension is created, so
+-- the caller's search_path cannot redirect them.
+GRANT USAGE ON SCHEMA dsl TO PUBLIC;
+GRANT SELECT, INSERT, UPDATE, DELETE ON dsl.models, dsl.parameters, dsl.seen_items TO PUBLIC;
+GRANT USAGE ON SEQUENCE dsl.models_model_id_seq TO PUBLIC;
+
+ALTER TABLE dsl.models ENABLE ROW LEVEL SECURITY;
+ALTER TABLE dsl.models FORCE ROW LEVEL SECURITY;
+ALTER TABLE dsl.parameters ENABLE ROW LEVEL SECURITY;
+ALTER TABLE dsl.parameters FORCE ROW LEVEL SECURITY;
+ALTER TABLE dsl.seen_items ENABLE ROW LEVEL SECURITY;
+ALTER TABLE dsl.seen_items FORCE ROW LEVEL SECURITY;
+
+CREATE POLICY models_read ON dsl.models FOR SELECT
+    USING (pg_catalog.pg_has_role(owner, 'MEMBER')
+           OR EXISTS (SELECT FROM pg_catalog.unnest(readers) AS r(role)
+                      WHERE pg_catalog.pg_has_role(r.role, 'MEMBER')));
+CREATE POLICY models_insert ON dsl.models FOR INSERT
+    WITH CHECK (pg_catalog.pg_has_role(owner, 'MEMBER'));
+CREATE POLICY models_update ON dsl.models FOR UPDATE
+    USING (pg_catalog.pg_has_role(owner, 'MEMBER'))
+    WITH CHECK (pg_catalog.pg_has_role(owner, 'MEMBER'));
+CREATE POLICY models_delete ON dsl.models FOR DELETE
+    USING (pg_catalog.pg_has_role(owner, 'MEMBER'));
+
+-- The USING clauses compare model_id with an array of the visible (or owned)
+-- model ids, computed once per query by an initPlan (the models policies
+-- filter that subquery).  Being a leakproof "= ANY (array)", the planner uses
+-- it as an index condition next to the caller's "model_id = $1": loading a
+-- model's parameter rows costs the same as without RLS (docs/security.md).
+-- WITH CHECK clauses, evaluated per inserted row, use a hashed subplan, whose
+-- cost does not grow with the number of models.
+CREATE POLICY parameters_read ON dsl.parameters FOR SELECT
+    USING (model_id OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT m.model_id FROM dsl.models m)));
+CREATE POLICY parameters_insert ON dsl.parameters FOR INSERT
+    WITH CHECK (model_id OPERATOR(pg_catalog.=) ANY (
+        SELECT m.model_id FROM dsl.models m WHERE pg_catalog.pg_has_role(m.owner, 'MEMBER')));
+CREATE POLICY parameters_update ON dsl.parameters FOR UPDATE
+    USING (model_id OPERATOR(pg_catalog.=) ANY (ARRAY(
+        SELECT m.model_id FROM dsl.models m WHERE pg_catalog.pg_has_role(m.owner, 'MEMBER'))))
+    WITH CHECK (model_id OPERATOR(pg_catalog.=) ANY (
+        SELECT m.model_id FROM dsl.models m WHERE pg_catalog.pg_has_role(m.owner, 'MEMBER')));
+CREATE POLICY parameters_delete ON dsl.parameters FOR DELETE
+    USING (model_id OPERATOR(pg_catalog.=) ANY (ARRAY(
+        SELECT m.model_id FROM dsl.models m WHERE pg_catalog.pg_has_role(m.owner, 'MEMBER'))));
+CREATE POLICY seen_items_read ON dsl.seen_items FOR SELECT
+    USING (model_id OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT m.model_id FROM dsl.models m)));
+CREATE POLICY seen_items_insert ON dsl.seen_items FOR INSERT
+    WITH CHECK (model_id OPERATOR(pg_catalog.=) ANY (
+        SELECT m.model_id FROM dsl.models m WHERE pg_catalog.pg_has_role(m.owner, 'MEMBER')));
+CREATE POLICY seen_items_update ON dsl.seen_items FOR UPDATE
+    USING (model_id OPERATOR(pg_catalog.=) ANY (ARRAY(
+        SELECT m.model_id FROM dsl.models m WHERE pg_catalog.pg_has_role(m.owner, 'MEMBER'))))
+    WITH CHECK (model_id OPERATOR(pg_catalog.=) ANY (
+        SELECT m.model_id FROM dsl.models m WHERE pg_catalog.pg_has_role(m.owner, 'MEMBER')));
+CREATE POLICY seen_items_delete ON dsl.seen_items FOR DELETE
+    USING (model_id OPERATOR(pg_catalog.=) ANY (ARRAY(
+        SELECT m.model_id FROM dsl.models m WHERE pg_catalog.pg_has_role(m.owner, 'MEMBER'))));
+
 SELECT pg_catalog.pg_extension_config_dump('dsl.models', '');
 SELECT pg_catalog.pg_extension_config_dump('dsl.models_model_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('dsl.parameters', '');
@@ -60,4 +133,6 @@ SELECT pg_catalog.pg_extension_config_dump('dsl.seen_items', '');
 
 COMMENT ON TABLE dsl.models IS 'one row per trained dsl_rec model';
 COMMENT ON TABLE dsl.parameters IS 'model parameters as spvec rows keyed by (model_id, part, entity_id)';
+COMMENT ON COLUMN dsl.models.owner IS 'role whose members may retrain, replace, drop and share the model';
+COMMENT ON COLUMN dsl.models.readers IS 'roles whose members may read (serve, evaluate) the model; see dsl.grant_model';
 COMMENT ON TABLE dsl.seen_items IS 'training items per user of each model (excluded from recommendations)';

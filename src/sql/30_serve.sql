@@ -24,7 +24,7 @@ COMMENT ON FUNCTION dsl.recommend(text, bigint, integer, boolean, bigint[]) IS
 CREATE FUNCTION dsl.score(model text, user_id bigint, item_id bigint)
 RETURNS real
 AS 'MODULE_PATHNAME', 'dsl_score'
-LANGUAGE C STABLE STRICT PARALLEL RESTRICTED COST 100;
+LANGUAGE C STABLE PARALLEL RESTRICTED COST 100;
 
 COMMENT ON FUNCTION dsl.score(text, bigint, bigint) IS
     'the score dsl.recommend ranks by: inner product of the user and item embeddings; NULL if the model does not know the user or the item';
@@ -35,7 +35,7 @@ CREATE FUNCTION dsl.recommend_all(
     exclude_seen    boolean DEFAULT true)
 RETURNS TABLE (user_id bigint, item_id bigint, rank integer, score real)
 AS 'MODULE_PATHNAME', 'dsl_recommend_all'
-LANGUAGE C STABLE STRICT PARALLEL RESTRICTED COST 100000 ROWS 100000;
+LANGUAGE C STABLE PARALLEL RESTRICTED COST 100000 ROWS 100000;
 
 COMMENT ON FUNCTION dsl.recommend_all(text, integer, boolean) IS
     'top k items of every user of a model (rank 1 = best), computed in blocks with BLAS within work_mem';
@@ -47,7 +47,7 @@ CREATE FUNCTION dsl.similar_items(
     measure         text DEFAULT 'cosine')
 RETURNS TABLE (item_id bigint, score real, rank integer)
 AS 'MODULE_PATHNAME', 'dsl_similar_items'
-LANGUAGE C STABLE STRICT PARALLEL RESTRICTED COST 1000 ROWS 10;
+LANGUAGE C STABLE PARALLEL RESTRICTED COST 1000 ROWS 10;
 
 COMMENT ON FUNCTION dsl.similar_items(text, bigint, integer, text) IS
     'k items most similar to an item by cosine of the item embeddings (measure => ''inner_product'' for the raw inner product), excluding the item itself; no rows for an unknown item';
@@ -60,7 +60,7 @@ CREATE FUNCTION dsl.evaluate(
     k               integer DEFAULT 20)
 RETURNS TABLE (metric text, value double precision)
 AS 'MODULE_PATHNAME', 'dsl_evaluate'
-LANGUAGE C STABLE STRICT PARALLEL RESTRICTED COST 100000 ROWS 8;
+LANGUAGE C STABLE PARALLEL RESTRICTED COST 100000 ROWS 8;
 
 COMMENT ON FUNCTION dsl.evaluate(text, regclass, text, text, integer) IS
     'full-ranking evaluation on the (user, item) test pairs of a relation, training items excluded: recall, ndcg, precision, hit_rate, mrr at k, users_evaluated, users_unknown, item_coverage';
@@ -76,7 +76,7 @@ CREATE FUNCTION dsl.split(
     test_fraction   double precision DEFAULT 0.2,
     seed            bigint DEFAULT 0)
 RETURNS TABLE (user_id bigint, item_id bigint, is_test boolean)
-LANGUAGE plpgsql STABLE STRICT PARALLEL RESTRICTED
+LANGUAGE plpgsql STABLE PARALLEL RESTRICTED
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -84,6 +84,18 @@ DECLARE
     col     text;
     typ     oid;
 BEGIN
+    IF source IS NULL OR user_col IS NULL OR item_col IS NULL
+       OR test_fraction IS NULL OR seed IS NULL THEN
+        RAISE EXCEPTION '% must not be null',
+            CASE WHEN source IS NULL THEN 'source' WHEN user_col IS NULL THEN 'user_col'
+                 WHEN item_col IS NULL THEN 'item_col' WHEN test_fraction IS NULL THEN 'test_fraction'
+                 ELSE 'seed' END
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF rel IS NULL THEN
+        RAISE EXCEPTION 'relation with OID % does not exist', source::oid
+            USING ERRCODE = 'undefined_table';
+    END IF;
     IF NOT (test_fraction >= 0 AND test_fraction <= 1) THEN
         RAISE EXCEPTION 'test_fraction must be between 0 and 1, not %', test_fraction
             USING ERRCODE = 'invalid_parameter_value';

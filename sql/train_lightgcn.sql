@@ -1,0 +1,147 @@
+-- LightGCN with DSL-sparse ego embeddings
+SET client_min_messages = warning;
+SET dsl_rec.progress = off;
+DROP TABLE IF EXISTS planted;	-- left by train_mf
+\i test/sql/planted.sql
+
+CREATE TABLE lg_run1 AS
+SELECT * FROM dsl.train('planted_lg', 'planted', model_type => 'lightgcn', dim => 16,
+                        density => 0.5, epochs => 20, batch_size => 128, lr => 0.01,
+                        reg => 0.001, seed => 42);
+
+-- the budget is exact at every epoch: round(0.5 * 240 * 16) + round(0.5 * 120 * 16)
+SELECT count(*) AS epochs,
+       min(active_params) AS min_active, max(active_params) AS max_active,
+       min(total_params) AS total,
+       bool_and(pruned > 0 AND pruned = regrown) FILTER (WHERE epoch < 20) AS rounds_every_epoch
+FROM lg_run1;
+-- the loss falls
+SELECT (SELECT loss FROM lg_run1 WHERE epoch = 1) > 0.6 AS starts_near_log2,
+       (SELECT avg(loss) FROM lg_run1 WHERE epoch > 15) < 0.5 * (SELECT loss FROM lg_run1 WHERE epoch = 1)
+         AS loss_halved
+FROM lg_run1 LIMIT 1;
+
+-- the stored model: final embeddings as 'user'/'item' (dense), the sparse
+-- layer-0 parameters as 'user_ego'/'item_ego' (exactly the budget)
+SELECT model_type, dim, density, n_users, n_items, active_params, total_params, epochs,
+       hyperparams->>'layers' AS layers
+FROM dsl.models WHERE name = 'planted_lg';
+SELECT part, count(*) AS rows, min(dsl.dims(vec)) AS dims,
+       CASE WHEN part LIKE '%ego' THEN sum(dsl.nnz(vec))::text
+            ELSE (sum(dsl.nnz(vec)) > 0.95 * count(*) * 16)::text END AS nnz
+FROM dsl.parameters JOIN dsl.models USING (model_id)
+WHERE name = 'planted_lg' GROUP BY part ORDER BY part;
+-- DSL moves the budget between rows of the ego tables
+SELECT part, min(dsl.nnz(vec)) < max(dsl.nnz(vec)) AS varies
+FROM dsl.parameters JOIN dsl.models USING (model_id)
+WHERE name = 'planted_lg' AND part LIKE '%ego' GROUP BY part ORDER BY part;
+
+-- Propagation, checked on a hand-sized graph: 2 users, 3 items, one layer.
+-- The final rows must equal (E0 + Â E0) / 2 with Â = D^-1/2 A D^-1/2,
+-- computed here in SQL from the stored ego rows and the degrees.
+CREATE TABLE tiny (user_id bigint, item_id bigint);
+INSERT INTO tiny VALUES (1, 10), (1, 11), (2, 11), (2, 12);
+SELECT count(*) FROM dsl.train('tiny_lg', 'tiny', model_type => 'lightgcn', dim => 4, density => 1,
+                               epochs => 3, batch_size => 2, lr => 0.05, seed => 7,
+                               options => '{"layers": 1}');
+CREATE VIEW tiny_rows AS
+SELECT p.part, p.entity_id AS id, t.k, t.x
+FROM dsl.parameters p JOIN dsl.models m USING (model_id),
+     unnest(p.vec::real[]) WITH ORDINALITY AS t(x, k)
+WHERE m.name = 'tiny_lg';
+WITH deg_u AS (SELECT user_id, count(*) AS d FROM tiny GROUP BY user_id),
+     deg_i AS (SELECT item_id, count(*) AS d FROM tiny GROUP BY item_id),
+     edges AS (SELECT t.user_id, t.item_id, 1 / sqrt(du.d * di.d) AS w
+               FROM tiny t JOIN deg_u du USING (user_id) JOIN deg_i di USING (item_id)),
+     prop AS (
+        SELECT 'user' AS part, e.user_id AS id, r.k, sum(e.w * r.x) AS x
+        FROM edges e JOIN tiny_rows r ON r.part = 'item_ego' AND r.id = e.item_id
+        GROUP BY 1, 2, 3
+        UNION ALL
+        SELECT 'item', e.item_id, r.k, sum(e.w * r.x)
+        FROM edges e JOIN tiny_rows r ON r.part = 'user_ego' AND r.id = e.user_id
+        GROUP BY 1, 2, 3),
+     expect AS (
+        SELECT replace(r.part, '_ego', '') AS part, r.id, r.k, (r.x + p.x) / 2 AS x
+        FROM tiny_rows r JOIN prop p ON p.part = replace(r.part, '_ego', '') AND p.id = r.id AND p.k = r.k
+        WHERE r.part LIKE '%ego')
+SELECT count(*) AS compared, max(abs(e.x - r.x)) < 1e-5 AS propagated,
+       max(abs(r.x - ego.x)) > 1e-3 AS not_the_ego
+FROM expect e JOIN tiny_rows r USING (part, id, k)
+     JOIN tiny_rows ego ON ego.part = e.part || '_ego' AND ego.id = e.id AND ego.k = e.k;
+-- with layers => 0 the final embeddings are the ego embeddings themselves
+SELECT count(*) FROM dsl.train('tiny_lg0', 'tiny', model_type => 'lightgcn', dim => 4, density => 1,
+                               epochs => 3, batch_size => 2, lr => 0.05, seed => 7,
+                               options => '{"layers": 0}');
+SELECT count(*) AS rows, bool_and(f.vec OPERATOR(dsl.=) e.vec) AS final_is_ego
+FROM dsl.parameters f JOIN dsl.models m USING (model_id)
+     JOIN dsl.parameters e ON e.model_id = f.model_id AND e.entity_id = f.entity_id
+                          AND e.part = f.part || '_ego'
+WHERE m.name = 'tiny_lg0' AND f.part IN ('user', 'item');
+
+-- Neighbourhood structure: 8 clusters of users and items linked only by
+-- co-interaction, 3 training items per user, 3 held-out items of the same
+-- cluster.  Propagation reaches the held-out items through the other users
+-- of the cluster; MF with the same budget and settings does much worse.
+SELECT setseed(0.75);
+CREATE TABLE hood AS
+SELECT u AS user_id, (u % 8) + 8 * x AS item_id,
+       row_number() OVER (PARTITION BY u ORDER BY random()) <= 3 AS train
+FROM generate_series(0, 399) u,
+     LATERAL (SELECT x FROM generate_series(0, 19) x WHERE u >= 0 ORDER BY random() LIMIT 6) s;
+CREATE TABLE hood_train AS SELECT user_id, item_id FROM hood WHERE train;
+CREATE TABLE hood_test AS SELECT user_id, item_id FROM hood WHERE NOT train;
+SELECT count(*) FROM dsl.train('hood_mf', 'hood_train', model_type => 'mf', dim => 16, density => 0.5,
+                               epochs => 20, batch_size => 64, lr => 0.01, reg => 0.001, seed => 1);
+SELECT count(*) FROM dsl.train('hood_lg', 'hood_train', model_type => 'lightgcn', dim => 16, density => 0.5,
+                               epochs => 20, batch_size => 64, lr => 0.01, reg => 0.001, seed => 1);
+WITH r AS (
+    SELECT m.name, e.value AS recall
+    FROM (VALUES ('hood_mf'), ('hood_lg')) AS m(name),
+         dsl.evaluate(m.name, 'hood_test', 'user_id', 'item_id', 10) AS e
+    WHERE e.metric = 'recall')
+SELECT (SELECT recall FROM r WHERE name = 'hood_lg') > 0.4 AS lightgcn_recalls,
+       (SELECT recall FROM r WHERE name = 'hood_lg') > 2 * (SELECT recall FROM r WHERE name = 'hood_mf')
+         AS lightgcn_beats_mf;
+
+-- bad options
+SELECT * FROM dsl.train('bad', 'tiny', model_type => 'lightgcn', options => '{"layers": -1}');
+SELECT * FROM dsl.train('bad', 'tiny', model_type => 'lightgcn', options => '{"layers": 9}');
+SELECT * FROM dsl.train('bad', 'tiny', model_type => 'lightgcn', options => '{"layers": 1.5}');
+SELECT * FROM dsl.train('bad', 'tiny', model_type => 'lightgcn', options => '{"layers": "2"}');
+SELECT * FROM dsl.train('bad', 'tiny', model_type => 'lightgcn', options => '{"layers": null}');
+\set VERBOSITY terse
+SELECT * FROM dsl.train('bad', 'tiny', model_type => 'lightgcn', options => '{"layer": 2}');
+\set VERBOSITY default
+
+-- deterministic for a seed, whatever the number of worker threads
+SET dsl_rec.threads = 1;
+SELECT count(*) FROM dsl.train('planted_lg_t1', 'planted', model_type => 'lightgcn', dim => 16,
+                               density => 0.5, epochs => 20, batch_size => 128, lr => 0.01,
+                               reg => 0.001, seed => 42);
+RESET dsl_rec.threads;
+SET dsl_rec.threads = 2;
+SELECT count(*) FROM dsl.train('planted_lg_s2', 'planted', model_type => 'lightgcn', dim => 16,
+                               density => 0.5, epochs => 20, batch_size => 128, lr => 0.01,
+                               reg => 0.001, seed => 43);
+RESET dsl_rec.threads;
+CREATE VIEW lg_params AS
+SELECT m.name, p.part, p.entity_id, p.vec::text AS vec
+FROM dsl.parameters p JOIN dsl.models m USING (model_id);
+SELECT (SELECT count(*) FROM lg_params WHERE name = 'planted_lg') AS rows,
+       (SELECT count(*) FROM (SELECT part, entity_id, vec FROM lg_params WHERE name = 'planted_lg'
+                              EXCEPT
+                              SELECT part, entity_id, vec FROM lg_params WHERE name = 'planted_lg_t1') d)
+         AS diff_threads,
+       (SELECT final_loss FROM dsl.models WHERE name = 'planted_lg') =
+       (SELECT final_loss FROM dsl.models WHERE name = 'planted_lg_t1') AS same_loss,
+       (SELECT count(*) FROM (SELECT part, entity_id, vec FROM lg_params WHERE name = 'planted_lg'
+                              EXCEPT
+                              SELECT part, entity_id, vec FROM lg_params WHERE name = 'planted_lg_s2') d) > 0
+         AS differs_other_seed;
+
+DROP VIEW lg_params;
+DROP VIEW tiny_rows;
+DROP TABLE lg_run1, tiny, hood, hood_train, hood_test, planted;
+SELECT dsl.drop_model(name) FROM (VALUES ('planted_lg'), ('planted_lg_t1'), ('planted_lg_s2'),
+       ('tiny_lg'), ('tiny_lg0'), ('hood_mf'), ('hood_lg')) AS m(name);

@@ -1,0 +1,1205 @@
+/*
+ * lightgcn.c - LightGCN (He et al., SIGIR 2020) on DSL-sparse ego embeddings
+ *
+ * Users and items are the nodes 0..n_users-1 and n_users..n-1 of the
+ * bipartite interaction graph A = [[0, R], [R^T, 0]].  The ego (layer-0)
+ * embeddings E0 are the DSL-sparse tensors "user_ego" and "item_ego"; the
+ * final embeddings are the mean of E0 .. EL with E(l+1) = Â El and
+ * Â = D^-1/2 A D^-1/2.  Training minimises BPR on the final embeddings of a
+ * mini-batch plus reg/2 * (|u0|^2 + |i0|^2 + |j0|^2) on the ego rows, both
+ * averaged over the batch, exactly as mf.c samples and averages.
+ *
+ * Propagation works in the scaled space Y = D^-1/2 E, where Â becomes
+ * D^1/2 M D^-1/2 with M = D^-1 A: one layer is an unweighted sum of the
+ * neighbours' rows times 1/degree, so the kernels read no edge weights.
+ * Both directions use Horner's rule on the same kernel:
+ *
+ *   forward   F = D^1/2 (Y0 + M (Y0 + M (... Y0))) / (L + 1)
+ *   backward  dE0 = D^1/2 (Z0 + M (Z0 + M (... Z0))) / (L + 1),
+ *             Z0 = D^-1/2 dLoss/dF   (Â is symmetric)
+ *
+ * Per step only the rows that matter are computed: the loss needs the final
+ * embeddings of the batch rows B only, so forward iteration k (of L) is
+ * needed on the rows within L - k hops of B; the gradient dLoss/dF is zero
+ * outside B, so backward iteration k is non-zero only within k hops of B and
+ * gathers only from rows within k - 1 hops.  This is exact (no sampling of
+ * the graph); the hop distances come from a breadth-first pass per step.
+ *
+ * Each row is computed by one thread with its neighbours summed in
+ * ascending order, so results do not depend on the number of threads.  The
+ * last backward iteration is fused with the gradient of the L2 term, the
+ * lazy Adam step on the row's active entries and the refresh of that row of
+ * Y0 for the next step; a prune/regrow round invalidates Y0.
+ */
+#include "postgres.h"
+
+#include <math.h>
+#include <sys/mman.h>
+
+#include "miscadmin.h"
+
+#include "dsl_rec.h"
+#include "lightgcn.h"
+#include "rng.h"
+#include "workers.h"
+
+#define LGCN_MAX_LAYERS 8
+#define DIST_FAR 255			/* not within LGCN_MAX_LAYERS hops of the batch */
+#define NB_ALL 255				/* gather from every neighbour */
+#define CHUNK_ROWS 64			/* rows per unit of dynamically scheduled work */
+#define PREFETCH_AHEAD 16		/* neighbour rows prefetched ahead */
+#define HUGE_PAGE_BYTES ((Size) 2 * 1024 * 1024)
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define LGCN_X86_DISPATCH 1
+#endif
+
+#ifdef LGCN_PROFILE
+#include <time.h>
+#include "lib/stringinfo.h"
+static double prof_t[16];
+static double prof_c[16];
+static double prof_last_w, prof_last_c;
+static void
+prof_mark(int k)
+{
+	struct timespec w, c;
+	double nw, nc;
+
+	clock_gettime(CLOCK_MONOTONIC, &w);
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c);
+	nw = w.tv_sec + w.tv_nsec * 1e-9;
+	nc = c.tv_sec + c.tv_nsec * 1e-9;
+	if (k >= 0)
+	{
+		prof_t[k] += nw - prof_last_w;
+		prof_c[k] += nc - prof_last_c;
+	}
+	prof_last_w = nw;
+	prof_last_c = nc;
+}
+#define PROF(k) prof_mark(k)
+#else
+#define PROF(k) ((void) 0)
+#endif
+
+/* eight floats, loadable from any 4-byte aligned address */
+typedef float v8sf __attribute__((vector_size(32), aligned(4), may_alias));
+
+/* the bipartite graph as one symmetric CSR over users and items */
+typedef struct LgcnGraph
+{
+	int			n;				/* nodes: users, then items */
+	int			n_users;
+	int32		max_deg;
+	int64	   *ptr;			/* n + 1 */
+	int32	   *adj;			/* neighbours of each node, ascending */
+	float	   *inv_deg;		/* 1 / d */
+	float	   *inv_sqrt;		/* d^-1/2 */
+	float	   *sqrt_deg;		/* d^1/2 */
+} LgcnGraph;
+
+typedef enum PropMode
+{
+	PROP_PLAIN,					/* out = base + M in */
+	PROP_SERVE_FINAL,			/* out = D^1/2 (base + M in) / (L + 1) */
+	PROP_TRAIN_FINAL			/* that as the ego gradient, then Adam */
+} PropMode;
+
+/* one Horner iteration over the rows: out = base + M in (see PropMode) */
+typedef struct PropJob
+{
+	const float *in;			/* NULL: M in is zero */
+	float	   *out;
+	const float *base_rows;		/* base of row r at r * dim, or NULL */
+	const float *base_slots;	/* base of batch rows by slot, or NULL */
+	float	   *acc_slots;		/* add batch rows' results here by slot */
+	bool		use_dist;		/* restrict rows/neighbours by hop distance */
+	int			row_lim;		/* rows with dist <= row_lim */
+	int			nb_lim;			/* neighbours with dist <= nb_lim, or NB_ALL */
+	bool		zero_rest;		/* write zero rows for dist > row_lim */
+	bool		few_rows;		/* few rows qualify: prefetch within rows */
+	PropMode	mode;
+	bool		store_grad;		/* PROP_TRAIN_FINAL: keep gradient rows in out */
+} PropJob;
+
+typedef struct Triple
+{
+	int32		u;				/* slots */
+	int32		i;
+	int32		j;
+} Triple;
+
+typedef struct LgcnState LgcnState;
+
+typedef void (*RowKernel) (LgcnState *s, const PropJob *j, int part, int64 lo, int64 hi);
+
+struct LgcnState
+{
+	DslEngine  *engine;
+	const Interactions *data;
+	MemoryContext mcxt;
+	int			dim;
+	int			batch_size;
+	int			layers;
+	float		reg;
+	DslRng		rng;
+	LgcnGraph	g;
+	int32	   *pairs;			/* (user, item) index pairs, shuffled per epoch */
+	Triple	   *trip;
+	int			nt;
+	float		inv_nb;
+
+	/* batch rows (nodes) and their slots */
+	int32	   *slot_of;		/* n: slot of node in the current batch */
+	int32	   *stamp_of;		/* n: batch that assigned slot_of */
+	int32		stamp;
+	int32	   *slot_row;		/* slot -> node */
+	int32	   *slot_count;		/* slot -> occurrences in the batch */
+	int			n_slots;
+	int			slot_cap;
+	float	   *fin;			/* slot x dim: final embeddings */
+	float	   *z0;				/* slot x dim: D^-1/2 dLoss/dF */
+	float	   *coef;			/* per triple: d loss / d x */
+	double	   *loss;			/* per triple: softplus(-x) */
+	double	   *reg_loss;		/* per slot: L2 term */
+
+	/* dense per-step temporaries, n x dim each */
+	float	   *y0;				/* D^-1/2 E0, valid while y0_valid */
+	bool		y0_valid;
+	float	   *buf[2];
+	float	   *serve_out;		/* serving embeddings, allocated on demand */
+	uint8	   *dist;			/* hop distance from the batch rows */
+	int64		ball[LGCN_MAX_LAYERS + 1];	/* rows with dist <= k */
+
+	/* workers */
+	WorkerPool *pool;
+	int			n_parts;
+	float	   *scratch;		/* n_parts x dim */
+	float	   *grad_scratch;	/* n_parts x dim */
+	int32	   *nbr_scratch;	/* n_parts x max_deg */
+	int64	   *part_count;		/* n_parts */
+	int32	   *identity;		/* 0 .. max(n_users, n_items) - 1 */
+	int64		next_chunk;		/* dynamic scheduling counter */
+	RowKernel	kernel;
+
+	/* arguments of the current parallel phase */
+	PropJob		job;
+	int			bfs_level;
+	SparseTensor *const *dens_src;	/* densify: tensors */
+	float	   *dens_out;
+	bool		dens_scaled;	/* densify: times d^-1/2 */
+};
+
+/* ---------------------------------------------------------------------------
+ * Options, sizes
+ * ---------------------------------------------------------------------------
+ */
+
+static bool
+lgcn_set_option(TrainParams *p, const char *key, double value)
+{
+	if (strcmp(key, "layers") != 0)
+		return false;
+	if (isnan(value) || value < 0 || value > LGCN_MAX_LAYERS || value != floor(value))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid value for option layers: %g", value),
+				 errdetail("Valid values: integers from 0 to %d.", LGCN_MAX_LAYERS)));
+	p->layers = (int) value;
+	return true;
+}
+
+static int64
+lgcn_steps_per_epoch(const Interactions *data, const TrainParams *p)
+{
+	return (data->n_pairs + p->batch_size - 1) / p->batch_size;
+}
+
+static int
+lgcn_slot_cap(const Interactions *data, const TrainParams *p)
+{
+	return (int) Min((int64) 3 * p->batch_size, (int64) data->n_users + data->n_items);
+}
+
+static Size
+lgcn_work_bytes(const Interactions *data, const TrainParams *p)
+{
+	Size		n = (Size) data->n_users + data->n_items;
+	Size		dim = p->dim;
+	Size		cap = lgcn_slot_cap(data, p);
+	Size		max_rows = Max(data->n_users, data->n_items);
+	Size		threads = Max(dsl_threads, 1);
+	Size		graph = (n + 1) * sizeof(int64) + (Size) data->n_pairs * 2 * sizeof(int32) +
+		n * 3 * sizeof(float);
+	Size		dense = 4 * (n * dim * sizeof(float) + HUGE_PAGE_BYTES);
+	Size		slots = n * 2 * sizeof(int32) + n +
+		cap * (2 * sizeof(int32) + sizeof(double) + 2 * dim * sizeof(float));
+	Size		batch = (Size) p->batch_size * (sizeof(Triple) + sizeof(float) + sizeof(double));
+	Size		workers = threads * (2 * dim * sizeof(float) + max_rows * sizeof(int32) + sizeof(int64));
+
+	/* the gradient-growth candidates of a prune/regrow round on dense rows */
+	Size		update = max_rows * dim * (sizeof(float) + sizeof(int64));
+
+	return graph + (Size) data->n_pairs * 2 * sizeof(int32) + dense + slots + batch +
+		workers + max_rows * sizeof(int32) + update;
+}
+
+/* ---------------------------------------------------------------------------
+ * Setup
+ * ---------------------------------------------------------------------------
+ */
+
+/*
+ * A float array in the current context, 64-byte aligned.  Arrays of 2 MB
+ * and more are aligned to 2 MB and advised to use transparent huge pages:
+ * the propagation reads rows of them in random order, and with 4 kB pages
+ * nearly every such read misses the TLB (measured: a layer takes ~1.7x as
+ * long on Gowalla).  The advice is best effort; failure is harmless.
+ */
+static float *
+alloc_rows(Size n_floats)
+{
+	Size		bytes = n_floats * sizeof(float);
+	char	   *p;
+
+	if (bytes < HUGE_PAGE_BYTES)
+	{
+		p = palloc_extended(bytes + 64, MCXT_ALLOC_HUGE);
+		return (float *) TYPEALIGN(64, p);
+	}
+	p = palloc_extended(bytes + HUGE_PAGE_BYTES, MCXT_ALLOC_HUGE);
+	p = (char *) TYPEALIGN(HUGE_PAGE_BYTES, p);
+#ifdef MADV_HUGEPAGE
+	(void) madvise(p, TYPEALIGN_DOWN(HUGE_PAGE_BYTES, bytes), MADV_HUGEPAGE);
+#endif
+	return (float *) p;
+}
+
+/* both directions of the interactions, degrees and their normalisers */
+static void
+graph_build(LgcnGraph *g, const Interactions *d)
+{
+	int			nu = d->n_users;
+	int			n = d->n_users + d->n_items;
+	int64		e = d->n_pairs;
+	int64	   *fill;
+
+	g->n = n;
+	g->n_users = nu;
+	g->ptr = palloc_extended((Size) (n + 1) * sizeof(int64), MCXT_ALLOC_HUGE);
+	g->adj = palloc_extended((Size) Max(2 * e, 1) * sizeof(int32), MCXT_ALLOC_HUGE);
+
+	/* user rows: the training CSR with items offset by n_users */
+	for (int u = 0; u <= nu; u++)
+		g->ptr[u] = d->ptr[u];
+	for (int64 p = 0; p < e; p++)
+		g->adj[p] = nu + d->items[p];
+
+	/* item rows: the transpose, filled in user order so each row ascends */
+	fill = palloc_extended((Size) (d->n_items + 1) * sizeof(int64), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	for (int64 p = 0; p < e; p++)
+		fill[d->items[p] + 1]++;
+	for (int i = 0; i < d->n_items; i++)
+		fill[i + 1] += fill[i];
+	for (int i = 0; i <= d->n_items; i++)
+		g->ptr[nu + i] = e + fill[i];
+	for (int u = 0; u < nu; u++)
+		for (int64 p = d->ptr[u]; p < d->ptr[u + 1]; p++)
+			g->adj[e + fill[d->items[p]]++] = u;
+	pfree(fill);
+
+	g->inv_deg = palloc_extended((Size) Max(n, 1) * sizeof(float), MCXT_ALLOC_HUGE);
+	g->inv_sqrt = palloc_extended((Size) Max(n, 1) * sizeof(float), MCXT_ALLOC_HUGE);
+	g->sqrt_deg = palloc_extended((Size) Max(n, 1) * sizeof(float), MCXT_ALLOC_HUGE);
+	g->max_deg = 1;
+	for (int r = 0; r < n; r++)
+	{
+		int64		deg = g->ptr[r + 1] - g->ptr[r];
+
+		/* every id comes from a pair, so deg >= 1; guard anyway */
+		g->inv_deg[r] = deg > 0 ? (float) (1.0 / (double) deg) : 0.0f;
+		g->inv_sqrt[r] = deg > 0 ? (float) (1.0 / sqrt((double) deg)) : 0.0f;
+		g->sqrt_deg[r] = (float) sqrt((double) deg);
+		g->max_deg = (int32) Max((int64) g->max_deg, deg);
+	}
+}
+
+static void *
+lgcn_create(DslEngine *engine, const Interactions *data, const TrainParams *p)
+{
+	LgcnState  *s = palloc0(sizeof(LgcnState));
+	int			dim = p->dim;
+	int			n = data->n_users + data->n_items;
+	int			max_rows = Max(data->n_users, data->n_items);
+
+	s->engine = engine;
+	s->data = data;
+	s->mcxt = CurrentMemoryContext;
+	s->dim = dim;
+	s->batch_size = p->batch_size;
+	s->layers = p->layers;
+	s->reg = (float) p->reg;
+	dsl_rng_seed(&s->rng, p->seed, 0x3F);
+
+	dsl_engine_add_tensor(engine, "user_ego", data->n_users, dim);
+	dsl_engine_add_tensor(engine, "item_ego", data->n_items, dim);
+
+	graph_build(&s->g, data);
+
+	s->pairs = palloc_extended((Size) Max(data->n_pairs, 1) * 2 * sizeof(int32), MCXT_ALLOC_HUGE);
+	for (int u = 0; u < data->n_users; u++)
+		for (int64 k = data->ptr[u]; k < data->ptr[u + 1]; k++)
+		{
+			s->pairs[2 * k] = u;
+			s->pairs[2 * k + 1] = data->items[k];
+		}
+	s->trip = palloc_extended((Size) p->batch_size * sizeof(Triple), MCXT_ALLOC_HUGE);
+	s->coef = palloc_extended((Size) p->batch_size * sizeof(float), MCXT_ALLOC_HUGE);
+	s->loss = palloc_extended((Size) p->batch_size * sizeof(double), MCXT_ALLOC_HUGE);
+
+	s->slot_cap = lgcn_slot_cap(data, p);
+	s->slot_of = palloc_extended((Size) n * sizeof(int32), MCXT_ALLOC_HUGE);
+	s->stamp_of = palloc_extended((Size) n * sizeof(int32), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	s->slot_row = palloc_extended((Size) s->slot_cap * sizeof(int32), MCXT_ALLOC_HUGE);
+	s->slot_count = palloc_extended((Size) s->slot_cap * sizeof(int32), MCXT_ALLOC_HUGE);
+	s->reg_loss = palloc_extended((Size) s->slot_cap * sizeof(double), MCXT_ALLOC_HUGE);
+	s->fin = alloc_rows((Size) s->slot_cap * dim);
+	s->z0 = alloc_rows((Size) s->slot_cap * dim);
+
+	s->y0 = alloc_rows((Size) n * dim);
+	s->buf[0] = alloc_rows((Size) n * dim);
+	s->buf[1] = alloc_rows((Size) n * dim);
+	s->dist = palloc_extended((Size) n, MCXT_ALLOC_HUGE);
+	s->identity = palloc_extended((Size) max_rows * sizeof(int32), MCXT_ALLOC_HUGE);
+	for (int r = 0; r < max_rows; r++)
+		s->identity[r] = r;
+
+	s->pool = worker_pool_create(dsl_threads, CurrentMemoryContext);
+	s->n_parts = worker_pool_size(s->pool);
+	s->scratch = alloc_rows((Size) s->n_parts * dim);
+	s->grad_scratch = alloc_rows((Size) s->n_parts * dim);
+	s->nbr_scratch = palloc_extended((Size) s->n_parts * s->g.max_deg * sizeof(int32), MCXT_ALLOC_HUGE);
+	s->part_count = palloc0((Size) s->n_parts * sizeof(int64));
+	s->kernel = NULL;			/* chosen on first use, see pick_kernel */
+	return s;
+}
+
+/* ---------------------------------------------------------------------------
+ * Kernels (plain C; they run in worker threads)
+ * ---------------------------------------------------------------------------
+ */
+
+#define LGCN_INLINE static inline __attribute__((always_inline))
+
+/*
+ * out[col .. col + W) = scale * sum of in[list[k]][col .. col + W), with the
+ * accumulators in registers.  Rows list[k + PREFETCH_AHEAD] are prefetched
+ * while k + PREFETCH_AHEAD < pf_limit (the list may continue past cnt into
+ * the next rows of a chunk, which are about to be read too).
+ */
+#define DEFINE_GATHER_BLOCK(W) \
+LGCN_INLINE void \
+gather_block_##W(float *restrict out, const float *restrict in, const int32 *list, \
+				 int64 cnt, int64 pf_limit, int dim, int col, float scale) \
+{ \
+	v8sf		acc[(W) / 8]; \
+	\
+	for (int b = 0; b < (W) / 8; b++) \
+		acc[b] = (v8sf) {0}; \
+	for (int64 k = 0; k < cnt; k++) \
+	{ \
+		const float *x = in + (Size) list[k] * dim + col; \
+		\
+		if (k + PREFETCH_AHEAD < pf_limit) \
+		{ \
+			const char *pf = (const char *) (in + (Size) list[k + PREFETCH_AHEAD] * dim + col); \
+			\
+			for (int l = 0; l < (W) * 4; l += 64) \
+				__builtin_prefetch(pf + l); \
+		} \
+		for (int b = 0; b < (W) / 8; b++) \
+			acc[b] += *(const v8sf *) (x + 8 * b); \
+	} \
+	for (int b = 0; b < (W) / 8; b++) \
+		*(v8sf *) (out + col + 8 * b) = acc[b] * scale; \
+}
+
+DEFINE_GATHER_BLOCK(64)
+DEFINE_GATHER_BLOCK(32)
+DEFINE_GATHER_BLOCK(16)
+DEFINE_GATHER_BLOCK(8)
+
+/* out[0 .. dim) = scale * sum over the listed rows of in */
+LGCN_INLINE void
+gather_rows(float *restrict out, const float *restrict in, const int32 *list,
+			int64 cnt, int64 pf_limit, int dim, float scale)
+{
+	int			col = 0;
+
+	for (; col + 64 <= dim; col += 64)
+		gather_block_64(out, in, list, cnt, pf_limit, dim, col, scale);
+	if (col + 32 <= dim)
+	{
+		gather_block_32(out, in, list, cnt, pf_limit, dim, col, scale);
+		col += 32;
+	}
+	if (col + 16 <= dim)
+	{
+		gather_block_16(out, in, list, cnt, pf_limit, dim, col, scale);
+		col += 16;
+	}
+	if (col + 8 <= dim)
+	{
+		gather_block_8(out, in, list, cnt, pf_limit, dim, col, scale);
+		col += 8;
+	}
+	for (; col < dim; col++)
+	{
+		float		acc = 0;
+
+		for (int64 k = 0; k < cnt; k++)
+			acc += in[(Size) list[k] * dim + col];
+		out[col] = acc * scale;
+	}
+}
+
+/*
+ * The tail of the last backward iteration for node r: h holds
+ * D^-1/2-scaled sum (Horner) for the row; turn it into the ego gradient,
+ * add the L2 term for batch rows, take the Adam step on the row's active
+ * entries and refresh y0 for the next step.
+ */
+LGCN_INLINE void
+train_final_row(LgcnState *s, int part, int r, int dist, float *restrict h)
+{
+	const int	dim = s->dim;
+	DslEngine  *e = s->engine;
+	SparseTensor *t = r < s->g.n_users ? e->tensors[0] : e->tensors[1];
+	int			row = r < s->g.n_users ? r : r - s->g.n_users;
+	const float c = s->g.sqrt_deg[r] / (float) (s->layers + 1);
+	const float is = s->g.inv_sqrt[r];
+	float	   *restrict y = s->y0 + (Size) r * dim;
+
+	for (int k = 0; k < dim; k++)
+		h[k] *= c;
+	if (dist == 0)
+	{
+		int32		slot = s->slot_of[r];
+		float	   *restrict x = s->scratch + (Size) part * dim;
+		float		coef = s->reg * s->inv_nb * (float) s->slot_count[slot];
+		double		sq = 0;
+
+		sparse_tensor_row_dense(t, row, x);
+		for (int k = 0; k < dim; k++)
+		{
+			h[k] += coef * x[k];
+			sq += (double) x[k] * x[k];
+		}
+		s->reg_loss[slot] = 0.5 * coef * sq;
+	}
+	sparse_tensor_adam_row(t, row, h, &e->cfg.adam, e->bc1, e->bc2);
+	sparse_tensor_row_dense(t, row, y);
+	for (int k = 0; k < dim; k++)
+		y[k] *= is;
+}
+
+/* one Horner iteration (see PropJob) over rows [lo, hi) */
+LGCN_INLINE void
+prop_rows_body(LgcnState *s, const PropJob *j, int part, int64 lo, int64 hi)
+{
+	const LgcnGraph *g = &s->g;
+	const int	dim = s->dim;
+	const uint8 *dist = j->use_dist ? s->dist : NULL;
+	int32	   *nbr = s->nbr_scratch + (Size) part * g->max_deg;
+	const float post = 1.0f / (float) (s->layers + 1);
+
+	for (int64 r = lo; r < hi; r++)
+	{
+		int			dr = dist ? dist[r] : 0;
+		float	   *restrict o = j->out + (Size) r * dim;
+		const float *base = NULL;
+
+		/* a gradient row nobody reads later stays in a cached scratch row */
+		if (j->mode == PROP_TRAIN_FINAL && !j->store_grad)
+			o = s->grad_scratch + (Size) part * dim;
+
+		if (dr > j->row_lim)
+		{
+			if (j->zero_rest || (j->mode == PROP_TRAIN_FINAL && j->store_grad))
+				memset(o, 0, sizeof(float) * dim);
+			continue;
+		}
+
+		if (j->in == NULL)
+			memset(o, 0, sizeof(float) * dim);
+		else if (dist && j->nb_lim != NB_ALL)
+		{
+			/* only neighbours whose rows of `in` are valid (non-zero) */
+			int64		cnt = 0;
+
+			for (int64 k = g->ptr[r]; k < g->ptr[r + 1]; k++)
+			{
+				int32		c = g->adj[k];
+
+				nbr[cnt] = c;
+				cnt += dist[c] <= j->nb_lim;
+			}
+			gather_rows(o, j->in, nbr, cnt, cnt, dim, g->inv_deg[r]);
+		}
+		else
+		{
+			int64		cnt = g->ptr[r + 1] - g->ptr[r];
+
+			/* prefetch into the next rows' neighbours, unless they are skipped */
+			gather_rows(o, j->in, g->adj + g->ptr[r], cnt,
+						j->few_rows ? cnt : g->ptr[hi] - g->ptr[r], dim, g->inv_deg[r]);
+		}
+
+		if (j->base_rows)
+			base = j->base_rows + (Size) r * dim;
+		else if (j->base_slots && dr == 0 && dist)
+			base = j->base_slots + (Size) s->slot_of[r] * dim;
+		if (base)
+			for (int k = 0; k < dim; k++)
+				o[k] += base[k];
+		if (j->acc_slots && dr == 0 && dist)
+		{
+			float	   *restrict a = j->acc_slots + (Size) s->slot_of[r] * dim;
+
+			for (int k = 0; k < dim; k++)
+				a[k] += o[k];
+		}
+
+		if (j->mode == PROP_SERVE_FINAL)
+		{
+			float		c = g->sqrt_deg[r] * post;
+
+			for (int k = 0; k < dim; k++)
+				o[k] *= c;
+		}
+		else if (j->mode == PROP_TRAIN_FINAL)
+			train_final_row(s, part, (int) r, dr, o);
+	}
+}
+
+static void
+prop_rows_default(LgcnState *s, const PropJob *j, int part, int64 lo, int64 hi)
+{
+	prop_rows_body(s, j, part, lo, hi);
+}
+
+#ifdef LGCN_X86_DISPATCH
+/* the same code compiled for AVX2 + FMA, chosen at run time */
+__attribute__((target("avx2,fma")))
+static void
+prop_rows_avx2(LgcnState *s, const PropJob *j, int part, int64 lo, int64 hi)
+{
+	prop_rows_body(s, j, part, lo, hi);
+}
+#endif
+
+static RowKernel
+pick_kernel(void)
+{
+#ifdef LGCN_X86_DISPATCH
+	__builtin_cpu_init();
+	if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+		return prop_rows_avx2;
+#endif
+	return prop_rows_default;
+}
+
+/* next [lo, hi) chunk of the node rows, false when all are taken */
+static inline bool
+next_chunk(LgcnState *s, int64 *lo, int64 *hi)
+{
+	int64		c = __atomic_fetch_add(&s->next_chunk, 1, __ATOMIC_RELAXED);
+
+	*lo = c * CHUNK_ROWS;
+	if (*lo >= s->g.n)
+		return false;
+	*hi = Min(*lo + CHUNK_ROWS, (int64) s->g.n);
+	return true;
+}
+
+static void
+phase_prop(void *arg, int part, int n_parts)
+{
+	LgcnState  *s = (LgcnState *) arg;
+	int64		lo,
+				hi;
+
+	while (next_chunk(s, &lo, &hi))
+		s->kernel(s, &s->job, part, lo, hi);
+}
+
+/* dens_out[r] = row r of the ego tensors, times d^-1/2 when dens_scaled */
+static void
+phase_densify(void *arg, int part, int n_parts)
+{
+	LgcnState  *s = (LgcnState *) arg;
+	const int	dim = s->dim;
+	const int	nu = s->g.n_users;
+	int64		lo,
+				hi;
+
+	while (next_chunk(s, &lo, &hi))
+	{
+		for (int64 r = lo; r < hi; r++)
+		{
+			float	   *y = s->dens_out + (Size) r * dim;
+
+			if (r < nu)
+				sparse_tensor_row_dense(s->dens_src[0], (int) r, y);
+			else
+				sparse_tensor_row_dense(s->dens_src[1], (int) (r - nu), y);
+			if (s->dens_scaled)
+			{
+				float		c = s->g.inv_sqrt[r];
+
+				for (int k = 0; k < dim; k++)
+					y[k] *= c;
+			}
+		}
+	}
+}
+
+/* rows not yet reached with a neighbour at distance bfs_level get level + 1 */
+static void
+phase_bfs(void *arg, int part, int n_parts)
+{
+	LgcnState  *s = (LgcnState *) arg;
+	const LgcnGraph *g = &s->g;
+	const uint8 level = (uint8) s->bfs_level;
+	uint8	   *dist = s->dist;
+	int64		found = 0;
+	int64		lo,
+				hi;
+
+	/*
+	 * Other threads may set rows to level + 1 meanwhile; such rows never
+	 * equal `level`, so the outcome does not depend on timing.  Relaxed
+	 * atomics make the concurrent byte accesses well defined.
+	 */
+	while (next_chunk(s, &lo, &hi))
+	{
+		for (int64 r = lo; r < hi; r++)
+		{
+			if (__atomic_load_n(&dist[r], __ATOMIC_RELAXED) != DIST_FAR)
+				continue;
+			for (int64 k = g->ptr[r]; k < g->ptr[r + 1]; k++)
+				if (__atomic_load_n(&dist[g->adj[k]], __ATOMIC_RELAXED) == level)
+				{
+					__atomic_store_n(&dist[r], (uint8) (level + 1), __ATOMIC_RELAXED);
+					found++;
+					break;
+				}
+		}
+	}
+	s->part_count[part] = found;
+}
+
+/* fin = Y0 of the batch rows, by slot (the forward adds Y1 .. YL) */
+static void
+phase_slot_init(void *arg, int part, int n_parts)
+{
+	LgcnState  *s = (LgcnState *) arg;
+	const int	dim = s->dim;
+	int64		lo,
+				hi;
+
+	worker_share(s->n_slots, part, n_parts, &lo, &hi);
+	for (int64 k = lo; k < hi; k++)
+		memcpy(s->fin + (Size) k * dim, s->y0 + (Size) s->slot_row[k] * dim,
+			   sizeof(float) * dim);
+}
+
+/* final embeddings of the batch rows: D^1/2 (Y0 + .. + YL) / (L + 1) */
+static void
+phase_slot_final(void *arg, int part, int n_parts)
+{
+	LgcnState  *s = (LgcnState *) arg;
+	const int	dim = s->dim;
+	const float post = 1.0f / (float) (s->layers + 1);
+	int64		lo,
+				hi;
+
+	worker_share(s->n_slots, part, n_parts, &lo, &hi);
+	for (int64 k = lo; k < hi; k++)
+	{
+		float	   *f = s->fin + (Size) k * dim;
+		float		c = s->g.sqrt_deg[s->slot_row[k]] * post;
+
+		for (int i = 0; i < dim; i++)
+			f[i] *= c;
+	}
+}
+
+static inline float
+dot_diff(const float *u, const float *a, const float *b, int dim)
+{
+	float		s = 0;
+
+	for (int c = 0; c < dim; c++)
+		s += u[c] * (a[c] - b[c]);
+	return s;
+}
+
+/* numerically stable log(1 + exp(x)) */
+static inline double
+softplus(double x)
+{
+	return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x));
+}
+
+static void
+phase_scores(void *arg, int part, int n_parts)
+{
+	LgcnState  *s = (LgcnState *) arg;
+	const int	dim = s->dim;
+	int64		lo,
+				hi;
+
+	worker_share(s->nt, part, n_parts, &lo, &hi);
+	for (int64 t = lo; t < hi; t++)
+	{
+		const float *fu = s->fin + (Size) s->trip[t].u * dim;
+		const float *fi = s->fin + (Size) s->trip[t].i * dim;
+		const float *fj = s->fin + (Size) s->trip[t].j * dim;
+		float		x = dot_diff(fu, fi, fj, dim);
+
+		/* d/dx of -log sigmoid(x) is -sigmoid(-x) */
+		s->coef[t] = -s->inv_nb / (1.0f + expf(x));
+		s->loss[t] = softplus(-(double) x);
+	}
+}
+
+/*
+ * dLoss/dF per slot, accumulated in triple order by the part owning the
+ * slot, then scaled to Z0 = D^-1/2 dLoss/dF.  With layers > 0, Z0 is also
+ * scattered into buf[0] as H0 of the backward Horner iterations.
+ */
+static void
+phase_slot_grads(void *arg, int part, int n_parts)
+{
+	LgcnState  *s = (LgcnState *) arg;
+	const int	dim = s->dim;
+	int64		lo,
+				hi;
+
+	worker_share(s->n_slots, part, n_parts, &lo, &hi);
+	memset(s->z0 + (Size) lo * dim, 0, (Size) (hi - lo) * dim * sizeof(float));
+	for (int t = 0; t < s->nt; t++)
+	{
+		const Triple *tr = &s->trip[t];
+		const float c = s->coef[t];
+		const float *restrict fu = s->fin + (Size) tr->u * dim;
+
+		if (tr->u >= lo && tr->u < hi)
+		{
+			const float *restrict fi = s->fin + (Size) tr->i * dim;
+			const float *restrict fj = s->fin + (Size) tr->j * dim;
+			float	   *restrict gu = s->z0 + (Size) tr->u * dim;
+
+			for (int k = 0; k < dim; k++)
+				gu[k] += c * (fi[k] - fj[k]);
+		}
+		if (tr->i >= lo && tr->i < hi)
+		{
+			float	   *restrict gi = s->z0 + (Size) tr->i * dim;
+
+			for (int k = 0; k < dim; k++)
+				gi[k] += c * fu[k];
+		}
+		if (tr->j >= lo && tr->j < hi)
+		{
+			float	   *restrict gj = s->z0 + (Size) tr->j * dim;
+
+			for (int k = 0; k < dim; k++)
+				gj[k] -= c * fu[k];
+		}
+	}
+	for (int64 k = lo; k < hi; k++)
+	{
+		int32		r = s->slot_row[k];
+		float	   *restrict z = s->z0 + (Size) k * dim;
+		float		is = s->g.inv_sqrt[r];
+
+		for (int i = 0; i < dim; i++)
+			z[i] *= is;
+		if (s->layers > 0)
+			memcpy(s->buf[0] + (Size) r * dim, z, sizeof(float) * dim);
+	}
+}
+
+/* ---------------------------------------------------------------------------
+ * Driving the phases (main thread)
+ * ---------------------------------------------------------------------------
+ */
+
+static void
+run_rows(LgcnState *s, WorkerFn fn)
+{
+	s->next_chunk = 0;
+	worker_pool_run(s->pool, fn, s);
+}
+
+static void
+run_prop(LgcnState *s, const PropJob *j)
+{
+	if (s->kernel == NULL)
+		s->kernel = pick_kernel();
+	s->job = *j;
+	run_rows(s, phase_prop);
+	CHECK_FOR_INTERRUPTS();
+}
+
+static void
+densify(LgcnState *s, SparseTensor *const *tensors, float *out, bool scaled)
+{
+	s->dens_src = tensors;
+	s->dens_out = out;
+	s->dens_scaled = scaled;
+	run_rows(s, phase_densify);
+	CHECK_FOR_INTERRUPTS();
+}
+
+/* hop distances of all nodes from the batch rows, up to `layers` hops */
+static void
+compute_dist(LgcnState *s)
+{
+	memset(s->dist, DIST_FAR, s->g.n);
+	for (int k = 0; k < s->n_slots; k++)
+		s->dist[s->slot_row[k]] = 0;
+	s->ball[0] = s->n_slots;
+	for (int level = 0; level < s->layers; level++)
+	{
+		int64		found = 0;
+
+		if (s->ball[level] == s->g.n)
+		{
+			s->ball[level + 1] = s->g.n;
+			continue;
+		}
+		s->bfs_level = level;
+		run_rows(s, phase_bfs);
+		for (int p = 0; p < s->n_parts; p++)
+			found += s->part_count[p];
+		s->ball[level + 1] = s->ball[level] + found;
+	}
+}
+
+/* forward, loss gradient, backward and Adam for the sampled triples */
+static void
+lgcn_step(LgcnState *s, bool store_grad)
+{
+	const int	L = s->layers;
+	const float *prev;
+	PropJob		j;
+	bool		zero_fill[LGCN_MAX_LAYERS + 1];
+
+	PROF(-1);
+	if (!s->y0_valid)
+	{
+		densify(s, s->engine->tensors, s->y0, true);
+		s->y0_valid = true;
+	}
+	PROF(0);
+	compute_dist(s);
+	PROF(1);
+
+	/*
+	 * Forward: Y(k) = M Y(k-1) is needed within L - k hops of the batch;
+	 * the batch rows' Y(k) are summed into fin as they are computed.
+	 */
+	worker_pool_run(s->pool, phase_slot_init, s);
+	prev = s->y0;
+	for (int k = 1; k <= L; k++)
+	{
+		memset(&j, 0, sizeof(j));
+		j.in = prev;
+		j.out = s->buf[(k - 1) % 2];
+		j.acc_slots = s->fin;
+		j.use_dist = true;
+		j.row_lim = L - k;
+		j.nb_lim = NB_ALL;
+		j.few_rows = s->ball[L - k] * 2 < s->g.n;
+		j.mode = PROP_PLAIN;
+#ifdef LGCN_FULLPROP
+		j.row_lim = 255;
+#endif
+		run_prop(s, &j);
+		prev = j.out;
+		PROF(1 + k);
+	}
+	worker_pool_run(s->pool, phase_slot_final, s);
+	worker_pool_run(s->pool, phase_scores, s);
+
+	/*
+	 * Backward iteration k reads H(k-1), which is zero beyond k - 1 hops.
+	 * When most rows are within k - 1 hops, the rows beyond are written as
+	 * zeros and all neighbours are summed (same result: adding +0 changes
+	 * nothing); otherwise each row's neighbours are filtered by distance.
+	 */
+	for (int k = 1; k <= L; k++)
+		zero_fill[k] = s->ball[k - 1] * 2 >= s->g.n;
+#ifdef LGCN_FULLPROP
+	for (int k = 1; k <= L; k++)
+		zero_fill[k] = true;
+#endif
+	if (L > 0 && zero_fill[1])
+		memset(s->buf[0], 0, sizeof(float) * s->dim * s->g.n);
+	worker_pool_run(s->pool, phase_slot_grads, s);
+	PROF(10);
+
+	/* backward: iteration k is non-zero within k hops of the batch */
+	prev = s->buf[0];
+	for (int k = (L > 0 ? 1 : 0); k <= L; k++)
+	{
+		memset(&j, 0, sizeof(j));
+		j.in = k > 0 ? prev : NULL;
+		j.out = s->buf[k % 2];
+		j.base_slots = s->z0;
+		j.use_dist = true;
+		j.row_lim = k;
+		j.nb_lim = (k == 0 || zero_fill[k]) ? NB_ALL : k - 1;
+		j.zero_rest = k < L && zero_fill[k + 1];
+		j.few_rows = s->ball[k] * 2 < s->g.n;
+		j.mode = k == L ? PROP_TRAIN_FINAL : PROP_PLAIN;
+		j.store_grad = store_grad;
+#ifdef LGCN_FULLPROP
+		if (k < L)
+			j.row_lim = 255;
+#endif
+		run_prop(s, &j);
+		prev = j.out;
+		PROF(k == L ? 14 : 10 + k);
+	}
+}
+
+static inline int32
+batch_slot(LgcnState *s, int32 r)
+{
+	int32		k;
+
+	if (s->stamp_of[r] == s->stamp)
+	{
+		k = s->slot_of[r];
+		s->slot_count[k]++;
+		return k;
+	}
+	k = s->n_slots++;
+	s->stamp_of[r] = s->stamp;
+	s->slot_of[r] = k;
+	s->slot_row[k] = r;
+	s->slot_count[k] = 1;
+	return k;
+}
+
+static inline bool
+user_has_item(const Interactions *d, int u, int32 item)
+{
+	const int32 *a = d->items + d->ptr[u];
+	int64		lo = 0,
+				hi = d->ptr[u + 1] - d->ptr[u] - 1;
+
+	while (lo <= hi)
+	{
+		int64		mid = (lo + hi) >> 1;
+
+		if (a[mid] < item)
+			lo = mid + 1;
+		else if (a[mid] > item)
+			hi = mid - 1;
+		else
+			return true;
+	}
+	return false;
+}
+
+static double
+lgcn_train_epoch(void *state)
+{
+	LgcnState  *s = (LgcnState *) state;
+	const Interactions *d = s->data;
+	DslEngine  *e = s->engine;
+	const int64 n = d->n_pairs;
+	const int	nu = d->n_users;
+	double		loss_sum = 0;
+	int64		n_trip = 0;
+
+	/* a fresh seeded order of the pairs (the same scheme as mf.c) */
+	for (int64 p = n - 1; p > 0; p--)
+	{
+		int64		q = (int64) dsl_rng_below(&s->rng, (uint64) p + 1);
+		int32		tu = s->pairs[2 * p],
+					ti = s->pairs[2 * p + 1];
+
+		s->pairs[2 * p] = s->pairs[2 * q];
+		s->pairs[2 * p + 1] = s->pairs[2 * q + 1];
+		s->pairs[2 * q] = tu;
+		s->pairs[2 * q + 1] = ti;
+	}
+
+	for (int64 b0 = 0; b0 < n; b0 += s->batch_size)
+	{
+		int			nb = (int) Min((int64) s->batch_size, n - b0);
+		int			nt = 0;
+		double		batch_loss = 0;
+		double		reg_loss = 0;
+		bool		update;
+
+		CHECK_FOR_INTERRUPTS();
+		dsl_engine_begin_step(e);
+		s->stamp++;
+		s->n_slots = 0;
+
+		for (int t = 0; t < nb; t++)
+		{
+			const int32 *pair = s->pairs + 2 * (b0 + t);
+			int32		u = pair[0];
+			int32		j;
+
+			if (d->ptr[u + 1] - d->ptr[u] >= d->n_items)
+				continue;		/* the user has seen everything */
+			do
+				j = (int32) dsl_rng_below(&s->rng, (uint64) d->n_items);
+			while (user_has_item(d, u, j));
+
+			s->trip[nt].u = batch_slot(s, u);
+			s->trip[nt].i = batch_slot(s, nu + pair[1]);
+			s->trip[nt].j = batch_slot(s, nu + j);
+			nt++;
+		}
+		if (nt == 0)
+			continue;
+		s->nt = nt;
+		s->inv_nb = 1.0f / (float) nt;
+
+		update = dsl_engine_update_due(e);
+		lgcn_step(s, update);
+
+		for (int t = 0; t < nt; t++)
+			batch_loss += s->loss[t];
+		for (int k = 0; k < s->n_slots; k++)
+			reg_loss += s->reg_loss[k];
+		loss_sum += batch_loss + reg_loss * nt;
+		n_trip += nt;
+		if (isnan(loss_sum) || isinf(loss_sum))
+			return loss_sum;	/* diverged: the caller reports it */
+
+#ifdef LGCN_VERIFY
+		if (s->y0_valid)
+		{
+			float *chk = s->buf[(s->layers + 1) % 2];
+			densify(s, s->engine->tensors, chk, true);
+			if (memcmp(chk, s->y0, sizeof(float) * s->dim * s->g.n) != 0)
+				elog(ERROR, "y0 stale at step %lld", (long long) e->step);
+		}
+#endif
+		if (update)
+		{
+			/* the ego gradient of every row, zero outside the L-hop ball */
+			const float *gbuf = s->buf[s->layers % 2];
+			TensorGrad	g[2];
+
+			g[0].n = nu;
+			g[0].rows = s->identity;
+			g[0].g = gbuf;
+			g[1].n = d->n_items;
+			g[1].rows = s->identity;
+			g[1].g = gbuf + (Size) nu * s->dim;
+			PROF(-1);
+			dsl_engine_update(e, g);
+			s->y0_valid = false;
+			PROF(15);
+		}
+	}
+#ifdef LGCN_PROFILE
+	{
+		static const char *const nm[16] = {"densify", "bfs", "fwd1", "fwd2", "fwd3", "fwd4+", "", "", "", "", "score", "bwd1", "bwd2", "bwd3+", "final", "update"};
+		StringInfoData b;
+
+		initStringInfo(&b);
+		for (int k = 0; k < 16; k++)
+			if (prof_t[k] > 0)
+				appendStringInfo(&b, " %s %.2f/%.2f", nm[k], prof_t[k], prof_c[k]);
+		elog(NOTICE, "wall/cpu:%s", b.data);
+	}
+	memset(prof_t, 0, sizeof(prof_t));
+	memset(prof_c, 0, sizeof(prof_c));
+#endif
+	return n_trip > 0 ? loss_sum / (double) n_trip : 0.0;
+}
+
+/*
+ * Final embeddings of all users and items from the given ego tensors (live
+ * or a snapshot): Horner over all rows into serve_out, with buf[0] holding
+ * D^-1/2 E0 and buf[1] the other half of the ping-pong.  y0 is untouched.
+ */
+static void
+lgcn_serving(void *state, SparseTensor *const *tensors,
+			 EmbeddingSource *users, EmbeddingSource *items)
+{
+	LgcnState  *s = (LgcnState *) state;
+	const int	L = s->layers;
+	const int	dim = s->dim;
+
+	if (s->serve_out == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(s->mcxt);
+
+		s->serve_out = alloc_rows((Size) s->g.n * dim);
+		MemoryContextSwitchTo(old);
+	}
+
+	if (L == 0)
+		densify(s, tensors, s->serve_out, false);
+	else
+	{
+		const float *prev = s->buf[0];
+		PropJob		j;
+
+		densify(s, tensors, s->buf[0], true);
+		for (int k = 1; k <= L; k++)
+		{
+			memset(&j, 0, sizeof(j));
+			j.in = prev;
+			/* alternate so that the last iteration writes serve_out */
+			j.out = (L - k) % 2 == 0 ? s->serve_out : s->buf[1];
+			j.base_rows = s->buf[0];
+			j.use_dist = false;
+			j.row_lim = 0;
+			j.nb_lim = NB_ALL;
+			j.mode = k == L ? PROP_SERVE_FINAL : PROP_PLAIN;
+			run_prop(s, &j);
+			prev = j.out;
+		}
+	}
+
+	users->n_rows = s->g.n_users;
+	users->dim = dim;
+	users->dense = s->serve_out;
+	users->fill = NULL;
+	users->arg = NULL;
+	items->n_rows = s->g.n - s->g.n_users;
+	items->dim = dim;
+	items->dense = s->serve_out + (Size) s->g.n_users * dim;
+	items->fill = NULL;
+	items->arg = NULL;
+}
+
+static const char *const lgcn_tensor_parts[] = {"user_ego", "item_ego"};
+
+const ModelOps lightgcn_ops = {
+	.type = "lightgcn",
+	.option_keys = "layers",
+	.set_option = lgcn_set_option,
+	.work_bytes = lgcn_work_bytes,
+	.steps_per_epoch = lgcn_steps_per_epoch,
+	.create = lgcn_create,
+	.train_epoch = lgcn_train_epoch,
+	.serving = lgcn_serving,
+	.tensor_parts = lgcn_tensor_parts,
+};
