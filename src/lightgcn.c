@@ -12,18 +12,18 @@
  * Propagation works in the scaled space Y = D^-1/2 E, where Â becomes
  * D^1/2 M D^-1/2 with M = D^-1 A: one layer is an unweighted sum of the
  * neighbours' rows times 1/degree, so the kernels read no edge weights.
- * Both directions use Horner's rule on the same kernel:
  *
- *   forward   F = D^1/2 (Y0 + M (Y0 + M (... Y0))) / (L + 1)
- *   backward  dE0 = D^1/2 (Z0 + M (Z0 + M (... Z0))) / (L + 1),
- *             Z0 = D^-1/2 dLoss/dF   (Â is symmetric)
+ *   forward   F = D^1/2 (Y0 + Y1 + ... + YL) / (L + 1),  Y(k) = M Y(k-1)
+ *   backward  dE0 = D^1/2 H(L) / (L + 1),  H(k) = Z0 + M H(k-1),  H(0) = Z0,
+ *             Z0 = D^-1/2 dLoss/dF   (Â is symmetric; Horner's rule)
  *
  * Per step only the rows that matter are computed: the loss needs the final
- * embeddings of the batch rows B only, so forward iteration k (of L) is
- * needed on the rows within L - k hops of B; the gradient dLoss/dF is zero
- * outside B, so backward iteration k is non-zero only within k hops of B and
- * gathers only from rows within k - 1 hops.  This is exact (no sampling of
- * the graph); the hop distances come from a breadth-first pass per step.
+ * embeddings of the batch rows B only, so forward layer k is needed on the
+ * rows within L - k hops of B (and B's rows are summed into F as they are
+ * computed); dLoss/dF is zero outside B, so H(k) is non-zero only within k
+ * hops of B and gathers only from rows within k - 1 hops.  This is exact
+ * (no sampling of the graph, checked bit for bit against computing every
+ * row); the hop distances come from a breadth-first pass per step.
  *
  * Each row is computed by one thread with its neighbours summed in
  * ascending order, so results do not depend on the number of threads.  The
@@ -54,34 +54,6 @@
 #define LGCN_X86_DISPATCH 1
 #endif
 
-#ifdef LGCN_PROFILE
-#include <time.h>
-#include "lib/stringinfo.h"
-static double prof_t[16];
-static double prof_c[16];
-static double prof_last_w, prof_last_c;
-static void
-prof_mark(int k)
-{
-	struct timespec w, c;
-	double nw, nc;
-
-	clock_gettime(CLOCK_MONOTONIC, &w);
-	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c);
-	nw = w.tv_sec + w.tv_nsec * 1e-9;
-	nc = c.tv_sec + c.tv_nsec * 1e-9;
-	if (k >= 0)
-	{
-		prof_t[k] += nw - prof_last_w;
-		prof_c[k] += nc - prof_last_c;
-	}
-	prof_last_w = nw;
-	prof_last_c = nc;
-}
-#define PROF(k) prof_mark(k)
-#else
-#define PROF(k) ((void) 0)
-#endif
 
 /* eight floats, loadable from any 4-byte aligned address */
 typedef float v8sf __attribute__((vector_size(32), aligned(4), may_alias));
@@ -106,7 +78,7 @@ typedef enum PropMode
 	PROP_TRAIN_FINAL			/* that as the ego gradient, then Adam */
 } PropMode;
 
-/* one Horner iteration over the rows: out = base + M in (see PropMode) */
+/* one propagation step over the rows: out = base + M in (see PropMode) */
 typedef struct PropJob
 {
 	const float *in;			/* NULL: M in is zero */
@@ -465,10 +437,10 @@ gather_rows(float *restrict out, const float *restrict in, const int32 *list,
 }
 
 /*
- * The tail of the last backward iteration for node r: h holds
- * D^-1/2-scaled sum (Horner) for the row; turn it into the ego gradient,
- * add the L2 term for batch rows, take the Adam step on the row's active
- * entries and refresh y0 for the next step.
+ * The tail of the last backward iteration for node r: h holds H(L) of the
+ * row; turn it into the ego gradient D^1/2 H(L) / (L + 1), add the L2 term
+ * for batch rows, take the Adam step on the row's active entries and
+ * refresh the row of y0 for the next step.
  */
 LGCN_INLINE void
 train_final_row(LgcnState *s, int part, int r, int dist, float *restrict h)
@@ -504,7 +476,7 @@ train_final_row(LgcnState *s, int part, int r, int dist, float *restrict h)
 		y[k] *= is;
 }
 
-/* one Horner iteration (see PropJob) over rows [lo, hi) */
+/* one propagation step (see PropJob) over rows [lo, hi) */
 LGCN_INLINE void
 prop_rows_body(LgcnState *s, const PropJob *j, int part, int64 lo, int64 hi)
 {
@@ -899,15 +871,12 @@ lgcn_step(LgcnState *s, bool store_grad)
 	PropJob		j;
 	bool		zero_fill[LGCN_MAX_LAYERS + 1];
 
-	PROF(-1);
 	if (!s->y0_valid)
 	{
 		densify(s, s->engine->tensors, s->y0, true);
 		s->y0_valid = true;
 	}
-	PROF(0);
 	compute_dist(s);
-	PROF(1);
 
 	/*
 	 * Forward: Y(k) = M Y(k-1) is needed within L - k hops of the batch;
@@ -926,12 +895,8 @@ lgcn_step(LgcnState *s, bool store_grad)
 		j.nb_lim = NB_ALL;
 		j.few_rows = s->ball[L - k] * 2 < s->g.n;
 		j.mode = PROP_PLAIN;
-#ifdef LGCN_FULLPROP
-		j.row_lim = 255;
-#endif
 		run_prop(s, &j);
 		prev = j.out;
-		PROF(1 + k);
 	}
 	worker_pool_run(s->pool, phase_slot_final, s);
 	worker_pool_run(s->pool, phase_scores, s);
@@ -944,14 +909,9 @@ lgcn_step(LgcnState *s, bool store_grad)
 	 */
 	for (int k = 1; k <= L; k++)
 		zero_fill[k] = s->ball[k - 1] * 2 >= s->g.n;
-#ifdef LGCN_FULLPROP
-	for (int k = 1; k <= L; k++)
-		zero_fill[k] = true;
-#endif
 	if (L > 0 && zero_fill[1])
 		memset(s->buf[0], 0, sizeof(float) * s->dim * s->g.n);
 	worker_pool_run(s->pool, phase_slot_grads, s);
-	PROF(10);
 
 	/* backward: iteration k is non-zero within k hops of the batch */
 	prev = s->buf[0];
@@ -968,13 +928,8 @@ lgcn_step(LgcnState *s, bool store_grad)
 		j.few_rows = s->ball[k] * 2 < s->g.n;
 		j.mode = k == L ? PROP_TRAIN_FINAL : PROP_PLAIN;
 		j.store_grad = store_grad;
-#ifdef LGCN_FULLPROP
-		if (k < L)
-			j.row_lim = 255;
-#endif
 		run_prop(s, &j);
 		prev = j.out;
-		PROF(k == L ? 14 : 10 + k);
 	}
 }
 
@@ -1089,15 +1044,6 @@ lgcn_train_epoch(void *state)
 		if (isnan(loss_sum) || isinf(loss_sum))
 			return loss_sum;	/* diverged: the caller reports it */
 
-#ifdef LGCN_VERIFY
-		if (s->y0_valid)
-		{
-			float *chk = s->buf[(s->layers + 1) % 2];
-			densify(s, s->engine->tensors, chk, true);
-			if (memcmp(chk, s->y0, sizeof(float) * s->dim * s->g.n) != 0)
-				elog(ERROR, "y0 stale at step %lld", (long long) e->step);
-		}
-#endif
 		if (update)
 		{
 			/* the ego gradient of every row, zero outside the L-hop ball */
@@ -1110,26 +1056,10 @@ lgcn_train_epoch(void *state)
 			g[1].n = d->n_items;
 			g[1].rows = s->identity;
 			g[1].g = gbuf + (Size) nu * s->dim;
-			PROF(-1);
 			dsl_engine_update(e, g);
 			s->y0_valid = false;
-			PROF(15);
 		}
 	}
-#ifdef LGCN_PROFILE
-	{
-		static const char *const nm[16] = {"densify", "bfs", "fwd1", "fwd2", "fwd3", "fwd4+", "", "", "", "", "score", "bwd1", "bwd2", "bwd3+", "final", "update"};
-		StringInfoData b;
-
-		initStringInfo(&b);
-		for (int k = 0; k < 16; k++)
-			if (prof_t[k] > 0)
-				appendStringInfo(&b, " %s %.2f/%.2f", nm[k], prof_t[k], prof_c[k]);
-		elog(NOTICE, "wall/cpu:%s", b.data);
-	}
-	memset(prof_t, 0, sizeof(prof_t));
-	memset(prof_c, 0, sizeof(prof_c));
-#endif
 	return n_trip > 0 ? loss_sum / (double) n_trip : 0.0;
 }
 
