@@ -1,0 +1,369 @@
+#!/usr/bin/env bash
+# test/bench.sh - the benchmark suite behind `make bench`.
+#
+# Trains every model type dsl.train() knows on the real data sets (Gowalla
+# LightGCN split, MovieLens-1M with a seeded per-user 80/20 split, Last.fm
+# LightGCN-PyTorch split) at several densities, measures quality, training
+# speed, peak memory and storage, then serving latency (pgbench) and
+# recommend_all, and writes docs/benchmarks.md with plots under docs/img/.
+#
+# Run through `make bench` (test/dev.sh builds, starts the private cluster and
+# exports PGHOST/PGPORT/PGUSER, PGBIN and PG_CONFIG).  Never part of `make test`.
+#
+# Environment:
+#   DSL_DATA        data directory (default: ../shared/data next to the repo);
+#                   the bench skips with a message when it is absent
+#   BENCH_QUICK=1   day-to-day mode, < 5 minutes: Gowalla MF only, few epochs,
+#                   densities 1.0/0.5/0.2 + static 0.2, 5 s pgbench runs
+#   BENCH_DB        database to (re)create for the bench (default dsl_bench)
+#   BENCH_OUT       results directory (default .run/bench)
+#   BENCH_DOCS=0|1  copy the report to docs/ (default: 1 for a full run, 0 for
+#                   QUICK; the report is always in $BENCH_OUT/report/)
+#   BENCH_DATASETS, BENCH_MODELS, BENCH_DENSITIES, BENCH_STATIC_DENSITIES,
+#   BENCH_EPOCHS, BENCH_PGBENCH_SECONDS  override the lists/values below
+set -euo pipefail
+
+# ============================================================================
+# Settings: everything a run depends on is here.
+# ============================================================================
+MODEL_TYPES_ALL="mf lightgcn"      # probed at run time; missing ones are reported
+DATASETS_ALL="gowalla ml1m lastfm"
+DENSITIES_ALL="1.0 0.5 0.2 0.1"    # sparsity => 'dynamic' (DSL); 1.0 = dense
+STATIC_DENSITIES_ALL="0.2"         # sparsity => 'static' (fixed random mask)
+SEED=1                             # training seed
+SPLIT_SEED=1                       # dsl.split seed for MovieLens-1M
+TEST_FRACTION=0.2
+K=20
+SERVE_DATASET=gowalla              # pgbench and recommend_all on this model
+SERVE_MODEL=mf
+SERVE_DENSITIES="1.0 0.5"
+PGBENCH_CLIENTS="1 2"
+PGBENCH_SECONDS=10
+PGBENCH_WARMUP_SECONDS=3
+
+# Per data set and model type.  update_interval NULL = one DSL round per
+# epoch; options is the jsonb passed to dsl.train (model-specific keys).
+# dataset model     dim batch lr     reg   epochs eval_every update_interval options
+SETTINGS_FULL='
+gowalla  mf        64  2048  0.002  0.01  30     5          NULL            {}
+gowalla  lightgcn  64  8192  0.005  1e-4  8      2          NULL            {"layers":3}
+ml1m     mf        64  2048  0.002  0.01  20     5          NULL            {}
+ml1m     lightgcn  64  8192  0.005  1e-4  6      2          NULL            {"layers":3}
+lastfm   mf        64  2048  0.002  0.01  100    10         NULL            {}
+lastfm   lightgcn  64  8192  0.005  1e-4  60     10         NULL            {"layers":3}
+'
+SETTINGS_QUICK='
+gowalla  mf        64  2048  0.002  0.01  4      2          NULL            {}
+'
+QUICK_DATASETS="gowalla"
+QUICK_MODELS="mf"
+QUICK_DENSITIES="1.0 0.5 0.2"
+QUICK_STATIC_DENSITIES="0.2"
+QUICK_PGBENCH_SECONDS=5
+QUICK_PGBENCH_WARMUP_SECONDS=1
+# ============================================================================
+
+T_START=$(date +%s.%N)
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BENCH=$ROOT/test/bench
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# --- data -------------------------------------------------------------------
+DATA=${DSL_DATA:-$ROOT/../shared/data}
+if [ ! -d "$DATA" ]; then
+	echo "bench: data directory $DATA not found (set DSL_DATA); skipping the benchmarks"
+	exit 0
+fi
+DATA=$(cd "$DATA" && pwd)
+
+QUICK=${BENCH_QUICK:-0}
+[ "$QUICK" = 0 ] || QUICK=1
+if [ "$QUICK" = 1 ]; then
+	SETTINGS=$SETTINGS_QUICK
+	DATASETS=${BENCH_DATASETS:-$QUICK_DATASETS}
+	MODELS=${BENCH_MODELS:-$QUICK_MODELS}
+	DENSITIES=${BENCH_DENSITIES:-$QUICK_DENSITIES}
+	STATIC_DENSITIES=${BENCH_STATIC_DENSITIES-$QUICK_STATIC_DENSITIES}
+	PGBENCH_SECONDS=${BENCH_PGBENCH_SECONDS:-$QUICK_PGBENCH_SECONDS}
+	PGBENCH_WARMUP_SECONDS=$QUICK_PGBENCH_WARMUP_SECONDS
+	WRITE_DOCS=${BENCH_DOCS:-0}
+else
+	SETTINGS=$SETTINGS_FULL
+	DATASETS=${BENCH_DATASETS:-$DATASETS_ALL}
+	MODELS=${BENCH_MODELS:-$MODEL_TYPES_ALL}
+	DENSITIES=${BENCH_DENSITIES:-$DENSITIES_ALL}
+	STATIC_DENSITIES=${BENCH_STATIC_DENSITIES-$STATIC_DENSITIES_ALL}
+	PGBENCH_SECONDS=${BENCH_PGBENCH_SECONDS:-$PGBENCH_SECONDS}
+	WRITE_DOCS=${BENCH_DOCS:-1}
+fi
+
+# --- tools and connection ---------------------------------------------------
+if [ -z "${PGBIN:-}" ]; then
+	PG_CONFIG=${PG_CONFIG:-$(command -v pg_config || true)}
+	[ -n "$PG_CONFIG" ] || die "set PGBIN or PG_CONFIG (run through: make bench)"
+	PGBIN=$("$PG_CONFIG" --bindir)
+fi
+[ -x "$PGBIN/psql" ] || die "no psql in $PGBIN"
+PGBENCH=$PGBIN/pgbench
+[ -x "$PGBENCH" ] || PGBENCH=$(command -v pgbench || true)
+[ -n "$PGBENCH" ] || die "pgbench not found (Debian: postgresql-contrib)"
+command -v gnuplot >/dev/null || die "gnuplot not found (Debian: gnuplot-nox)"
+command -v python3 >/dev/null || die "python3 not found"
+: "${PGHOST:?PGHOST not set (run through: make bench)}"
+: "${PGPORT:?PGPORT not set}"
+DB=${BENCH_DB:-dsl_bench}
+
+OUT=${BENCH_OUT:-$ROOT/.run/bench}
+rm -rf "$OUT"
+mkdir -p "$OUT/runs" "$OUT/load" "$OUT/serve" "$OUT/report/img"
+
+psql_db() { "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -d "$DB" "$@"; }
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
+
+# settings_for DATASET MODEL -> sets S_DIM S_BATCH S_LR S_REG S_EPOCHS S_EVAL S_UI S_OPTIONS
+settings_for() {
+	local line
+	line=$(printf '%s\n' "$SETTINGS" | awk -v d="$1" -v m="$2" '$1 == d && $2 == m' | head -1)
+	[ -n "$line" ] || return 1
+	read -r _ _ S_DIM S_BATCH S_LR S_REG S_EPOCHS S_EVAL S_UI S_OPTIONS <<<"$line"
+	if [ -n "${BENCH_EPOCHS:-}" ]; then
+		S_EPOCHS=$BENCH_EPOCHS
+		[ "$S_EVAL" -le "$S_EPOCHS" ] || S_EVAL=$S_EPOCHS
+	fi
+	return 0
+}
+
+# --- the database -------------------------------------------------------------
+log "results go to $OUT; database $DB is recreated"
+"$PGBIN/dropdb" --if-exists --force "$DB" >/dev/null 2>&1 ||
+	die "cannot drop database $DB (in use?)"
+"$PGBIN/createdb" "$DB"
+psql_db -f "$BENCH/setup.sql" >"$OUT/setup.log" 2>&1 || { cat "$OUT/setup.log" >&2; die "setup failed"; }
+
+# --- machine description -------------------------------------------------------
+{
+	echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
+	echo "mode=$([ "$QUICK" = 1 ] && echo QUICK || echo FULL)"
+	echo "cpu=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
+	echo "cores=$(nproc)"
+	echo "mem_total=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
+	echo "kernel=$(uname -sr)"
+	echo "postgres=$(psql_db -Atc 'SELECT version()')"
+	echo "openblas=$(dpkg-query -W -f '${Package} ${Version}\n' 'libopenblas0*' 2>/dev/null | awk '$2 != "" { print $1 " " $2 }' | paste -sd ',' - | sed 's/,/, /g' || true)"
+	echo "extension=$(psql_db -Atc "SELECT extversion FROM pg_extension WHERE extname = 'dsl_rec'")"
+	echo "threads=$(psql_db -Atc "LOAD 'dsl_rec'; SELECT current_setting('dsl_rec.threads', true)" 2>/dev/null || true)"
+	echo "shared_buffers=$(psql_db -Atc 'SHOW shared_buffers')"
+	if git -C "$ROOT" rev-parse --short HEAD >/dev/null 2>&1; then
+		dirty=""
+		[ -z "$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null)" ] || dirty="-dirty"
+		echo "commit=$(git -C "$ROOT" rev-parse --short HEAD)$dirty"
+	else
+		echo "commit=unknown"
+	fi
+	echo "data=$DATA"
+	echo "seed=$SEED"
+	echo "split_seed=$SPLIT_SEED"
+	echo "k=$K"
+	echo "pgbench_seconds=$PGBENCH_SECONDS"
+	echo "pgbench_clients=$PGBENCH_CLIENTS"
+	echo "densities=$DENSITIES"
+	echo "static_densities=$STATIC_DENSITIES"
+} >"$OUT/machine.txt"
+
+# --- which model types exist -----------------------------------------------------
+: >"$OUT/model_types.txt"
+psql_db -c "SELECT * FROM dsl.train('bench_probe', 'bench_tiny', model_type => 'no such type', epochs => 1)" \
+	>/dev/null 2>"$OUT/probe_unknown.log" || true
+known=$(sed -n 's/^DETAIL: *Valid values: \(.*\)\.$/\1/p' "$OUT/probe_unknown.log" | tr -d ',')
+echo "extension_types=$known" >>"$OUT/machine.txt"
+AVAILABLE=""
+for mt in $MODELS; do
+	opts='{}'
+	for ds in $DATASETS; do
+		if settings_for "$ds" "$mt"; then opts=$S_OPTIONS; break; fi
+	done
+	if psql_db -v mt="$mt" -v opts="$opts" >"$OUT/probe_$mt.log" 2>&1 <<-'EOF'; then
+		SET client_min_messages = warning;
+		SET dsl_rec.progress = off;
+		BEGIN;
+		SELECT count(*) FROM dsl.train('bench_probe', 'bench_tiny', model_type => :'mt',
+		    dim => 4, density => 1.0, epochs => 1, batch_size => 8, options => :'opts'::jsonb);
+		ROLLBACK;
+	EOF
+		AVAILABLE="$AVAILABLE $mt"
+		echo "$mt available" >>"$OUT/model_types.txt"
+	else
+		reason=$(grep -m1 'ERROR' "$OUT/probe_$mt.log" | sed 's/^.*ERROR: *//')
+		echo "$mt unavailable: $reason" >>"$OUT/model_types.txt"
+		log "model type $mt is not available: $reason"
+	fi
+done
+for t in $known; do
+	case " $MODELS " in *" $t "*) ;; *) echo "$t not benchmarked (no settings in bench.sh or excluded)" >>"$OUT/model_types.txt" ;; esac
+done
+[ -n "$AVAILABLE" ] || die "no model type could be trained; see $OUT/probe_*.log"
+log "model types:$AVAILABLE"
+
+# --- load the data sets ---------------------------------------------------------
+LOADED=""
+for ds in $DATASETS; do
+	t0=$(now)
+	case $ds in
+	gowalla)
+		if [ ! -f "$DATA/gowalla/train.txt" ] || [ ! -f "$DATA/gowalla/test.txt" ]; then
+			log "skipping gowalla: $DATA/gowalla/{train,test}.txt missing"; continue
+		fi
+		psql_db -v datadir="$DATA/gowalla" -v prefix=gowalla -f "$ROOT/test/bench/load_lightgcn_split.sql" \
+			>"$OUT/load/gowalla.log" 2>&1 || { cat "$OUT/load/gowalla.log" >&2; die "loading gowalla failed"; }
+		;;
+	ml1m)
+		if [ ! -f "$DATA/ml-1m/ml-1m_implicit_pairs.tsv" ]; then
+			log "skipping ml1m: $DATA/ml-1m/ml-1m_implicit_pairs.tsv missing"; continue
+		fi
+		psql_db -v pairsfile="$DATA/ml-1m/ml-1m_implicit_pairs.tsv" -v split_seed="$SPLIT_SEED" \
+			-v test_fraction="$TEST_FRACTION" -f "$BENCH/load_ml1m.sql" \
+			>"$OUT/load/ml1m.log" 2>&1 || { cat "$OUT/load/ml1m.log" >&2; die "loading ml1m failed"; }
+		;;
+	lastfm)
+		if [ ! -f "$DATA/lastfm/lightgcn_lastfm/data1.txt" ] || [ ! -f "$DATA/lastfm/lightgcn_lastfm/test1.txt" ]; then
+			log "skipping lastfm: $DATA/lastfm/lightgcn_lastfm/{data1,test1}.txt missing"; continue
+		fi
+		psql_db -v trainfile="$DATA/lastfm/lightgcn_lastfm/data1.txt" \
+			-v testfile="$DATA/lastfm/lightgcn_lastfm/test1.txt" -f "$BENCH/load_lastfm.sql" \
+			>"$OUT/load/lastfm.log" 2>&1 || { cat "$OUT/load/lastfm.log" >&2; die "loading lastfm failed"; }
+		;;
+	*) die "unknown data set $ds" ;;
+	esac
+	psql_db --csv -c "SELECT '$ds' AS dataset,
+	        (SELECT count(*) FROM ${ds}_train) AS train_pairs,
+	        (SELECT count(*) FROM ${ds}_test) AS test_pairs,
+	        (SELECT count(DISTINCT user_id) FROM ${ds}_train) AS train_users,
+	        (SELECT count(DISTINCT item_id) FROM ${ds}_train) AS train_items,
+	        (SELECT count(DISTINCT user_id) FROM ${ds}_test) AS test_users,
+	        $(elapsed "$t0" "$(now)") AS load_seconds" >"$OUT/load/$ds.csv"
+	LOADED="$LOADED $ds"
+	log "loaded $ds: $(tail -1 "$OUT/load/$ds.csv")"
+done
+[ -n "$LOADED" ] || die "no data set could be loaded from $DATA"
+
+# --- training runs --------------------------------------------------------------
+echo "run,dataset,model_type,density,sparsity,dim,batch,lr,reg,epochs,eval_every,update_interval,options,status,wall_seconds" >"$OUT/runs.csv"
+n_fail=0
+for ds in $LOADED; do
+	for mt in $AVAILABLE; do
+		if ! settings_for "$ds" "$mt"; then
+			log "no settings for $ds/$mt in bench.sh; skipped"
+			continue
+		fi
+		configs=""
+		for d in $DENSITIES; do configs="$configs $d:dynamic"; done
+		for d in $STATIC_DENSITIES; do configs="$configs $d:static"; done
+		for c in $configs; do
+			d=${c%%:*}
+			sp=${c##*:}
+			run="${ds}_${mt}_d${d}_${sp}"
+			dir=$OUT/runs/$run
+			mkdir -p "$dir"
+			log "training $run (dim $S_DIM, $S_EPOCHS epochs, eval every $S_EVAL)"
+			t0=$(now)
+			status=ok
+			if ! psql_db --csv -v outdir="$dir" -v model="$run" -v source="${ds}_train" -v test="${ds}_test" \
+				-v model_type="$mt" -v dim="$S_DIM" -v density="$d" -v epochs="$S_EPOCHS" \
+				-v batch="$S_BATCH" -v lr="$S_LR" -v reg="$S_REG" -v update_interval="$S_UI" \
+				-v sparsity="$sp" -v seed="$SEED" -v options="$S_OPTIONS" -v eval_every="$S_EVAL" -v k="$K" \
+				-f "$BENCH/train_run.sql" >"$dir/psql.log" 2>&1; then
+				status=failed
+				n_fail=$((n_fail + 1))
+				log "FAILED: $run (see $dir/psql.log)"
+				sed 's/^/    /' "$dir/psql.log" | tail -5 >&2
+			fi
+			wall=$(elapsed "$t0" "$(now)")
+			echo "$run,$ds,$mt,$d,$sp,$S_DIM,$S_BATCH,$S_LR,$S_REG,$S_EPOCHS,$S_EVAL,$S_UI,\"${S_OPTIONS//\"/\"\"}\",$status,$wall" >>"$OUT/runs.csv"
+			if [ "$status" = ok ]; then
+				log "  done in ${wall}s: $(grep -E '^recall,' "$dir/eval.csv" || true)"
+			fi
+		done
+	done
+done
+
+# --- stored size of every model ----------------------------------------------------
+psql_db --csv -f "$BENCH/storage.sql" >"$OUT/storage.csv" 2>"$OUT/storage.log" ||
+	{ cat "$OUT/storage.log" >&2; die "storage query failed"; }
+
+# --- serving: pgbench and recommend_all ---------------------------------------------
+echo "model,query,clients,seconds,pgbench_tps,log_prefix" >"$OUT/serve/pgbench.csv"
+echo "model,k,rows,users,cold_seconds,warm_seconds" >"$OUT/serve/recommend_all.csv"
+run_pgbench() { # name script clients seconds [log]
+	local name=$1 script=$2 c=$3 secs=$4 logit=${5:-}
+	local args=(-n -T "$secs" -c "$c" -j "$c" -f "$script")
+	[ -z "$logit" ] || args+=(--log --log-prefix="$OUT/serve/$name")
+	args+=("$DB")
+	(cd "$OUT/serve" && PGOPTIONS='-c search_path=public,dsl -c client_min_messages=warning' \
+		"$PGBENCH" "${args[@]}") >"$OUT/serve/$name.out" 2>&1
+}
+case " $LOADED " in *" $SERVE_DATASET "*) serve_ok=1 ;; *) serve_ok=0 ;; esac
+case " $AVAILABLE " in *" $SERVE_MODEL "*) ;; *) serve_ok=0 ;; esac
+if [ "$serve_ok" = 0 ]; then
+	log "serving benchmarks skipped: $SERVE_DATASET/$SERVE_MODEL not trained"
+else
+	for d in $SERVE_DENSITIES; do
+		model="${SERVE_DATASET}_${SERVE_MODEL}_d${d}_dynamic"
+		info=$(psql_db -At -F ' ' -c "SELECT m.model_id, min(s.user_id), max(s.user_id), count(*)
+			FROM dsl.models m JOIN dsl.seen_items s USING (model_id) WHERE m.name = '$model'
+			GROUP BY m.model_id" 2>/dev/null || true)
+		if [ -z "$info" ]; then
+			log "serving benchmarks of $model skipped: model missing"
+			continue
+		fi
+		read -r mid umin umax nusers <<<"$info"
+		# user ids must be contiguous for "random(umin, umax)" to pick users of the model
+		if [ $((umax - umin + 1)) -ne "$nusers" ]; then
+			log "serving benchmarks of $model skipped: user ids are not contiguous"
+			continue
+		fi
+		for q in recommend recommend_sql; do
+			script=$OUT/serve/${model}_$q.pgbench
+			sed -e "s/@MODEL@/$model/g" -e "s/@MID@/$mid/g" -e "s/@UMIN@/$umin/g" -e "s/@UMAX@/$umax/g" \
+				"$BENCH/$q.pgbench" >"$script"
+			for c in $PGBENCH_CLIENTS; do
+				log "pgbench $model $q, $c client(s), ${PGBENCH_SECONDS}s (after a ${PGBENCH_WARMUP_SECONDS}s warm-up)"
+				run_pgbench "warmup_${model}_${q}_c$c" "$script" "$c" "$PGBENCH_WARMUP_SECONDS" ||
+					log "warm-up failed: $OUT/serve/warmup_${model}_${q}_c$c.out"
+				name="${model}_${q}_c$c"
+				if run_pgbench "$name" "$script" "$c" "$PGBENCH_SECONDS" log; then
+					tps=$(sed -n 's/^tps = \([0-9.]*\) .*without initial connection time.*/\1/p' "$OUT/serve/$name.out" | head -1)
+					echo "$model,$q,$c,$PGBENCH_SECONDS,${tps:-},$name" >>"$OUT/serve/pgbench.csv"
+				else
+					log "pgbench failed: $OUT/serve/$name.out"
+					tail -5 "$OUT/serve/$name.out" >&2
+				fi
+			done
+		done
+		log "recommend_all($model, $K)"
+		if psql_db --csv -v model="$model" -v k="$K" -v outfile="$OUT/serve/recommend_all_$model.csv" \
+			-f "$BENCH/recommend_all.sql" >"$OUT/serve/recommend_all_$model.log" 2>&1; then
+			tail -n +2 "$OUT/serve/recommend_all_$model.csv" >>"$OUT/serve/recommend_all.csv"
+		else
+			log "recommend_all failed: $OUT/serve/recommend_all_$model.log"
+		fi
+	done
+fi
+
+# --- report ---------------------------------------------------------------------
+T_END=$(now)
+echo "total_seconds=$(elapsed "$T_START" "$T_END")" >>"$OUT/machine.txt"
+echo "failed_runs=$n_fail" >>"$OUT/machine.txt"
+log "writing the report"
+python3 "$BENCH/report.py" "$OUT" "$OUT/report" || die "report generation failed"
+if [ "$WRITE_DOCS" = 1 ]; then
+	mkdir -p "$ROOT/docs/img"
+	cp "$OUT/report/benchmarks.md" "$ROOT/docs/benchmarks.md"
+	cp "$OUT"/report/img/*.png "$ROOT/docs/img/"
+	log "wrote docs/benchmarks.md and docs/img/*.png"
+else
+	log "report in $OUT/report/benchmarks.md (not copied to docs/; BENCH_DOCS=1 to copy)"
+fi
+log "bench finished in $(elapsed "$T_START" "$(now)")s, $n_fail failed run(s)"
