@@ -42,17 +42,20 @@ _PG_init(void)
 }
 
 /*
- * Give OpenBLAS the configured thread count.  Called right before BLAS work
- * (never from _PG_init, which may run in the postmaster).
+ * Give OpenBLAS a thread count right before BLAS work (never from _PG_init,
+ * which may run in the postmaster): dsl_rec.threads for big products, 1 for
+ * small ones such as one user's scores, where waking threads costs more than
+ * it saves and concurrent sessions would oversubscribe the cores.
  */
 void
-dsl_blas_prepare(void)
+dsl_blas_prepare(bool big)
 {
 	static int	configured = 0;
+	int			want = big ? dsl_threads : 1;
 
-	if (configured != dsl_threads)
+	if (configured != want)
 	{
-		openblas_set_num_threads(dsl_threads);
-		configured = dsl_threads;
+		openblas_set_num_threads(want);
+		configured = want;
 	}
 }

@@ -4,13 +4,15 @@
 #ifndef DSL_REC_H
 #define DSL_REC_H
 
+#include <stdbool.h>
+
 /* dsl_rec.threads: worker threads for training, evaluation and BLAS */
 extern int	dsl_threads;
 
 /* dsl_rec.progress: a NOTICE per training epoch */
 extern bool dsl_progress;
 
-/* set OpenBLAS's thread count from dsl_rec.threads before BLAS calls */
-extern void dsl_blas_prepare(void);
+/* set OpenBLAS's thread count before BLAS calls (big: dsl_rec.threads, else 1) */
+extern void dsl_blas_prepare(bool big);
 
 #endif							/* DSL_REC_H */

@@ -211,7 +211,7 @@ topk_rank_rows(const float *rows, int n, int dim, const float *x,
 
 	/* float32 scores of every row */
 	approx = palloc_extended(sizeof(float) * n, MCXT_ALLOC_HUGE);
-	dsl_blas_prepare();
+	dsl_blas_prepare(false);
 	cblas_sgemv(CblasRowMajor, CblasNoTrans, n, dim, 1.0f, rows, dim,
 				x, 1, 0.0f, approx, 1);
 	if (cosine)
@@ -404,7 +404,7 @@ topk_rank_users(const EmbeddingSource *users, const EmbeddingSource *items,
 			}
 
 			/* scores(nu x ni) = U(nu x dim) * I(ni x dim)^T */
-			dsl_blas_prepare();
+			dsl_blas_prepare(true);
 			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans,
 						nu, ni, dim,
 						1.0f, ubuf, dim, iblock, dim,

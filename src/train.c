@@ -811,8 +811,10 @@ dsl_train(PG_FUNCTION_ARGS)
 			IndexCSR	test = {data->n_users, val->ptr, val->items};
 
 			a.ops->serving(model, engine.tensors, &us, &is);
+			/* blocks of at most 64 MB (or work_mem if larger), not the whole budget */
 			dsl_evaluate_full(&us, &is, &seen, &test, val->total, a.k,
-							  limit, &m);
+							  Min(limit, Max((Size) work_mem * 1024, (Size) 64 * 1024 * 1024)),
+							  &m);
 			evaluated = true;
 			if (m.recall > best_recall)
 			{
