@@ -27,6 +27,7 @@
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 
+#include "interactions.h"
 #include "model.h"
 #include "model_cache.h"
 #include "topk.h"
@@ -47,26 +48,6 @@ typedef struct EvalAcc
 	int64		users;
 } EvalAcc;
 
-static bool
-row_contains(const int32 *row, int64 n, int32 x)
-{
-	int64		lo = 0,
-				hi = n - 1;
-
-	while (lo <= hi)
-	{
-		int64		mid = lo + (hi - lo) / 2;
-
-		if (row[mid] < x)
-			lo = mid + 1;
-		else if (row[mid] > x)
-			hi = mid - 1;
-		else
-			return true;
-	}
-	return false;
-}
-
 static void
 eval_emit(void *arg, int32 user, const int32 *items, const float *scores, int n)
 {
@@ -82,7 +63,7 @@ eval_emit(void *arg, int32 user, const int32 *items, const float *scores, int n)
 	for (int r = 0; r < n; r++)
 	{
 		acc->covered[items[r]] = true;
-		if (row_contains(row, row_len, items[r]))
+		if (dsl_sorted_contains(row, row_len, items[r]))
 		{
 			hits++;
 			dcg += 1.0 / log2(r + 2.0);

@@ -78,4 +78,32 @@ dsl_id_index(const int64 *ids, int n, int64 id)
 	return -1;
 }
 
+/* whether x occurs in the ascending array a[0..n) */
+static inline bool
+dsl_sorted_contains(const int32 *a, int64 n, int32 x)
+{
+	int64		lo = 0,
+				hi = n - 1;
+
+	while (lo <= hi)
+	{
+		int64		mid = lo + (hi - lo) / 2;
+
+		if (a[mid] < x)
+			lo = mid + 1;
+		else if (a[mid] > x)
+			hi = mid - 1;
+		else
+			return true;
+	}
+	return false;
+}
+
+/* whether user index u interacted with item index i in training */
+static inline bool
+dsl_user_has_item(const Interactions *d, int u, int32 i)
+{
+	return dsl_sorted_contains(d->items + d->ptr[u], d->ptr[u + 1] - d->ptr[u], i);
+}
+
 #endif							/* DSL_INTERACTIONS_H */

@@ -952,27 +952,6 @@ batch_slot(LgcnState *s, int32 r)
 	return k;
 }
 
-static inline bool
-user_has_item(const Interactions *d, int u, int32 item)
-{
-	const int32 *a = d->items + d->ptr[u];
-	int64		lo = 0,
-				hi = d->ptr[u + 1] - d->ptr[u] - 1;
-
-	while (lo <= hi)
-	{
-		int64		mid = (lo + hi) >> 1;
-
-		if (a[mid] < item)
-			lo = mid + 1;
-		else if (a[mid] > item)
-			hi = mid - 1;
-		else
-			return true;
-	}
-	return false;
-}
-
 static double
 lgcn_train_epoch(void *state)
 {
@@ -1020,7 +999,7 @@ lgcn_train_epoch(void *state)
 				continue;		/* the user has seen everything */
 			do
 				j = (int32) dsl_rng_below(&s->rng, (uint64) d->n_items);
-			while (user_has_item(d, u, j));
+			while (dsl_user_has_item(d, u, j));
 
 			s->trip[nt].u = batch_slot(s, u);
 			s->trip[nt].i = batch_slot(s, nu + pair[1]);

@@ -190,27 +190,6 @@ mf_create(DslEngine *engine, const Interactions *data, const TrainParams *p)
 	return s;
 }
 
-static inline bool
-user_has_item(const Interactions *d, int u, int32 item)
-{
-	const int32 *a = d->items + d->ptr[u];
-	int64		lo = 0,
-				hi = d->ptr[u + 1] - d->ptr[u] - 1;
-
-	while (lo <= hi)
-	{
-		int64		mid = (lo + hi) >> 1;
-
-		if (a[mid] < item)
-			lo = mid + 1;
-		else if (a[mid] > item)
-			hi = mid - 1;
-		else
-			return true;
-	}
-	return false;
-}
-
 static inline float
 dot_diff(const float *u, const float *a, const float *b, int dim)
 {
@@ -270,7 +249,7 @@ phase_sample(void *arg, int part, int n_parts)
 			}
 			do
 				j = (int32) dsl_rng_below(&rng, (uint64) d->n_items);
-			while (user_has_item(d, u, j));
+			while (dsl_user_has_item(d, u, j));
 			s->neg[t] = j;
 		}
 	}

@@ -19,6 +19,7 @@
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 
+#include "interactions.h"
 #include "model_cache.h"
 #include "topk.h"
 
@@ -38,26 +39,6 @@ check_not_null(FunctionCallInfo fcinfo, int argno, const char *argname)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("%s must not be null", argname)));
-}
-
-static bool
-sorted_contains(const int32 *a, int64 n, int32 x)
-{
-	int64		lo = 0,
-				hi = n - 1;
-
-	while (lo <= hi)
-	{
-		int64		mid = lo + (hi - lo) / 2;
-
-		if (a[mid] < x)
-			lo = mid + 1;
-		else if (a[mid] > x)
-			hi = mid - 1;
-		else
-			return true;
-	}
-	return false;
 }
 
 static int
@@ -175,7 +156,7 @@ dsl_recommend(PG_FUNCTION_ARGS)
 			Datum		values[4];
 			bool		nulls[4] = {false, true, false, false};
 
-			if (cand && !sorted_contains(cand, n_cand, i))
+			if (cand && !dsl_sorted_contains(cand, n_cand, i))
 				continue;
 			values[0] = Int64GetDatum(m->item_ids[i]);
 			values[1] = (Datum) 0;
@@ -199,7 +180,7 @@ dsl_recommend(PG_FUNCTION_ARGS)
 		{
 			for (int c = 0; c < n_cand; c++)
 			{
-				if (n_seen > 0 && sorted_contains(seen, n_seen, cand[c]))
+				if (n_seen > 0 && dsl_sorted_contains(seen, n_seen, cand[c]))
 					continue;
 				topk_offer(&heap, topk_dot(urow, serve_item_row(m, cand[c]), m->dim),
 						   cand[c]);
