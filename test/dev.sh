@@ -256,8 +256,9 @@ cmd_demo() {
 	deps
 	build
 	start
-	psql_run -d postgres -qtAc "SELECT 1 FROM pg_database WHERE datname = 'dsl_demo'" | grep -q 1 ||
-		"$PGBIN/createdb" dsl_demo
+	# a fresh database each time: the tour starts from CREATE EXTENSION
+	"$PGBIN/dropdb" --if-exists dsl_demo
+	"$PGBIN/createdb" dsl_demo
 	log "running test/demo.sql in database dsl_demo (psql: $PGBIN/psql -h $PGHOST -p $PGPORT -U $PGUSER dsl_demo)"
 	psql_run -d dsl_demo -f "$ROOT/test/demo.sql"
 }
