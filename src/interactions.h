@@ -9,6 +9,8 @@
 
 #include "postgres.h"
 
+#include "rng.h"
+
 /* Training interactions: distinct pairs as CSR by user index */
 typedef struct Interactions
 {
@@ -104,6 +106,23 @@ static inline bool
 dsl_user_has_item(const Interactions *d, int u, int32 i)
 {
 	return dsl_sorted_contains(d->items + d->ptr[u], d->ptr[u + 1] - d->ptr[u], i);
+}
+
+/* Fisher-Yates shuffle of n (user, item) index pairs stored as pairs[2 * p] */
+static inline void
+dsl_shuffle_pairs(int32 *pairs, int64 n, DslRng *rng)
+{
+	for (int64 p = n - 1; p > 0; p--)
+	{
+		int64		q = (int64) dsl_rng_below(rng, (uint64) p + 1);
+		int32		tu = pairs[2 * p],
+					ti = pairs[2 * p + 1];
+
+		pairs[2 * p] = pairs[2 * q];
+		pairs[2 * p + 1] = pairs[2 * q + 1];
+		pairs[2 * q] = tu;
+		pairs[2 * q + 1] = ti;
+	}
 }
 
 #endif							/* DSL_INTERACTIONS_H */

@@ -963,18 +963,8 @@ lgcn_train_epoch(void *state)
 	double		loss_sum = 0;
 	int64		n_trip = 0;
 
-	/* a fresh seeded order of the pairs (the same scheme as mf.c) */
-	for (int64 p = n - 1; p > 0; p--)
-	{
-		int64		q = (int64) dsl_rng_below(&s->rng, (uint64) p + 1);
-		int32		tu = s->pairs[2 * p],
-					ti = s->pairs[2 * p + 1];
-
-		s->pairs[2 * p] = s->pairs[2 * q];
-		s->pairs[2 * p + 1] = s->pairs[2 * q + 1];
-		s->pairs[2 * q] = tu;
-		s->pairs[2 * q + 1] = ti;
-	}
+	/* a fresh seeded order of the pairs */
+	dsl_shuffle_pairs(s->pairs, n, &s->rng);
 
 	for (int64 b0 = 0; b0 < n; b0 += s->batch_size)
 	{
