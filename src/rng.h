@@ -8,6 +8,7 @@
 #ifndef DSL_RNG_H
 #define DSL_RNG_H
 
+#include <math.h>
 #include <stdint.h>
 
 typedef struct DslRng
