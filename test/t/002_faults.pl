@@ -69,8 +69,12 @@ sub kill9_when
 	  or die "session $app never reached: $cond";
 	my $pid = $node->safe_psql('postgres',
 		"SELECT pid FROM pg_stat_activity WHERE application_name = '$app'");
+	my $offset = -s $node->logfile;
 	ok(kill('KILL', $pid), "kill -9 of backend $pid ($app)");
-	# the postmaster kills every backend, recovers and accepts connections again
+	# the postmaster kills every backend, recovers and accepts connections
+	# again; wait for the restart to begin first, or the poll below could
+	# be answered by a backend that has not been told about the crash yet
+	$node->wait_for_log(qr/all server processes terminated; reinitializing/, $offset);
 	$node->poll_query_until('postgres', 'SELECT NOT pg_is_in_recovery()')
 	  or die "the cluster did not come back";
 	return $pid;
