@@ -8,6 +8,8 @@ OBJS = \
 	src/dsl_rec.o \
 	src/spvec.o \
 	src/sparse_tensor.o \
+	src/kselect.o \
+	src/prune_regrow.o \
 	src/dsl_engine.o \
 	src/workers.o \
 	src/interactions.o \

@@ -59,14 +59,22 @@ dsl_engine_ratio(const DslEngine *e, int64 t)
 		(c->update_ratio - c->update_ratio_min) * (1.0 + cos(M_PI * frac)) / 2.0;
 }
 
+int64
+dsl_engine_steps_to_update(const DslEngine *e)
+{
+	const DslConfig *c = &e->cfg;
+	int64		next;
+
+	if (!c->dynamic || c->density >= 1.0 || c->update_interval <= 0 || e->step <= 0)
+		return -1;
+	next = (e->step + c->update_interval - 1) / c->update_interval * c->update_interval;
+	return next < c->total_steps ? next - e->step : -1;
+}
+
 bool
 dsl_engine_update_due(const DslEngine *e)
 {
-	const DslConfig *c = &e->cfg;
-
-	return c->dynamic && c->density < 1.0 && c->update_interval > 0 &&
-		e->step > 0 && e->step % c->update_interval == 0 &&
-		e->step < c->total_steps;
+	return dsl_engine_steps_to_update(e) == 0;
 }
 
 void
@@ -86,7 +94,7 @@ dsl_engine_update(DslEngine *e, const TensorGrad *grads)
 		e->changed += sparse_tensor_prune_regrow(t, n, e->cfg.growth,
 												 grads ? &grads[i] : NULL,
 												 e->cfg.seed ^ ((uint64) i << 56),
-												 (uint64) e->rounds);
+												 (uint64) e->rounds, e->pool);
 		if (t->budget < t->total)
 			e->pruned += n;
 	}

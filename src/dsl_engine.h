@@ -47,6 +47,7 @@ typedef struct DslEngine
 	float		bc1;			/* Adam bias corrections of the current step */
 	float		bc2;
 	double		last_ratio;		/* zeta of the latest round */
+	WorkerPool *pool;			/* threads for the rounds' scans, or NULL */
 } DslEngine;
 
 extern void dsl_engine_init(DslEngine *e, const DslConfig *cfg);
@@ -62,6 +63,12 @@ extern double dsl_engine_ratio(const DslEngine *e, int64 t);
 
 /* true when a prune/regrow round is due after the current step */
 extern bool dsl_engine_update_due(const DslEngine *e);
+
+/*
+ * Optimizer steps from the current one to the next prune/regrow round (0:
+ * a round is due after this step), or -1 when no round is coming.
+ */
+extern int64 dsl_engine_steps_to_update(const DslEngine *e);
 
 /* run a prune/regrow round; grads[i] belongs to tensors[i] (may be NULL) */
 extern void dsl_engine_update(DslEngine *e, const TensorGrad *grads);

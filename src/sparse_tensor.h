@@ -13,6 +13,10 @@
 #include "postgres.h"
 
 #include "rng.h"
+#include "workers.h"
+
+/* largest embedding/row width a tensor may have (dsl.train's dim limit) */
+#define DSL_MAX_DIM 1024
 
 typedef struct SparseTensor
 {
@@ -86,24 +90,41 @@ sparse_tensor_prefetch_offsets(const SparseTensor *t, int r)
 	__builtin_prefetch(&t->row_ptr[r]);
 }
 
+/* prefetch every cache line of a[b..e) (elements of size sz) */
 static inline void
-sparse_tensor_prefetch_row(const SparseTensor *t, int r, bool for_write)
+prefetch_span(const void *a, int64 b, int64 e, Size sz, bool for_write)
+{
+	uintptr_t	lo = ((uintptr_t) a + (uintptr_t) (b * sz)) & ~(uintptr_t) 63;
+	uintptr_t	hi = (uintptr_t) a + (uintptr_t) (e * sz) - 1;
+
+	if (e <= b)
+		return;
+	for (uintptr_t p = lo; p <= hi; p += 64)
+	{
+		if (for_write)
+			__builtin_prefetch((const void *) p, 1);
+		else
+			__builtin_prefetch((const void *) p, 0);
+	}
+}
+
+/*
+ * Prefetch the lines row r's step will touch: weights and columns to read it
+ * (densify), plus the Adam moments to update it (for_update).  Rows rarely
+ * start on a cache-line boundary, so the spans are covered line by line.
+ */
+static inline void
+sparse_tensor_prefetch_row(const SparseTensor *t, int r, bool for_update)
 {
 	int64		b = t->row_ptr[r],
 				e = t->row_ptr[r + 1];
 
-	for (int64 k = b; k < e; k += 16)
+	prefetch_span(t->w, b, e, sizeof(float), for_update);
+	prefetch_span(t->col, b, e, sizeof(uint16), false);
+	if (for_update)
 	{
-		if (for_write)
-		{
-			__builtin_prefetch(&t->w[k], 1);
-			__builtin_prefetch(&t->m[k], 1);
-			__builtin_prefetch(&t->v[k], 1);
-		}
-		else
-			__builtin_prefetch(&t->w[k], 0);
-		if ((k & 31) == 0 || k == b)
-			__builtin_prefetch(&t->col[k]);
+		prefetch_span(t->m, b, e, sizeof(float), true);
+		prefetch_span(t->v, b, e, sizeof(float), true);
 	}
 }
 
@@ -133,10 +154,18 @@ typedef enum GrowthMode
  * criterion; ties and zero scores are broken by a seeded hash.  Entries that
  * stay active keep weight and moments; newly active ones start at zero.
  * The number of active entries is unchanged.  Returns the number of entries
- * whose state actually changed (pruned and not regrown).
+ * whose state actually changed (pruned and not regrown).  The scans run on
+ * pool (NULL: in the caller only); the result does not depend on it.
+ * (prune_regrow.c)
  */
 extern int64 sparse_tensor_prune_regrow(SparseTensor *t, int64 n_update,
 										GrowthMode growth, const TensorGrad *grad,
-										uint64 seed, uint64 round);
+										uint64 seed, uint64 round,
+										WorkerPool *pool);
+
+/* helpers shared with prune_regrow.c */
+extern void *dsl_alloc_huge(Size sz, bool zero);
+extern void sparse_tensor_choose_random_free(uint64 *occ, int64 total, int64 free,
+											 int64 need, DslRng *rng);
 
 #endif							/* DSL_SPARSE_TENSOR_H */

@@ -1,0 +1,438 @@
+/*
+ * prune_regrow.c - one DSL round on a SparseTensor
+ *
+ * Magnitude prune, then gradient (or random) regrowth among the inactive
+ * positions, then the compressed rows are rebuilt.  The round works on two
+ * bitmaps of the positions (the pattern before and after) and selects with
+ * radix histograms (kselect.h), so every temporary is O(bitmap) or
+ * O(active entries), and every scan is linear.
+ *
+ * The scans are split over the worker pool by row ranges that start on a
+ * bitmap word, so parts never write the same word; histograms are counted
+ * per part and summed in part order, and ties are gathered in row order.
+ * The result is therefore the same for any number of threads.  Workers get
+ * everything preallocated: they never call PostgreSQL.
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+
+#include "bitmap.h"
+#include "kselect.h"
+#include "sparse_tensor.h"
+#include "workers.h"
+
+#define MAX_PARTS 64
+
+typedef struct RoundJob
+{
+	SparseTensor *t;
+	const TensorGrad *grad;
+	uint64	   *occ;			/* the pattern being built */
+	uint64	   *old;			/* the pattern before the round */
+	int			n_parts;
+	int			row_lo[MAX_PARTS + 1];	/* part p: rows [row_lo[p], row_lo[p + 1]) */
+	bool		shared_words;	/* gradient rows may share bitmap words */
+	KSelect		ks;				/* merged counts */
+	KSelect		pks[MAX_PARTS]; /* per-part counts */
+	int64		n_cand[MAX_PARTS];	/* regrowth candidates per part */
+	KSelectTie *ties;
+	int64		tie_off[MAX_PARTS + 1];
+	uint64		seed;
+	uint64		tie_round;
+	/* rebuild */
+	int64		k_off[MAX_PARTS + 1];
+	int64		lost[MAX_PARTS];
+	int64	   *row_ptr;
+	uint16	   *col;
+	float	   *w;
+	float	   *m;
+	float	   *v;
+} RoundJob;
+
+static inline uint64
+tie_hash(uint64 seed, uint64 round, int64 pos)
+{
+	return dsl_mix64(seed ^ dsl_mix64(round * UINT64CONST(0x9E37) + (uint64) pos));
+}
+
+/* [lo, hi) of the bitmap words covering the rows of a part */
+static inline void
+part_words(const RoundJob *j, int part, int64 *lo, int64 *hi)
+{
+	const SparseTensor *t = j->t;
+
+	*lo = (int64) j->row_lo[part] * t->dim / 64;
+	*hi = j->row_lo[part + 1] == t->n_rows ? BITS_WORDS(t->total) :
+		(int64) j->row_lo[part + 1] * t->dim / 64;
+}
+
+/* the pattern as bitmaps: occ (to be edited) and old (kept) */
+static void
+scan_build(void *arg, int part, int n_parts)
+{
+	RoundJob   *j = (RoundJob *) arg;
+	const SparseTensor *t = j->t;
+	int64		wlo,
+				whi;
+
+	part_words(j, part, &wlo, &whi);
+	memset(j->occ + wlo, 0, (Size) (whi - wlo) * sizeof(uint64));
+	for (int r = j->row_lo[part]; r < j->row_lo[part + 1]; r++)
+	{
+		int64		base = (int64) r * t->dim;
+
+		for (int64 k = t->row_ptr[r]; k < t->row_ptr[r + 1]; k++)
+			bit_set(j->occ, base + t->col[k]);
+	}
+	memcpy(j->old + wlo, j->occ + wlo, (Size) (whi - wlo) * sizeof(uint64));
+}
+
+static void
+scan_prune_count(void *arg, int part, int n_parts)
+{
+	RoundJob   *j = (RoundJob *) arg;
+	const SparseTensor *t = j->t;
+	KSelect    *ks = &j->pks[part];
+
+	kselect_fork(&j->ks, ks);
+	for (int64 k = t->row_ptr[j->row_lo[part]]; k < t->row_ptr[j->row_lo[part + 1]]; k++)
+		kselect_add(ks, kselect_float_key(t->w[k]));
+}
+
+/* clear the active positions below the threshold, gather the ties */
+static void
+scan_prune_mark(void *arg, int part, int n_parts)
+{
+	RoundJob   *j = (RoundJob *) arg;
+	const SparseTensor *t = j->t;
+	const uint32 thr = j->ks.thr;
+	int64		n_tie = j->tie_off[part];
+
+	for (int r = j->row_lo[part]; r < j->row_lo[part + 1]; r++)
+	{
+		int64		base = (int64) r * t->dim;
+
+		for (int64 k = t->row_ptr[r]; k < t->row_ptr[r + 1]; k++)
+		{
+			uint32		key = kselect_float_key(t->w[k]);
+			int64		pos = base + t->col[k];
+
+			/* branch-free: early rounds prune a large random share */
+			j->occ[pos >> 6] &= ~((uint64) (key < thr) << (pos & 63));
+			if (unlikely(key == thr))
+			{
+				j->ties[n_tie].pos = pos;
+				j->ties[n_tie].hash = tie_hash(j->seed, j->tie_round, pos);
+				n_tie++;
+			}
+		}
+	}
+}
+
+/*
+ * Regrowth candidates: the inactive positions (clear bits) of the gradient
+ * rows of grad indexes [lo, hi) with a non-zero gradient; the key is the
+ * complemented magnitude, so that the largest come first.
+ */
+#define GRAD_CANDIDATES(j, lo, hi, body) \
+	for (int64 i_ = (lo); i_ < (hi); i_++) \
+	{ \
+		const int	dim_ = (j)->t->dim; \
+		int64		gbase_ = (int64) (j)->grad->rows[i_] * dim_; \
+		const float *g_ = (j)->grad->g + (Size) i_ * dim_; \
+		FOR_ROW_BITS((j)->occ, (j)->grad->rows[i_], dim_, true, c_, \
+		{ \
+			int64		pos pg_attribute_unused() = gbase_ + c_; \
+			uint32		key; \
+			if (g_[c_] == 0) \
+				continue; \
+			key = ~kselect_float_key(g_[c_]); \
+			body; \
+		}); \
+	}
+
+static void
+scan_grow_count(void *arg, int part, int n_parts)
+{
+	RoundJob   *j = (RoundJob *) arg;
+	KSelect    *ks = &j->pks[part];
+	int64		lo,
+				hi,
+				n = 0;
+
+	worker_share(j->grad->n, part, n_parts, &lo, &hi);
+	kselect_fork(&j->ks, ks);
+	GRAD_CANDIDATES(j, lo, hi, kselect_add(ks, key); n++);
+	j->n_cand[part] = n;
+}
+
+/* set the candidates above the threshold, gather the ties */
+static void
+scan_grow_mark(void *arg, int part, int n_parts)
+{
+	RoundJob   *j = (RoundJob *) arg;
+	const uint32 thr = j->ks.thr;
+	int64		n_tie,
+				lo,
+				hi;
+
+	if (j->shared_words)
+	{
+		/* rows of different parts may share a word: one part does it all */
+		if (part != 0)
+			return;
+		lo = 0;
+		hi = j->grad->n;
+		n_tie = 0;
+	}
+	else
+	{
+		worker_share(j->grad->n, part, n_parts, &lo, &hi);
+		n_tie = j->tie_off[part];
+	}
+	GRAD_CANDIDATES(j, lo, hi,
+	{
+		if (key < thr)
+			bit_set(j->occ, pos);
+		else if (unlikely(key == thr))
+		{
+			j->ties[n_tie].pos = pos;
+			j->ties[n_tie].hash = tie_hash(j->seed, j->tie_round, pos);
+			n_tie++;
+		}
+	});
+}
+
+/* active entries per part after the round, for the rebuild's offsets */
+static void
+scan_rebuild_count(void *arg, int part, int n_parts)
+{
+	RoundJob   *j = (RoundJob *) arg;
+	int64		wlo,
+				whi,
+				n = 0;
+
+	part_words(j, part, &wlo, &whi);
+	for (int64 w = wlo; w < whi; w++)
+		n += __builtin_popcountll(j->occ[w]);
+	j->k_off[part + 1] = n;
+}
+
+/*
+ * Fill the new compressed rows of a part: survivors keep weight and moments,
+ * new entries start at zero.  An entry's old index is its rank among the
+ * row's old bits, so the copy has no data-dependent branch.
+ */
+static void
+scan_rebuild(void *arg, int part, int n_parts)
+{
+	RoundJob   *j = (RoundJob *) arg;
+	const SparseTensor *t = j->t;
+	const int	dim = t->dim;
+	int64		k = j->k_off[part];
+	int64		lost = 0;
+
+	for (int r = j->row_lo[part]; r < j->row_lo[part + 1]; r++)
+	{
+		int64		base = (int64) r * dim;
+		int64		o = t->row_ptr[r];	/* old index of the chunk's first bit */
+
+		j->row_ptr[r] = k;
+		for (int64 p = base; p < base + dim;)
+		{
+			int			span = (int) Min((int64) (64 - (p & 63)), base + dim - p);
+			uint64		nw = bit_word(j->occ, p, span);
+			uint64		ow = bit_word(j->old, p, span);
+			int			at = (int) (p - base);
+
+			lost += __builtin_popcountll(ow & ~nw);
+			while (nw)
+			{
+				int			b = __builtin_ctzll(nw);
+				bool		kept = (ow >> b) & 1;
+				int64		src = o + __builtin_popcountll(ow & ((UINT64CONST(1) << b) - 1));
+
+				nw &= nw - 1;
+				/* a new entry reads a harmless neighbour and stores zero */
+				src = kept ? src : o;
+				j->col[k] = (uint16) (at + b);
+				j->w[k] = kept ? t->w[src] : 0.0f;
+				j->m[k] = kept ? t->m[src] : 0.0f;
+				j->v[k] = kept ? t->v[src] : 0.0f;
+				k++;
+			}
+			o += __builtin_popcountll(ow);
+			p += span;
+		}
+	}
+	j->lost[part] = lost;
+}
+
+static void
+run_scan(RoundJob *j, WorkerPool *pool, WorkerFn fn)
+{
+	if (j->n_parts > 1)
+		worker_pool_run(pool, fn, j);
+	else
+		fn(j, 0, 1);
+}
+
+/*
+ * One counting selection over the parts: the `want` smallest keys of the
+ * scan.  Leaves the threshold in j->ks and the ties' offsets per part.
+ */
+static void
+select_parts(RoundJob *j, WorkerPool *pool, WorkerFn count, int64 want)
+{
+	bool		more;
+
+	do
+	{
+		kselect_merge(&j->ks, j->pks, j->n_parts);
+		more = kselect_next_pass(&j->ks, want);
+		CHECK_FOR_INTERRUPTS();
+		if (more)
+			run_scan(j, pool, count);
+	} while (more);
+
+	j->tie_off[0] = 0;
+	for (int p = 0; p < j->n_parts; p++)
+		j->tie_off[p + 1] = j->tie_off[p] + kselect_part_eq(&j->pks[p], &j->ks);
+	Assert(j->tie_off[j->n_parts] == j->ks.n_eq);
+	j->ties = dsl_alloc_huge((Size) Max(j->ks.n_eq, 1) * sizeof(KSelectTie), false);
+}
+
+/* pick m of the gathered ties by hash and set (or clear) their bits */
+static void
+apply_ties(RoundJob *j, int64 m, bool set)
+{
+	kselect_ties(j->ties, j->ks.n_eq, m);
+	for (int64 i = 0; i < m; i++)
+	{
+		if (set)
+			bit_set(j->occ, j->ties[i].pos);
+		else
+			bit_clear(j->occ, j->ties[i].pos);
+	}
+	pfree(j->ties);
+	j->ties = NULL;
+}
+
+int64
+sparse_tensor_prune_regrow(SparseTensor *t, int64 n_update, GrowthMode growth,
+						   const TensorGrad *grad, uint64 seed, uint64 round,
+						   WorkerPool *pool)
+{
+	RoundJob   *j;
+	int64		nnz = t->budget;
+	int64		grown = 0;
+	int64		lost = 0;
+	int			unit;
+
+	n_update = Min(n_update, nnz);
+	if (n_update <= 0 || nnz >= t->total)
+		return 0;
+
+	j = palloc0(sizeof(RoundJob));
+	j->t = t;
+	j->seed = seed;
+	j->n_parts = pool ? Min(worker_pool_size(pool), MAX_PARTS) : 1;
+	if (pool && worker_pool_size(pool) > MAX_PARTS)
+		j->n_parts = 1;			/* the pool would run parts we have no room for */
+
+	/* row ranges of the parts start on a bitmap word */
+	unit = 64;
+	while (unit > 1 && ((int64) unit / 2 * t->dim) % 64 == 0)
+		unit /= 2;
+	for (int p = 0; p <= j->n_parts; p++)
+	{
+		int64		r = (int64) t->n_rows * p / j->n_parts;
+
+		j->row_lo[p] = p == j->n_parts ? t->n_rows : (int) (r / unit * unit);
+	}
+	for (int p = 0; p < j->n_parts; p++)
+		kselect_init(&j->pks[p]);
+	kselect_init(&j->ks);
+	j->occ = dsl_alloc_huge(BITS_WORDS(t->total) * sizeof(uint64), false);
+	j->old = dsl_alloc_huge(BITS_WORDS(t->total) * sizeof(uint64), false);
+
+	run_scan(j, pool, scan_build);
+
+	/* prune: clear the n_update active positions of smallest |w| */
+	j->tie_round = round * 2;
+	run_scan(j, pool, scan_prune_count);
+	select_parts(j, pool, scan_prune_count, n_update);
+	run_scan(j, pool, scan_prune_mark);
+	apply_ties(j, n_update - j->ks.below, false);
+	CHECK_FOR_INTERRUPTS();
+
+	/* regrow by gradient: the inactive positions with largest |g| > 0 */
+	if (growth == GROWTH_GRADIENT && grad != NULL && grad->n > 0)
+	{
+		int64		n_cand = 0;
+
+		j->grad = grad;
+		j->shared_words = t->dim % 64 != 0;
+		j->tie_round = round * 2 + 1;
+		kselect_reset(&j->ks);
+		run_scan(j, pool, scan_grow_count);
+		for (int p = 0; p < j->n_parts; p++)
+			n_cand += j->n_cand[p];
+		grown = Min(n_cand, n_update);
+		if (grown > 0)
+		{
+			select_parts(j, pool, scan_grow_count, grown);
+			run_scan(j, pool, scan_grow_mark);
+			apply_ties(j, grown - j->ks.below, true);
+		}
+	}
+
+	/* the rest (random growth, or zero gradients): uniformly among the free */
+	if (grown < n_update)
+	{
+		int64		free = t->total - (nnz - n_update) - grown;
+		DslRng		rng;
+
+		dsl_rng_seed(&rng, seed, UINT64CONST(0x5EED0000) + round);
+		sparse_tensor_choose_random_free(j->occ, t->total, free, n_update - grown, &rng);
+	}
+	CHECK_FOR_INTERRUPTS();
+
+	/* rebuild the rows */
+	run_scan(j, pool, scan_rebuild_count);
+	j->k_off[0] = 0;
+	for (int p = 0; p < j->n_parts; p++)
+		j->k_off[p + 1] += j->k_off[p];
+	if (j->k_off[j->n_parts] != nnz)
+		elog(ERROR, "dsl_rec: tensor \"%s\" has %lld active entries after update, budget is %lld",
+			 t->name, (long long) j->k_off[j->n_parts], (long long) nnz);
+	j->row_ptr = dsl_alloc_huge((Size) (t->n_rows + 1) * sizeof(int64), false);
+	j->col = dsl_alloc_huge((Size) nnz * sizeof(uint16), false);
+	j->w = dsl_alloc_huge((Size) nnz * sizeof(float), false);
+	j->m = dsl_alloc_huge((Size) nnz * sizeof(float), false);
+	j->v = dsl_alloc_huge((Size) nnz * sizeof(float), false);
+	run_scan(j, pool, scan_rebuild);
+	j->row_ptr[t->n_rows] = nnz;
+	for (int p = 0; p < j->n_parts; p++)
+		lost += j->lost[p];
+
+	pfree(t->row_ptr);
+	pfree(t->col);
+	pfree(t->w);
+	pfree(t->m);
+	pfree(t->v);
+	t->row_ptr = j->row_ptr;
+	t->col = j->col;
+	t->w = j->w;
+	t->m = j->m;
+	t->v = j->v;
+
+	pfree(j->occ);
+	pfree(j->old);
+	for (int p = 0; p < j->n_parts; p++)
+		kselect_free(&j->pks[p]);
+	kselect_free(&j->ks);
+	pfree(j);
+	return lost;
+}
