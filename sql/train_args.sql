@@ -43,7 +43,7 @@ SELECT * FROM dsl.train('m', 'ta', options => '{"init_std": -1}');
 SELECT * FROM dsl.train('m', 'ta', options => '{"adam_beta1": 1}');
 SELECT * FROM dsl.train('m', 'ta', options => '{"growth_batches": 0}');
 SELECT * FROM dsl.train('m', 'ta', options => '{"growth_batches": 1.5}');
-SELECT * FROM dsl.train('m', 'ta', options => '{"growth_batches": 100000}');
+SELECT * FROM dsl.train('m', 'ta', options => '{"growth_batches": 2000000}');
 SELECT * FROM dsl.train('m', 'ta', update_ratio => 0.1, options => '{"update_ratio_min": 0.2}');
 -- NULL arguments
 SELECT * FROM dsl.train(NULL, 'ta');

@@ -348,6 +348,7 @@ lgcn_create(DslEngine *engine, const Interactions *data, const TrainParams *p)
 		s->identity[r] = r;
 
 	s->pool = worker_pool_create(dsl_threads, CurrentMemoryContext);
+	engine->pool = s->pool;
 	s->n_parts = worker_pool_size(s->pool);
 	s->scratch = alloc_rows((Size) s->n_parts * dim);
 	s->grad_scratch = alloc_rows((Size) s->n_parts * dim);
@@ -1094,6 +1095,7 @@ static const char *const lgcn_tensor_parts[] = {"user_ego", "item_ego"};
 const ModelOps lightgcn_ops = {
 	.type = "lightgcn",
 	.option_keys = "layers",
+	.default_interval_epochs = 1,
 	.set_option = lgcn_set_option,
 	.work_bytes = lgcn_work_bytes,
 	.steps_per_epoch = lgcn_steps_per_epoch,

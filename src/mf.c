@@ -8,7 +8,8 @@
  * LightGCN/DSL convention).  Rows touched by a mini-batch are densified into
  * per-batch buffers, gradients are accumulated densely per touched row, and
  * Adam updates the active entries of those rows only (lazy Adam).  The dense
- * row gradients double as the regrowth signal when a DSL round is due.
+ * row gradients double as the regrowth signal of a DSL round: summed over the
+ * last growth_batches mini-batches before the round (see regrowth_window).
  */
 #include "postgres.h"
 
@@ -19,6 +20,7 @@
 #include "dsl_rec.h"
 #include "mf.h"
 #include "rng.h"
+#include "bitmap.h"
 #include "workers.h"
 
 /* per-tensor mini-batch workspace: touched rows and their dense buffers */
@@ -26,8 +28,8 @@ typedef struct BatchRows
 {
 	SparseTensor *t;
 	int32	   *slot_of;		/* n_rows: slot in the current batch */
-	int32	   *stamp_of;		/* n_rows: batch that assigned slot_of */
-	int32	   *rows;			/* slot -> row */
+	uint64	   *in_batch;		/* n_rows bits: rows of the current batch */
+	int32	   *rows;			/* slot -> row, ascending */
 	int32	   *count;			/* slot -> occurrences in the batch */
 	float	   *emb;			/* slot x dim dense embeddings */
 	float	   *grad;			/* slot x dim dense gradients */
@@ -54,14 +56,15 @@ typedef struct MfState
 	Triple	   *trip;
 	BatchRows	users;
 	BatchRows	items;
-	int32		stamp;
 	WorkerPool *pool;
 	uint64		seed;
 	/* per-step values, filled by the parallel phases */
 	const int32 *step_pairs;	/* (user, item) pairs of the step */
 	uint64		sample_key;		/* random stream of the step's negatives */
-	bool		do_adam;		/* false: gradients only (regrowth signal) */
 	int			growth_batches; /* mini-batches in the regrowth gradient */
+	float	   *acc[2];			/* users, items: regrowth gradient sums, dense,
+								 * only during the growth_batches steps before
+								 * a round; NULL otherwise */
 	int			nb;				/* pairs in the step */
 	int32	   *neg;			/* per pair: sampled negative, -1 if none */
 	int			nt;				/* triples in the step */
@@ -99,7 +102,7 @@ batch_rows_init(BatchRows *b, SparseTensor *t, int cap, int dim)
 {
 	b->t = t;
 	b->slot_of = palloc_extended((Size) t->n_rows * sizeof(int32), MCXT_ALLOC_HUGE);
-	b->stamp_of = palloc_extended((Size) t->n_rows * sizeof(int32), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	b->in_batch = palloc0((Size) (t->n_rows + 63) / 64 * sizeof(uint64));
 	b->rows = palloc((Size) cap * sizeof(int32));
 	b->count = palloc((Size) cap * sizeof(int32));
 	b->emb = palloc_extended((Size) cap * dim * sizeof(float), MCXT_ALLOC_HUGE);
@@ -108,42 +111,51 @@ batch_rows_init(BatchRows *b, SparseTensor *t, int cap, int dim)
 	b->n = 0;
 }
 
-/* slot of row r in this batch (rows are densified later, see batch_densify) */
-static inline int32
-batch_slot(BatchRows *b, int32 r, int32 stamp)
+/*
+ * Number the rows marked in in_batch in ascending order (so that the
+ * densify and Adam loops walk the tensors upwards) and clear the marks.
+ */
+static void
+batch_assign_slots(BatchRows *b)
 {
-	int32		s;
+	int			n_words = (b->t->n_rows + 63) / 64;
+	int			n = 0;
 
-	if (b->stamp_of[r] == stamp)
+	for (int w = 0; w < n_words; w++)
 	{
-		s = b->slot_of[r];
-		b->count[s]++;
-		return s;
+		uint64		word = b->in_batch[w];
+
+		b->in_batch[w] = 0;
+		while (word)
+		{
+			int32		r = w * 64 + __builtin_ctzll(word);
+
+			word &= word - 1;
+			b->slot_of[r] = n;
+			b->rows[n] = r;
+			b->count[n] = 0;
+			n++;
+		}
 	}
-	s = b->n++;
-	b->stamp_of[r] = stamp;
-	b->slot_of[r] = s;
-	b->rows[s] = r;
-	b->count[s] = 1;
-	return s;
+	b->n = n;
 }
 
 /* densify slots [lo, hi) of the batch's rows, prefetching a few rows ahead */
 static void
 batch_densify(BatchRows *b, int dim, int64 lo, int64 hi)
 {
-	const int	ahead = 8;
+	const int	ahead = 4;
 
 	for (int64 s = lo; s < Min(lo + 2 * ahead, hi); s++)
 		sparse_tensor_prefetch_offsets(b->t, b->rows[s]);
 	for (int64 s = lo; s < Min(lo + ahead, hi); s++)
-		sparse_tensor_prefetch_row(b->t, b->rows[s], true);
+		sparse_tensor_prefetch_row(b->t, b->rows[s], false);
 	for (int64 s = lo; s < hi; s++)
 	{
 		if (s + 2 * ahead < hi)
 			sparse_tensor_prefetch_offsets(b->t, b->rows[s + 2 * ahead]);
 		if (s + ahead < hi)
-			sparse_tensor_prefetch_row(b->t, b->rows[s + ahead], true);
+			sparse_tensor_prefetch_row(b->t, b->rows[s + ahead], false);
 		sparse_tensor_row_dense(b->t, b->rows[s], b->emb + (Size) s * dim);
 	}
 }
@@ -187,6 +199,7 @@ mf_create(DslEngine *engine, const Interactions *data, const TrainParams *p)
 	s->growth_batches = Max(1, p->growth_batches);
 	s->seed = seed;
 	s->pool = worker_pool_create(dsl_threads, CurrentMemoryContext);
+	engine->pool = s->pool;
 	return s;
 }
 
@@ -292,7 +305,7 @@ phase_scores(void *arg, int part, int n_parts)
 
 /* add the L2 term to slots [lo, hi) of b, then take the Adam step */
 static void
-adam_rows(MfState *s, BatchRows *b, double *reg_out, int64 lo, int64 hi)
+adam_rows(MfState *s, BatchRows *b, float *acc, double *reg_out, int64 lo, int64 hi)
 {
 	const int	ahead = 4;
 	const int	dim = s->dim;
@@ -307,13 +320,25 @@ adam_rows(MfState *s, BatchRows *b, double *reg_out, int64 lo, int64 hi)
 		double		sq = 0;
 
 		if (k + ahead < hi)
+		{
 			sparse_tensor_prefetch_row(b->t, b->rows[k + ahead], true);
+			if (acc)
+				prefetch_span(acc + (Size) b->rows[k + ahead] * dim, 0, dim,
+							  sizeof(float), true);
+		}
 		for (int c = 0; c < dim; c++)
 		{
 			g[c] += coef * x[c];
 			sq += (double) x[c] * x[c];
 		}
 		reg_out[k] = 0.5 * coef * sq;
+		if (acc)
+		{
+			float	   *restrict a = acc + (Size) b->rows[k] * dim;
+
+			for (int c = 0; c < dim; c++)
+				a[c] += g[c];
+		}
 		sparse_tensor_adam_row(b->t, b->rows[k], g, &e->cfg.adam, e->bc1, e->bc2);
 	}
 }
@@ -365,28 +390,21 @@ phase_grads(void *arg, int part, int n_parts)
 		}
 	}
 
-	if (s->do_adam)
-	{
-		adam_rows(s, &s->users, s->reg_user, ulo, uhi);
-		adam_rows(s, &s->items, s->reg_item, ilo, ihi);
-	}
+	adam_rows(s, &s->users, s->acc[0], s->reg_user, ulo, uhi);
+	adam_rows(s, &s->items, s->acc[1], s->reg_item, ilo, ihi);
 }
 
 /*
  * One mini-batch over pairs[0..nb): negatives, batch slots, densify, scores,
- * gradients and (if do_adam) the Adam step.  Returns the number of triples.
+ * gradients and the Adam step.  Returns the number of triples.
  */
 static int
-run_step(MfState *s, const int32 *pairs, int nb, uint64 sample_key, bool do_adam)
+run_step(MfState *s, const int32 *pairs, int nb, uint64 sample_key)
 {
 	int			nt = 0;
 
-	s->stamp++;
-	s->users.n = 0;
-	s->items.n = 0;
 	s->step_pairs = pairs;
 	s->sample_key = sample_key;
-	s->do_adam = do_adam;
 	s->nb = nb;
 
 	/* negatives in parallel, then the batch slots of the rows touched */
@@ -395,17 +413,27 @@ run_step(MfState *s, const int32 *pairs, int nb, uint64 sample_key, bool do_adam
 	{
 		const int32 *pair = pairs + 2 * t;
 
-		if (t + 8 < nb)
-		{
-			__builtin_prefetch(&s->users.stamp_of[pair[16]]);
-			__builtin_prefetch(&s->items.stamp_of[pair[17]]);
-			__builtin_prefetch(&s->items.stamp_of[s->neg[t + 8]]);
-		}
 		if (s->neg[t] < 0)
 			continue;			/* the user has seen everything */
-		s->trip[nt].u = batch_slot(&s->users, pair[0], s->stamp);
-		s->trip[nt].i = batch_slot(&s->items, pair[1], s->stamp);
-		s->trip[nt].j = batch_slot(&s->items, s->neg[t], s->stamp);
+		bit_set(s->users.in_batch, pair[0]);
+		bit_set(s->items.in_batch, pair[1]);
+		bit_set(s->items.in_batch, s->neg[t]);
+	}
+	batch_assign_slots(&s->users);
+	batch_assign_slots(&s->items);
+	for (int t = 0; t < nb; t++)
+	{
+		const int32 *pair = pairs + 2 * t;
+		Triple	   *tr = &s->trip[nt];
+
+		if (s->neg[t] < 0)
+			continue;
+		tr->u = s->users.slot_of[pair[0]];
+		tr->i = s->items.slot_of[pair[1]];
+		tr->j = s->items.slot_of[s->neg[t]];
+		s->users.count[tr->u]++;
+		s->items.count[tr->i]++;
+		s->items.count[tr->j]++;
 		nt++;
 	}
 	if (nt == 0)
@@ -420,72 +448,69 @@ run_step(MfState *s, const int32 *pairs, int nb, uint64 sample_key, bool do_adam
 }
 
 /*
- * The regrowth signal of a DSL round taken over growth_batches random
- * mini-batches instead of the last one only: the last mini-batch touches a
- * few thousand rows, so most inactive entries would have a zero gradient
- * and be regrown at random.  The dense gradient accumulators live only for
- * the duration of the round.
+ * The regrowth signal of a DSL round is the gradient summed over the last
+ * growth_batches mini-batches before it, not the last one only: a mini-batch
+ * touches a few thousand rows, so with the last one most inactive entries
+ * would have a zero gradient and be regrown at random.  The sums are dense
+ * (4 bytes per weight) and exist only from the first step of that window to
+ * the round.  Called after dsl_engine_begin_step.
  */
 static void
-update_with_wide_gradient(MfState *s)
+regrowth_window(MfState *s)
 {
-	const Interactions *d = s->data;
-	const int	dim = s->dim;
-	float	   *acc[2];
-	int32	   *ident;
-	int			n_rows[2] = {d->n_users, d->n_items};
-	int32	   *pairs = palloc_extended((Size) s->batch_size * 2 * sizeof(int32), MCXT_ALLOC_HUGE);
-	DslRng		rng;
+	DslEngine  *e = s->engine;
+	int64		left;
+
+	if (s->growth_batches <= 1 || e->cfg.growth != GROWTH_GRADIENT)
+		return;
+	left = dsl_engine_steps_to_update(e);
+	if (left < 0 || left >= s->growth_batches || s->acc[0] != NULL)
+		return;
+	for (int k = 0; k < 2; k++)
+	{
+		SparseTensor *t = e->tensors[k];
+
+		s->acc[k] = palloc_extended((Size) t->n_rows * t->dim * sizeof(float),
+									MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	}
+}
+
+/* a DSL round with the window's sums, or the last mini-batch's gradient */
+static void
+regrowth_round(MfState *s)
+{
 	TensorGrad	g[2];
 
-	for (int k = 0; k < 2; k++)
-		acc[k] = palloc_extended((Size) n_rows[k] * dim * sizeof(float),
-								 MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
-	ident = palloc_extended((Size) Max(d->n_users, d->n_items) * sizeof(int32), MCXT_ALLOC_HUGE);
-	for (int r = 0; r < Max(d->n_users, d->n_items); r++)
-		ident[r] = r;
-
-	dsl_rng_seed(&rng, s->seed, UINT64CONST(0x6A0000000000) + (uint64) s->engine->step);
-	for (int b = 0; b < s->growth_batches; b++)
+	if (s->acc[0] != NULL)
 	{
-		int			nb = (int) Min((int64) s->batch_size, d->n_pairs);
+		int			n = Max(s->data->n_users, s->data->n_items);
+		int32	   *ident = palloc_extended((Size) n * sizeof(int32), MCXT_ALLOC_HUGE);
 
-		CHECK_FOR_INTERRUPTS();
-		for (int t = 0; t < nb; t++)
-		{
-			int64		p = (int64) dsl_rng_below(&rng, (uint64) d->n_pairs);
-
-			pairs[2 * t] = s->pairs[2 * p];
-			pairs[2 * t + 1] = s->pairs[2 * p + 1];
-		}
-		if (run_step(s, pairs, nb, UINT64CONST(0x6B000000000000) + (uint64) s->engine->step * 64 + b,
-					 false) == 0)
-			continue;
+		for (int r = 0; r < n; r++)
+			ident[r] = r;
+		g[0].n = s->data->n_users;
+		g[1].n = s->data->n_items;
 		for (int k = 0; k < 2; k++)
 		{
-			BatchRows  *br = k == 0 ? &s->users : &s->items;
-
-			for (int sl = 0; sl < br->n; sl++)
-			{
-				float	   *dst = acc[k] + (Size) br->rows[sl] * dim;
-				const float *src = br->grad + (Size) sl * dim;
-
-				for (int c = 0; c < dim; c++)
-					dst[c] += src[c];
-			}
+			g[k].rows = ident;
+			g[k].g = s->acc[k];
 		}
+		dsl_engine_update(s->engine, g);
+		for (int k = 0; k < 2; k++)
+		{
+			pfree(s->acc[k]);
+			s->acc[k] = NULL;
+		}
+		pfree(ident);
+		return;
 	}
-	for (int k = 0; k < 2; k++)
-	{
-		g[k].n = n_rows[k];
-		g[k].rows = ident;
-		g[k].g = acc[k];
-	}
+	g[0].n = s->users.n;
+	g[0].rows = s->users.rows;
+	g[0].g = s->users.grad;
+	g[1].n = s->items.n;
+	g[1].rows = s->items.rows;
+	g[1].g = s->items.grad;
 	dsl_engine_update(s->engine, g);
-	pfree(acc[0]);
-	pfree(acc[1]);
-	pfree(ident);
-	pfree(pairs);
 }
 
 static double
@@ -510,38 +535,24 @@ mf_train_epoch(void *state)
 
 		CHECK_FOR_INTERRUPTS();
 		dsl_engine_begin_step(e);
-		nt = run_step(s, s->pairs + 2 * b0, nb, (uint64) e->step, true);
-		if (nt == 0)
-			continue;
-
-		for (int t = 0; t < nt; t++)
-			batch_loss += s->loss[t];
-		for (int k = 0; k < s->users.n; k++)
-			reg_loss += s->reg_user[k];
-		for (int k = 0; k < s->items.n; k++)
-			reg_loss += s->reg_item[k];
-		loss_sum += batch_loss + reg_loss * nt;
-		n_trip += nt;
-		if (isnan(loss_sum) || isinf(loss_sum))
-			return loss_sum;	/* diverged: the caller reports it */
+		regrowth_window(s);
+		nt = run_step(s, s->pairs + 2 * b0, nb, (uint64) e->step);
+		if (nt > 0)
+		{
+			for (int t = 0; t < nt; t++)
+				batch_loss += s->loss[t];
+			for (int k = 0; k < s->users.n; k++)
+				reg_loss += s->reg_user[k];
+			for (int k = 0; k < s->items.n; k++)
+				reg_loss += s->reg_item[k];
+			loss_sum += batch_loss + reg_loss * nt;
+			n_trip += nt;
+			if (isnan(loss_sum) || isinf(loss_sum))
+				return loss_sum;	/* diverged: the caller reports it */
+		}
 
 		if (dsl_engine_update_due(e))
-		{
-			if (s->growth_batches > 1 && e->cfg.growth == GROWTH_GRADIENT)
-				update_with_wide_gradient(s);
-			else
-			{
-				TensorGrad	g[2];
-
-				g[0].n = s->users.n;
-				g[0].rows = s->users.rows;
-				g[0].g = s->users.grad;
-				g[1].n = s->items.n;
-				g[1].rows = s->items.rows;
-				g[1].g = s->items.grad;
-				dsl_engine_update(e, g);
-			}
-		}
+			regrowth_round(s);
 	}
 	return n_trip > 0 ? loss_sum / (double) n_trip : 0.0;
 }
@@ -568,11 +579,11 @@ mf_set_option(TrainParams *p, const char *key, double value)
 {
 	if (strcmp(key, "growth_batches") == 0)
 	{
-		if (!(value >= 1 && value <= 1024) || value != floor(value))
+		if (!(value >= 1 && value <= 1000000) || value != floor(value))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("invalid value for option growth_batches: %g", value),
-					 errdetail("Valid values: integers from 1 to 1024.")));
+					 errdetail("Valid values: integers from 1 to 1000000.")));
 		p->growth_batches = (int) value;
 		return true;
 	}
@@ -582,6 +593,7 @@ mf_set_option(TrainParams *p, const char *key, double value)
 const ModelOps mf_ops = {
 	.type = "mf",
 	.option_keys = "growth_batches",
+	.default_interval_epochs = 2,
 	.set_option = mf_set_option,
 	.work_bytes = mf_work_bytes,
 	.steps_per_epoch = mf_steps_per_epoch,

@@ -29,6 +29,8 @@ typedef struct ModelOps
 {
 	const char *type;			/* model_type in SQL */
 	const char *option_keys;	/* model-specific option keys, for messages */
+	int			default_interval_epochs;	/* update_interval NULL: this many
+											 * epochs' steps between rounds */
 
 	/* set a model-specific option; false if the key is not one of ours */
 	bool		(*set_option) (TrainParams *p, const char *key, double value);

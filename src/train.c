@@ -28,6 +28,7 @@
 #include "utils/memutils.h"
 
 #include "dsl_engine.h"
+#include "kselect.h"
 #include "dsl_rec.h"
 #include "interactions.h"
 #include "lightgcn.h"
@@ -53,7 +54,7 @@ typedef struct TrainArgs
 	double		lr;
 	double		reg;
 	double		update_ratio;
-	int64		update_interval;	/* 0: one epoch */
+	int64		update_interval;	/* 0: the model type's default */
 	char	   *growth;
 	char	   *prune;
 	char	   *schedule;
@@ -257,7 +258,7 @@ parse_args(FunctionCallInfo fcinfo, TrainArgs *a)
 	}
 
 	a->dim = PG_GETARG_INT32(A_DIM);
-	check_range_i("dim", a->dim, 1, 1024);
+	check_range_i("dim", a->dim, 1, DSL_MAX_DIM);
 	a->density = PG_GETARG_FLOAT8(A_DENSITY);
 	check_range_f("density", a->density, 0, false, 1, true, "(0, 1]");
 	a->epochs = PG_GETARG_INT32(A_EPOCHS);
@@ -729,17 +730,19 @@ dsl_train(PG_FUNCTION_ARGS)
 						(long long) data->n_duplicate, dsl_relation_name(a.source))));
 
 	steps_per_epoch = a.ops->steps_per_epoch(data, &a.params);
-	interval = a.update_interval > 0 ? a.update_interval : steps_per_epoch;
-	/* MF's regrowth gradient: by default 256 mini-batches, at most an epoch */
+	interval = a.update_interval > 0 ? a.update_interval :
+		steps_per_epoch * a.ops->default_interval_epochs;
+	/* MF's regrowth gradient: by default summed over the last epoch's steps */
 	if (a.params.growth_batches == 0)
-		a.params.growth_batches = (int) Min((int64) 256, steps_per_epoch);
+		a.params.growth_batches = (int) Min(Min(steps_per_epoch, interval), (int64) PG_INT32_MAX);
 
 	/* budget the model before allocating it */
 	need = a.ops->work_bytes(data, &a.params) +
 		sparse_tensor_state_bytes(data->n_users, a.dim, (int64) rint(a.density * data->n_users * a.dim)) +
 		sparse_tensor_state_bytes(data->n_items, a.dim, (int64) rint(a.density * data->n_items * a.dim)) +
-		/* update-time bitmap and rebuilt rows */
-		(Size) (data->n_users + data->n_items) * a.dim / 8 +
+		/* a round's two bitmaps, selection histograms and rebuilt rows */
+		(Size) (data->n_users + data->n_items) * a.dim / 4 +
+		(Size) (dsl_threads + 1) * KSELECT_BUCKETS * sizeof(uint32) +
 		(Size) rint(a.density * (data->n_users + data->n_items) * a.dim) * 14;
 	if (OidIsValid(a.validation))
 		need += (Size) rint(a.density * (data->n_users + data->n_items) * a.dim) * 6;
