@@ -253,8 +253,15 @@ phase_sample(void *arg, int part, int n_parts)
 			int32		u = pair[0];
 			int32		j;
 
+			/* the user's offsets 8 pairs ahead, then its item list 4 ahead */
+			if (t + 8 < hi)
+				__builtin_prefetch(&d->ptr[pair[16]]);
 			if (t + 4 < hi)
-				__builtin_prefetch(&d->ptr[pair[8]]);
+			{
+				const int64 *up = &d->ptr[pair[8]];
+
+				prefetch_span(d->items, up[0], Min(up[1], up[0] + 32), sizeof(int32), false);
+			}
 			if (d->ptr[u + 1] - d->ptr[u] >= d->n_items)
 			{
 				s->neg[t] = -1;
