@@ -38,6 +38,11 @@ SERVE_DATASET=gowalla              # pgbench and recommend_all on this model
 SERVE_MODEL=mf
 SERVE_DENSITIES="1.0 0.5"
 PGBENCH_CLIENTS="1 2"
+SPEED_DATASET=gowalla              # training-speed repeats (interleaved densities)
+SPEED_MODEL=mf
+SPEED_DENSITIES="1.0 0.5"
+SPEED_REPS=3
+SPEED_EPOCHS=10                    # MF default: DSL rounds after epochs 2, 4, 6, 8
 PGBENCH_SECONDS=10
 PGBENCH_WARMUP_SECONDS=3
 
@@ -61,6 +66,8 @@ QUICK_DENSITIES="1.0 0.5 0.2"
 QUICK_STATIC_DENSITIES="0.2"
 QUICK_PGBENCH_SECONDS=5
 QUICK_PGBENCH_WARMUP_SECONDS=1
+QUICK_SPEED_REPS=2
+QUICK_SPEED_EPOCHS=4
 # ============================================================================
 
 T_START=$(date +%s.%N)
@@ -88,6 +95,8 @@ if [ "$QUICK" = 1 ]; then
 	STATIC_DENSITIES=${BENCH_STATIC_DENSITIES-$QUICK_STATIC_DENSITIES}
 	PGBENCH_SECONDS=${BENCH_PGBENCH_SECONDS:-$QUICK_PGBENCH_SECONDS}
 	PGBENCH_WARMUP_SECONDS=$QUICK_PGBENCH_WARMUP_SECONDS
+	SPEED_REPS=$QUICK_SPEED_REPS
+	SPEED_EPOCHS=$QUICK_SPEED_EPOCHS
 	WRITE_DOCS=${BENCH_DOCS:-0}
 else
 	SETTINGS=$SETTINGS_FULL
@@ -171,6 +180,10 @@ psql_db -f "$BENCH/setup.sql" >"$OUT/setup.log" 2>&1 || { cat "$OUT/setup.log" >
 	echo "pgbench_clients=$PGBENCH_CLIENTS"
 	echo "densities=$DENSITIES"
 	echo "static_densities=$STATIC_DENSITIES"
+	echo "speed_dataset=$SPEED_DATASET"
+	echo "speed_model=$SPEED_MODEL"
+	echo "speed_reps=$SPEED_REPS"
+	echo "speed_epochs=$SPEED_EPOCHS"
 } >"$OUT/machine.txt"
 
 # --- which model types exist -----------------------------------------------------
@@ -288,6 +301,30 @@ for ds in $LOADED; do
 		done
 	done
 done
+
+# --- training speed: the densities alternated and repeated --------------------------
+# Single long runs on a shared VM catch its slow and fast spells unevenly;
+# alternating short runs gives every density the same share of both.
+mkdir -p "$OUT/speed"
+echo "rep,density,status" >"$OUT/speed/runs.csv"
+case " $LOADED " in *" $SPEED_DATASET "*) speed_ok=1 ;; *) speed_ok=0 ;; esac
+case " $AVAILABLE " in *" $SPEED_MODEL "*) ;; *) speed_ok=0 ;; esac
+if [ "$speed_ok" = 1 ] && settings_for "$SPEED_DATASET" "$SPEED_MODEL"; then
+	for rep in $(seq 1 "$SPEED_REPS"); do
+		for d in $SPEED_DENSITIES; do
+			log "speed: $SPEED_DATASET $SPEED_MODEL d = $d, repeat $rep ($SPEED_EPOCHS epochs)"
+			status=ok
+			psql_db --csv -v out="$OUT/speed/d${d}_r${rep}.csv" -v model_type="$SPEED_MODEL" \
+				-v source="${SPEED_DATASET}_train" -v dim="$S_DIM" -v density="$d" \
+				-v epochs="$SPEED_EPOCHS" -v batch="$S_BATCH" -v lr="$S_LR" -v reg="$S_REG" \
+				-v seed="$SEED" -v options="$S_OPTIONS" -f "$BENCH/speed_run.sql" \
+				>"$OUT/speed/d${d}_r${rep}.log" 2>&1 || { status=failed; n_fail=$((n_fail + 1)); }
+			echo "$rep,$d,$status" >>"$OUT/speed/runs.csv"
+		done
+	done
+else
+	log "speed repeats skipped: $SPEED_DATASET or $SPEED_MODEL not available"
+fi
 
 # --- stored size of every model ----------------------------------------------------
 psql_db --csv -f "$BENCH/storage.sql" >"$OUT/storage.csv" 2>"$OUT/storage.log" ||

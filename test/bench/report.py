@@ -225,6 +225,30 @@ for s in read_csv(os.path.join(RES, "serve", "pgbench.csv")):
 rec_all = read_csv(os.path.join(RES, "serve", "recommend_all.csv"))
 
 # ---------------------------------------------------------------------------
+# training speed: alternated, repeated short runs
+speed = {}
+for r in read_csv(os.path.join(RES, "speed", "runs.csv")):
+    if r["status"] != "ok":
+        continue
+    ep = read_csv(os.path.join(RES, "speed", f"d{r['density']}_r{r['rep']}.csv"))
+    secs = [num(e["seconds"]) for e in ep if num(e["seconds"]) is not None]
+    if not secs:
+        continue
+    rnd = [num(e["seconds"]) for e in ep if num(e["pruned"])]
+    plain = [num(e["seconds"]) for e in ep if not num(e["pruned"])]
+    speed.setdefault(r["density"], []).append(dict(
+        mean=sum(secs) / len(secs), n=len(secs),
+        rnd=sum(rnd) / len(rnd) if rnd else None, n_rnd=len(rnd),
+        plain=sum(plain) / len(plain) if plain else None))
+
+
+def median(v):
+    v = sorted(v)
+    if not v:
+        return None
+    return v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
+
+# ---------------------------------------------------------------------------
 # plots
 term = "pngcairo"
 try:
@@ -441,8 +465,10 @@ w("  on the test split is the LightGCN/NGCF convention (their published numbers 
 w("  epoch); it flatters every row equally, ours and the anchors alike.")
 w("- **Density** d: the fraction of embedding weights that is active during the whole training and")
 w("  in the stored model. d = 1 is the dense model. *DSL* = `sparsity => 'dynamic'` (magnitude")
-w("  pruning + gradient regrowth, cosine-decayed update ratio from 0.5, one round per epoch unless")
-w("  `update_interval` is set); *static* = `sparsity => 'static'` (the random initial mask is kept).")
+w("  pruning + gradient regrowth, cosine-decayed update ratio from 0.5; with `update_interval` NULL")
+w("  the model type's default: MF a round every second epoch, its regrowth gradient summed over the")
+w("  epoch before the round; LightGCN a round every epoch); *static* = `sparsity => 'static'` (the")
+w("  random initial mask is kept).")
 w("- **Speed**: *s/epoch* is the mean `seconds` of the epoch rows (training steps only, no")
 w("  evaluation); *throughput* = training interactions / s/epoch; *wall* is")
 w("  `dsl.models.train_seconds` (reading the data, all epochs, the validation evaluations, storing).")
@@ -465,7 +491,8 @@ for x in R:
     if key in seen:
         continue
     seen.add(key)
-    ui = "one round per epoch" if x["update_interval"] == "NULL" else x["update_interval"]
+    ui = ("default (every 2nd epoch)" if x["model_type"] == "mf" else "default (every epoch)") \
+        if x["update_interval"] == "NULL" else x["update_interval"]
     w(f"| {DS_NAMES.get(x['dataset'], x['dataset'])} | {MT_NAMES.get(x['model_type'], x['model_type'])} "
       f"| {x['dim']} | {x['batch']} | {x['lr']} | {x['reg']} | {x['epochs']} | {x['eval_every']} | {ui} "
       f"| `{x['options']}` |")
@@ -513,6 +540,36 @@ for ds in datasets:
     if lines:
         w("Static vs dynamic: " + "; ".join(lines) + ".")
         w("")
+
+# training speed
+if speed:
+    sd = machine.get("speed_dataset", "gowalla")
+    ref = find(sd, machine.get("speed_model", "mf"), 1.0, "dynamic")
+    n_inter = ref["n_inter"] if ref else None
+    if n_inter is None and sd in loads:
+        n_inter = num(loads[sd].get("train_pairs"))
+    w(f"### Training speed: {MT_NAMES.get(machine.get('speed_model', 'mf'), 'MF-BPR')} on "
+      f"{DS_NAMES.get(sd, sd)}, densities alternated")
+    w("")
+    w(f"{machine.get('speed_reps', '?')} repeats of {machine.get('speed_epochs', '?')}-epoch trainings with "
+      "the settings above and no validation, the densities run one after the other in every repeat, so "
+      "that each sees the same share of this shared VM's fast and slow spells (single runs above can "
+      "differ by a third between spells). *s/epoch* is a run's mean over all its epochs, DSL rounds "
+      "included; the median and the fastest run are shown, and the mean epoch with and without a round "
+      "(MF: the epoch before a round also sums the regrowth gradient).")
+    w("")
+    w("| d | runs | s/epoch, each run | median s/epoch | fastest run | interactions/s (median) "
+      "| epoch with a round | epoch without |")
+    w("|---:|---:|---|---:|---:|---:|---:|---:|")
+    for d in sorted(speed, key=lambda x: -float(x)):
+        v = speed[d]
+        med = median([x["mean"] for x in v])
+        rnd = [x["rnd"] for x in v if x["rnd"] is not None]
+        plain = [x["plain"] for x in v if x["plain"] is not None]
+        w(f"| {d} | {len(v)} | {', '.join(f2(x['mean']) for x in v)} | {f2(med)} "
+          f"| {f2(min(x['mean'] for x in v))} | {rate(n_inter / med) if n_inter and med else ''} "
+          f"| {f2(median(rnd)) if rnd else '–'} | {f2(median(plain)) if plain else '–'} |")
+    w("")
 
 # anchors
 if "gowalla" in datasets:
