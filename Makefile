@@ -45,7 +45,12 @@ override PG_CPPFLAGS += -I$(srcdir)/src $(OPENBLAS_CFLAGS)
 override PG_CFLAGS += -O3 -ftree-vectorize -fassociative-math -fno-signed-zeros -fno-trapping-math -fno-math-errno
 SHLIB_LINK += $(OPENBLAS_LIBS) -lpthread -lm
 
-EXTRA_CLEAN = $(DATA_built) results regression.diffs regression.out
+# Header dependencies: gcc writes src/*.d beside each object; the LLVM
+# bitcode (JIT inlining) is rebuilt whenever its object is.
+override PG_CFLAGS += -MMD -MP
+DEPS = $(OBJS:.o=.d)
+
+EXTRA_CLEAN = $(DATA_built) results regression.diffs regression.out $(DEPS)
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -53,6 +58,9 @@ include $(PGXS)
 
 $(DATA_built): $(SQL_PARTS)
 	cat $^ > $@
+
+-include $(DEPS)
+$(OBJS:.o=.bc): %.bc: %.o
 
 # Developer workflow: deps, private cluster, tests, demo, benchmarks.
 .PHONY: demo test stop clean-cluster bench tap memcheck fuzz
