@@ -477,8 +477,8 @@ regrowth_window(MfState *s)
 	{
 		SparseTensor *t = e->tensors[k];
 
-		s->acc[k] = palloc_extended((Size) t->n_rows * t->dim * sizeof(float),
-									MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+		/* visited row by row in random order: ask for huge pages */
+		s->acc[k] = dsl_alloc_huge((Size) t->n_rows * t->dim * sizeof(float), true);
 	}
 }
 
