@@ -89,22 +89,21 @@ FROM (SELECT part, entity_id, vec FROM params WHERE name = 'planted_mf'
 -- the DSL round runs on the worker threads, split by rows on bitmap-word
 -- boundaries (dim 64: every row; dim 20: every 16 rows): 1 and 3 threads
 -- give the same rows, with the accumulated and the last-batch gradient
+CREATE FUNCTION pg_temp.train_par(suffix text) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM count(*) FROM dsl.train('par64_' || suffix, 'planted', dim => 64, density => 0.3,
+        epochs => 4, batch_size => 128, lr => 0.01, seed => 5, update_interval => 7);
+    PERFORM count(*) FROM dsl.train('par20_' || suffix, 'planted', dim => 20, density => 0.3,
+        epochs => 4, batch_size => 128, lr => 0.01, seed => 5, update_interval => 7);
+    PERFORM count(*) FROM dsl.train('par20last_' || suffix, 'planted', dim => 20, density => 0.3,
+        epochs => 4, batch_size => 128, lr => 0.01, seed => 5, update_interval => 7,
+        options => '{"growth_batches": 1}');
+END
+$$;
 SET dsl_rec.threads = 1;
-SELECT count(*) FROM dsl.train('par64_t1', 'planted', dim => 64, density => 0.3, epochs => 4,
-                               batch_size => 128, lr => 0.01, seed => 5, update_interval => 7);
-SELECT count(*) FROM dsl.train('par20_t1', 'planted', dim => 20, density => 0.3, epochs => 4,
-                               batch_size => 128, lr => 0.01, seed => 5, update_interval => 7);
-SELECT count(*) FROM dsl.train('par20last_t1', 'planted', dim => 20, density => 0.3, epochs => 4,
-                               batch_size => 128, lr => 0.01, seed => 5, update_interval => 7,
-                               options => '{"growth_batches": 1}');
+SELECT pg_temp.train_par('t1');
 SET dsl_rec.threads = 3;
-SELECT count(*) FROM dsl.train('par64_t3', 'planted', dim => 64, density => 0.3, epochs => 4,
-                               batch_size => 128, lr => 0.01, seed => 5, update_interval => 7);
-SELECT count(*) FROM dsl.train('par20_t3', 'planted', dim => 20, density => 0.3, epochs => 4,
-                               batch_size => 128, lr => 0.01, seed => 5, update_interval => 7);
-SELECT count(*) FROM dsl.train('par20last_t3', 'planted', dim => 20, density => 0.3, epochs => 4,
-                               batch_size => 128, lr => 0.01, seed => 5, update_interval => 7,
-                               options => '{"growth_batches": 1}');
+SELECT pg_temp.train_par('t3');
 RESET dsl_rec.threads;
 SELECT v.run,
        (SELECT count(*) FROM dsl.models WHERE name = v.run || '_t1' AND active_params > 0) AS trained,
