@@ -10,6 +10,7 @@ OBJS = \
 	src/sparse_tensor.o \
 	src/kselect.o \
 	src/prune_regrow.o \
+	src/mem_peak.o \
 	src/dsl_engine.o \
 	src/workers.o \
 	src/interactions.o \

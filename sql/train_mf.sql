@@ -113,6 +113,19 @@ SELECT v.run,
          AS rows_differing
 FROM (VALUES ('par64'), ('par20'), ('par20last')) v(run);
 
+-- the training's peak memory is recorded (dsl.models.train_peak_bytes), and
+-- a sparser model needs less (2,000 users x 1,000 items at dim 128, so that
+-- the parameters outweigh the fixed-size buffers)
+CREATE TABLE mem_data AS
+SELECT u AS user_id, (u * 7 + k * 13) % 1000 AS item_id
+FROM generate_series(1, 2000) u, generate_series(1, 20) k;
+SELECT count(*) FROM dsl.train('mem_d1', 'mem_data', dim => 128, density => 1, epochs => 4, seed => 1);
+SELECT count(*) FROM dsl.train('mem_d02', 'mem_data', dim => 128, density => 0.2, epochs => 4, seed => 1);
+SELECT name, train_peak_bytes > active_params * 14 AS holds_at_least_the_state
+FROM dsl.models WHERE name IN ('mem_d1', 'mem_d02') ORDER BY name;
+SELECT (SELECT train_peak_bytes FROM dsl.models WHERE name = 'mem_d02') <
+       0.8 * (SELECT train_peak_bytes FROM dsl.models WHERE name = 'mem_d1') AS sparser_needs_less;
+
 -- baselines: dense (density 1) and static sparse keep their budgets too
 SELECT min(active_params), max(active_params), max(total_params), sum(pruned)
 FROM dsl.train('planted_dense', 'planted', dim => 16, density => 1, epochs => 5,

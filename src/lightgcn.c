@@ -1026,6 +1026,7 @@ lgcn_train_epoch(void *state)
 			g[1].n = d->n_items;
 			g[1].rows = s->identity;
 			g[1].g = gbuf + (Size) nu * s->dim;
+			g[0].consume = g[1].consume = false;	/* the propagation buffer */
 			dsl_engine_update(e, g);
 			s->y0_valid = false;
 		}

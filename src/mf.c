@@ -21,6 +21,7 @@
 #include "mf.h"
 #include "rng.h"
 #include "bitmap.h"
+#include "mem_peak.h"
 #include "workers.h"
 
 /* per-tensor mini-batch workspace: touched rows and their dense buffers */
@@ -480,6 +481,7 @@ regrowth_window(MfState *s)
 		/* visited row by row in random order: ask for huge pages */
 		s->acc[k] = dsl_alloc_huge((Size) t->n_rows * t->dim * sizeof(float), true);
 	}
+	dsl_mem_note();
 }
 
 /* a DSL round with the window's sums, or the last mini-batch's gradient */
@@ -501,13 +503,10 @@ regrowth_round(MfState *s)
 		{
 			g[k].rows = ident;
 			g[k].g = s->acc[k];
-		}
-		dsl_engine_update(s->engine, g);
-		for (int k = 0; k < 2; k++)
-		{
-			pfree(s->acc[k]);
+			g[k].consume = true;	/* freed by the round, before its rebuild */
 			s->acc[k] = NULL;
 		}
+		dsl_engine_update(s->engine, g);
 		pfree(ident);
 		return;
 	}
@@ -517,6 +516,7 @@ regrowth_round(MfState *s)
 	g[1].n = s->items.n;
 	g[1].rows = s->items.rows;
 	g[1].g = s->items.grad;
+	g[0].consume = g[1].consume = false;
 	dsl_engine_update(s->engine, g);
 }
 

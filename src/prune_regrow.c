@@ -19,6 +19,7 @@
 
 #include "bitmap.h"
 #include "kselect.h"
+#include "mem_peak.h"
 #include "sparse_tensor.h"
 #include "workers.h"
 
@@ -43,12 +44,17 @@ typedef struct RoundJob
 	/* rebuild */
 	int64		k_off[MAX_PARTS + 1];
 	int64		lost[MAX_PARTS];
-	int64	   *row_ptr;
+	int64	   *row_ptr;		/* the new rows */
 	uint16	   *col;
-	float	   *w;
-	float	   *m;
-	float	   *v;
+	uint16	   *src;			/* per new entry: its rank in the old row, or
+								 * SRC_NEW */
+	const float *gather_from;	/* scan_gather: old array -> gather_to */
+	float	   *gather_to;
 } RoundJob;
+
+#define SRC_NEW 0xFFFF			/* dim <= DSL_MAX_DIM < SRC_NEW */
+
+static void run_scan(RoundJob *j, WorkerPool *pool, WorkerFn fn);
 
 static inline uint64
 tie_hash(uint64 seed, uint64 round, int64 pos)
@@ -220,12 +226,12 @@ scan_rebuild_count(void *arg, int part, int n_parts)
 }
 
 /*
- * Fill the new compressed rows of a part: survivors keep weight and moments,
- * new entries start at zero.  An entry's old index is its rank among the
- * row's old bits, so the copy has no data-dependent branch.
+ * The new pattern of a part's rows: columns, and where each entry comes
+ * from (its rank among the row's old entries, by popcount over the old
+ * bits, or SRC_NEW).  No data-dependent branch.
  */
 static void
-scan_rebuild(void *arg, int part, int n_parts)
+scan_rebuild_index(void *arg, int part, int n_parts)
 {
 	RoundJob   *j = (RoundJob *) arg;
 	const SparseTensor *t = j->t;
@@ -236,7 +242,7 @@ scan_rebuild(void *arg, int part, int n_parts)
 	for (int r = j->row_lo[part]; r < j->row_lo[part + 1]; r++)
 	{
 		int64		base = (int64) r * dim;
-		int64		o = t->row_ptr[r];	/* old index of the chunk's first bit */
+		int			rank0 = 0;	/* old entries of the row before the chunk */
 
 		j->row_ptr[r] = k;
 		for (int64 p = base; p < base + dim;)
@@ -251,22 +257,62 @@ scan_rebuild(void *arg, int part, int n_parts)
 			{
 				int			b = __builtin_ctzll(nw);
 				bool		kept = (ow >> b) & 1;
-				int64		src = o + __builtin_popcountll(ow & ((UINT64CONST(1) << b) - 1));
+				int			rank = rank0 + __builtin_popcountll(ow & ((UINT64CONST(1) << b) - 1));
 
 				nw &= nw - 1;
-				/* a new entry reads a harmless neighbour and stores zero */
-				src = kept ? src : o;
 				j->col[k] = (uint16) (at + b);
-				j->w[k] = kept ? t->w[src] : 0.0f;
-				j->m[k] = kept ? t->m[src] : 0.0f;
-				j->v[k] = kept ? t->v[src] : 0.0f;
+				j->src[k] = kept ? (uint16) rank : SRC_NEW;
 				k++;
 			}
-			o += __builtin_popcountll(ow);
+			rank0 += __builtin_popcountll(ow);
 			p += span;
 		}
 	}
 	j->lost[part] = lost;
+}
+
+/* one state array into the new rows: survivors keep their value, new are 0 */
+static void
+scan_gather(void *arg, int part, int n_parts)
+{
+	RoundJob   *j = (RoundJob *) arg;
+	const int64 *old_ptr = j->t->row_ptr;
+	const float *from = j->gather_from;
+
+	for (int r = j->row_lo[part]; r < j->row_lo[part + 1]; r++)
+	{
+		const float *row = from + old_ptr[r];
+
+		for (int64 k = j->row_ptr[r]; k < j->row_ptr[r + 1]; k++)
+		{
+			uint16		sr = j->src[k];
+
+			j->gather_to[k] = sr != SRC_NEW ? row[sr] : 0.0f;
+		}
+	}
+}
+
+/*
+ * Replace *arr by its new-row version, one array at a time, so that a
+ * round holds the old state plus one new array, not two copies of it.
+ */
+static void
+rebuild_array(RoundJob *j, WorkerPool *pool, float **arr)
+{
+	j->gather_from = *arr;
+	j->gather_to = dsl_alloc_huge((Size) j->t->budget * sizeof(float), false);
+	run_scan(j, pool, scan_gather);
+	dsl_mem_note();
+	pfree(*arr);
+	*arr = j->gather_to;
+}
+
+/* a gradient handed over with `consume` is freed as soon as it is used */
+static void
+release_grad(const TensorGrad *grad)
+{
+	if (grad != NULL && grad->consume && grad->g != NULL)
+		pfree(unconstify(float *, grad->g));
 }
 
 static void
@@ -332,7 +378,10 @@ sparse_tensor_prune_regrow(SparseTensor *t, int64 n_update, GrowthMode growth,
 
 	n_update = Min(n_update, nnz);
 	if (n_update <= 0 || nnz >= t->total)
+	{
+		release_grad(grad);
 		return 0;
+	}
 
 	j = palloc0(sizeof(RoundJob));
 	j->t = t;
@@ -388,6 +437,8 @@ sparse_tensor_prune_regrow(SparseTensor *t, int64 n_update, GrowthMode growth,
 		}
 	}
 
+	release_grad(grad);			/* chosen: the rebuild does not need it */
+
 	/* the rest (random growth, or zero gradients): uniformly among the free */
 	if (grown < n_update)
 	{
@@ -409,24 +460,19 @@ sparse_tensor_prune_regrow(SparseTensor *t, int64 n_update, GrowthMode growth,
 			 t->name, (long long) j->k_off[j->n_parts], (long long) nnz);
 	j->row_ptr = dsl_alloc_huge((Size) (t->n_rows + 1) * sizeof(int64), false);
 	j->col = dsl_alloc_huge((Size) nnz * sizeof(uint16), false);
-	j->w = dsl_alloc_huge((Size) nnz * sizeof(float), false);
-	j->m = dsl_alloc_huge((Size) nnz * sizeof(float), false);
-	j->v = dsl_alloc_huge((Size) nnz * sizeof(float), false);
-	run_scan(j, pool, scan_rebuild);
+	j->src = dsl_alloc_huge((Size) nnz * sizeof(uint16), false);
+	run_scan(j, pool, scan_rebuild_index);
 	j->row_ptr[t->n_rows] = nnz;
 	for (int p = 0; p < j->n_parts; p++)
 		lost += j->lost[p];
-
-	pfree(t->row_ptr);
+	rebuild_array(j, pool, &t->w);
+	rebuild_array(j, pool, &t->m);
+	rebuild_array(j, pool, &t->v);
+	pfree(j->src);
 	pfree(t->col);
-	pfree(t->w);
-	pfree(t->m);
-	pfree(t->v);
-	t->row_ptr = j->row_ptr;
+	pfree(t->row_ptr);
 	t->col = j->col;
-	t->w = j->w;
-	t->m = j->m;
-	t->v = j->v;
+	t->row_ptr = j->row_ptr;
 
 	pfree(j->occ);
 	pfree(j->old);

@@ -42,6 +42,9 @@ typedef struct TensorGrad
 	int			n;
 	const int32 *rows;
 	const float *g;
+	bool		consume;		/* g was palloc'd for this update alone: the
+								 * update frees it once the regrown entries
+								 * are chosen (before rebuilding the rows) */
 } TensorGrad;
 
 /* Adam settings shared by all tensors of one training run */

@@ -29,6 +29,7 @@
 
 #include "dsl_engine.h"
 #include "kselect.h"
+#include "mem_peak.h"
 #include "dsl_rec.h"
 #include "interactions.h"
 #include "lightgcn.h"
@@ -573,6 +574,7 @@ typedef struct TrainOutcome
 	double		seconds;
 	int64		active;
 	int64		total;
+	Size		peak_bytes;		/* dsl_mem_peak() of the training */
 } TrainOutcome;
 
 static void
@@ -582,11 +584,11 @@ store_model(const TrainArgs *a, int64 old_id, Oid old_owner, const Interactions 
 {
 	EmbeddingSource users,
 				items;
-	Oid			types[19] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID,
+	Oid			types[20] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID,
 		FLOAT8OID, TEXTOID, INT4OID, INT4OID, INT8OID, INT8OID, INT8OID, INT4OID,
-	INT4OID, FLOAT8OID, FLOAT8OID, OIDOID, REGROLEARRAYOID};
-	Datum		args[19];
-	char		nulls[19];
+	INT4OID, FLOAT8OID, FLOAT8OID, OIDOID, REGROLEARRAYOID, INT8OID};
+	Datum		args[20];
+	char		nulls[20];
 	int64		model_id;
 	bool		isnull;
 	Oid			spvec_oid = spvec_type_oid();
@@ -633,17 +635,18 @@ store_model(const TrainArgs *a, int64 old_id, Oid old_owner, const Interactions 
 	args[17] = ObjectIdGetDatum(old_owner);
 	if (old_id == 0)
 		nulls[17] = 'n';
+	args[19] = Int64GetDatum((int64) o->peak_bytes);
 
 	if (SPI_execute_with_args("INSERT INTO dsl.models (name, model_type, source, user_col, item_col, "
 							  "dim, density, hyperparams, n_users, n_items, n_interactions, "
 							  "active_params, total_params, epochs, best_epoch, final_loss, "
-							  "train_seconds, owner, readers) "
+							  "train_seconds, owner, readers, train_peak_bytes) "
 							  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8::pg_catalog.jsonb, $9, $10, "
 							  "$11, $12, $13, $14, $15, $16, $17, "
 							  "COALESCE($18::pg_catalog.regrole, CURRENT_USER::pg_catalog.regrole), "
-							  "COALESCE($19, '{}')) "
+							  "COALESCE($19, '{}'), $20) "
 							  "RETURNING model_id",
-							  19, types, args, nulls, false, 1) != SPI_OK_INSERT_RETURNING)
+							  20, types, args, nulls, false, 1) != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "dsl_rec: inserting the model failed");
 	model_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 
@@ -717,6 +720,7 @@ dsl_train(PG_FUNCTION_ARGS)
 	train_ctx = AllocSetContextCreate(CurrentMemoryContext, "dsl_rec training",
 									  ALLOCSET_DEFAULT_SIZES);
 	old_ctx = MemoryContextSwitchTo(train_ctx);
+	dsl_mem_track(train_ctx);
 
 	data = dsl_read_interactions(a.source, a.user_col, a.item_col, limit);
 	if (data->n_null > 0)
@@ -781,6 +785,7 @@ dsl_train(PG_FUNCTION_ARGS)
 									(Size) work_mem * 1024 + limit);
 
 	out.total = dsl_engine_total(&engine);
+	dsl_mem_note();
 	for (int epoch = 1; epoch <= a.epochs; epoch++)
 	{
 		instr_time	t_epoch;
@@ -796,6 +801,7 @@ dsl_train(PG_FUNCTION_ARGS)
 		INSTR_TIME_SET_CURRENT(t_epoch);
 		loss = a.ops->train_epoch(model);
 		secs = elapsed_since(t_epoch);
+		dsl_mem_note();
 		if (isnan(loss) || isinf(loss))
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_EXCEPTION),
@@ -869,6 +875,7 @@ dsl_train(PG_FUNCTION_ARGS)
 		}
 	}
 	out.seconds = elapsed_since(t_start);
+	out.peak_bytes = dsl_mem_peak();
 
 	{
 		SparseTensor *keep[DSL_MAX_TENSORS];

@@ -26,7 +26,9 @@ CREATE TABLE dsl.models (
     final_loss      double precision,
     trained_at      timestamptz NOT NULL DEFAULT now(),
     train_seconds   double precision NOT NULL,
-    readers         regrole[] NOT NULL DEFAULT '{}'
+    readers         regrole[] NOT NULL DEFAULT '{}',
+    -- peak bytes the training held (its memory context at its high points)
+    train_peak_bytes bigint
 );
 ALTER SEQUENCE dsl.models_model_id_seq OWNED BY dsl.models.model_id;
 

@@ -140,6 +140,7 @@ for r in runs:
     x["best_epoch"] = num(model.get("best_epoch"))
     x["epochs_run"] = len(epochs)
     x["train_seconds"] = num(model.get("train_seconds"))
+    x["peak"] = num(model.get("train_peak_bytes"))
     x["n_inter"] = num(model.get("n_interactions"))
     x["n_users"] = num(model.get("n_users"))
     x["n_items"] = num(model.get("n_items"))
@@ -342,30 +343,30 @@ def plot_memory():
     for ds in datasets:
         plots = []
         for mt in mtypes:
-            xs = sorted((x["density_f"], mb(x["hwm"]), mb(x["est"]))
+            xs = sorted((x["density_f"], mb(x["peak"]), mb(x["est"]))
                         for x in R if x["ok"] and x["dataset"] == ds and x["model_type"] == mt
-                        and x["sparsity"] == "dynamic" and x["hwm"] is not None)
-            st = sorted((x["density_f"], mb(x["hwm"]), mb(x["est"]))
+                        and x["sparsity"] == "dynamic" and x["peak"] is not None)
+            st = sorted((x["density_f"], mb(x["peak"]), mb(x["est"]))
                         for x in R if x["ok"] and x["dataset"] == ds and x["model_type"] == mt
-                        and x["sparsity"] == "static" and x["hwm"] is not None)
+                        and x["sparsity"] == "static" and x["peak"] is not None)
             c = COLORS.get(mt, "black")
             lab = MT_NAMES.get(mt, mt)
             if xs:
                 any_data = True
                 p = write_dat(f"mem_{ds}_{mt}", xs)
-                plots.append(f'"{p}" using 1:2 with linespoints lw 2 pt 7 lc rgb "{c}" title "{lab} peak RSS"')
+                plots.append(f'"{p}" using 1:2 with linespoints lw 2 pt 7 lc rgb "{c}" title "{lab} training peak"')
                 plots.append(f'"{p}" using 1:3 with linespoints dt 2 lw 1.5 pt 6 lc rgb "{c}" title "{lab} state estimate"')
             if st:
                 p = write_dat(f"mem_{ds}_{mt}_static", st)
-                plots.append(f'"{p}" using 1:2 with points pt 5 ps 1.4 lc rgb "{c}" title "{lab} static, peak RSS"')
+                plots.append(f'"{p}" using 1:2 with points pt 5 ps 1.4 lc rgb "{c}" title "{lab} static, training peak"')
         s += density_axis()
         s += (f'set title "{DS_NAMES.get(ds, ds)}"\nset ylabel "MiB"\nset yrange [0:*]\n')
         s += "plot " + ", \\\n     ".join(plots) + "\n" if plots else "plot 0 notitle\n"
     s += "unset multiplot\n"
     if any_data and gnuplot(name, s):
-        images.append((name, "Training memory against density: peak resident set of the "
-                       "training backend (VmHWM, includes the shared buffers it touched) and the "
-                       "model-state estimate active × 14 B + rows × 8 B"))
+        images.append((name, "Training memory against density: the training's peak by its own "
+                       "accounting (dsl.models.train_peak_bytes) and the model-state part, "
+                       "active × 14 B + rows × 8 B"))
 
 
 def plot_curves():
@@ -472,7 +473,11 @@ w("  random initial mask is kept).")
 w("- **Speed**: *s/epoch* is the mean `seconds` of the epoch rows (training steps only, no")
 w("  evaluation); *throughput* = training interactions / s/epoch; *wall* is")
 w("  `dsl.models.train_seconds` (reading the data, all epochs, the validation evaluations, storing).")
-w("- **Memory**: each training runs in a fresh connection; *peak RSS* is VmHWM of that backend from")
+w("- **Memory**: *training peak* is `dsl.models.train_peak_bytes`, the training's own accounting of")
+w("  the bytes its memory context held at its high points (interactions, id maps, parameters and")
+w("  moments, per-step buffers, the MF regrowth sums, a round's temporaries; validation blocks are")
+w("  freed in between and not included; docs/training.md). Each training runs in a fresh")
+w("  connection; *peak RSS* is VmHWM of that backend from")
 w("  `/proc/self/status` after training. RSS includes the pages of shared buffers the backend touched")
 w("  (reading the source table), about 10–20 MiB for a fresh backend before training. *Model state*")
 w("  is the documented estimate active × 14 B + rows × 8 B (docs/training.md); the dense model in")
@@ -505,9 +510,9 @@ for ds in datasets:
     w(f"### {DS_NAMES.get(ds, ds)}")
     w("")
     w("| model | mask | d | active weights | Recall@20 | NDCG@20 | recall vs dense | best / run epochs "
-      "| s/epoch | interactions/s | wall (s) | peak RSS (MiB) | RSS vs dense | model state (MiB) "
-      "| stored (MiB) | on disk (MiB) |")
-    w("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+      "| s/epoch | interactions/s | wall (s) | training peak (MiB) | peak vs dense | model state (MiB) "
+      "| peak RSS (MiB) | stored (MiB) | on disk (MiB) |")
+    w("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for mt in mtypes:
         dense = find(ds, mt, 1.0, "dynamic")
         rows = [x for x in R if x["dataset"] == ds and x["model_type"] == mt]
@@ -518,14 +523,15 @@ for ds in datasets:
                 ("DSL" if x["sparsity"] == "dynamic" else "static")
             if not x["ok"]:
                 w(f"| {lab} | {mask} | {x['density']} | | **failed** (see `.run/bench/runs/{x['run']}/psql.log`) "
-                  "| | | | | | | | | | | |")
+                  "| | | | | | | | | | | | |")
                 continue
             be = f"{int(x['best_epoch'])} / {x['epochs_run']}" if x["best_epoch"] else f"– / {x['epochs_run']}"
             w(f"| {lab} | {mask} | {x['density']} | {big(x['active'])} | {f4(x['recall'])} | {f4(x['ndcg'])} "
               f"| {ratio(x['recall'], dense['recall'] if dense else None)} | {be} "
               f"| {f2(x['epoch_s'])} | {rate(x['throughput'])} | {f1(x['train_seconds'])} "
-              f"| {f1(mb(x['hwm']))} | {ratio(x['hwm'], dense['hwm'] if dense else None)} "
-              f"| {f1(mb(x['est']))} | {f1(mb(x['vec_bytes']))} | {f1(mb(x['table_bytes']))} |")
+              f"| {f1(mb(x['peak']))} | {ratio(x['peak'], dense['peak'] if dense else None)} "
+              f"| {f1(mb(x['est']))} | {f1(mb(x['hwm']))} | {f1(mb(x['vec_bytes']))} "
+              f"| {f1(mb(x['table_bytes']))} |")
     w("")
     # static vs dynamic
     lines = []

@@ -31,7 +31,7 @@ SELECT * FROM bench_proc_status();
 \o :f
 SELECT model_id, name, model_type, dim, density, hyperparams->>'sparsity' AS sparsity,
        n_users, n_items, n_interactions, active_params, total_params,
-       epochs, best_epoch, final_loss, train_seconds
+       epochs, best_epoch, final_loss, train_seconds, train_peak_bytes
 FROM dsl.models WHERE name = :'model';
 
 -- Test metrics with dsl.evaluate (the first call also loads the model into
