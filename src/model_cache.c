@@ -99,26 +99,6 @@ prepare_plans(void)
 								  1, id_arg);
 }
 
-int
-serve_find_id(const int64 *ids, int n, int64 id)
-{
-	int			lo = 0,
-				hi = n - 1;
-
-	while (lo <= hi)
-	{
-		int			mid = lo + (hi - lo) / 2;
-
-		if (ids[mid] < id)
-			lo = mid + 1;
-		else if (ids[mid] > id)
-			hi = mid - 1;
-		else
-			return mid;
-	}
-	return -1;
-}
-
 /*
  * Read all rows of one part ('user' or 'item') into *ids_out and a dense
  * n x dim matrix, both allocated in cxt.  Returns n.

@@ -17,6 +17,7 @@
 
 #include "postgres.h"
 
+#include "interactions.h"
 #include "model.h"
 
 #define SERVE_CACHE_SIZE 4
@@ -57,18 +58,16 @@ typedef struct ServeModel
 extern ServeModel *serve_model_get(const char *name);
 
 /* Dense index of an id, or -1 when the model does not know it. */
-extern int	serve_find_id(const int64 *ids, int n, int64 id);
-
 static inline int
 serve_user_index(const ServeModel *m, int64 user_id)
 {
-	return serve_find_id(m->user_ids, m->n_users, user_id);
+	return dsl_id_index(m->user_ids, m->n_users, user_id);
 }
 
 static inline int
 serve_item_index(const ServeModel *m, int64 item_id)
 {
-	return serve_find_id(m->item_ids, m->n_items, item_id);
+	return dsl_id_index(m->item_ids, m->n_items, item_id);
 }
 
 static inline const float *
