@@ -91,7 +91,7 @@ mf_work_bytes(const Interactions *data, const TrainParams *p)
 	Size		rows = (Size) (data->n_users + data->n_items) * 2 * sizeof(int32);
 	Size		slots = (Size) 3 * batch_size * (2 * sizeof(int32) + 2 * dim * sizeof(float));
 
-	/* the regrowth gradient over several mini-batches is dense per round */
+	/* the regrowth sums of a window are dense (see regrowth_window) */
 	if (p->growth_batches > 1)
 		rows += (Size) (data->n_users + data->n_items) * dim * sizeof(float);
 	return rows + slots + (Size) data->n_pairs * 2 * sizeof(int32) +
@@ -222,11 +222,11 @@ softplus(double x)
 }
 
 /*
- * The three parallel phases of a step.  Work is split by slot or triple
- * ranges and every sum is taken in the same order whatever the number of
- * threads, so results depend on the seed only, not on dsl_rec.threads.
- */
-/*
+ * The parallel phases of a step (sample, densify, scores, grads + Adam).
+ * Work is split by slot or triple ranges and every sum is taken in the same
+ * order whatever the number of threads, so results depend on the seed only,
+ * not on dsl_rec.threads.
+ *
  * Negative sampling: a uniformly drawn item the user has not interacted
  * with.  The step's pairs are cut into a fixed number of chunks, each with
  * its own random stream keyed by (seed, step, chunk), so the draws do not
