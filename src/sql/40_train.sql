@@ -61,6 +61,40 @@ $$;
 COMMENT ON FUNCTION dsl.model_name_taken(text) IS
     'true if a model of this name exists, whoever owns it (model names are unique across owners)';
 
+-- The dsl.models row of a model, locked FOR UPDATE, once the caller is known
+-- to be a member of its owning role; NULL when there is no such model (that
+-- the caller can see).  Readers see a row but row-level security does not
+-- let them lock it, so the row is looked up and checked first, then locked
+-- and checked again.  purpose completes "must be owner of model ... to".
+CREATE FUNCTION dsl.lock_owned_model(model_name text, purpose text)
+RETURNS dsl.models
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    m dsl.models;
+BEGIN
+    FOR i IN 1..2 LOOP
+        IF i = 1 THEN
+            SELECT * INTO m FROM dsl.models d WHERE d.name OPERATOR(pg_catalog.=) model_name;
+        ELSE
+            SELECT * INTO m FROM dsl.models d WHERE d.name OPERATOR(pg_catalog.=) model_name
+               FOR UPDATE;
+        END IF;
+        IF NOT FOUND THEN
+            RETURN NULL;
+        END IF;
+        IF NOT pg_has_role(m.owner, 'MEMBER') THEN
+            RAISE EXCEPTION 'must be owner of model "%" to %', model_name, purpose
+                USING ERRCODE = 'insufficient_privilege';
+        END IF;
+    END LOOP;
+    RETURN m;
+END
+$$;
+COMMENT ON FUNCTION dsl.lock_owned_model(text, text) IS
+    'internal: the models row of a model the caller owns, locked; NULL if there is none';
+
 -- Drop a model (its parameters and seen items go by cascade).  Only members of
 -- the owning role may drop it.
 CREATE FUNCTION dsl.drop_model(model_name text, if_exists boolean DEFAULT false)
@@ -69,35 +103,21 @@ LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    m record;
+    m dsl.models;
 BEGIN
     IF model_name IS NULL OR if_exists IS NULL THEN
         RAISE EXCEPTION '% must not be NULL', CASE WHEN model_name IS NULL THEN 'model_name' ELSE 'if_exists' END
             USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    -- readers see the row but cannot lock it (row-level security), so look
-    -- first, then lock and look again
-    FOR i IN 1..2 LOOP
-        IF i = 1 THEN
-            SELECT d.model_id, d.owner INTO m
-              FROM dsl.models d WHERE d.name OPERATOR(pg_catalog.=) model_name;
-        ELSE
-            SELECT d.model_id, d.owner INTO m
-              FROM dsl.models d WHERE d.name OPERATOR(pg_catalog.=) model_name FOR UPDATE;
+    m := dsl.lock_owned_model(model_name, 'drop it');
+    IF m.model_id IS NULL THEN
+        IF if_exists THEN
+            RAISE NOTICE 'model "%" does not exist, skipping', model_name;
+            RETURN false;
         END IF;
-        IF NOT FOUND THEN
-            IF if_exists THEN
-                RAISE NOTICE 'model "%" does not exist, skipping', model_name;
-                RETURN false;
-            END IF;
-            RAISE EXCEPTION 'model "%" does not exist', model_name
-                USING ERRCODE = 'undefined_object';
-        END IF;
-        IF NOT pg_has_role(m.owner, 'MEMBER') THEN
-            RAISE EXCEPTION 'must be owner of model "%" to drop it', model_name
-                USING ERRCODE = 'insufficient_privilege';
-        END IF;
-    END LOOP;
+        RAISE EXCEPTION 'model "%" does not exist', model_name
+            USING ERRCODE = 'undefined_object';
+    END IF;
     DELETE FROM dsl.models d WHERE d.model_id OPERATOR(pg_catalog.=) m.model_id;
     RETURN true;
 END
@@ -115,7 +135,7 @@ LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    m record;
+    m dsl.models;
 BEGIN
     IF model_name IS NULL OR reader IS NULL THEN
         RAISE EXCEPTION '% must not be NULL', CASE WHEN model_name IS NULL THEN 'model_name' ELSE 'reader' END
@@ -125,25 +145,11 @@ BEGIN
         RAISE EXCEPTION 'role with OID % does not exist', reader::oid
             USING ERRCODE = 'undefined_object';
     END IF;
-    -- readers see the row but cannot lock it (row-level security), so look
-    -- first, then lock and look again
-    FOR i IN 1..2 LOOP
-        IF i = 1 THEN
-            SELECT d.model_id, d.owner, d.readers INTO m
-              FROM dsl.models d WHERE d.name OPERATOR(pg_catalog.=) model_name;
-        ELSE
-            SELECT d.model_id, d.owner, d.readers INTO m
-              FROM dsl.models d WHERE d.name OPERATOR(pg_catalog.=) model_name FOR UPDATE;
-        END IF;
-        IF NOT FOUND THEN
-            RAISE EXCEPTION 'model "%" does not exist', model_name
-                USING ERRCODE = 'undefined_object';
-        END IF;
-        IF NOT pg_has_role(m.owner, 'MEMBER') THEN
-            RAISE EXCEPTION 'must be owner of model "%" to share it', model_name
-                USING ERRCODE = 'insufficient_privilege';
-        END IF;
-    END LOOP;
+    m := dsl.lock_owned_model(model_name, 'share it');
+    IF m.model_id IS NULL THEN
+        RAISE EXCEPTION 'model "%" does not exist', model_name
+            USING ERRCODE = 'undefined_object';
+    END IF;
     IF reader OPERATOR(pg_catalog.=) ANY (m.readers) THEN
         RAISE NOTICE 'role % can already read model "%"', reader, model_name;
         RETURN false;
@@ -162,31 +168,17 @@ LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    m record;
+    m dsl.models;
 BEGIN
     IF model_name IS NULL OR reader IS NULL THEN
         RAISE EXCEPTION '% must not be NULL', CASE WHEN model_name IS NULL THEN 'model_name' ELSE 'reader' END
             USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    -- readers see the row but cannot lock it (row-level security), so look
-    -- first, then lock and look again
-    FOR i IN 1..2 LOOP
-        IF i = 1 THEN
-            SELECT d.model_id, d.owner, d.readers INTO m
-              FROM dsl.models d WHERE d.name OPERATOR(pg_catalog.=) model_name;
-        ELSE
-            SELECT d.model_id, d.owner, d.readers INTO m
-              FROM dsl.models d WHERE d.name OPERATOR(pg_catalog.=) model_name FOR UPDATE;
-        END IF;
-        IF NOT FOUND THEN
-            RAISE EXCEPTION 'model "%" does not exist', model_name
-                USING ERRCODE = 'undefined_object';
-        END IF;
-        IF NOT pg_has_role(m.owner, 'MEMBER') THEN
-            RAISE EXCEPTION 'must be owner of model "%" to stop sharing it', model_name
-                USING ERRCODE = 'insufficient_privilege';
-        END IF;
-    END LOOP;
+    m := dsl.lock_owned_model(model_name, 'stop sharing it');
+    IF m.model_id IS NULL THEN
+        RAISE EXCEPTION 'model "%" does not exist', model_name
+            USING ERRCODE = 'undefined_object';
+    END IF;
     IF NOT (reader OPERATOR(pg_catalog.=) ANY (m.readers)) THEN
         RAISE NOTICE 'model "%" is not shared with role %', model_name, reader;
         RETURN false;
