@@ -145,7 +145,7 @@ batch_assign_slots(BatchRows *b)
 static void
 batch_densify(BatchRows *b, int dim, int64 lo, int64 hi)
 {
-	const int	ahead = 4;
+	const int	ahead = 8;
 
 	for (int64 s = lo; s < Min(lo + 2 * ahead, hi); s++)
 		sparse_tensor_prefetch_offsets(b->t, b->rows[s]);
