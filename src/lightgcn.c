@@ -34,7 +34,6 @@
 #include "postgres.h"
 
 #include <math.h>
-#include <sys/mman.h>
 
 #include "miscadmin.h"
 
@@ -151,7 +150,6 @@ struct LgcnState
 	float	   *grad_scratch;	/* n_parts x dim */
 	int32	   *nbr_scratch;	/* n_parts x max_deg */
 	int64	   *part_count;		/* n_parts */
-	int32	   *identity;		/* 0 .. max(n_users, n_items) - 1 */
 	int64		next_chunk;		/* dynamic scheduling counter */
 	RowKernel	kernel;
 
@@ -214,7 +212,7 @@ lgcn_work_bytes(const Interactions *data, const TrainParams *p)
 	Size		update = max_rows * dim * (sizeof(float) + sizeof(int64));
 
 	return graph + (Size) data->n_pairs * 2 * sizeof(int32) + dense + slots + batch +
-		workers + max_rows * sizeof(int32) + update;
+		workers + update;
 }
 
 /* ---------------------------------------------------------------------------
@@ -242,9 +240,7 @@ alloc_rows(Size n_floats)
 	}
 	p = palloc_extended(bytes + HUGE_PAGE_BYTES, MCXT_ALLOC_HUGE);
 	p = (char *) TYPEALIGN(HUGE_PAGE_BYTES, p);
-#ifdef MADV_HUGEPAGE
-	(void) madvise(p, TYPEALIGN_DOWN(HUGE_PAGE_BYTES, bytes), MADV_HUGEPAGE);
-#endif
+	dsl_advise_huge_pages(p, bytes);
 	return (float *) p;
 }
 
@@ -303,7 +299,6 @@ lgcn_create(DslEngine *engine, const Interactions *data, const TrainParams *p)
 	LgcnState  *s = palloc0(sizeof(LgcnState));
 	int			dim = p->dim;
 	int			n = data->n_users + data->n_items;
-	int			max_rows = Max(data->n_users, data->n_items);
 
 	s->engine = engine;
 	s->data = data;
@@ -343,9 +338,6 @@ lgcn_create(DslEngine *engine, const Interactions *data, const TrainParams *p)
 	s->buf[0] = alloc_rows((Size) n * dim);
 	s->buf[1] = alloc_rows((Size) n * dim);
 	s->dist = palloc_extended((Size) n, MCXT_ALLOC_HUGE);
-	s->identity = palloc_extended((Size) max_rows * sizeof(int32), MCXT_ALLOC_HUGE);
-	for (int r = 0; r < max_rows; r++)
-		s->identity[r] = r;
 
 	s->pool = worker_pool_create(dsl_threads, CurrentMemoryContext);
 	engine->pool = s->pool;
@@ -1021,10 +1013,10 @@ lgcn_train_epoch(void *state)
 			TensorGrad	g[2];
 
 			g[0].n = nu;
-			g[0].rows = s->identity;
+			g[0].rows = NULL;	/* every row, in order */
 			g[0].g = gbuf;
 			g[1].n = d->n_items;
-			g[1].rows = s->identity;
+			g[1].rows = NULL;
 			g[1].g = gbuf + (Size) nu * s->dim;
 			g[0].consume = g[1].consume = false;	/* the propagation buffer */
 			dsl_engine_update(e, g);

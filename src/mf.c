@@ -492,22 +492,16 @@ regrowth_round(MfState *s)
 
 	if (s->acc[0] != NULL)
 	{
-		int			n = Max(s->data->n_users, s->data->n_items);
-		int32	   *ident = palloc_extended((Size) n * sizeof(int32), MCXT_ALLOC_HUGE);
-
-		for (int r = 0; r < n; r++)
-			ident[r] = r;
 		g[0].n = s->data->n_users;
 		g[1].n = s->data->n_items;
 		for (int k = 0; k < 2; k++)
 		{
-			g[k].rows = ident;
+			g[k].rows = NULL;	/* every row, in order */
 			g[k].g = s->acc[k];
 			g[k].consume = true;	/* freed by the round, before its rebuild */
 			s->acc[k] = NULL;
 		}
 		dsl_engine_update(s->engine, g);
-		pfree(ident);
 		return;
 	}
 	g[0].n = s->users.n;

@@ -145,9 +145,10 @@ scan_prune_mark(void *arg, int part, int n_parts)
 	for (int64 i_ = (lo); i_ < (hi); i_++) \
 	{ \
 		const int	dim_ = (j)->t->dim; \
-		int64		gbase_ = (int64) (j)->grad->rows[i_] * dim_; \
+		int32		row_ = (j)->grad->rows ? (j)->grad->rows[i_] : (int32) i_; \
+		int64		gbase_ = (int64) row_ * dim_; \
 		const float *g_ = (j)->grad->g + (Size) i_ * dim_; \
-		FOR_ROW_BITS((j)->occ, (j)->grad->rows[i_], dim_, true, c_, \
+		FOR_ROW_BITS((j)->occ, row_, dim_, true, c_, \
 		{ \
 			int64		pos pg_attribute_unused() = gbase_ + c_; \
 			uint32		key; \
@@ -386,9 +387,8 @@ sparse_tensor_prune_regrow(SparseTensor *t, int64 n_update, GrowthMode growth,
 	j = palloc0(sizeof(RoundJob));
 	j->t = t;
 	j->seed = seed;
-	j->n_parts = pool ? Min(worker_pool_size(pool), MAX_PARTS) : 1;
-	if (pool && worker_pool_size(pool) > MAX_PARTS)
-		j->n_parts = 1;			/* the pool would run parts we have no room for */
+	/* a pool larger than MAX_PARTS would run parts we have no room for */
+	j->n_parts = pool && worker_pool_size(pool) <= MAX_PARTS ? worker_pool_size(pool) : 1;
 
 	/* row ranges of the parts start on a bitmap word */
 	unit = 64;

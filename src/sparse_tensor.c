@@ -26,8 +26,8 @@ static AdamSpanFn adam_span_choose(void);
  * pages nearly every row visit is a TLB miss.  Ask for transparent huge
  * pages on the 2 MB-aligned interior of big arrays, before first touch.
  */
-static void
-advise_huge_pages(void *p, Size sz)
+void
+dsl_advise_huge_pages(void *p, Size sz)
 {
 #ifdef MADV_HUGEPAGE
 	const uintptr_t huge = 2 * 1024 * 1024;
@@ -44,14 +44,11 @@ dsl_alloc_huge(Size sz, bool zero)
 {
 	void	   *p = palloc_extended(Max(sz, 1), MCXT_ALLOC_HUGE);
 
-	advise_huge_pages(p, sz);
+	dsl_advise_huge_pages(p, sz);
 	if (zero)
 		memset(p, 0, Max(sz, 1));
 	return p;
 }
-
-#define alloc_huge(sz) dsl_alloc_huge((sz), false)
-#define alloc_huge0(sz) dsl_alloc_huge((sz), true)
 
 Size
 sparse_tensor_state_bytes(int n_rows, int dim, int64 budget)
@@ -95,7 +92,7 @@ sparse_tensor_choose_random_free(uint64 *occ, int64 total, int64 free, int64 nee
 	}
 	else
 	{
-		uint64	   *excl = alloc_huge(nwords * sizeof(uint64));
+		uint64	   *excl = dsl_alloc_huge(nwords * sizeof(uint64), false);
 		int64		skip = free - need;
 
 		memcpy(excl, occ, nwords * sizeof(uint64));
@@ -142,14 +139,14 @@ sparse_tensor_create(const char *name, int n_rows, int dim, double density,
 	t->budget = budget;
 
 	dsl_rng_seed(&rng, seed, stream);
-	occ = alloc_huge0(BITS_WORDS(total) * sizeof(uint64));
+	occ = dsl_alloc_huge(BITS_WORDS(total) * sizeof(uint64), true);
 	sparse_tensor_choose_random_free(occ, total, total, budget, &rng);
 
-	t->row_ptr = alloc_huge((Size) (n_rows + 1) * sizeof(int64));
-	t->col = alloc_huge((Size) budget * sizeof(uint16));
-	t->w = alloc_huge((Size) budget * sizeof(float));
-	t->m = alloc_huge0((Size) budget * sizeof(float));
-	t->v = alloc_huge0((Size) budget * sizeof(float));
+	t->row_ptr = dsl_alloc_huge((Size) (n_rows + 1) * sizeof(int64), false);
+	t->col = dsl_alloc_huge((Size) budget * sizeof(uint16), false);
+	t->w = dsl_alloc_huge((Size) budget * sizeof(float), false);
+	t->m = dsl_alloc_huge((Size) budget * sizeof(float), true);
+	t->v = dsl_alloc_huge((Size) budget * sizeof(float), true);
 
 	for (int r = 0; r < n_rows; r++)
 	{
@@ -194,11 +191,11 @@ sparse_tensor_copy_weights(const SparseTensor *t)
 	SparseTensor *c = palloc(sizeof(SparseTensor));
 
 	memcpy(c, t, sizeof(SparseTensor));
-	c->row_ptr = alloc_huge((Size) (t->n_rows + 1) * sizeof(int64));
+	c->row_ptr = dsl_alloc_huge((Size) (t->n_rows + 1) * sizeof(int64), false);
 	memcpy(c->row_ptr, t->row_ptr, (Size) (t->n_rows + 1) * sizeof(int64));
-	c->col = alloc_huge((Size) t->budget * sizeof(uint16));
+	c->col = dsl_alloc_huge((Size) t->budget * sizeof(uint16), false);
 	memcpy(c->col, t->col, (Size) t->budget * sizeof(uint16));
-	c->w = alloc_huge((Size) t->budget * sizeof(float));
+	c->w = dsl_alloc_huge((Size) t->budget * sizeof(float), false);
 	memcpy(c->w, t->w, (Size) t->budget * sizeof(float));
 	c->m = NULL;
 	c->v = NULL;

@@ -34,8 +34,9 @@ typedef struct SparseTensor
 
 /*
  * Dense gradient rows handed to a prune/regrow update: rows[k] is the tensor
- * row whose full (dim-long) gradient is g[k * dim ...].  Rows not listed have
- * a zero gradient.
+ * row whose full (dim-long) gradient is g[k * dim ...], or, with rows NULL,
+ * row k itself (a gradient of the whole tensor, n = n_rows).  Rows not
+ * listed have a zero gradient.
  */
 typedef struct TensorGrad
 {
@@ -166,7 +167,8 @@ extern int64 sparse_tensor_prune_regrow(SparseTensor *t, int64 n_update,
 										uint64 seed, uint64 round,
 										WorkerPool *pool);
 
-/* helpers shared with prune_regrow.c */
+/* helpers shared with prune_regrow.c and the models */
+extern void dsl_advise_huge_pages(void *p, Size sz);
 extern void *dsl_alloc_huge(Size sz, bool zero);
 extern void sparse_tensor_choose_random_free(uint64 *occ, int64 total, int64 free,
 											 int64 need, DslRng *rng);
