@@ -7,24 +7,16 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time);
+use DslFixture;
 
 my $node = PostgreSQL::Test::Cluster->new('sessions');
 $node->init;
 $node->append_conf('postgresql.conf', "maintenance_work_mem = '256MB'");
 $node->start;
 
-$node->safe_psql('postgres', q{
-	CREATE EXTENSION dsl_rec;
-	SET dsl_rec.progress = off;
-	CREATE TABLE inter AS
-	SELECT u AS user_id, (u * 7 + k * 13) % 300 AS item_id
-	FROM generate_series(1, 400) u, generate_series(1, 15) k;
-	-- a bigger table for trainings that must still be running when cancelled
-	CREATE TABLE big AS
-	SELECT u AS user_id, (u * 31 + k * 17) % 5000 AS item_id
-	FROM generate_series(1, 20000) u, generate_series(1, 20) k;
-	SELECT count(*) FROM dsl.train('m', 'inter', dim => 8, epochs => 2, seed => 1);
-});
+$node->safe_psql('postgres',
+	'CREATE EXTENSION dsl_rec; SET dsl_rec.progress = off;' . inter_sql() . big_sql()
+	  . q{SELECT count(*) FROM dsl.train('m', 'inter', dim => 8, epochs => 2, seed => 1);});
 
 my $model_rows = q{
 	SELECT m.model_id, count(*), md5(string_agg(p.part || p.entity_id || p.vec::text, ',' ORDER BY p.part, p.entity_id))

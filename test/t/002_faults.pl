@@ -9,6 +9,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use IPC::Run;
+use DslFixture;
 
 my $node = PostgreSQL::Test::Cluster->new('faults');
 $node->init;
@@ -18,18 +19,9 @@ restart_after_crash = on
 });
 $node->start;
 
-$node->safe_psql('postgres', q{
-	CREATE EXTENSION dsl_rec;
-	SET dsl_rec.progress = off;
-	CREATE TABLE inter AS
-	SELECT u AS user_id, (u * 7 + k * 13) % 300 AS item_id
-	FROM generate_series(1, 400) u, generate_series(1, 15) k;
-	-- big enough that a training is still running when it is killed
-	CREATE TABLE big AS
-	SELECT u AS user_id, (u * 31 + k * 17) % 5000 AS item_id
-	FROM generate_series(1, 20000) u, generate_series(1, 20) k;
-	SELECT count(*) FROM dsl.train('m', 'inter', dim => 8, epochs => 2, seed => 1);
-});
+$node->safe_psql('postgres',
+	'CREATE EXTENSION dsl_rec; SET dsl_rec.progress = off;' . inter_sql() . big_sql()
+	  . q{SELECT count(*) FROM dsl.train('m', 'inter', dim => 8, epochs => 2, seed => 1);});
 
 my $state = q{
 	SELECT (SELECT string_agg(model_id || ':' || name || ':' || owner || ':' || n_users || ':' || n_items, ',' ORDER BY model_id) FROM dsl.models),

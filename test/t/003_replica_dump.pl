@@ -8,6 +8,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use IPC::Run;
+use DslFixture;
 
 my $primary = PostgreSQL::Test::Cluster->new('primary');
 $primary->init(allows_streaming => 1);
@@ -16,9 +17,7 @@ $primary->safe_psql('postgres', q{
 	CREATE EXTENSION dsl_rec;
 	CREATE ROLE regress_owner;
 	CREATE ROLE regress_reader;
-	CREATE TABLE inter AS
-	SELECT u AS user_id, (u * 7 + k * 13) % 300 AS item_id
-	FROM generate_series(1, 400) u, generate_series(1, 15) k;
+} . inter_sql() . q{
 	CREATE TABLE test_pairs AS
 	SELECT user_id, item_id FROM dsl.split('inter', test_fraction => 0.2, seed => 1) WHERE is_test;
 	GRANT SELECT ON inter TO regress_owner;

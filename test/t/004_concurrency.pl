@@ -9,6 +9,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use IPC::Run;
+use DslFixture;
 use Time::HiRes qw(time usleep);
 
 my $n_retrains = 5;
@@ -17,12 +18,7 @@ my $n_users = 420;    # 400 trained users and 20 cold-start ones
 my $node = PostgreSQL::Test::Cluster->new('concurrency');
 $node->init;
 $node->start;
-$node->safe_psql('postgres', qq{
-	CREATE EXTENSION dsl_rec;
-	SET dsl_rec.progress = off;
-	CREATE TABLE inter AS
-	SELECT u AS user_id, (u * 7 + k * 13) % 300 AS item_id
-	FROM generate_series(1, 400) u, generate_series(1, 15) k;
+$node->safe_psql('postgres', 'CREATE EXTENSION dsl_rec; SET dsl_rec.progress = off;' . inter_sql() . qq{
 	SELECT count(*) FROM dsl.train('m', 'inter', dim => 8, epochs => 2, seed => 1);
 
 	-- the model version visible in the caller's snapshot and an md5 of what
