@@ -3,7 +3,9 @@
 # `make bench`, `make stop` and `make clean-cluster`.
 #
 #   deps    install what is missing (Debian packages; as root only, otherwise
-#           print the exact command and stop)
+#           print the exact command and stop), then check again
+#   missing [build|test|bench]  print the Debian packages that are missing,
+#           one a line, and install nothing (test/deps_check.sh tests it)
 #   build   compile and install the extension into the server's directories
 #   start   start (or reuse) a private cluster under .run/, owned by an
 #           unprivileged OS user, on its own port and socket directory
@@ -28,13 +30,17 @@ die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 # --- which PostgreSQL -------------------------------------------------------
 detect_pg() {
 	if [ -n "${PG_CONFIG:-}" ]; then
+		PG_CONFIG_GIVEN=1
+		[ -x "$PG_CONFIG" ] || PG_CONFIG=$(command -v "$PG_CONFIG" || true)
+		[ -n "$PG_CONFIG" ] && [ -x "$PG_CONFIG" ] || die "PG_CONFIG names no executable pg_config"
 		PGMAJOR=$("$PG_CONFIG" --version | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')
 		return
 	fi
+	# the newest PostgreSQL whose server or client is installed
 	PGMAJOR=""
-	for d in /usr/lib/postgresql/*/bin/postgres; do
-		[ -x "$d" ] || continue
-		v=$(basename "$(dirname "$(dirname "$d")")")
+	for d in /usr/lib/postgresql/*/bin; do
+		[ -x "$d/postgres" ] || [ -x "$d/pg_config" ] || continue
+		v=$(basename "$(dirname "$d")")
 		if [ -z "$PGMAJOR" ] || [ "$v" -gt "$PGMAJOR" ]; then PGMAJOR=$v; fi
 	done
 	if [ -n "$PGMAJOR" ]; then
@@ -43,39 +49,125 @@ detect_pg() {
 		PG_CONFIG=$(command -v pg_config)
 		PGMAJOR=$("$PG_CONFIG" --version | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')
 	else
-		die "no PostgreSQL server found; install one first (Debian: apt-get install postgresql)"
+		# none at all: the one this project is made for (Debian 12's)
+		PGMAJOR=15
+		PG_CONFIG=/usr/lib/postgresql/$PGMAJOR/bin/pg_config
 	fi
 }
 
 # --- dependencies -----------------------------------------------------------
+# Each dependency is detected by the very file or ability that the build or
+# the tests use, never by a proxy (pgxs.mk, for one, ships with the client
+# package while postgres.h needs the server-dev package).  missing_packages
+# prints one Debian package name per line for what is absent.
+DEPS_TMP=""
+deps_tmp() {
+	[ -n "$DEPS_TMP" ] || DEPS_TMP=$(mktemp -d "${TMPDIR:-/tmp}/dsl_rec-deps.XXXXXX")
+	printf '%s' "$DEPS_TMP"
+}
+cleanup_deps_tmp() { [ -z "$DEPS_TMP" ] || rm -rf "$DEPS_TMP"; }
+trap cleanup_deps_tmp EXIT
+
+# The OpenBLAS flags exactly as the Makefile derives them.
+openblas_flags() {
+	if [ -n "${OPENBLAS_CFLAGS+set}" ]; then
+		OB_CFLAGS=$OPENBLAS_CFLAGS
+	else
+		OB_CFLAGS=$(pkg-config --cflags openblas 2>/dev/null || true)
+	fi
+	if [ -n "${OPENBLAS_LIBS+set}" ]; then
+		OB_LIBS=$OPENBLAS_LIBS
+	else
+		OB_LIBS=$(pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
+	fi
+}
+
+missing_packages() {
+	local what=${1:-test}
+	local client="postgresql-client-$PGMAJOR" serverdev="postgresql-server-dev-$PGMAJOR"
+	if [ ! -x "$PG_CONFIG" ]; then
+		# nothing below can be asked without pg_config
+		echo "postgresql-$PGMAJOR"
+		echo "$serverdev"
+		return 0
+	fi
+	local bindir pkglibdir incserver pgxs cc
+	bindir=$("$PG_CONFIG" --bindir)
+	pkglibdir=$("$PG_CONFIG" --pkglibdir)
+	incserver=$("$PG_CONFIG" --includedir-server)
+	pgxs=$("$PG_CONFIG" --pgxs)
+	cc=$("$PG_CONFIG" --cc | awk '{print $1}')
+	[ -x "$bindir/postgres" ] && [ -x "$bindir/initdb" ] || echo "postgresql-$PGMAJOR"
+	[ -f "$pgxs" ] || echo "$client"
+	[ -f "$incserver/postgres.h" ] || echo "$serverdev"
+	command -v make >/dev/null || echo make
+	command -v "$cc" >/dev/null || echo gcc
+
+	# OpenBLAS: the header and the library the Makefile will use, by
+	# compiling and linking a call to cblas_sdot with exactly its flags.
+	if [ -z "${OPENBLAS_CFLAGS+set}" ] || [ -z "${OPENBLAS_LIBS+set}" ]; then
+		command -v pkg-config >/dev/null || echo pkg-config
+	fi
+	if command -v "$cc" >/dev/null; then
+		local t
+		t=$(deps_tmp)
+		openblas_flags
+		printf '#include <cblas.h>\nint main(void){float x=1;return (int)cblas_sdot(1,&x,1,&x,1)-1;}\n' >"$t/ob.c"
+		# shellcheck disable=SC2086
+		if ! "$cc" $OB_CFLAGS -c "$t/ob.c" -o "$t/ob.o" >/dev/null 2>&1 ||
+			! "$cc" "$t/ob.o" -o "$t/ob" $OB_LIBS >/dev/null 2>&1; then
+			echo libopenblas-dev
+		fi
+	fi
+
+	[ "$what" = build ] && return 0
+
+	# tests: pg_regress, the TAP framework and its Perl modules
+	[ -x "$(dirname "$pgxs")/../test/regress/pg_regress" ] || echo "$client"
+	[ -f "$(dirname "$pgxs")/../test/perl/PostgreSQL/Test/Cluster.pm" ] || echo "$client"
+	command -v prove >/dev/null || echo perl
+	perl -MIPC::Run -e 1 2>/dev/null || echo libipc-run-perl
+	# the fuzz smoke run: clang, PostgreSQL's static libraries, libFuzzer
+	[ -f "$pkglibdir/libpgcommon_shlib.a" ] && [ -f "$pkglibdir/libpgport_shlib.a" ] || echo "$serverdev"
+	if ! command -v clang >/dev/null; then
+		echo clang
+		echo libclang-rt-dev
+	else
+		local t
+		t=$(deps_tmp)
+		printf '#include <stddef.h>\n#include <stdint.h>\nint LLVMFuzzerTestOneInput(const uint8_t *d, size_t n){(void)d;(void)n;return 0;}\n' >"$t/fz.c"
+		if ! clang -fsanitize=fuzzer,address,undefined "$t/fz.c" -o "$t/fz" >/dev/null 2>&1; then
+			echo "libclang-rt-$(clang -dumpversion | cut -d. -f1)-dev"
+		fi
+	fi
+
+	if [ "$what" = bench ]; then
+		command -v gnuplot >/dev/null || echo gnuplot-nox
+		[ -x "$bindir/pgbench" ] || echo "postgresql-$PGMAJOR"
+	fi
+	return 0
+}
+
+# deps [test|build|bench]: install what is missing (as root), then check
+# again; as another user print the one apt-get line and stop.
 deps() {
 	detect_pg
-	local missing=()
-	if [ ! -x "$PG_CONFIG" ] || [ ! -f "$("$PG_CONFIG" --pgxs 2>/dev/null || echo /nonexistent)" ]; then
-		missing+=("postgresql-server-dev-$PGMAJOR")
+	local what=${1:-test} missing
+	missing=$(missing_packages "$what" | awk '!seen[$0]++' | tr '\n' ' ' | sed 's/ $//')
+	[ -z "$missing" ] && return 0
+	if [ $IS_ROOT -ne 1 ]; then
+		die "missing packages; run as root:  apt-get install -y --no-install-recommends $missing"
 	fi
-	command -v pkg-config >/dev/null || missing+=(pkg-config)
-	if ! pkg-config --exists openblas 2>/dev/null; then missing+=(libopenblas-dev); fi
-	perl -MIPC::Run -e 1 2>/dev/null || missing+=(libipc-run-perl)
-	command -v prove >/dev/null || missing+=(perl)
-	# the fuzz smoke run (test/fuzz) needs clang's libFuzzer runtime
-	command -v clang >/dev/null || missing+=(clang)
-	ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 ||
-		missing+=(libclang-rt-14-dev)
-	if [ "${1:-}" = bench ]; then
-		command -v gnuplot >/dev/null || missing+=(gnuplot-nox)
-		command -v pgbench >/dev/null || missing+=("postgresql-contrib")
-	fi
-	[ ${#missing[@]} -eq 0 ] && return 0
-	if [ $IS_ROOT -eq 1 ]; then
-		log "installing: ${missing[*]}"
-		DEBIAN_FRONTEND=noninteractive apt-get update -qq
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-	else
-		die "missing packages; run as root:  apt-get install -y ${missing[*]}"
-	fi
+	log "installing: $missing"
+	# shellcheck disable=SC2086
+	DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null ||
+		die "apt-get install failed for: $missing"
 	# pg_config may only now exist
-	[ -x "$PG_CONFIG" ] || die "pg_config not found at $PG_CONFIG after installing"
+	[ -n "${PG_CONFIG_GIVEN:-}" ] || { unset PG_CONFIG; detect_pg; }
+	missing=$(missing_packages "$what" | awk '!seen[$0]++' | tr '\n' ' ' | sed 's/ $//')
+	[ -z "$missing" ] || die "still missing after apt-get install: $missing"
+	log "installed; every dependency is present"
 }
 
 # --- build and install ------------------------------------------------------
@@ -239,10 +331,23 @@ run_fuzz_smoke() {
 	fi
 }
 
+run_deps_check() {
+	log "dependency detection (test/deps_check.sh)"
+	local out rc=0
+	out=$(bash "$ROOT/test/deps_check.sh" 2>&1) || rc=$?
+	printf '%s\n' "$out"
+	PASSED=$((PASSED + $(printf '%s\n' "$out" | grep -c '^ok ' || true)))
+	local n_fail
+	n_fail=$(printf '%s\n' "$out" | grep -c '^not ok ' || true)
+	[ $rc -ne 0 ] && [ "$n_fail" -eq 0 ] && n_fail=1
+	FAILED=$((FAILED + n_fail))
+}
+
 cmd_test() {
 	deps
 	build
 	start
+	run_deps_check
 	run_regress
 	if [ "${1:-}" != regress-only ]; then
 		run_tap
@@ -253,7 +358,7 @@ cmd_test() {
 }
 
 cmd_demo() {
-	deps
+	deps build
 	build
 	start
 	# a fresh database each time: the tour starts from CREATE EXTENSION
@@ -272,8 +377,9 @@ cmd_bench() {
 
 case "${1:-}" in
 deps) deps ;;
-build) deps; build ;;
-start) deps; start ;;
+missing) detect_pg; missing_packages "${2:-test}" | awk '!seen[$0]++' ;;
+build) deps build; build ;;
+start) deps build; start ;;
 stop) stop ;;
 clean) stop; setup_runner; rm -rf "$RUN"; log "removed $RUN" ;;
 test) cmd_test ;;
@@ -281,5 +387,5 @@ regress) cmd_test regress-only ;;
 tap) deps; build; start; run_tap; echo "summary: $PASSED passed, $FAILED failed"; [ "$FAILED" -eq 0 ] ;;
 demo) cmd_demo ;;
 bench) cmd_bench ;;
-*) die "usage: $0 {deps|build|start|stop|clean|test|regress|tap|demo|bench}" ;;
+*) die "usage: $0 {deps|missing [build|test|bench]|build|start|stop|clean|test|regress|tap|demo|bench}" ;;
 esac
