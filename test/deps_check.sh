@@ -114,5 +114,22 @@ rc=$?
 check "PG_CONFIG naming no executable: exit 1 with a message" \
 	"1|error: PG_CONFIG names no executable pg_config" "$rc|$out"
 
+# 8. not root: `dev.sh deps` prints the one apt-get line and stops before
+#    any build step (as root, checked as the unprivileged user nobody)
+chmod 755 "$T"
+if [ "$(id -u)" -eq 0 ]; then
+	as_user() { runuser -u nobody -- "$@"; }
+else
+	as_user() { "$@"; }
+fi
+# (a copy of dev.sh: the clone may sit where that user cannot read)
+cp "$ROOT/test/dev.sh" "$T/dev.sh"
+chmod 644 "$T/dev.sh"
+out=$(cd / && as_user env PG_CONFIG="$T/nohdr/bin/pg_config" bash "$T/dev.sh" deps build 2>&1)
+rc=$?
+check "not root: one apt-get line, exit 1, nothing built" \
+	"1|error: missing packages; run as root:  apt-get install -y --no-install-recommends postgresql-server-dev-15" \
+	"$rc|$out"
+
 echo "# $N checks, $FAILS failed"
 [ "$FAILS" -eq 0 ]

@@ -376,7 +376,7 @@ cmd_bench() {
 }
 
 case "${1:-}" in
-deps) deps ;;
+deps) deps "${2:-test}" ;;
 missing) detect_pg; missing_packages "${2:-test}" | awk '!seen[$0]++' ;;
 build) deps build; build ;;
 start) deps build; start ;;
