@@ -375,3 +375,84 @@ dsl_read_mapped_pairs(Oid relid, const char *user_col, const char *item_col,
 	pfree(rp.i);
 	return mp;
 }
+
+/*
+ * Split the training pairs into a training part and a held-out validation
+ * part for the stopping rule of dsl.train(epochs => NULL).  Each user keeps
+ * at least one training pair; of its n pairs, floor(frac * n + x) with x
+ * uniform in [0, 1) (at most n - 1) are held out, chosen uniformly, so the
+ * expected held-out share is frac for every user.  All draws come from
+ * seed.  The training part shares the id arrays of `all`; the held-out
+ * pairs come back as MappedPairs over the same users and items.
+ */
+void
+dsl_holdout_split(const Interactions *all, double frac, uint64 seed,
+				  Interactions **train_out, MappedPairs **val_out)
+{
+	Interactions *tr = palloc0(sizeof(Interactions));
+	MappedPairs *va = palloc0(sizeof(MappedPairs));
+	DslRng		rng;
+	int32	   *pick = palloc_extended(Max(all->n_pairs, 1) * sizeof(int32), MCXT_ALLOC_HUGE);
+	bool	   *held;
+	int64		n_held = 0;
+	int64		max_n = 0;
+
+	dsl_rng_seed(&rng, seed, 0x401D);
+	for (int u = 0; u < all->n_users; u++)
+		max_n = Max(max_n, all->ptr[u + 1] - all->ptr[u]);
+	held = palloc(Max(max_n, 1) * sizeof(bool));
+
+	*tr = *all;
+	tr->ptr = palloc_extended((Size) (all->n_users + 1) * sizeof(int64), MCXT_ALLOC_HUGE);
+	tr->items = palloc_extended(Max(all->n_pairs, 1) * sizeof(int32), MCXT_ALLOC_HUGE);
+	va->ptr = palloc_extended((Size) (all->n_users + 1) * sizeof(int64), MCXT_ALLOC_HUGE);
+	va->total = palloc_extended(Max(all->n_users, 1) * sizeof(int32), MCXT_ALLOC_HUGE);
+	va->items = palloc_extended(Max(all->n_pairs, 1) * sizeof(int32), MCXT_ALLOC_HUGE);
+
+	tr->ptr[0] = va->ptr[0] = 0;
+	for (int u = 0; u < all->n_users; u++)
+	{
+		int64		b = all->ptr[u],
+					n = all->ptr[u + 1] - b;
+		int64		h = (int64) floor(frac * (double) n + dsl_rng_uniform(&rng));
+		int64		nt = tr->ptr[u],
+					nv = 0;
+
+		h = Min(h, n - 1);
+		memset(held, 0, n * sizeof(bool));
+		/* h positions without replacement (partial Fisher-Yates) */
+		for (int64 k = 0; k < n; k++)
+			pick[k] = (int32) k;
+		for (int64 k = 0; k < h; k++)
+		{
+			int64		q = k + (int64) dsl_rng_below(&rng, (uint64) (n - k));
+			int32		tmp = pick[k];
+
+			pick[k] = pick[q];
+			pick[q] = tmp;
+			held[pick[k]] = true;
+		}
+		/*
+		 * Both parts stay ascending: walk the user's items in order (pick[]
+		 * is free again and collects the held-out ones).
+		 */
+		for (int64 k = 0; k < n; k++)
+		{
+			if (held[k])
+				pick[nv++] = all->items[b + k];
+			else
+				tr->items[nt++] = all->items[b + k];
+		}
+		tr->ptr[u + 1] = nt;
+		memcpy(va->items + n_held, pick, h * sizeof(int32));
+		va->total[u] = (int32) h;
+		n_held += h;
+		va->ptr[u + 1] = n_held;
+	}
+	tr->n_pairs = tr->ptr[all->n_users];
+	va->n_pairs = va->n_rows = n_held;
+	pfree(pick);
+	pfree(held);
+	*train_out = tr;
+	*val_out = va;
+}

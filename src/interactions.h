@@ -59,6 +59,10 @@ extern MappedPairs *dsl_read_mapped_pairs(Oid relid, const char *user_col,
 										  const int64 *item_ids, int n_items,
 										  Size mem_limit);
 
+/* training part and held-out part of the pairs (dsl.train's stopping rule) */
+extern void dsl_holdout_split(const Interactions *all, double frac, uint64 seed,
+							  Interactions **train, MappedPairs **val);
+
 /* dense index of id in a sorted id array, or -1 */
 static inline int
 dsl_id_index(const int64 *ids, int n, int64 id)

@@ -7,7 +7,11 @@
  * reg/2 * (|u|^2 + |i|^2 + |j|^2), both averaged over the mini-batch (the
  * LightGCN/DSL convention).  Rows touched by a mini-batch are densified into
  * per-batch buffers, gradients are accumulated densely per touched row, and
- * Adam updates the active entries of those rows only (lazy Adam).  The dense
+ * Adam updates the active entries of those rows.  Rows outside the batch
+ * follow dense Adam's trajectory all the same (their momentum keeps moving
+ * them): the idle steps are caught up when a row is next used, and for all
+ * rows before a DSL round and at the end of every epoch (AdamCatchUp in
+ * sparse_tensor.h).  The dense
  * row gradients double as the regrowth signal of a DSL round: summed over the
  * last growth_batches mini-batches before the round (see regrowth_window).
  */
@@ -68,6 +72,8 @@ typedef struct MfState
 								 * a round; NULL otherwise */
 	int			nb;				/* pairs in the step */
 	int32	   *neg;			/* per pair: sampled negative, -1 if none */
+	bool		catchup;		/* idle rows follow dense Adam (AdamCatchUp) */
+	AdamCatchUp cu;
 	int			nt;				/* triples in the step */
 	float		inv_nb;
 	float	   *coef;			/* per triple: d loss / d x */
@@ -88,7 +94,8 @@ mf_work_bytes(const Interactions *data, const TrainParams *p)
 	int			dim = p->dim;
 	int			batch_size = p->batch_size;
 
-	Size		rows = (Size) (data->n_users + data->n_items) * 2 * sizeof(int32);
+	/* slot_of, in_batch and the rows' last Adam step (AdamCatchUp) */
+	Size		rows = (Size) (data->n_users + data->n_items) * (2 * sizeof(int32) + sizeof(int64));
 	Size		slots = (Size) 3 * batch_size * (2 * sizeof(int32) + 2 * dim * sizeof(float));
 
 	/* the regrowth sums of a window are dense (see regrowth_window) */
@@ -198,6 +205,13 @@ mf_create(DslEngine *engine, const Interactions *data, const TrainParams *p)
 	s->reg_item = palloc_extended((Size) s->items.cap * sizeof(double), MCXT_ALLOC_HUGE);
 	s->neg = palloc_extended((Size) batch_size * sizeof(int32), MCXT_ALLOC_HUGE);
 	s->growth_batches = Max(1, p->growth_batches);
+	/* dense Adam's trajectory for rows outside the batch (AdamCatchUp) */
+	s->catchup = true;
+	{
+		adam_catchup_init(&s->cu, &engine->cfg.adam);
+		U->last_step = palloc_extended((Size) U->n_rows * sizeof(int64), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+		I->last_step = palloc_extended((Size) I->n_rows * sizeof(int64), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	}
 	s->seed = seed;
 	s->pool = worker_pool_create(dsl_threads, CurrentMemoryContext);
 	engine->pool = s->pool;
@@ -284,8 +298,14 @@ phase_densify(void *arg, int part, int n_parts)
 				hi;
 
 	worker_share(s->users.n, part, n_parts, &lo, &hi);
+	if (s->catchup)
+		for (int64 k = lo; k < hi; k++)
+			sparse_tensor_catch_up_row(s->users.t, s->users.rows[k], &s->cu);
 	batch_densify(&s->users, s->dim, lo, hi);
 	worker_share(s->items.n, part, n_parts, &lo, &hi);
+	if (s->catchup)
+		for (int64 k = lo; k < hi; k++)
+			sparse_tensor_catch_up_row(s->items.t, s->items.rows[k], &s->cu);
 	batch_densify(&s->items, s->dim, lo, hi);
 }
 
@@ -348,6 +368,8 @@ adam_rows(MfState *s, BatchRows *b, float *acc, double *reg_out, int64 lo, int64
 				a[c] += g[c];
 		}
 		sparse_tensor_adam_row(b->t, b->rows[k], g, &e->cfg.adam, e->bc1, e->bc2);
+		if (b->t->last_step)
+			b->t->last_step[b->rows[k]] = e->step;
 	}
 }
 
@@ -514,6 +536,17 @@ regrowth_round(MfState *s)
 	dsl_engine_update(s->engine, g);
 }
 
+/* bring every row to the current step (before a round, evaluation, storage) */
+static void
+catch_up_all(MfState *s)
+{
+	if (!s->catchup)
+		return;
+	adam_catchup_advance(&s->cu, s->engine->step);
+	for (int k = 0; k < s->engine->n_tensors; k++)
+		sparse_tensor_catch_up_all(s->engine->tensors[k], &s->cu, s->pool);
+}
+
 static double
 mf_train_epoch(void *state)
 {
@@ -536,6 +569,8 @@ mf_train_epoch(void *state)
 
 		CHECK_FOR_INTERRUPTS();
 		dsl_engine_begin_step(e);
+		if (s->catchup)
+			adam_catchup_advance(&s->cu, e->step - 1);
 		regrowth_window(s);
 		nt = run_step(s, s->pairs + 2 * b0, nb, (uint64) e->step);
 		if (nt > 0)
@@ -553,8 +588,12 @@ mf_train_epoch(void *state)
 		}
 
 		if (dsl_engine_update_due(e))
+		{
+			catch_up_all(s);
 			regrowth_round(s);
+		}
 	}
+	catch_up_all(s);
 	return n_trip > 0 ? loss_sum / (double) n_trip : 0.0;
 }
 

@@ -181,6 +181,8 @@ sparse_tensor_free(SparseTensor *t)
 		pfree(t->m);
 	if (t->v)
 		pfree(t->v);
+	if (t->last_step)
+		pfree(t->last_step);
 	pfree(t);
 }
 
@@ -199,6 +201,7 @@ sparse_tensor_copy_weights(const SparseTensor *t)
 	memcpy(c->w, t->w, (Size) t->budget * sizeof(float));
 	c->m = NULL;
 	c->v = NULL;
+	c->last_step = NULL;
 	return c;
 }
 
@@ -278,4 +281,123 @@ sparse_tensor_adam_row(SparseTensor *t, int r, const float *g,
 	}
 	adam_span(t->w + b, t->m + b, t->v + b, g, n,
 			  cfg->beta1, cfg->beta2, cfg->eps, step, inv_bc2);
+}
+
+/* bias-corrected step factor of step tau: sqrt(1 - b2^tau) / (1 - b1^tau) */
+static double
+catchup_factor(const AdamConfig *cfg, int64 tau)
+{
+	return sqrt(1.0 - pow(cfg->beta2, (double) tau)) / (1.0 - pow(cfg->beta1, (double) tau));
+}
+
+void
+adam_catchup_init(AdamCatchUp *c, const AdamConfig *cfg)
+{
+	memset(c, 0, sizeof(*c));
+	c->cfg = *cfg;
+	c->rho = cfg->beta1 / sqrt(cfg->beta2);
+	for (int k = 0; k <= ADAM_CATCHUP_WINDOW; k++)
+	{
+		c->b1k[k] = (float) pow(cfg->beta1, k);
+		c->b2k[k] = (float) pow(cfg->beta2, k);
+	}
+	c->target = 0;
+}
+
+void
+adam_catchup_advance(AdamCatchUp *c, int64 target)
+{
+	while (c->target < target)
+	{
+		double		f;
+		double		rk;
+
+		c->target++;
+		f = c->cfg.lr * catchup_factor(&c->cfg, c->target);
+		/* coef_T[k] = coef_{T-1}[k-1] + lr rho^k f(T) */
+		rk = pow(c->rho, ADAM_CATCHUP_WINDOW);
+		for (int k = ADAM_CATCHUP_WINDOW; k >= 1; k--)
+		{
+			c->coef[k] = c->coef[k - 1] + rk * f;
+			rk /= c->rho;
+		}
+		c->coef[0] = 0;
+	}
+}
+
+void
+sparse_tensor_catch_up_row(SparseTensor *t, int r, const AdamCatchUp *c)
+{
+	int64		k = c->target - t->last_step[r];
+	int64		b = t->row_ptr[r],
+				e = t->row_ptr[r + 1];
+	float		coef,
+				d1,
+				d2;
+	float	   *restrict w = t->w;
+	float	   *restrict m = t->m;
+	float	   *restrict v = t->v;
+
+	if (k <= 0)
+		return;
+	t->last_step[r] = c->target;
+	if (k <= ADAM_CATCHUP_WINDOW)
+	{
+		coef = (float) c->coef[k];
+		d1 = c->b1k[k];
+		d2 = c->b2k[k];
+	}
+	else
+	{
+		/* a long idle span: the first window's terms, summed directly */
+		double		sum = 0,
+					rs = 1;
+		int64		t0 = c->target - k;
+
+		for (int s = 1; s <= ADAM_CATCHUP_WINDOW; s++)
+		{
+			rs *= c->rho;
+			sum += rs * catchup_factor(&c->cfg, t0 + s);
+		}
+		coef = (float) (c->cfg.lr * sum);
+		d1 = (float) pow(c->cfg.beta1, (double) k);
+		d2 = (float) pow(c->cfg.beta2, (double) k);
+	}
+	for (int64 q = b; q < e; q++)
+	{
+		w[q] -= coef * m[q] / (sqrtf(v[q]) + c->cfg.eps);
+		m[q] *= d1;
+		v[q] *= d2;
+	}
+}
+
+typedef struct CatchUpAll
+{
+	SparseTensor *t;
+	const AdamCatchUp *c;
+} CatchUpAll;
+
+static void
+catch_up_part(void *arg, int part, int n_parts)
+{
+	CatchUpAll *a = (CatchUpAll *) arg;
+	int64		lo,
+				hi;
+
+	worker_share(a->t->n_rows, part, n_parts, &lo, &hi);
+	for (int64 r = lo; r < hi; r++)
+		sparse_tensor_catch_up_row(a->t, (int) r, a->c);
+}
+
+void
+sparse_tensor_catch_up_all(SparseTensor *t, const AdamCatchUp *c, WorkerPool *pool)
+{
+	CatchUpAll	a = {t, c};
+
+	if (t->last_step == NULL)
+		return;
+	if (pool)
+		worker_pool_run(pool, catch_up_part, &a);
+	else
+		catch_up_part(&a, 0, 1);
 }

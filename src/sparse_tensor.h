@@ -30,6 +30,9 @@ typedef struct SparseTensor
 	float	   *w;				/* weights */
 	float	   *m;				/* Adam first moments */
 	float	   *v;				/* Adam second moments */
+	int64	   *last_step;		/* per row: step of its last Adam update, when
+								 * idle rows are caught up (AdamCatchUp); NULL
+								 * otherwise */
 } SparseTensor;
 
 /*
@@ -141,6 +144,41 @@ extern void sparse_tensor_fill_rows(void *arg, int first, int count, float *out)
  */
 extern void sparse_tensor_adam_row(SparseTensor *t, int r, const float *g,
 								   const AdamConfig *cfg, float bc1, float bc2);
+
+/*
+ * Dense Adam's trajectory at lazy Adam's cost.  With dense Adam a row that
+ * is not in a mini-batch still moves: its gradient is zero, so m <- b1 m,
+ * v <- b2 v and w moves by lr m_hat / (sqrt(v_hat) + eps) at every step.
+ * Lazy Adam updates only the rows of the batch.  The idle steps are caught
+ * up when the row is next used: after k idle steps ending at step T,
+ *   w -= coef[k] * m / sqrt(v),  m *= b1^k,  v *= b2^k,
+ *   coef[k] = lr * sum_{s=1..k} rho^s sqrt(1 - b2^(T-k+s)) / (1 - b1^(T-k+s)),
+ * with rho = b1 / sqrt(b2) (eps is left out of the idle steps: next to
+ * sqrt(v) of a row that was ever updated it is negligible).  coef[] for
+ * target T follows from that for T - 1 in O(window) per step; idle spans
+ * longer than the window are summed directly (their terms after the window
+ * are below rho^window ~ 1e-12 of the first).
+ */
+#define ADAM_CATCHUP_WINDOW 256
+
+typedef struct AdamCatchUp
+{
+	AdamConfig	cfg;
+	int64		target;			/* the step rows are caught up to */
+	double		rho;
+	double		coef[ADAM_CATCHUP_WINDOW + 1];
+	float		b1k[ADAM_CATCHUP_WINDOW + 1];
+	float		b2k[ADAM_CATCHUP_WINDOW + 1];
+} AdamCatchUp;
+
+extern void adam_catchup_init(AdamCatchUp *c, const AdamConfig *cfg);
+/* move the target forward to step `target` */
+extern void adam_catchup_advance(AdamCatchUp *c, int64 target);
+/* bring row r from its last_step to c->target */
+extern void sparse_tensor_catch_up_row(SparseTensor *t, int r, const AdamCatchUp *c);
+/* every row of t, rows split over the pool (NULL: the caller only) */
+extern void sparse_tensor_catch_up_all(SparseTensor *t, const AdamCatchUp *c,
+									   WorkerPool *pool);
 
 /*
  * Regrowth criterion.  There is no "momentum" mode: optimizer state exists

@@ -38,6 +38,15 @@
 #include "model_ops.h"
 #include "spvec.h"
 
+/*
+ * epochs => NULL: stop after DSL_AUTO_PATIENCE evaluations without a better
+ * validation recall, and no sooner than a quarter of the best epoch's
+ * number of epochs after it (unless patience is given); the zeta schedule
+ * decays over DSL_AUTO_HORIZON epochs (docs/training.md, "Stopping rule").
+ */
+#define DSL_AUTO_PATIENCE 5
+#define DSL_AUTO_HORIZON 30
+
 /* advisory lock class for "a model of this name is being trained" */
 #define DSL_LOCK_CLASS 1146309714	/* "DSLR" */
 
@@ -50,7 +59,7 @@ typedef struct TrainArgs
 	char	   *model_type;
 	int			dim;
 	double		density;
-	int			epochs;
+	int			epochs;			/* 0: until validation stops improving */
 	int			batch_size;
 	double		lr;
 	double		reg;
@@ -73,6 +82,10 @@ typedef struct TrainArgs
 	double		beta2;
 	double		eps;
 	double		update_ratio_min;
+	int			max_epochs;		/* epochs => NULL: at most this many */
+	double		max_seconds;	/* epochs => NULL: and at most this long */
+	double		holdout;		/* epochs => NULL without validation: the
+								 * share of each user's pairs held out */
 	const ModelOps *ops;
 	TrainParams params;			/* what the model type sees */
 } TrainArgs;
@@ -153,7 +166,7 @@ jsonb_number(const char *key, JsonbValue *v)
 static void
 parse_options(TrainArgs *a)
 {
-	static const char *const common = "init_std, adam_beta1, adam_beta2, adam_eps, update_ratio_min";
+	static const char *const common = "init_std, adam_beta1, adam_beta2, adam_eps, update_ratio_min, max_epochs, max_seconds, holdout";
 	char	   *valid;
 	JsonbIterator *it;
 	JsonbValue	v;
@@ -165,6 +178,9 @@ parse_options(TrainArgs *a)
 	a->beta2 = 0.999;
 	a->eps = 1e-8;
 	a->update_ratio_min = Min(0.005, a->update_ratio);
+	a->max_epochs = 200;
+	a->max_seconds = 3600;
+	a->holdout = 0.05;
 	valid = a->ops->option_keys[0] ? psprintf("%s, %s", common, a->ops->option_keys) : pstrdup(common);
 
 	if (!JB_ROOT_IS_OBJECT(a->options) || JB_ROOT_IS_SCALAR(a->options))
@@ -203,6 +219,24 @@ parse_options(TrainArgs *a)
 			a->eps = jsonb_number(key, &v);
 			check_range_f("option adam_eps", a->eps, 0, false, 1, true, "(0, 1]");
 		}
+		else if (strcmp(key, "max_epochs") == 0)
+		{
+			double		x = jsonb_number(key, &v);
+
+			if (!(x >= 1 && x <= 100000) || x != floor(x))
+				bad_param("option max_epochs", psprintf("%g", x), "integers from 1 to 100000");
+			a->max_epochs = (int) x;
+		}
+		else if (strcmp(key, "max_seconds") == 0)
+		{
+			a->max_seconds = jsonb_number(key, &v);
+			check_range_f("option max_seconds", a->max_seconds, 0, false, 1e9, true, "(0, 1e9]");
+		}
+		else if (strcmp(key, "holdout") == 0)
+		{
+			a->holdout = jsonb_number(key, &v);
+			check_range_f("option holdout", a->holdout, 0, false, 0.5, true, "(0, 0.5]");
+		}
 		else if (strcmp(key, "update_ratio_min") == 0)
 		{
 			a->update_ratio_min = jsonb_number(key, &v);
@@ -227,7 +261,7 @@ parse_args(FunctionCallInfo fcinfo, TrainArgs *a)
 	static const char *const sparsities[] = {"dynamic", "static", NULL};
 
 	for (int i = 0; i < A_NARGS; i++)
-		if (i != A_INTERVAL && i != A_VALIDATION)
+		if (i != A_INTERVAL && i != A_VALIDATION && i != A_EPOCHS)
 			require_arg(fcinfo, i);
 
 	a->name = text_to_cstring(PG_GETARG_TEXT_PP(A_NAME));
@@ -262,8 +296,13 @@ parse_args(FunctionCallInfo fcinfo, TrainArgs *a)
 	check_range_i("dim", a->dim, 1, DSL_MAX_DIM);
 	a->density = PG_GETARG_FLOAT8(A_DENSITY);
 	check_range_f("density", a->density, 0, false, 1, true, "(0, 1]");
-	a->epochs = PG_GETARG_INT32(A_EPOCHS);
-	check_range_i("epochs", a->epochs, 1, 100000);
+	if (PG_ARGISNULL(A_EPOCHS))
+		a->epochs = 0;
+	else
+	{
+		a->epochs = PG_GETARG_INT32(A_EPOCHS);
+		check_range_i("epochs", a->epochs, 1, 100000);
+	}
 	a->batch_size = PG_GETARG_INT32(A_BATCH);
 	check_range_i("batch_size", a->batch_size, 1, 1000000);
 	a->lr = PG_GETARG_FLOAT8(A_LR);
@@ -319,11 +358,13 @@ hyperparams_json(const TrainArgs *a, int64 interval, int64 total_steps)
 
 	initStringInfo(&s);
 	appendStringInfo(&s,
-					 "{\"dim\": %d, \"density\": %.17g, \"epochs\": %d, \"batch_size\": %d, "
+					 "{\"dim\": %d, \"density\": %.17g, \"epochs\": %s, \"batch_size\": %d, "
 					 "\"lr\": %.17g, \"reg\": %.17g, \"update_ratio\": %.17g, "
 					 "\"update_ratio_min\": %.17g, \"update_interval\": %lld, "
 					 "\"total_steps\": %lld, \"growth\": ",
-					 a->dim, a->density, a->epochs, a->batch_size, a->lr, a->reg,
+					 a->dim, a->density,
+					 a->epochs > 0 ? psprintf("%d", a->epochs) : "null",
+					 a->batch_size, a->lr, a->reg,
 					 a->update_ratio, a->update_ratio_min, (long long) interval,
 					 (long long) total_steps);
 	escape_json(&s, a->growth);
@@ -343,6 +384,11 @@ hyperparams_json(const TrainArgs *a, int64 interval, int64 total_steps)
 		appendStringInfo(&s, ", \"layers\": %d", a->params.layers);
 	if (strcmp(a->ops->type, "mf") == 0)
 		appendStringInfo(&s, ", \"growth_batches\": %d", a->params.growth_batches);
+	if (a->epochs == 0)
+		appendStringInfo(&s, ", \"max_epochs\": %d, \"max_seconds\": %.17g",
+						 a->max_epochs, a->max_seconds);
+	if (a->epochs == 0 && !OidIsValid(a->validation))
+		appendStringInfo(&s, ", \"holdout\": %.17g", a->holdout);
 	if (OidIsValid(a->validation))
 	{
 		appendStringInfoString(&s, ", \"validation\": ");
@@ -692,8 +738,12 @@ dsl_train(PG_FUNCTION_ARGS)
 	TrainArgs	a;
 	MemoryContext train_ctx,
 				old_ctx;
-	Interactions *data;
+	Interactions *data;			/* every pair of the source: stored as seen */
+	Interactions *train;		/* the pairs trained on */
 	MappedPairs *val = NULL;
+	int			max_epochs;
+	int			patience;
+	int64		horizon;
 	DslConfig	cfg;
 	DslEngine	engine;
 	void	   *model;
@@ -733,7 +783,18 @@ dsl_train(PG_FUNCTION_ARGS)
 				(errmsg("%lld duplicate (user, item) rows of \"%s\" were counted once",
 						(long long) data->n_duplicate, dsl_relation_name(a.source))));
 
-	steps_per_epoch = a.ops->steps_per_epoch(data, &a.params);
+	/*
+	 * epochs => NULL: train until validation recall stops improving.  With
+	 * no validation relation, a seeded share of each user's pairs is held
+	 * out for it (and still stored as seen, so never recommended).
+	 */
+	train = data;
+	if (a.epochs == 0 && !OidIsValid(a.validation))
+		dsl_holdout_split(data, a.holdout, (uint64) a.seed, &train, &val);
+	max_epochs = a.epochs > 0 ? a.epochs : a.max_epochs;
+	patience = a.patience > 0 ? a.patience : (a.epochs == 0 ? DSL_AUTO_PATIENCE : 0);
+
+	steps_per_epoch = a.ops->steps_per_epoch(train, &a.params);
 	interval = a.update_interval > 0 ? a.update_interval :
 		steps_per_epoch * a.ops->default_interval_epochs;
 	/* MF's regrowth gradient: by default summed over the last epoch's steps */
@@ -741,15 +802,17 @@ dsl_train(PG_FUNCTION_ARGS)
 		a.params.growth_batches = (int) Min(Min(steps_per_epoch, interval), (int64) PG_INT32_MAX);
 
 	/* budget the model before allocating it */
-	need = a.ops->work_bytes(data, &a.params) +
+	need = a.ops->work_bytes(train, &a.params) +
 		sparse_tensor_state_bytes(data->n_users, a.dim, (int64) rint(a.density * data->n_users * a.dim)) +
 		sparse_tensor_state_bytes(data->n_items, a.dim, (int64) rint(a.density * data->n_items * a.dim)) +
 		/* a round's two bitmaps, selection histograms and rebuilt rows */
 		(Size) (data->n_users + data->n_items) * a.dim / 4 +
 		(Size) (dsl_threads + 1) * KSELECT_BUCKETS * sizeof(uint32) +
 		(Size) rint(a.density * (data->n_users + data->n_items) * a.dim) * 14;
-	if (OidIsValid(a.validation))
+	if (val != NULL || OidIsValid(a.validation))
 		need += (Size) rint(a.density * (data->n_users + data->n_items) * a.dim) * 6;
+	if (train != data)			/* the hold-out split's two CSR copies */
+		need += (Size) data->n_pairs * sizeof(int32) + (Size) data->n_users * 2 * (sizeof(int64) + sizeof(int32));
 	if (need > limit)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
@@ -768,7 +831,12 @@ dsl_train(PG_FUNCTION_ARGS)
 	cfg.update_ratio = a.update_ratio;
 	cfg.update_ratio_min = a.update_ratio_min;
 	cfg.update_interval = interval;
-	cfg.total_steps = steps_per_epoch * a.epochs;
+	/*
+	 * The zeta schedule's horizon: the epochs asked for, or, when the
+	 * stopping rule decides, DSL_AUTO_HORIZON epochs (see docs/training.md).
+	 */
+	horizon = a.epochs > 0 ? a.epochs : Min(max_epochs, DSL_AUTO_HORIZON);
+	cfg.total_steps = steps_per_epoch * horizon;
 	cfg.seed = (uint64) a.seed;
 	cfg.init_std = (float) a.init_std;
 	cfg.adam.lr = (float) a.lr;
@@ -776,7 +844,7 @@ dsl_train(PG_FUNCTION_ARGS)
 	cfg.adam.beta2 = (float) a.beta2;
 	cfg.adam.eps = (float) a.eps;
 	dsl_engine_init(&engine, &cfg);
-	model = a.ops->create(&engine, data, &a.params);
+	model = a.ops->create(&engine, train, &a.params);
 
 	if (OidIsValid(a.validation))
 		val = dsl_read_mapped_pairs(a.validation, a.user_col, a.item_col,
@@ -786,7 +854,7 @@ dsl_train(PG_FUNCTION_ARGS)
 
 	out.total = dsl_engine_total(&engine);
 	dsl_mem_note();
-	for (int epoch = 1; epoch <= a.epochs; epoch++)
+	for (int epoch = 1; epoch <= max_epochs; epoch++)
 	{
 		instr_time	t_epoch;
 		int64		pruned_before = engine.pruned;
@@ -797,6 +865,7 @@ dsl_train(PG_FUNCTION_ARGS)
 		EvalMetrics m;
 		bool		evaluated = false;
 		bool		stop = false;
+		const char *stop_reason = NULL;
 
 		INSTR_TIME_SET_CURRENT(t_epoch);
 		loss = a.ops->train_epoch(model);
@@ -812,11 +881,16 @@ dsl_train(PG_FUNCTION_ARGS)
 		out.epochs_run = epoch;
 		out.final_loss = loss;
 
-		if (val != NULL && (epoch % a.eval_every == 0 || epoch == a.epochs))
+		if (a.epochs == 0 && elapsed_since(t_start) >= a.max_seconds)
+		{
+			stop_reason = "time limit";
+			stop = true;
+		}
+		if (val != NULL && (epoch % a.eval_every == 0 || epoch == max_epochs || stop))
 		{
 			EmbeddingSource us,
 						is;
-			IndexCSR	seen = {data->n_users, data->ptr, data->items};
+			IndexCSR	seen = {train->n_users, train->ptr, train->items};
 			IndexCSR	test = {data->n_users, val->ptr, val->items};
 
 			a.ops->serving(model, engine.tensors, &us, &is);
@@ -837,8 +911,12 @@ dsl_train(PG_FUNCTION_ARGS)
 					best[i] = sparse_tensor_copy_weights(engine.tensors[i]);
 				}
 			}
-			else if (a.patience > 0 && ++since_best >= a.patience)
+			else if (!stop && patience > 0 && ++since_best >= patience &&
+					 (a.patience > 0 || epoch - out.best_epoch >= out.best_epoch / 4))
+			{
+				stop_reason = "no improvement";
 				stop = true;
+			}
 		}
 
 		values[0] = Int32GetDatum(epoch);
@@ -860,17 +938,24 @@ dsl_train(PG_FUNCTION_ARGS)
 		else if (evaluated)
 			ereport(NOTICE,
 					(errmsg("model \"%s\" epoch %d/%d: loss %.5f, recall@%d %.4f, ndcg@%d %.4f, %.2f s",
-							a.name, epoch, a.epochs, loss, a.k, m.recall, a.k, m.ndcg, secs)));
+							a.name, epoch, max_epochs, loss, a.k, m.recall, a.k, m.ndcg, secs)));
 		else
 			ereport(NOTICE,
 					(errmsg("model \"%s\" epoch %d/%d: loss %.5f, active %lld of %lld, %.2f s",
-							a.name, epoch, a.epochs, loss, (long long) out.active,
+							a.name, epoch, max_epochs, loss, (long long) out.active,
 							(long long) out.total, secs)));
+		if (stop && strcmp(stop_reason, "time limit") == 0)
+		{
+			ereport(NOTICE,
+					(errmsg("model \"%s\": stopping at the time limit of %g s (option max_seconds); keeping epoch %d",
+							a.name, a.max_seconds, out.best_epoch)));
+			break;
+		}
 		if (stop)
 		{
 			ereport(NOTICE,
 					(errmsg("model \"%s\": stopping early, no improvement in %d evaluations; keeping epoch %d",
-							a.name, a.patience, out.best_epoch)));
+							a.name, patience, out.best_epoch)));
 			break;
 		}
 	}

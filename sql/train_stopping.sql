@@ -1,0 +1,90 @@
+-- dsl.train(epochs => NULL), the default: train until the validation recall
+-- stops improving, on a seeded hold-out of the training pairs (lr and reg
+-- as in train_mf: the default lr is for data sets far larger than this one)
+SET client_min_messages = warning;
+CREATE SCHEMA stopping;
+SET search_path = stopping, public;
+\i test/sql/planted.sql
+SET dsl_rec.progress = off;
+
+CREATE TABLE auto1 AS
+SELECT * FROM dsl.train('planted_auto', 'planted', dim => 16, density => 0.5,
+                        batch_size => 128, lr => 0.01, reg => 0.001, seed => 42);
+-- it stopped by itself, well before max_epochs (200), evaluating every epoch
+SELECT count(*) BETWEEN 5 AND 199 AS stopped_early,
+       count(*) = count(recall) AS every_epoch_evaluated,
+       bool_and(active_params = 2880) AS budget_exact
+FROM auto1;
+-- the stored model is the best evaluated epoch, with at least 5 worse
+-- evaluations after it
+SELECT m.epochs = (SELECT count(*) FROM auto1) AS epochs_recorded,
+       m.best_epoch = (SELECT epoch FROM auto1 ORDER BY recall DESC, epoch LIMIT 1) AS best_kept,
+       m.epochs - m.best_epoch >= 5 AS patience_respected,
+       m.hyperparams->'epochs' = 'null'::jsonb AS epochs_null,
+       m.hyperparams->>'holdout' AS holdout,
+       m.hyperparams->>'max_epochs' AS max_epochs,
+       m.n_interactions = (SELECT count(*) FROM planted) AS all_pairs_counted
+FROM dsl.models m WHERE m.name = 'planted_auto';
+-- the held-out pairs are still the user's interactions: stored as seen ...
+SELECT sum(cardinality(items)) = (SELECT count(*) FROM planted) AS seen_complete
+FROM dsl.seen_items JOIN dsl.models USING (model_id) WHERE name = 'planted_auto';
+-- ... so never recommended
+SELECT count(*) AS seen_recommended
+FROM generate_series(0, 239) AS u,
+     LATERAL dsl.recommend('planted_auto', u, k => 10) r
+WHERE EXISTS (SELECT 1 FROM planted p WHERE p.user_id = u AND p.item_id = r.item_id);
+-- and the model is good: the top 5 are mostly in the user's planted cluster
+SELECT avg((u % 6 = r.item_id % 6)::int) > 0.8 AS clusters_learned
+FROM generate_series(0, 239) AS u, LATERAL dsl.recommend('planted_auto', u, k => 5) r;
+
+-- deterministic for a seed: the split, the stopping epoch and the weights
+CREATE TABLE auto2 AS
+SELECT * FROM dsl.train('planted_auto2', 'planted', dim => 16, density => 0.5,
+                        batch_size => 128, lr => 0.01, reg => 0.001, seed => 42);
+SELECT (SELECT count(*) FROM auto1) = (SELECT count(*) FROM auto2) AS same_epochs,
+       (SELECT count(*) FROM (SELECT part, entity_id, vec::text FROM dsl.parameters JOIN dsl.models USING (model_id)
+                              WHERE name = 'planted_auto'
+                              EXCEPT
+                              SELECT part, entity_id, vec::text FROM dsl.parameters JOIN dsl.models USING (model_id)
+                              WHERE name = 'planted_auto2') d) AS diff_same_seed;
+
+-- max_epochs bounds the run; the ζ schedule is then over those epochs
+SELECT count(*) AS epochs_run
+FROM dsl.train('planted_auto3', 'planted', dim => 16, batch_size => 128, seed => 1,
+               options => '{"max_epochs": 3}');
+-- (MF's default update interval is two epochs' steps)
+SELECT hyperparams->>'max_epochs' AS max_epochs,
+       (hyperparams->>'total_steps')::int = 3 * (hyperparams->>'update_interval')::int / 2
+         AS horizon_is_max_epochs
+FROM dsl.models WHERE name = 'planted_auto3';
+
+-- max_seconds: a time cap, reported, the best epoch so far kept
+SET client_min_messages = notice;
+SELECT count(*) AS epochs_run
+FROM dsl.train('planted_auto4', 'planted', dim => 16, batch_size => 128, seed => 1,
+               options => '{"max_seconds": 0.000001}');
+SET client_min_messages = warning;
+SELECT epochs, best_epoch FROM dsl.models WHERE name = 'planted_auto4';
+
+-- an explicit validation relation is used instead of a hold-out
+CREATE TABLE planted_train AS SELECT * FROM planted WHERE (user_id * 7 + item_id) % 10 <> 0;
+CREATE TABLE planted_val AS SELECT * FROM planted WHERE (user_id * 7 + item_id) % 10 = 0;
+CREATE TABLE auto5 AS
+SELECT * FROM dsl.train('planted_auto5', 'planted_train', dim => 16, batch_size => 128, lr => 0.01, reg => 0.001,
+                        seed => 42, validation => 'planted_val');
+SELECT count(*) < 200 AS stopped_early,
+       (SELECT hyperparams ? 'holdout' FROM dsl.models WHERE name = 'planted_auto5') AS has_holdout,
+       (SELECT hyperparams->>'validation' FROM dsl.models WHERE name = 'planted_auto5') AS validation
+FROM auto5;
+
+-- bad values name the option and the valid range
+SELECT count(*) FROM dsl.train('bad', 'planted', options => '{"max_epochs": 0}');
+SELECT count(*) FROM dsl.train('bad', 'planted', options => '{"max_epochs": 2.5}');
+SELECT count(*) FROM dsl.train('bad', 'planted', options => '{"max_seconds": -1}');
+SELECT count(*) FROM dsl.train('bad', 'planted', options => '{"holdout": 0}');
+SELECT count(*) FROM dsl.train('bad', 'planted', options => '{"holdout": 0.9}');
+SELECT count(*) FROM dsl.model_name_taken('bad') WHERE model_name_taken;
+
+SELECT dsl.drop_model(name) FROM dsl.models WHERE name LIKE 'planted_auto%' ORDER BY name;
+DROP SCHEMA stopping CASCADE;
+RESET search_path;
