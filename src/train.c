@@ -39,10 +39,11 @@
 #include "spvec.h"
 
 /*
- * epochs => NULL: stop after DSL_AUTO_PATIENCE evaluations without a better
- * validation recall, and no sooner than a quarter of the best epoch's
- * number of epochs after it (unless patience is given); the zeta schedule
- * decays over DSL_AUTO_HORIZON epochs (docs/training.md, "Stopping rule").
+ * epochs => NULL: the zeta schedule decays over DSL_AUTO_HORIZON epochs
+ * (at most max_epochs); training stops after DSL_AUTO_PATIENCE evaluations
+ * without a better validation recall, but not before the horizon's end and
+ * no sooner than a quarter of the best epoch's number after it (unless
+ * patience is given) (docs/training.md, "Stopping rule").
  */
 #define DSL_AUTO_PATIENCE 5
 #define DSL_AUTO_HORIZON 30
@@ -912,7 +913,8 @@ dsl_train(PG_FUNCTION_ARGS)
 				}
 			}
 			else if (!stop && patience > 0 && ++since_best >= patience &&
-					 (a.patience > 0 || epoch - out.best_epoch >= out.best_epoch / 4))
+					 (a.patience > 0 ||
+					  (epoch >= horizon && epoch - out.best_epoch >= out.best_epoch / 4)))
 			{
 				stop_reason = "no improvement";
 				stop = true;
