@@ -72,8 +72,7 @@ typedef struct MfState
 								 * a round; NULL otherwise */
 	int			nb;				/* pairs in the step */
 	int32	   *neg;			/* per pair: sampled negative, -1 if none */
-	bool		catchup;		/* idle rows follow dense Adam (AdamCatchUp) */
-	AdamCatchUp cu;
+	AdamCatchUp cu;				/* idle rows follow dense Adam's trajectory */
 	int			nt;				/* triples in the step */
 	float		inv_nb;
 	float	   *coef;			/* per triple: d loss / d x */
@@ -148,22 +147,27 @@ batch_assign_slots(BatchRows *b)
 	b->n = n;
 }
 
-/* densify slots [lo, hi) of the batch's rows, prefetching a few rows ahead */
+/*
+ * Catch up the idle steps of slots [lo, hi) of the batch's rows (cu), then
+ * densify them, prefetching a few rows ahead (weights and both moments:
+ * the catch-up writes all three).
+ */
 static void
-batch_densify(BatchRows *b, int dim, int64 lo, int64 hi)
+batch_densify(BatchRows *b, const AdamCatchUp *cu, int dim, int64 lo, int64 hi)
 {
 	const int	ahead = 8;
 
 	for (int64 s = lo; s < Min(lo + 2 * ahead, hi); s++)
 		sparse_tensor_prefetch_offsets(b->t, b->rows[s]);
 	for (int64 s = lo; s < Min(lo + ahead, hi); s++)
-		sparse_tensor_prefetch_row(b->t, b->rows[s], false);
+		sparse_tensor_prefetch_row(b->t, b->rows[s], true);
 	for (int64 s = lo; s < hi; s++)
 	{
 		if (s + 2 * ahead < hi)
 			sparse_tensor_prefetch_offsets(b->t, b->rows[s + 2 * ahead]);
 		if (s + ahead < hi)
-			sparse_tensor_prefetch_row(b->t, b->rows[s + ahead], false);
+			sparse_tensor_prefetch_row(b->t, b->rows[s + ahead], true);
+		sparse_tensor_catch_up_row(b->t, b->rows[s], cu);
 		sparse_tensor_row_dense(b->t, b->rows[s], b->emb + (Size) s * dim);
 	}
 }
@@ -206,12 +210,9 @@ mf_create(DslEngine *engine, const Interactions *data, const TrainParams *p)
 	s->neg = palloc_extended((Size) batch_size * sizeof(int32), MCXT_ALLOC_HUGE);
 	s->growth_batches = Max(1, p->growth_batches);
 	/* dense Adam's trajectory for rows outside the batch (AdamCatchUp) */
-	s->catchup = true;
-	{
-		adam_catchup_init(&s->cu, &engine->cfg.adam);
-		U->last_step = palloc_extended((Size) U->n_rows * sizeof(int64), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
-		I->last_step = palloc_extended((Size) I->n_rows * sizeof(int64), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
-	}
+	adam_catchup_init(&s->cu, &engine->cfg.adam);
+	U->last_step = palloc_extended((Size) U->n_rows * sizeof(int64), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	I->last_step = palloc_extended((Size) I->n_rows * sizeof(int64), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 	s->seed = seed;
 	s->pool = worker_pool_create(dsl_threads, CurrentMemoryContext);
 	engine->pool = s->pool;
@@ -298,15 +299,9 @@ phase_densify(void *arg, int part, int n_parts)
 				hi;
 
 	worker_share(s->users.n, part, n_parts, &lo, &hi);
-	if (s->catchup)
-		for (int64 k = lo; k < hi; k++)
-			sparse_tensor_catch_up_row(s->users.t, s->users.rows[k], &s->cu);
-	batch_densify(&s->users, s->dim, lo, hi);
+	batch_densify(&s->users, &s->cu, s->dim, lo, hi);
 	worker_share(s->items.n, part, n_parts, &lo, &hi);
-	if (s->catchup)
-		for (int64 k = lo; k < hi; k++)
-			sparse_tensor_catch_up_row(s->items.t, s->items.rows[k], &s->cu);
-	batch_densify(&s->items, s->dim, lo, hi);
+	batch_densify(&s->items, &s->cu, s->dim, lo, hi);
 }
 
 static void
@@ -368,8 +363,7 @@ adam_rows(MfState *s, BatchRows *b, float *acc, double *reg_out, int64 lo, int64
 				a[c] += g[c];
 		}
 		sparse_tensor_adam_row(b->t, b->rows[k], g, &e->cfg.adam, e->bc1, e->bc2);
-		if (b->t->last_step)
-			b->t->last_step[b->rows[k]] = e->step;
+		b->t->last_step[b->rows[k]] = e->step;
 	}
 }
 
@@ -540,8 +534,6 @@ regrowth_round(MfState *s)
 static void
 catch_up_all(MfState *s)
 {
-	if (!s->catchup)
-		return;
 	adam_catchup_advance(&s->cu, s->engine->step);
 	for (int k = 0; k < s->engine->n_tensors; k++)
 		sparse_tensor_catch_up_all(s->engine->tensors[k], &s->cu, s->pool);
@@ -569,8 +561,8 @@ mf_train_epoch(void *state)
 
 		CHECK_FOR_INTERRUPTS();
 		dsl_engine_begin_step(e);
-		if (s->catchup)
-			adam_catchup_advance(&s->cu, e->step - 1);
+		/* the batch's rows are caught up to the step before this one */
+		adam_catchup_advance(&s->cu, e->step - 1);
 		regrowth_window(s);
 		nt = run_step(s, s->pairs + 2 * b0, nb, (uint64) e->step);
 		if (nt > 0)

@@ -301,7 +301,6 @@ adam_catchup_init(AdamCatchUp *c, const AdamConfig *cfg)
 		c->b1k[k] = (float) pow(cfg->beta1, k);
 		c->b2k[k] = (float) pow(cfg->beta2, k);
 	}
-	c->target = 0;
 }
 
 void
@@ -349,15 +348,24 @@ sparse_tensor_catch_up_row(SparseTensor *t, int r, const AdamCatchUp *c)
 	}
 	else
 	{
-		/* a long idle span: the first window's terms, summed directly */
+		/*
+		 * A long idle span: the first window's terms, summed directly.  The
+		 * bias corrections' powers are stepped by one multiplication each,
+		 * not recomputed with pow() per term: at an epoch's end most rows
+		 * of a large table take this path.
+		 */
 		double		sum = 0,
 					rs = 1;
 		int64		t0 = c->target - k;
+		double		p1 = pow(c->cfg.beta1, (double) t0);
+		double		p2 = pow(c->cfg.beta2, (double) t0);
 
 		for (int s = 1; s <= ADAM_CATCHUP_WINDOW; s++)
 		{
 			rs *= c->rho;
-			sum += rs * catchup_factor(&c->cfg, t0 + s);
+			p1 *= c->cfg.beta1;
+			p2 *= c->cfg.beta2;
+			sum += rs * sqrt(1.0 - p2) / (1.0 - p1);
 		}
 		coef = (float) (c->cfg.lr * sum);
 		d1 = (float) pow(c->cfg.beta1, (double) k);
