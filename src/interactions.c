@@ -392,7 +392,7 @@ dsl_holdout_split(const Interactions *all, double frac, uint64 seed,
 	Interactions *tr = palloc0(sizeof(Interactions));
 	MappedPairs *va = palloc0(sizeof(MappedPairs));
 	DslRng		rng;
-	int32	   *pick = palloc_extended(Max(all->n_pairs, 1) * sizeof(int32), MCXT_ALLOC_HUGE);
+	int32	   *pick;			/* one user's positions, then held items */
 	bool	   *held;
 	int64		n_held = 0;
 	int64		max_n = 0;
@@ -400,6 +400,7 @@ dsl_holdout_split(const Interactions *all, double frac, uint64 seed,
 	dsl_rng_seed(&rng, seed, 0x401D);
 	for (int u = 0; u < all->n_users; u++)
 		max_n = Max(max_n, all->ptr[u + 1] - all->ptr[u]);
+	pick = palloc_extended(Max(max_n, 1) * sizeof(int32), MCXT_ALLOC_HUGE);
 	held = palloc(Max(max_n, 1) * sizeof(bool));
 
 	*tr = *all;

@@ -812,8 +812,9 @@ dsl_train(PG_FUNCTION_ARGS)
 		(Size) rint(a.density * (data->n_users + data->n_items) * a.dim) * 14;
 	if (val != NULL || OidIsValid(a.validation))
 		need += (Size) rint(a.density * (data->n_users + data->n_items) * a.dim) * 6;
-	if (train != data)			/* the hold-out split's two CSR copies */
-		need += (Size) data->n_pairs * sizeof(int32) + (Size) data->n_users * 2 * (sizeof(int64) + sizeof(int32));
+	if (train != data)			/* the hold-out split: both parts' items and offsets */
+		need += (Size) data->n_pairs * 2 * sizeof(int32) +
+			(Size) (data->n_users + 1) * 2 * sizeof(int64) + (Size) data->n_users * sizeof(int32);
 	if (need > limit)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
@@ -865,8 +866,8 @@ dsl_train(PG_FUNCTION_ARGS)
 		bool		nulls[10] = {0};
 		EvalMetrics m;
 		bool		evaluated = false;
+		bool		time_up;
 		bool		stop = false;
-		const char *stop_reason = NULL;
 
 		INSTR_TIME_SET_CURRENT(t_epoch);
 		loss = a.ops->train_epoch(model);
@@ -882,12 +883,8 @@ dsl_train(PG_FUNCTION_ARGS)
 		out.epochs_run = epoch;
 		out.final_loss = loss;
 
-		if (a.epochs == 0 && elapsed_since(t_start) >= a.max_seconds)
-		{
-			stop_reason = "time limit";
-			stop = true;
-		}
-		if (val != NULL && (epoch % a.eval_every == 0 || epoch == max_epochs || stop))
+		time_up = a.epochs == 0 && elapsed_since(t_start) >= a.max_seconds;
+		if (val != NULL && (epoch % a.eval_every == 0 || epoch == max_epochs || time_up))
 		{
 			EmbeddingSource us,
 						is;
@@ -912,13 +909,10 @@ dsl_train(PG_FUNCTION_ARGS)
 					best[i] = sparse_tensor_copy_weights(engine.tensors[i]);
 				}
 			}
-			else if (!stop && patience > 0 && ++since_best >= patience &&
+			else if (!time_up && patience > 0 && ++since_best >= patience &&
 					 (a.patience > 0 ||
 					  (epoch >= horizon && epoch - out.best_epoch >= out.best_epoch / 4)))
-			{
-				stop_reason = "no improvement";
 				stop = true;
-			}
 		}
 
 		values[0] = Int32GetDatum(epoch);
@@ -946,7 +940,7 @@ dsl_train(PG_FUNCTION_ARGS)
 					(errmsg("model \"%s\" epoch %d/%d: loss %.5f, active %lld of %lld, %.2f s",
 							a.name, epoch, max_epochs, loss, (long long) out.active,
 							(long long) out.total, secs)));
-		if (stop && strcmp(stop_reason, "time limit") == 0)
+		if (time_up)
 		{
 			ereport(NOTICE,
 					(errmsg("model \"%s\": stopping at the time limit of %g s (option max_seconds); keeping epoch %d",
