@@ -58,6 +58,41 @@ SELECT hyperparams->>'max_epochs' AS max_epochs,
          AS horizon_is_max_epochs
 FROM dsl.models WHERE name = 'planted_auto3';
 
+-- a sparse run still improving late (the default lr is slow on data this
+-- small): the ζ schedule is redrawn over twice the length, twice, each time
+-- said in a NOTICE; ζ rises again (the update_ratio column), and the run
+-- does not stop before the longer schedule's end
+SET client_min_messages = notice;
+CREATE TABLE auto6 AS
+SELECT * FROM dsl.train('planted_auto6', 'planted', dim => 16, density => 0.5, seed => 3,
+                        options => '{"max_epochs": 100}');
+SET client_min_messages = warning;
+SELECT (SELECT update_ratio FROM auto6 WHERE epoch = 22) > (SELECT update_ratio FROM auto6 WHERE epoch = 21)
+         AS zeta_rose,
+       (hyperparams->>'total_steps')::int = 100 * (hyperparams->>'update_interval')::int / 2
+         AS schedule_spans_100_epochs,
+       epochs
+FROM dsl.models WHERE name = 'planted_auto6';
+
+-- batch_size NULL (the default): MF takes the largest power of two from 128
+-- to 2048 that still gives 256 steps an epoch: 128 here (about 2700 pairs),
+-- 256 for 70 000 pairs
+SELECT hyperparams->>'batch_size' AS batch_size FROM dsl.models WHERE name = 'planted_auto6';
+CREATE TABLE mid AS SELECT u AS user_id, (u * 37 + k * 11) % 997 AS item_id
+FROM generate_series(1, 7000) u, generate_series(1, 10) k;
+SELECT count(*) AS epochs FROM dsl.train('planted_auto_mid', 'mid', dim => 4, epochs => 1, seed => 1);
+SELECT hyperparams->>'batch_size' AS batch_size FROM dsl.models WHERE name = 'planted_auto_mid';
+
+-- the hold-out takes pairs from at most holdout_users users (all 240 here;
+-- 50 when asked), and says how many it took
+SELECT count(*) AS epochs_run
+FROM dsl.train('planted_auto7', 'planted', dim => 16, batch_size => 128, seed => 1,
+               options => '{"max_epochs": 2, "holdout_users": 50}');
+SELECT name, hyperparams->>'holdout_users' AS holdout_users,
+       (hyperparams->>'held_out_users')::int AS held_out_users,
+       (hyperparams->>'held_out_pairs')::int >= (hyperparams->>'held_out_users')::int AS pairs_ge_users
+FROM dsl.models WHERE name IN ('planted_auto3', 'planted_auto7') ORDER BY name;
+
 -- max_seconds: a time cap, reported, the best epoch so far kept
 SET client_min_messages = notice;
 SELECT count(*) AS epochs_run
@@ -83,6 +118,8 @@ SELECT count(*) FROM dsl.train('bad', 'planted', options => '{"max_epochs": 2.5}
 SELECT count(*) FROM dsl.train('bad', 'planted', options => '{"max_seconds": -1}');
 SELECT count(*) FROM dsl.train('bad', 'planted', options => '{"holdout": 0}');
 SELECT count(*) FROM dsl.train('bad', 'planted', options => '{"holdout": 0.9}');
+SELECT count(*) FROM dsl.train('bad', 'planted', options => '{"holdout_users": 0}');
+SELECT count(*) FROM dsl.train('bad', 'planted', options => '{"holdout_users": 1.5}');
 SELECT count(*) FROM dsl.model_name_taken('bad') WHERE model_name_taken;
 
 SELECT dsl.drop_model(name) FROM dsl.models WHERE name LIKE 'planted_auto%' ORDER BY name;

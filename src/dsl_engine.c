@@ -59,6 +59,12 @@ dsl_engine_ratio(const DslEngine *e, int64 t)
 		(c->update_ratio - c->update_ratio_min) * (1.0 + cos(M_PI * frac)) / 2.0;
 }
 
+void
+dsl_engine_set_horizon(DslEngine *e, int64 total_steps)
+{
+	e->cfg.total_steps = total_steps;
+}
+
 int64
 dsl_engine_steps_to_update(const DslEngine *e)
 {

@@ -61,6 +61,12 @@ extern void dsl_engine_begin_step(DslEngine *e);
 /* the update ratio zeta_t at step t */
 extern double dsl_engine_ratio(const DslEngine *e, int64 t);
 
+/*
+ * Redraw the zeta schedule over total_steps steps (zeta continues from where
+ * the longer schedule would be at the current step)
+ */
+extern void dsl_engine_set_horizon(DslEngine *e, int64 total_steps);
+
 /* true when a prune/regrow round is due after the current step */
 extern bool dsl_engine_update_due(const DslEngine *e);
 

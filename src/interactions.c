@@ -378,17 +378,23 @@ dsl_read_mapped_pairs(Oid relid, const char *user_col, const char *item_col,
 
 /*
  * Split the training pairs into a training part and a held-out validation
- * part for the stopping rule of dsl.train(epochs => NULL).  Each user keeps
- * at least one training pair; of its n pairs, floor(frac * n + x) with x
- * uniform in [0, 1) (at most n - 1) are held out, chosen uniformly, so the
- * expected held-out share is frac for every user.  All draws come from
- * seed.  The training part shares the id arrays of `all`; the held-out
+ * part for the stopping rule of dsl.train(epochs => NULL).  Pairs are held
+ * out from at most max_users users with two or more pairs (all of them when
+ * there are no more, else a uniform sample of exactly max_users), so the
+ * cost of a validation is bounded; the other users keep all their pairs.
+ * A sampled user keeps at least one training pair; of its n pairs,
+ * floor(frac * n + x) with x uniform in [0, 1) (at most n - 1) are held
+ * out, chosen uniformly, so the expected held-out share is frac for every
+ * sampled user.  All draws come from seed.  The training part shares the id arrays of `all`; the held-out
  * pairs come back as MappedPairs over the same users and items.
  */
 void
-dsl_holdout_split(const Interactions *all, double frac, uint64 seed,
+dsl_holdout_split(const Interactions *all, double frac, int max_users, uint64 seed,
 				  Interactions **train_out, MappedPairs **val_out)
 {
+	DslRng		pick_users;
+	int64		eligible = 0;
+	int64		wanted;
 	Interactions *tr = palloc0(sizeof(Interactions));
 	MappedPairs *va = palloc0(sizeof(MappedPairs));
 	DslRng		rng;
@@ -398,8 +404,14 @@ dsl_holdout_split(const Interactions *all, double frac, uint64 seed,
 	int64		max_n = 0;
 
 	dsl_rng_seed(&rng, seed, 0x401D);
+	dsl_rng_seed(&pick_users, seed, 0x401E);
 	for (int u = 0; u < all->n_users; u++)
+	{
 		max_n = Max(max_n, all->ptr[u + 1] - all->ptr[u]);
+		if (all->ptr[u + 1] - all->ptr[u] >= 2)
+			eligible++;
+	}
+	wanted = Min(eligible, (int64) max_users);
 	pick = palloc_extended(Max(max_n, 1) * sizeof(int32), MCXT_ALLOC_HUGE);
 	held = palloc(Max(max_n, 1) * sizeof(bool));
 
@@ -415,11 +427,23 @@ dsl_holdout_split(const Interactions *all, double frac, uint64 seed,
 	{
 		int64		b = all->ptr[u],
 					n = all->ptr[u + 1] - b;
-		int64		h = (int64) floor(frac * (double) n + dsl_rng_uniform(&rng));
+		int64		h = 0;
 		int64		nt = tr->ptr[u],
 					nv = 0;
 
-		h = Min(h, n - 1);
+		/* selection sampling: exactly `wanted` of the eligible users */
+		if (n >= 2)
+		{
+			if (wanted > 0 &&
+				(wanted == eligible ||
+				 dsl_rng_below(&pick_users, (uint64) eligible) < (uint64) wanted))
+			{
+				h = (int64) floor(frac * (double) n + dsl_rng_uniform(&rng));
+				h = Min(h, n - 1);
+				wanted--;
+			}
+			eligible--;
+		}
 		memset(held, 0, n * sizeof(bool));
 		/* h positions without replacement (partial Fisher-Yates) */
 		for (int64 k = 0; k < n; k++)

@@ -60,7 +60,7 @@ extern MappedPairs *dsl_read_mapped_pairs(Oid relid, const char *user_col,
 										  Size mem_limit);
 
 /* training part and held-out part of the pairs (dsl.train's stopping rule) */
-extern void dsl_holdout_split(const Interactions *all, double frac, uint64 seed,
+extern void dsl_holdout_split(const Interactions *all, double frac, int max_users, uint64 seed,
 							  Interactions **train, MappedPairs **val);
 
 /* dense index of id in a sorted id array, or -1 */

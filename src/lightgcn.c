@@ -180,6 +180,13 @@ lgcn_set_option(TrainParams *p, const char *key, double value)
 	return true;
 }
 
+/* a fixed 2048: smaller batches repeat the neighbourhood propagation */
+static int
+lgcn_default_batch_size(const Interactions *data)
+{
+	return 2048;
+}
+
 static int64
 lgcn_steps_per_epoch(const Interactions *data, const TrainParams *p)
 {
@@ -1091,6 +1098,7 @@ const ModelOps lightgcn_ops = {
 	.default_interval_epochs = 1,
 	.set_option = lgcn_set_option,
 	.work_bytes = lgcn_work_bytes,
+	.default_batch_size = lgcn_default_batch_size,
 	.steps_per_epoch = lgcn_steps_per_epoch,
 	.create = lgcn_create,
 	.train_epoch = lgcn_train_epoch,

@@ -81,6 +81,21 @@ typedef struct MfState
 	double	   *reg_item;
 } MfState;
 
+/*
+ * The largest power of two from 128 to 2048 that still gives an epoch of at
+ * least 256 steps: small data sets need many more steps than epochs of 2048
+ * pairs give them (docs/training.md, "Batch size").
+ */
+static int
+mf_default_batch_size(const Interactions *data)
+{
+	int			b = 2048;
+
+	while (b > 128 && data->n_pairs / b < 256)
+		b /= 2;
+	return b;
+}
+
 static int64
 mf_steps_per_epoch(const Interactions *data, const TrainParams *p)
 {
@@ -628,6 +643,7 @@ const ModelOps mf_ops = {
 	.default_interval_epochs = 2,
 	.set_option = mf_set_option,
 	.work_bytes = mf_work_bytes,
+	.default_batch_size = mf_default_batch_size,
 	.steps_per_epoch = mf_steps_per_epoch,
 	.create = mf_create,
 	.train_epoch = mf_train_epoch,

@@ -38,6 +38,9 @@ typedef struct ModelOps
 	/* bytes of per-step temporaries and bookkeeping, for the memory budget */
 	Size		(*work_bytes) (const Interactions *d, const TrainParams *p);
 
+	/* batch_size NULL: pairs per optimizer step for these training pairs */
+	int			(*default_batch_size) (const Interactions *d);
+
 	int64		(*steps_per_epoch) (const Interactions *d, const TrainParams *p);
 
 	/* register tensors with the engine and set up training state */

@@ -39,11 +39,13 @@
 #include "spvec.h"
 
 /*
- * epochs => NULL: the zeta schedule decays over DSL_AUTO_HORIZON epochs
- * (at most max_epochs); training stops after DSL_AUTO_PATIENCE evaluations
- * without a better validation recall, but not before the horizon's end and
- * no sooner than a quarter of the best epoch's number after it (unless
- * patience is given) (docs/training.md, "Stopping rule").
+ * epochs => NULL: the zeta schedule first spans DSL_AUTO_HORIZON epochs (at
+ * most max_epochs) and is redrawn over twice the length whenever validation
+ * recall still improves in the schedule's last quarter; training stops
+ * after DSL_AUTO_PATIENCE evaluations without a better validation recall,
+ * but not before the schedule's end and no sooner than a quarter of the
+ * best epoch's number after it (unless patience is given)
+ * (docs/training.md, "Stopping rule").
  */
 #define DSL_AUTO_PATIENCE 5
 #define DSL_AUTO_HORIZON 30
@@ -87,6 +89,9 @@ typedef struct TrainArgs
 	double		max_seconds;	/* epochs => NULL: and at most this long */
 	double		holdout;		/* epochs => NULL without validation: the
 								 * share of each user's pairs held out */
+	int			holdout_users;	/* ... from at most this many users */
+	int64		held_pairs;		/* what the hold-out took: pairs, users */
+	int			held_users;
 	const ModelOps *ops;
 	TrainParams params;			/* what the model type sees */
 } TrainArgs;
@@ -167,7 +172,7 @@ jsonb_number(const char *key, JsonbValue *v)
 static void
 parse_options(TrainArgs *a)
 {
-	static const char *const common = "init_std, adam_beta1, adam_beta2, adam_eps, update_ratio_min, max_epochs, max_seconds, holdout";
+	static const char *const common = "init_std, adam_beta1, adam_beta2, adam_eps, update_ratio_min, max_epochs, max_seconds, holdout, holdout_users";
 	char	   *valid;
 	JsonbIterator *it;
 	JsonbValue	v;
@@ -182,6 +187,7 @@ parse_options(TrainArgs *a)
 	a->max_epochs = 200;
 	a->max_seconds = 3600;
 	a->holdout = 0.05;
+	a->holdout_users = 10000;
 	valid = a->ops->option_keys[0] ? psprintf("%s, %s", common, a->ops->option_keys) : pstrdup(common);
 
 	if (!JB_ROOT_IS_OBJECT(a->options) || JB_ROOT_IS_SCALAR(a->options))
@@ -233,6 +239,14 @@ parse_options(TrainArgs *a)
 			a->max_seconds = jsonb_number(key, &v);
 			check_range_f("option max_seconds", a->max_seconds, 0, false, 1e9, true, "(0, 1e9]");
 		}
+		else if (strcmp(key, "holdout_users") == 0)
+		{
+			double		x = jsonb_number(key, &v);
+
+			if (!(x >= 1 && x <= PG_INT32_MAX) || x != floor(x))
+				bad_param("option holdout_users", psprintf("%g", x), "integers from 1 to 2147483647");
+			a->holdout_users = (int) x;
+		}
 		else if (strcmp(key, "holdout") == 0)
 		{
 			a->holdout = jsonb_number(key, &v);
@@ -261,8 +275,9 @@ parse_args(FunctionCallInfo fcinfo, TrainArgs *a)
 	static const char *const schedules[] = {"cosine", "constant", NULL};
 	static const char *const sparsities[] = {"dynamic", "static", NULL};
 
+	memset(a, 0, sizeof(TrainArgs));
 	for (int i = 0; i < A_NARGS; i++)
-		if (i != A_INTERVAL && i != A_VALIDATION && i != A_EPOCHS)
+		if (i != A_INTERVAL && i != A_VALIDATION && i != A_EPOCHS && i != A_BATCH)
 			require_arg(fcinfo, i);
 
 	a->name = text_to_cstring(PG_GETARG_TEXT_PP(A_NAME));
@@ -304,8 +319,13 @@ parse_args(FunctionCallInfo fcinfo, TrainArgs *a)
 		a->epochs = PG_GETARG_INT32(A_EPOCHS);
 		check_range_i("epochs", a->epochs, 1, 100000);
 	}
-	a->batch_size = PG_GETARG_INT32(A_BATCH);
-	check_range_i("batch_size", a->batch_size, 1, 1000000);
+	if (PG_ARGISNULL(A_BATCH))
+		a->batch_size = 0;		/* the model type's choice, once the data are read */
+	else
+	{
+		a->batch_size = PG_GETARG_INT32(A_BATCH);
+		check_range_i("batch_size", a->batch_size, 1, 1000000);
+	}
 	a->lr = PG_GETARG_FLOAT8(A_LR);
 	check_range_f("lr", a->lr, 0, false, HUGE_VAL, false, "finite numbers > 0");
 	a->reg = PG_GETARG_FLOAT8(A_REG);
@@ -389,7 +409,10 @@ hyperparams_json(const TrainArgs *a, int64 interval, int64 total_steps)
 		appendStringInfo(&s, ", \"max_epochs\": %d, \"max_seconds\": %.17g",
 						 a->max_epochs, a->max_seconds);
 	if (a->epochs == 0 && !OidIsValid(a->validation))
-		appendStringInfo(&s, ", \"holdout\": %.17g", a->holdout);
+		appendStringInfo(&s, ", \"holdout\": %.17g, \"holdout_users\": %d, "
+						 "\"held_out_pairs\": %lld, \"held_out_users\": %d",
+						 a->holdout, a->holdout_users, (long long) a->held_pairs,
+						 a->held_users);
 	if (OidIsValid(a->validation))
 	{
 		appendStringInfoString(&s, ", \"validation\": ");
@@ -745,6 +768,7 @@ dsl_train(PG_FUNCTION_ARGS)
 	int			max_epochs;
 	int			patience;
 	int64		horizon;
+	bool		schedule_moves;	/* a cosine zeta schedule is running */
 	DslConfig	cfg;
 	DslEngine	engine;
 	void	   *model;
@@ -791,10 +815,17 @@ dsl_train(PG_FUNCTION_ARGS)
 	 */
 	train = data;
 	if (a.epochs == 0 && !OidIsValid(a.validation))
-		dsl_holdout_split(data, a.holdout, (uint64) a.seed, &train, &val);
+	{
+		dsl_holdout_split(data, a.holdout, a.holdout_users, (uint64) a.seed, &train, &val);
+		a.held_pairs = val->n_pairs;
+		for (int u = 0; u < data->n_users; u++)
+			a.held_users += val->total[u] > 0;
+	}
 	max_epochs = a.epochs > 0 ? a.epochs : a.max_epochs;
 	patience = a.patience > 0 ? a.patience : (a.epochs == 0 ? DSL_AUTO_PATIENCE : 0);
 
+	if (a.batch_size == 0)
+		a.batch_size = a.params.batch_size = a.ops->default_batch_size(train);
 	steps_per_epoch = a.ops->steps_per_epoch(train, &a.params);
 	interval = a.update_interval > 0 ? a.update_interval :
 		steps_per_epoch * a.ops->default_interval_epochs;
@@ -839,6 +870,7 @@ dsl_train(PG_FUNCTION_ARGS)
 	 */
 	horizon = a.epochs > 0 ? a.epochs : Min(max_epochs, DSL_AUTO_HORIZON);
 	cfg.total_steps = steps_per_epoch * horizon;
+	schedule_moves = cfg.dynamic && a.density < 1 && cfg.schedule == SCHEDULE_COSINE;
 	cfg.seed = (uint64) a.seed;
 	cfg.init_std = (float) a.init_std;
 	cfg.adam.lr = (float) a.lr;
@@ -909,10 +941,25 @@ dsl_train(PG_FUNCTION_ARGS)
 					best[i] = sparse_tensor_copy_weights(engine.tensors[i]);
 				}
 			}
-			else if (!time_up && patience > 0 && ++since_best >= patience &&
+			else if (!time_up && patience > 0 && ++since_best >= patience && epoch < max_epochs &&
 					 (a.patience > 0 ||
 					  (epoch >= horizon && epoch - out.best_epoch >= out.best_epoch / 4)))
 				stop = true;
+
+			/*
+			 * Still improving in the last quarter of the zeta schedule: the
+			 * run is longer than the horizon planned, so the schedule is
+			 * redrawn over twice the length (as if it had been planned so).
+			 */
+			if (a.epochs == 0 && schedule_moves && !stop && horizon < max_epochs &&
+				epoch >= horizon * 3 / 4 && since_best < patience)
+			{
+				horizon = Min((int64) max_epochs, horizon * 2);
+				dsl_engine_set_horizon(&engine, steps_per_epoch * horizon);
+				ereport(NOTICE,
+						(errmsg("model \"%s\": validation recall still rising at epoch %d; the update-ratio schedule now spans %lld epochs",
+								a.name, epoch, (long long) horizon)));
+			}
 		}
 
 		values[0] = Int32GetDatum(epoch);
@@ -960,7 +1007,7 @@ dsl_train(PG_FUNCTION_ARGS)
 
 	{
 		SparseTensor *keep[DSL_MAX_TENSORS];
-		char	   *hyper = hyperparams_json(&a, interval, cfg.total_steps);
+		char	   *hyper = hyperparams_json(&a, interval, engine.cfg.total_steps);
 
 		for (int i = 0; i < engine.n_tensors; i++)
 			keep[i] = (out.best_epoch > 0 && best[i]) ? best[i] : engine.tensors[i];

@@ -22,7 +22,7 @@ CREATE FUNCTION dsl.train(
     dim             integer DEFAULT 64,
     density         double precision DEFAULT 0.5,
     epochs          integer DEFAULT NULL,
-    batch_size      integer DEFAULT 2048,
+    batch_size      integer DEFAULT NULL,
     lr              double precision DEFAULT 0.001,
     reg             double precision DEFAULT 0.01,
     update_ratio    double precision DEFAULT 0.5,
