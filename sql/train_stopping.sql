@@ -10,16 +10,19 @@ SET dsl_rec.progress = off;
 CREATE TABLE auto1 AS
 SELECT * FROM dsl.train('planted_auto', 'planted', dim => 16, density => 0.5,
                         batch_size => 128, lr => 0.01, reg => 0.001, seed => 42);
--- it stopped by itself, well before max_epochs (200), evaluating every epoch
-SELECT count(*) BETWEEN 5 AND 199 AS stopped_early,
+-- it stopped by itself at the end of a schedule (30 epochs, then twice as
+-- long each time), well before max_epochs (1000), evaluating every epoch
+SELECT count(*) IN (30, 60, 120, 240, 480) AS stopped_at_a_schedule_end,
        count(*) = count(recall) AS every_epoch_evaluated,
        bool_and(active_params = 2880) AS budget_exact
 FROM auto1;
--- the stored model is the best evaluated epoch, with at least 5 worse
--- evaluations after it
+-- the stored model is the best evaluated epoch; the last schedule (the
+-- second half of the run) did not beat the one before by 2 %
 SELECT m.epochs = (SELECT count(*) FROM auto1) AS epochs_recorded,
        m.best_epoch = (SELECT epoch FROM auto1 ORDER BY recall DESC, epoch LIMIT 1) AS best_kept,
-       m.epochs - m.best_epoch >= 5 AS patience_respected,
+       (SELECT max(recall) FROM auto1 WHERE epoch > m.epochs / 2) <=
+         1.02 * (SELECT max(recall) FROM auto1 WHERE epoch <= m.epochs / 2) AS last_gain_small,
+       (m.hyperparams->>'lr_min')::float8 = (m.hyperparams->>'lr')::float8 / 100 AS lr_min_default,
        m.hyperparams->'epochs' = 'null'::jsonb AS epochs_null,
        m.hyperparams->>'holdout' AS holdout,
        m.hyperparams->>'max_epochs' AS max_epochs,
@@ -58,16 +61,16 @@ SELECT hyperparams->>'max_epochs' AS max_epochs,
          AS horizon_is_max_epochs
 FROM dsl.models WHERE name = 'planted_auto3';
 
--- a sparse run still improving late (the default lr is slow on data this
--- small): the ζ schedule is redrawn over twice the length, twice, each time
--- said in a NOTICE; ζ rises again (the update_ratio column), and the run
--- does not stop before the longer schedule's end
+-- a run whose schedule of 30 epochs beat nothing, and whose one of 60
+-- epochs beat that by more than 2 %: continued over 60, then 100 epochs
+-- (max_epochs), each time said in a NOTICE; ζ rises again when the
+-- schedule is redrawn (the update_ratio column), and so does lr
 SET client_min_messages = notice;
 CREATE TABLE auto6 AS
 SELECT * FROM dsl.train('planted_auto6', 'planted', dim => 16, density => 0.5, seed => 3,
                         options => '{"max_epochs": 100}');
 SET client_min_messages = warning;
-SELECT (SELECT update_ratio FROM auto6 WHERE epoch = 22) > (SELECT update_ratio FROM auto6 WHERE epoch = 21)
+SELECT (SELECT update_ratio FROM auto6 WHERE epoch = 30) > (SELECT update_ratio FROM auto6 WHERE epoch = 29)
          AS zeta_rose,
        (hyperparams->>'total_steps')::int = 100 * (hyperparams->>'update_interval')::int / 2
          AS schedule_spans_100_epochs,
@@ -119,6 +122,8 @@ SELECT count(*) FROM dsl.train('bad', 'planted', options => '{"max_seconds": -1}
 SELECT count(*) FROM dsl.train('bad', 'planted', options => '{"holdout": 0}');
 SELECT count(*) FROM dsl.train('bad', 'planted', options => '{"holdout": 0.9}');
 SELECT count(*) FROM dsl.train('bad', 'planted', options => '{"holdout_users": 0}');
+SELECT count(*) FROM dsl.train('bad', 'planted', lr => 0.01, options => '{"lr_min": 0.02}');
+SELECT count(*) FROM dsl.train('bad', 'planted', options => '{"lr_min": -1}');
 SELECT count(*) FROM dsl.train('bad', 'planted', options => '{"holdout_users": 1.5}');
 SELECT count(*) FROM dsl.model_name_taken('bad') WHERE model_name_taken;
 

@@ -12,6 +12,7 @@ dsl_engine_init(DslEngine *e, const DslConfig *cfg)
 {
 	memset(e, 0, sizeof(DslEngine));
 	e->cfg = *cfg;
+	e->adam = cfg->adam;
 	e->bc1 = 1.0f;
 	e->bc2 = 1.0f;
 }
@@ -42,6 +43,7 @@ void
 dsl_engine_begin_step(DslEngine *e)
 {
 	e->step++;
+	e->adam.lr = (float) dsl_engine_lr(e, e->step);
 	e->bc1 = (float) (1.0 - pow(e->cfg.adam.beta1, (double) e->step));
 	e->bc2 = (float) (1.0 - pow(e->cfg.adam.beta2, (double) e->step));
 }
@@ -63,6 +65,19 @@ void
 dsl_engine_set_horizon(DslEngine *e, int64 total_steps)
 {
 	e->cfg.total_steps = total_steps;
+}
+
+double
+dsl_engine_lr(const DslEngine *e, int64 t)
+{
+	const DslConfig *c = &e->cfg;
+	double		frac;
+
+	if (c->lr_min >= c->adam.lr)
+		return c->adam.lr;
+	/* step 1 runs at the full lr, step total_steps + 1 at lr_min */
+	frac = c->total_steps > 0 ? Min(1.0, (double) (t - 1) / (double) c->total_steps) : 1.0;
+	return c->lr_min + (c->adam.lr - c->lr_min) * (1.0 + cos(M_PI * frac)) / 2.0;
 }
 
 int64

@@ -32,7 +32,8 @@ typedef struct DslConfig
 	int64		total_steps;	/* T, for the cosine schedule */
 	uint64		seed;
 	float		init_std;
-	AdamConfig	adam;
+	AdamConfig	adam;			/* adam.lr: the learning rate at the start */
+	double		lr_min;			/* lr at the schedule's end (cosine, like zeta) */
 } DslConfig;
 
 typedef struct DslEngine
@@ -44,6 +45,7 @@ typedef struct DslEngine
 	int64		rounds;			/* prune/regrow rounds done */
 	int64		pruned;			/* entries pruned in all rounds so far */
 	int64		changed;		/* entries whose activity really changed */
+	AdamConfig	adam;			/* Adam of the current step (its lr) */
 	float		bc1;			/* Adam bias corrections of the current step */
 	float		bc2;
 	double		last_ratio;		/* zeta of the latest round */
@@ -61,9 +63,12 @@ extern void dsl_engine_begin_step(DslEngine *e);
 /* the update ratio zeta_t at step t */
 extern double dsl_engine_ratio(const DslEngine *e, int64 t);
 
+/* the learning rate of step t (t >= 1): cosine from adam.lr to lr_min */
+extern double dsl_engine_lr(const DslEngine *e, int64 t);
+
 /*
- * Redraw the zeta schedule over total_steps steps (zeta continues from where
- * the longer schedule would be at the current step)
+ * Redraw the schedules of zeta and lr over total_steps steps: from the next
+ * step on they are where schedules of that length would be.
  */
 extern void dsl_engine_set_horizon(DslEngine *e, int64 total_steps);
 

@@ -470,7 +470,7 @@ train_final_row(LgcnState *s, int part, int r, int dist, float *restrict h)
 		}
 		s->reg_loss[slot] = 0.5 * coef * sq;
 	}
-	sparse_tensor_adam_row(t, row, h, &e->cfg.adam, e->bc1, e->bc2);
+	sparse_tensor_adam_row(t, row, h, &e->adam, e->bc1, e->bc2);
 	sparse_tensor_row_dense(t, row, y);
 	for (int k = 0; k < dim; k++)
 		y[k] *= is;

@@ -377,7 +377,7 @@ adam_rows(MfState *s, BatchRows *b, float *acc, double *reg_out, int64 lo, int64
 			for (int c = 0; c < dim; c++)
 				a[c] += g[c];
 		}
-		sparse_tensor_adam_row(b->t, b->rows[k], g, &e->cfg.adam, e->bc1, e->bc2);
+		sparse_tensor_adam_row(b->t, b->rows[k], g, &e->adam, e->bc1, e->bc2);
 		b->t->last_step[b->rows[k]] = e->step;
 	}
 }
@@ -576,6 +576,7 @@ mf_train_epoch(void *state)
 
 		CHECK_FOR_INTERRUPTS();
 		dsl_engine_begin_step(e);
+		adam_catchup_set_lr(&s->cu, e->step, e->adam.lr);
 		/* the batch's rows are caught up to the step before this one */
 		adam_catchup_advance(&s->cu, e->step - 1);
 		regrowth_window(s);

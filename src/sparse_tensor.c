@@ -304,15 +304,33 @@ adam_catchup_init(AdamCatchUp *c, const AdamConfig *cfg)
 }
 
 void
+adam_catchup_set_lr(AdamCatchUp *c, int64 t, float lr)
+{
+	Assert(t == c->lr_known + 1);
+	if (t >= c->lr_cap)
+	{
+		int64		cap = Max(1024, c->lr_cap * 2);
+
+		c->lr_of = c->lr_of == NULL ?
+			palloc_extended((Size) cap * sizeof(float), MCXT_ALLOC_HUGE) :
+			repalloc_huge(c->lr_of, (Size) cap * sizeof(float));
+		c->lr_cap = cap;
+	}
+	c->lr_of[t] = lr;
+	c->lr_known = t;
+}
+
+void
 adam_catchup_advance(AdamCatchUp *c, int64 target)
 {
+	Assert(target <= c->lr_known);
 	while (c->target < target)
 	{
 		double		f;
 		double		rk;
 
 		c->target++;
-		f = c->cfg.lr * catchup_factor(&c->cfg, c->target);
+		f = c->lr_of[c->target] * catchup_factor(&c->cfg, c->target);
 		/* coef_T[k] = coef_{T-1}[k-1] + lr rho^k f(T) */
 		rk = pow(c->rho, ADAM_CATCHUP_WINDOW);
 		for (int k = ADAM_CATCHUP_WINDOW; k >= 1; k--)
@@ -365,9 +383,9 @@ sparse_tensor_catch_up_row(SparseTensor *t, int r, const AdamCatchUp *c)
 			rs *= c->rho;
 			p1 *= c->cfg.beta1;
 			p2 *= c->cfg.beta2;
-			sum += rs * sqrt(1.0 - p2) / (1.0 - p1);
+			sum += c->lr_of[t0 + s] * rs * sqrt(1.0 - p2) / (1.0 - p1);
 		}
-		coef = (float) (c->cfg.lr * sum);
+		coef = (float) sum;
 		d1 = (float) pow(c->cfg.beta1, (double) k);
 		d2 = (float) pow(c->cfg.beta2, (double) k);
 	}

@@ -152,12 +152,13 @@ extern void sparse_tensor_adam_row(SparseTensor *t, int r, const float *g,
  * Lazy Adam updates only the rows of the batch.  The idle steps are caught
  * up when the row is next used: after k idle steps ending at step T,
  *   w -= coef[k] * m / sqrt(v),  m *= b1^k,  v *= b2^k,
- *   coef[k] = lr * sum_{s=1..k} rho^s sqrt(1 - b2^(T-k+s)) / (1 - b1^(T-k+s)),
+ *   coef[k] = sum_{s=1..k} lr(T-k+s) rho^s sqrt(1 - b2^(T-k+s)) / (1 - b1^(T-k+s)),
  * with rho = b1 / sqrt(b2) (eps is left out of the idle steps: next to
  * sqrt(v) of a row that was ever updated it is negligible).  coef[] for
  * target T follows from that for T - 1 in O(window) per step; idle spans
  * longer than the window are summed directly (their terms after the window
- * are below rho^window ~ 1e-12 of the first).
+ * are below rho^window ~ 1e-12 of the first).  lr(t) is the learning rate
+ * step t had (it follows a schedule), recorded step by step: 4 bytes a step.
  */
 #define ADAM_CATCHUP_WINDOW 256
 
@@ -169,10 +170,15 @@ typedef struct AdamCatchUp
 	double		coef[ADAM_CATCHUP_WINDOW + 1];
 	float		b1k[ADAM_CATCHUP_WINDOW + 1];
 	float		b2k[ADAM_CATCHUP_WINDOW + 1];
+	float	   *lr_of;			/* lr_of[t]: the learning rate of step t */
+	int64		lr_known;		/* steps 1..lr_known are recorded */
+	int64		lr_cap;
 } AdamCatchUp;
 
 extern void adam_catchup_init(AdamCatchUp *c, const AdamConfig *cfg);
-/* move the target forward to step `target` */
+/* record the learning rate of step t (steps are recorded in order) */
+extern void adam_catchup_set_lr(AdamCatchUp *c, int64 t, float lr);
+/* move the target forward to step `target` (its lr recorded) */
 extern void adam_catchup_advance(AdamCatchUp *c, int64 target);
 /* bring row r from its last_step to c->target */
 extern void sparse_tensor_catch_up_row(SparseTensor *t, int r, const AdamCatchUp *c);

@@ -39,15 +39,13 @@
 #include "spvec.h"
 
 /*
- * epochs => NULL: the zeta schedule first spans DSL_AUTO_HORIZON epochs (at
- * most max_epochs) and is redrawn over twice the length whenever validation
- * recall still improves in the schedule's last quarter; training stops
- * after DSL_AUTO_PATIENCE evaluations without a better validation recall,
- * but not before the schedule's end and no sooner than a quarter of the
- * best epoch's number after it (unless patience is given)
+ * epochs => NULL: the schedules of lr and zeta first span DSL_AUTO_HORIZON
+ * epochs (at most max_epochs); at the end of a schedule training goes on
+ * over one twice as long while the best validation recall improved by more
+ * than DSL_AUTO_MIN_GAIN (relative) on the previous schedule's
  * (docs/training.md, "Stopping rule").
  */
-#define DSL_AUTO_PATIENCE 5
+#define DSL_AUTO_MIN_GAIN 0.02
 #define DSL_AUTO_HORIZON 30
 
 /* advisory lock class for "a model of this name is being trained" */
@@ -81,6 +79,7 @@ typedef struct TrainArgs
 	int			k;
 	/* from options */
 	double		init_std;
+	double		lr_min;			/* < 0: lr / 100 */
 	double		beta1;
 	double		beta2;
 	double		eps;
@@ -172,7 +171,7 @@ jsonb_number(const char *key, JsonbValue *v)
 static void
 parse_options(TrainArgs *a)
 {
-	static const char *const common = "init_std, adam_beta1, adam_beta2, adam_eps, update_ratio_min, max_epochs, max_seconds, holdout, holdout_users";
+	static const char *const common = "init_std, lr_min, adam_beta1, adam_beta2, adam_eps, update_ratio_min, max_epochs, max_seconds, holdout, holdout_users";
 	char	   *valid;
 	JsonbIterator *it;
 	JsonbValue	v;
@@ -180,11 +179,12 @@ parse_options(TrainArgs *a)
 	char	   *key = NULL;
 
 	a->init_std = 0.1;
+	a->lr_min = -1;
 	a->beta1 = 0.9;
 	a->beta2 = 0.999;
 	a->eps = 1e-8;
 	a->update_ratio_min = Min(0.005, a->update_ratio);
-	a->max_epochs = 200;
+	a->max_epochs = 1000;
 	a->max_seconds = 3600;
 	a->holdout = 0.05;
 	a->holdout_users = 10000;
@@ -210,6 +210,12 @@ parse_options(TrainArgs *a)
 		{
 			a->init_std = jsonb_number(key, &v);
 			check_range_f("option init_std", a->init_std, 0, false, 10, true, "(0, 10]");
+		}
+		else if (strcmp(key, "lr_min") == 0)
+		{
+			a->lr_min = jsonb_number(key, &v);
+			check_range_f("option lr_min", a->lr_min, 0, true, a->lr, true,
+						  psprintf("[0, %g] (up to lr)", a->lr));
 		}
 		else if (strcmp(key, "adam_beta1") == 0)
 		{
@@ -370,6 +376,8 @@ parse_args(FunctionCallInfo fcinfo, TrainArgs *a)
 	a->params.layers = 3;
 	a->params.growth_batches = 0;	/* MF default: see mf.c */
 	parse_options(a);
+	if (a->lr_min < 0)
+		a->lr_min = a->lr / 100;
 }
 
 static char *
@@ -396,10 +404,10 @@ hyperparams_json(const TrainArgs *a, int64 interval, int64 total_steps)
 	appendStringInfoString(&s, ", \"sparsity\": ");
 	escape_json(&s, a->sparsity);
 	appendStringInfo(&s,
-					 ", \"seed\": %lld, \"init_std\": %.17g, \"adam_beta1\": %.17g, "
+					 ", \"seed\": %lld, \"init_std\": %.17g, \"lr_min\": %.17g, \"adam_beta1\": %.17g, "
 					 "\"adam_beta2\": %.17g, \"adam_eps\": %.17g, \"eval_every\": %d, "
 					 "\"patience\": %d, \"k\": %d",
-					 (long long) a->seed, a->init_std, a->beta1, a->beta2, a->eps,
+					 (long long) a->seed, a->init_std, a->lr_min, a->beta1, a->beta2, a->eps,
 					 a->eval_every, a->patience, a->k);
 	if (strcmp(a->ops->type, "lightgcn") == 0)
 		appendStringInfo(&s, ", \"layers\": %d", a->params.layers);
@@ -766,9 +774,9 @@ dsl_train(PG_FUNCTION_ARGS)
 	Interactions *train;		/* the pairs trained on */
 	MappedPairs *val = NULL;
 	int			max_epochs;
-	int			patience;
 	int64		horizon;
-	bool		schedule_moves;	/* a cosine zeta schedule is running */
+	double		prev_best = 0;	/* best validation recall of the schedules before */
+	double		stop_gain = 0;
 	DslConfig	cfg;
 	DslEngine	engine;
 	void	   *model;
@@ -822,7 +830,6 @@ dsl_train(PG_FUNCTION_ARGS)
 			a.held_users += val->total[u] > 0;
 	}
 	max_epochs = a.epochs > 0 ? a.epochs : a.max_epochs;
-	patience = a.patience > 0 ? a.patience : (a.epochs == 0 ? DSL_AUTO_PATIENCE : 0);
 
 	if (a.batch_size == 0)
 		a.batch_size = a.params.batch_size = a.ops->default_batch_size(train);
@@ -870,9 +877,9 @@ dsl_train(PG_FUNCTION_ARGS)
 	 */
 	horizon = a.epochs > 0 ? a.epochs : Min(max_epochs, DSL_AUTO_HORIZON);
 	cfg.total_steps = steps_per_epoch * horizon;
-	schedule_moves = cfg.dynamic && a.density < 1 && cfg.schedule == SCHEDULE_COSINE;
 	cfg.seed = (uint64) a.seed;
 	cfg.init_std = (float) a.init_std;
+	cfg.lr_min = a.lr_min;
 	cfg.adam.lr = (float) a.lr;
 	cfg.adam.beta1 = (float) a.beta1;
 	cfg.adam.beta2 = (float) a.beta2;
@@ -916,7 +923,8 @@ dsl_train(PG_FUNCTION_ARGS)
 		out.final_loss = loss;
 
 		time_up = a.epochs == 0 && elapsed_since(t_start) >= a.max_seconds;
-		if (val != NULL && (epoch % a.eval_every == 0 || epoch == max_epochs || time_up))
+		if (val != NULL && (epoch % a.eval_every == 0 || epoch == max_epochs || time_up ||
+							(a.epochs == 0 && epoch == horizon)))
 		{
 			EmbeddingSource us,
 						is;
@@ -941,24 +949,34 @@ dsl_train(PG_FUNCTION_ARGS)
 					best[i] = sparse_tensor_copy_weights(engine.tensors[i]);
 				}
 			}
-			else if (!time_up && patience > 0 && ++since_best >= patience && epoch < max_epochs &&
-					 (a.patience > 0 ||
-					  (epoch >= horizon && epoch - out.best_epoch >= out.best_epoch / 4)))
-				stop = true;
+			else if (!time_up && a.patience > 0 && ++since_best >= a.patience &&
+					 epoch < max_epochs)
+				stop = true;	/* patience given: the old-style rule */
 
 			/*
-			 * Still improving in the last quarter of the zeta schedule: the
-			 * run is longer than the horizon planned, so the schedule is
-			 * redrawn over twice the length (as if it had been planned so).
+			 * epochs => NULL: at the end of each schedule, go on over one
+			 * twice as long (redrawn, so lr and zeta rise again to where that
+			 * schedule would be) while a schedule's best validation recall
+			 * beat the previous one's by DSL_AUTO_MIN_GAIN; otherwise stop.
 			 */
-			if (a.epochs == 0 && schedule_moves && !stop && horizon < max_epochs &&
-				epoch >= horizon * 3 / 4 && since_best < patience)
+			if (a.epochs == 0 && !stop && !time_up && epoch == horizon && epoch < max_epochs)
 			{
-				horizon = Min((int64) max_epochs, horizon * 2);
-				dsl_engine_set_horizon(&engine, steps_per_epoch * horizon);
-				ereport(NOTICE,
-						(errmsg("model \"%s\": validation recall still rising at epoch %d; the update-ratio schedule now spans %lld epochs",
-								a.name, epoch, (long long) horizon)));
+				if (best_recall > prev_best * (1.0 + DSL_AUTO_MIN_GAIN))
+				{
+					ereport(NOTICE,
+							(errmsg("model \"%s\": validation recall@%d %.4f after a schedule of %d epochs%s; continuing over one of %lld epochs",
+									a.name, a.k, best_recall, epoch,
+									prev_best > 0 ? psprintf(" (%.4f after the one before)", prev_best) : "",
+									(long long) Min((int64) max_epochs, horizon * 2))));
+					prev_best = best_recall;
+					horizon = Min((int64) max_epochs, horizon * 2);
+					dsl_engine_set_horizon(&engine, steps_per_epoch * horizon);
+				}
+				else
+				{
+					stop = true;
+					stop_gain = prev_best > 0 ? best_recall / prev_best - 1.0 : 0.0;
+				}
 			}
 		}
 
@@ -996,9 +1014,15 @@ dsl_train(PG_FUNCTION_ARGS)
 		}
 		if (stop)
 		{
-			ereport(NOTICE,
-					(errmsg("model \"%s\": stopping early, no improvement in %d evaluations; keeping epoch %d",
-							a.name, patience, out.best_epoch)));
+			if (a.patience > 0 && since_best >= a.patience)
+				ereport(NOTICE,
+						(errmsg("model \"%s\": stopping early, no improvement in %d evaluations; keeping epoch %d",
+								a.name, a.patience, out.best_epoch)));
+			else
+				ereport(NOTICE,
+						(errmsg("model \"%s\": stopping after %d epochs: the last schedule improved validation recall@%d by %.1f%% (less than %g%%); keeping epoch %d",
+								a.name, epoch, a.k, 100.0 * stop_gain,
+								100.0 * DSL_AUTO_MIN_GAIN, out.best_epoch)));
 			break;
 		}
 	}

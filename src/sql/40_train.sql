@@ -23,7 +23,7 @@ CREATE FUNCTION dsl.train(
     density         double precision DEFAULT 0.5,
     epochs          integer DEFAULT NULL,
     batch_size      integer DEFAULT NULL,
-    lr              double precision DEFAULT 0.001,
+    lr              double precision DEFAULT 0.005,
     reg             double precision DEFAULT 0.01,
     update_ratio    double precision DEFAULT 0.5,
     update_interval integer DEFAULT NULL,
