@@ -331,6 +331,17 @@ run_fuzz_smoke() {
 	fi
 }
 
+run_unit() {
+	log "unit checks (test/unit: lazy Adam + catch-up against dense Adam)"
+	if make -C "$ROOT/test/unit" -s run PG_CONFIG="$PG_CONFIG"; then
+		echo "ok: unit checks"
+		PASSED=$((PASSED + 1))
+	else
+		echo "not ok: unit checks"
+		FAILED=$((FAILED + 1))
+	fi
+}
+
 run_deps_check() {
 	log "dependency detection (test/deps_check.sh)"
 	local out rc=0
@@ -351,6 +362,7 @@ cmd_test() {
 	run_regress
 	if [ "${1:-}" != regress-only ]; then
 		run_tap
+		run_unit
 		run_fuzz_smoke
 	fi
 	echo "summary: $PASSED passed, $FAILED failed"
