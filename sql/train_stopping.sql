@@ -11,15 +11,18 @@ CREATE TABLE auto1 AS
 SELECT * FROM dsl.train('planted_auto', 'planted', dim => 16, density => 0.5,
                         batch_size => 128, lr => 0.01, reg => 0.001, seed => 42);
 -- it stopped by itself at the end of a schedule (30 epochs, then twice as
--- long each time), well before max_epochs (1000), evaluating every epoch
+-- long each time), well before max_epochs (1000), evaluating at the end of
+-- each schedule only (eval_every NULL)
 SELECT count(*) IN (30, 60, 120, 240, 480) AS stopped_at_a_schedule_end,
-       count(*) = count(recall) AS every_epoch_evaluated,
+       array_agg(epoch ORDER BY epoch) FILTER (WHERE recall IS NOT NULL) =
+         (('{30,60,120,240,480}'::int[])[1:round(log(2, count(*) / 15.0))::int])
+         AS evaluated_at_schedule_ends,
        bool_and(active_params = 2880) AS budget_exact
 FROM auto1;
 -- the stored model is the best evaluated epoch; the last schedule (the
 -- second half of the run) did not beat the one before by 2 %
 SELECT m.epochs = (SELECT count(*) FROM auto1) AS epochs_recorded,
-       m.best_epoch = (SELECT epoch FROM auto1 ORDER BY recall DESC, epoch LIMIT 1) AS best_kept,
+       m.best_epoch = (SELECT epoch FROM auto1 ORDER BY recall DESC NULLS LAST, epoch LIMIT 1) AS best_kept,
        (SELECT max(recall) FROM auto1 WHERE epoch > m.epochs / 2) <=
          1.02 * (SELECT max(recall) FROM auto1 WHERE epoch <= m.epochs / 2) AS last_gain_small,
        (m.hyperparams->>'lr_min')::float8 = (m.hyperparams->>'lr')::float8 / 100 AS lr_min_default,

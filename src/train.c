@@ -283,7 +283,8 @@ parse_args(FunctionCallInfo fcinfo, TrainArgs *a)
 
 	memset(a, 0, sizeof(TrainArgs));
 	for (int i = 0; i < A_NARGS; i++)
-		if (i != A_INTERVAL && i != A_VALIDATION && i != A_EPOCHS && i != A_BATCH)
+		if (i != A_INTERVAL && i != A_VALIDATION && i != A_EPOCHS && i != A_BATCH &&
+			i != A_EVAL_EVERY)
 			require_arg(fcinfo, i);
 
 	a->name = text_to_cstring(PG_GETARG_TEXT_PP(A_NAME));
@@ -363,8 +364,13 @@ parse_args(FunctionCallInfo fcinfo, TrainArgs *a)
 	a->replace = PG_GETARG_BOOL(A_REPLACE);
 	a->options = PG_GETARG_JSONB_P(A_OPTIONS);
 	a->validation = PG_ARGISNULL(A_VALIDATION) ? InvalidOid : PG_GETARG_OID(A_VALIDATION);
-	a->eval_every = PG_GETARG_INT32(A_EVAL_EVERY);
-	check_range_i("eval_every", a->eval_every, 1, 100000);
+	if (PG_ARGISNULL(A_EVAL_EVERY))
+		a->eval_every = 0;		/* every epoch, or with epochs NULL at schedule ends */
+	else
+	{
+		a->eval_every = PG_GETARG_INT32(A_EVAL_EVERY);
+		check_range_i("eval_every", a->eval_every, 1, 100000);
+	}
 	a->patience = PG_GETARG_INT32(A_PATIENCE);
 	check_range_i("patience", a->patience, 0, 100000);
 	a->k = PG_GETARG_INT32(A_K);
@@ -405,10 +411,11 @@ hyperparams_json(const TrainArgs *a, int64 interval, int64 total_steps)
 	escape_json(&s, a->sparsity);
 	appendStringInfo(&s,
 					 ", \"seed\": %lld, \"init_std\": %.17g, \"lr_min\": %.17g, \"adam_beta1\": %.17g, "
-					 "\"adam_beta2\": %.17g, \"adam_eps\": %.17g, \"eval_every\": %d, "
+					 "\"adam_beta2\": %.17g, \"adam_eps\": %.17g, \"eval_every\": %s, "
 					 "\"patience\": %d, \"k\": %d",
 					 (long long) a->seed, a->init_std, a->lr_min, a->beta1, a->beta2, a->eps,
-					 a->eval_every, a->patience, a->k);
+					 a->eval_every > 0 ? psprintf("%d", a->eval_every) : "null",
+					 a->patience, a->k);
 	if (strcmp(a->ops->type, "lightgcn") == 0)
 		appendStringInfo(&s, ", \"layers\": %d", a->params.layers);
 	if (strcmp(a->ops->type, "mf") == 0)
@@ -923,7 +930,9 @@ dsl_train(PG_FUNCTION_ARGS)
 		out.final_loss = loss;
 
 		time_up = a.epochs == 0 && elapsed_since(t_start) >= a.max_seconds;
-		if (val != NULL && (epoch % a.eval_every == 0 || epoch == max_epochs || time_up ||
+		if (val != NULL && (epoch == max_epochs || time_up ||
+							(a.eval_every > 0 && epoch % a.eval_every == 0) ||
+							(a.eval_every == 0 && a.epochs > 0) ||
 							(a.epochs == 0 && epoch == horizon)))
 		{
 			EmbeddingSource us,

@@ -35,7 +35,7 @@ CREATE FUNCTION dsl.train(
     replace         boolean DEFAULT false,
     options         jsonb DEFAULT '{}',
     validation      regclass DEFAULT NULL,
-    eval_every      integer DEFAULT 1,
+    eval_every      integer DEFAULT NULL,
     patience        integer DEFAULT 0,
     k               integer DEFAULT 20)
 RETURNS SETOF dsl.train_epoch
