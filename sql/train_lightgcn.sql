@@ -140,8 +140,18 @@ SELECT (SELECT count(*) FROM lg_params WHERE name = 'planted_lg') AS rows,
                               SELECT part, entity_id, vec FROM lg_params WHERE name = 'planted_lg_s2') d) > 0
          AS differs_other_seed;
 
+-- as many users as items (ids 1..30 and 1001..1030): each ego tensor is
+-- stored with its own entities' ids, never picked by its row count
+CREATE TABLE square AS SELECT u AS user_id, 1000 + (u * 7 + k) % 30 + 1 AS item_id
+FROM generate_series(1, 30) u, generate_series(1, 4) k;
+SELECT count(*) FROM dsl.train('square_lg', 'square', model_type => 'lightgcn', dim => 4,
+                               epochs => 1, seed => 1);
+SELECT p.part, count(*) AS n, min(p.entity_id), max(p.entity_id)
+FROM dsl.parameters p JOIN dsl.models m USING (model_id)
+WHERE m.name = 'square_lg' GROUP BY p.part ORDER BY p.part;
+
 DROP VIEW lg_params;
 DROP VIEW tiny_rows;
-DROP TABLE lg_run1, tiny, hood, hood_train, hood_test, planted;
+DROP TABLE lg_run1, tiny, hood, hood_train, hood_test, planted, square;
 SELECT dsl.drop_model(name) FROM (VALUES ('planted_lg'), ('planted_lg_t1'), ('planted_lg_s2'),
-       ('tiny_lg'), ('tiny_lg0'), ('hood_mf'), ('hood_lg')) AS m(name);
+       ('tiny_lg'), ('tiny_lg0'), ('hood_mf'), ('hood_lg'), ('square_lg')) AS m(name);

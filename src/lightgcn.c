@@ -1090,7 +1090,7 @@ lgcn_serving(void *state, SparseTensor *const *tensors,
 	items->arg = NULL;
 }
 
-static const char *const lgcn_tensor_parts[] = {"user_ego", "item_ego"};
+static const StoredTensor lgcn_tensor_parts[] = {{"user_ego", false}, {"item_ego", true}};
 
 const ModelOps lightgcn_ops = {
 	.type = "lightgcn",

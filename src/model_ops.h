@@ -13,6 +13,13 @@
 #include "interactions.h"
 #include "model.h"
 
+/* a parameter tensor stored under a part name of its own */
+typedef struct StoredTensor
+{
+	const char *part;			/* dsl.parameters.part, or NULL: not stored */
+	bool		item_rows;		/* rows are items (else users) */
+} StoredTensor;
+
 /* settings shared by all model types, plus model-specific options */
 typedef struct TrainParams
 {
@@ -59,11 +66,10 @@ typedef struct ModelOps
 							EmbeddingSource *users, EmbeddingSource *items);
 
 	/*
-	 * Part names under which the tensors themselves are stored, in
-	 * registration order, or NULL when the serving rows ('user'/'item')
-	 * already are the parameters (MF).
+	 * How the tensors themselves are stored, in registration order, or NULL
+	 * when the serving rows ('user'/'item') already are the parameters (MF).
 	 */
-	const char *const *tensor_parts;
+	const StoredTensor *tensor_parts;
 } ModelOps;
 
 extern const ModelOps mf_ops;

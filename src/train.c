@@ -748,9 +748,9 @@ store_model(const TrainArgs *a, int64 old_id, Oid old_owner, const Interactions 
 		store_part(model_id, "user", NULL, &users, d->user_ids, spvec_oid);
 		store_part(model_id, "item", NULL, &items, d->item_ids, spvec_oid);
 		for (int i = 0; i < n_tensors; i++)
-			if (a->ops->tensor_parts[i])
-				store_part(model_id, a->ops->tensor_parts[i], tensors[i], NULL,
-						   tensors[i]->n_rows == d->n_users ? d->user_ids : d->item_ids,
+			if (a->ops->tensor_parts[i].part)
+				store_part(model_id, a->ops->tensor_parts[i].part, tensors[i], NULL,
+						   a->ops->tensor_parts[i].item_rows ? d->item_ids : d->user_ids,
 						   spvec_oid);
 	}
 	store_seen(model_id, d);
