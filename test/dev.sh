@@ -144,6 +144,29 @@ missing_packages() {
 	if [ "$what" = bench ]; then
 		command -v gnuplot >/dev/null || echo gnuplot-nox
 		[ -x "$bindir/pgbench" ] || echo "postgresql-$PGMAJOR"
+		# the side-by-side timing against implicit's BPR, which the bench
+		# builds from its source tarball (test/bench/build_implicit.sh) with
+		# Debian's python3: its modules, Python.h, and a C++17 compiler with
+		# OpenMP (what the Cython extensions are compiled with)
+		local py=/usr/bin/python3
+		if [ ! -x "$py" ]; then
+			echo python3
+		else
+			"$py" -c 'import numpy' 2>/dev/null || echo python3-numpy
+			"$py" -c 'import scipy.sparse' 2>/dev/null || echo python3-scipy
+			"$py" -c 'import Cython.Build' 2>/dev/null || echo cython3
+			"$py" -c 'import setuptools' 2>/dev/null || echo python3-setuptools
+			"$py" -c 'import tqdm' 2>/dev/null || echo python3-tqdm
+			"$py" -c 'import threadpoolctl' 2>/dev/null || echo python3-threadpoolctl
+			"$py" -c 'import os, sys, sysconfig; sys.exit(not os.path.isfile(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
+				2>/dev/null || echo python3-dev
+		fi
+		local t
+		t=$(deps_tmp)
+		printf '#include <vector>\n#include <omp.h>\nint main(){std::vector<int> v(2);return v[0]+omp_get_max_threads()*0;}\n' >"$t/cxx.cpp"
+		if ! command -v g++ >/dev/null || ! g++ -std=c++17 -fopenmp "$t/cxx.cpp" -o "$t/cxx" >/dev/null 2>&1; then
+			echo g++
+		fi
 	fi
 	return 0
 }
