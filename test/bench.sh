@@ -4,7 +4,8 @@
 # Trains every model type dsl.train() knows on the real data sets (Gowalla
 # LightGCN split, MovieLens-1M with a seeded per-user 80/20 split, Last.fm
 # LightGCN-PyTorch split) at several densities, measures quality, training
-# speed, peak memory and storage, then serving latency (pgbench) and
+# speed, peak memory and storage; trains MF with the defaults alone (no
+# tuning, no test data for stopping); then serving latency (pgbench) and
 # recommend_all, and writes docs/benchmarks.md with plots under docs/img/.
 #
 # Run through `make bench` (test/dev.sh builds, starts the private cluster and
@@ -13,14 +14,17 @@
 # Environment:
 #   DSL_DATA        data directory (default: ../shared/data next to the repo);
 #                   the bench skips with a message when it is absent
-#   BENCH_QUICK=1   day-to-day mode, < 5 minutes: Gowalla MF only, few epochs,
-#                   densities 1.0/0.5/0.2 + static 0.2, 5 s pgbench runs
+#   BENCH_QUICK=1   day-to-day mode, a few minutes: Gowalla MF only, few epochs,
+#                   densities 1.0/0.5/0.2 + static 0.2, the defaults at 1.0/0.5
+#                   capped at 4 epochs, 5 s pgbench runs
 #   BENCH_DB        database to (re)create for the bench (default dsl_bench)
 #   BENCH_OUT       results directory (default .run/bench)
 #   BENCH_DOCS=0|1  copy the report to docs/ (default: 1 for a full run, 0 for
 #                   QUICK; the report is always in $BENCH_OUT/report/)
 #   BENCH_DATASETS, BENCH_MODELS, BENCH_DENSITIES, BENCH_STATIC_DENSITIES,
 #   BENCH_EPOCHS, BENCH_PGBENCH_SECONDS  override the lists/values below
+#   BENCH_DEFAULTS_DATASETS, BENCH_DEFAULTS_DENSITIES  the "defaults" block
+#                   (data sets among those loaded, densities; empty skips it)
 set -euo pipefail
 
 # ============================================================================
@@ -45,6 +49,13 @@ SPEED_REPS=3
 SPEED_EPOCHS=10                    # MF default: DSL rounds after epochs 2, 4, 6, 8
 PGBENCH_SECONDS=10
 PGBENCH_WARMUP_SECONDS=3
+# The "defaults" block: per loaded data set, MF trained with
+#   dsl.train(name, '<ds>_train', density => d, seed => SEED)
+# and nothing else (epochs NULL = the stopping rule on its own seeded
+# hold-out of the training pairs; no validation relation, so no test pair
+# decides when to stop), then evaluated on the test split.
+DEFAULTS_MODEL=mf
+DEFAULTS_DENSITIES_ALL="1.0 0.5 0.2 0.1"
 
 # Per data set and model type.  update_interval NULL = one DSL round per
 # epoch; options is the jsonb passed to dsl.train (model-specific keys).
@@ -68,6 +79,9 @@ QUICK_PGBENCH_SECONDS=5
 QUICK_PGBENCH_WARMUP_SECONDS=1
 QUICK_SPEED_REPS=2
 QUICK_SPEED_EPOCHS=4
+QUICK_DEFAULTS_DATASETS="gowalla"
+QUICK_DEFAULTS_DENSITIES="1.0 0.5"
+QUICK_DEFAULTS_MAX_EPOCHS=4        # QUICK only: options => '{"max_epochs": 4}'
 # ============================================================================
 
 T_START=$(date +%s.%N)
@@ -97,6 +111,9 @@ if [ "$QUICK" = 1 ]; then
 	PGBENCH_WARMUP_SECONDS=$QUICK_PGBENCH_WARMUP_SECONDS
 	SPEED_REPS=$QUICK_SPEED_REPS
 	SPEED_EPOCHS=$QUICK_SPEED_EPOCHS
+	DEFAULTS_DATASETS=${BENCH_DEFAULTS_DATASETS-$QUICK_DEFAULTS_DATASETS}
+	DEFAULTS_DENSITIES=${BENCH_DEFAULTS_DENSITIES-$QUICK_DEFAULTS_DENSITIES}
+	DEFAULTS_MAX_EPOCHS=$QUICK_DEFAULTS_MAX_EPOCHS
 	WRITE_DOCS=${BENCH_DOCS:-0}
 else
 	SETTINGS=$SETTINGS_FULL
@@ -105,6 +122,9 @@ else
 	DENSITIES=${BENCH_DENSITIES:-$DENSITIES_ALL}
 	STATIC_DENSITIES=${BENCH_STATIC_DENSITIES-$STATIC_DENSITIES_ALL}
 	PGBENCH_SECONDS=${BENCH_PGBENCH_SECONDS:-$PGBENCH_SECONDS}
+	DEFAULTS_DATASETS=${BENCH_DEFAULTS_DATASETS-$DATASETS_ALL}
+	DEFAULTS_DENSITIES=${BENCH_DEFAULTS_DENSITIES-$DEFAULTS_DENSITIES_ALL}
+	DEFAULTS_MAX_EPOCHS=""             # a full run never caps the stopping rule
 	WRITE_DOCS=${BENCH_DOCS:-1}
 fi
 
@@ -184,6 +204,9 @@ psql_db -f "$BENCH/setup.sql" >"$OUT/setup.log" 2>&1 || { cat "$OUT/setup.log" >
 	echo "speed_model=$SPEED_MODEL"
 	echo "speed_reps=$SPEED_REPS"
 	echo "speed_epochs=$SPEED_EPOCHS"
+	echo "defaults_model=$DEFAULTS_MODEL"
+	echo "defaults_densities=$DEFAULTS_DENSITIES"
+	echo "defaults_max_epochs=$DEFAULTS_MAX_EPOCHS"
 } >"$OUT/machine.txt"
 
 # --- which model types exist -----------------------------------------------------
@@ -299,6 +322,47 @@ for ds in $LOADED; do
 				log "  done in ${wall}s: $(grep -E '^recall,' "$dir/eval.csv" || true)"
 			fi
 		done
+	done
+done
+
+# --- the defaults: what a user gets with no tuning ---------------------------------
+# dsl.train(name, '<ds>_train', density => d, seed => SEED) and nothing else,
+# each in a fresh connection; only QUICK adds options => '{"max_epochs": N}'.
+mkdir -p "$OUT/defaults"
+echo "run,dataset,model_type,density,max_epochs,status,wall_seconds" >"$OUT/defaults/runs.csv"
+case " $AVAILABLE " in *" $DEFAULTS_MODEL "*) defaults_ok=1 ;; *) defaults_ok=0 ;; esac
+if [ "$defaults_ok" = 0 ]; then
+	log "defaults block skipped: model type $DEFAULTS_MODEL not available"
+	DEFAULTS_DATASETS=""
+fi
+capped=false
+defaults_options='{}'
+if [ -n "$DEFAULTS_MAX_EPOCHS" ]; then
+	capped=true
+	defaults_options="{\"max_epochs\": $DEFAULTS_MAX_EPOCHS}"
+fi
+for ds in $DEFAULTS_DATASETS; do
+	case " $LOADED " in *" $ds "*) ;; *) log "defaults: $ds not loaded; skipped"; continue ;; esac
+	for d in $DEFAULTS_DENSITIES; do
+		run="defaults_${ds}_${DEFAULTS_MODEL}_d${d}"
+		dir=$OUT/defaults/$run
+		mkdir -p "$dir"
+		log "defaults: $run (epochs NULL, no validation$([ "$capped" = true ] && echo ", QUICK cap max_epochs $DEFAULTS_MAX_EPOCHS"))"
+		t0=$(now)
+		status=ok
+		if ! psql_db --csv -v outdir="$dir" -v model="$run" -v source="${ds}_train" -v test="${ds}_test" \
+			-v density="$d" -v seed="$SEED" -v capped="$capped" -v options="$defaults_options" -v k="$K" \
+			-f "$BENCH/train_defaults.sql" >"$dir/psql.log" 2>&1; then
+			status=failed
+			n_fail=$((n_fail + 1))
+			log "FAILED: $run (see $dir/psql.log)"
+			sed 's/^/    /' "$dir/psql.log" | tail -5 >&2
+		fi
+		wall=$(elapsed "$t0" "$(now)")
+		echo "$run,$ds,$DEFAULTS_MODEL,$d,$DEFAULTS_MAX_EPOCHS,$status,$wall" >>"$OUT/defaults/runs.csv"
+		if [ "$status" = ok ]; then
+			log "  done in ${wall}s, $(($(wc -l <"$dir/epochs.csv") - 1)) epochs: $(grep -E '^recall,' "$dir/eval.csv" || true)"
+		fi
 	done
 done
 

@@ -187,6 +187,51 @@ for x in R:
         mtypes.append(x["model_type"])
 
 # ---------------------------------------------------------------------------
+# the defaults block: dsl.train(name, '<ds>_train', density => d, seed => 1)
+D = []
+for r in read_csv(os.path.join(RES, "defaults", "runs.csv")):
+    d = os.path.join(RES, "defaults", r["run"])
+    x = dict(r)
+    x["density_f"] = float(r["density"])
+    model = read_csv(os.path.join(d, "model.csv"))
+    model = model[0] if model else {}
+    ev = {e["metric"]: num(e["value"]) for e in read_csv(os.path.join(d, "eval.csv"))}
+    tt = read_csv(os.path.join(d, "train_time.csv"))
+    epochs = read_csv(os.path.join(d, "epochs.csv"))
+    x["recall"] = ev.get("recall")
+    x["ndcg"] = ev.get("ndcg")
+    x["epochs_run"] = num(model.get("epochs"))
+    if x["epochs_run"] is None and epochs:
+        x["epochs_run"] = len(epochs)
+    x["best_epoch"] = num(model.get("best_epoch"))
+    x["batch_size"] = num(model.get("batch_size"))
+    x["total_steps"] = num(model.get("total_steps"))
+    x["held_out_pairs"] = num(model.get("held_out_pairs"))
+    x["held_out_users"] = num(model.get("held_out_users"))
+    x["train_seconds"] = num(model.get("train_seconds"))
+    x["call_seconds"] = num(tt[0]["call_seconds"]) if tt else None
+    x["peak"] = num(model.get("train_peak_bytes"))
+    x["active"] = num(model.get("active_params"))
+    secs = [num(e["seconds"]) for e in epochs if num(e["seconds"]) is not None]
+    x["epoch_s"] = sum(secs) / len(secs) if secs else None
+    # the validation recalls the stopping rule saw (schedule ends)
+    x["val"] = [(int(e["epoch"]), num(e["recall"])) for e in epochs if num(e["recall"]) is not None]
+    x["ok"] = r["status"] == "ok" and x["recall"] is not None
+    D.append(x)
+defaults_datasets = []
+for x in D:
+    if x["dataset"] not in defaults_datasets:
+        defaults_datasets.append(x["dataset"])
+
+
+def find_default(ds, density):
+    for x in D:
+        if x["dataset"] == ds and abs(x["density_f"] - density) < 1e-9 and x["ok"]:
+            return x
+    return None
+
+
+# ---------------------------------------------------------------------------
 # serving
 serve = []
 for s in read_csv(os.path.join(RES, "serve", "pgbench.csv")):
@@ -413,6 +458,54 @@ plot_curves()
 L = []
 w = L.append
 quick = machine.get("mode") == "QUICK"
+defaults_cap = machine.get("defaults_max_epochs") or ""
+
+
+def defaults_table(ds):
+    rows = [x for x in D if x["dataset"] == ds]
+    if not rows:
+        return
+    rows.sort(key=lambda x: -x["density_f"])
+    mt = rows[0]["model_type"]
+    dense = find_default(ds, 1.0)
+    w(f"**What the defaults give (no tuning, no test data for stopping)**: {MT_NAMES.get(mt, mt)}, "
+      f"each row one call `SELECT * FROM dsl.train('<name>', '{ds}_train', density => d, "
+      f"seed => {machine.get('seed', '1')})`"
+      + (f" plus `options => '{{\"max_epochs\": {defaults_cap}}}'` (**QUICK mode only**: at most "
+         f"{defaults_cap} epochs, one {defaults_cap}-epoch schedule, so these rows show the pipeline, "
+         "not what the defaults give)" if defaults_cap else "")
+      + ": nothing else, so `epochs` NULL (the stopping rule on its own seeded hold-out of the "
+      "training pairs, doubling 30-epoch cosine schedules while that pays), `batch_size` NULL "
+      "(the model type's choice), the default lr schedule, and no `validation` relation: the test "
+      "split is used only afterwards, by `dsl.evaluate`. *epochs* is how many ran, *best* the kept "
+      "epoch (`dsl.models.best_epoch`), *batch* and *schedule steps* are `hyperparams->>'batch_size'` "
+      "and `->>'total_steps'` (the last schedule's length), *train (s)* is "
+      "`dsl.models.train_seconds`, *wall (s)* the whole `dsl.train` call; ratios are to the dense "
+      "(d = 1) default. The last column is what the stopping rule saw: the recall on its hold-out "
+      "at the end of each schedule (epoch: recall).")
+    w("")
+    w("| d | Recall@20 | NDCG@20 | recall vs dense default | recall vs tuned (same d) | epochs | best "
+      "| batch | schedule steps | held-out pairs | s/epoch | train (s) | wall (s) | wall vs dense default "
+      "| training peak (MiB) | hold-out Recall@20 at schedule ends |")
+    w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    for x in rows:
+        if not x["ok"]:
+            w(f"| {x['density']} | **failed** (see `.run/bench/defaults/{x['run']}/psql.log`) "
+              "| | | | | | | | | | | | | | |")
+            continue
+        tuned = find(ds, mt, x["density_f"], "dynamic")
+        val = ", ".join(f"{e}: {f4(v)}" for e, v in x["val"]) or "–"
+        w(f"| {x['density']} | {f4(x['recall'])} | {f4(x['ndcg'])} "
+          f"| {ratio(x['recall'], dense['recall'] if dense else None)} "
+          f"| {ratio(x['recall'], tuned['recall'] if tuned else None)} "
+          f"| {big(x['epochs_run'])} | {big(x['best_epoch'])} | {big(x['batch_size'])} "
+          f"| {big(x['total_steps'])} | {big(x['held_out_pairs'])} | {f2(x['epoch_s'])} "
+          f"| {f1(x['train_seconds'])} | {f1(x['call_seconds'])} "
+          f"| {ratio(x['call_seconds'], dense['call_seconds'] if dense else None)} "
+          f"| {f1(mb(x['peak']))} | {val} |")
+    w("")
+
+
 w("# Benchmarks")
 w("")
 w("<!-- GENERATED by `make bench` (test/bench.sh + test/bench/report.py): do not edit by hand. -->")
@@ -423,7 +516,9 @@ if quick:
     w("")
 w(f"Every figure below was measured in one run of `make bench` on {machine.get('date', '?')}, "
   f"on the machine described here; the whole run took **{hms(float(machine.get('total_seconds', '0')))}** "
-  f"(data loading, {len([x for x in R])} trainings, serving benchmarks; the build and cluster start "
+  f"(data loading, {len(R)} tuned trainings, {len(D)} with the defaults, the speed repeats, "
+  f"serving benchmarks; the build "
+  f"and cluster start "
   f"before it are not counted).")
 w("")
 w("| | |")
@@ -463,7 +558,9 @@ w("  convention).")
 w("- **Model selection**: each training gets `validation => <test split>, eval_every => N`; the stored")
 w("  model is the best evaluated epoch and *epochs to best* is `dsl.models.best_epoch`. Validation")
 w("  on the test split is the LightGCN/NGCF convention (their published numbers are the best test")
-w("  epoch); it flatters every row equally, ours and the anchors alike.")
+w("  epoch); it flatters every row equally, ours and the anchors alike. The *defaults* tables are")
+w("  the exception: there `dsl.train` decides how long to train on a hold-out of the training pairs")
+w("  and never sees the test split.")
 w("- **Density** d: the fraction of embedding weights that is active during the whole training and")
 w("  in the stored model. d = 1 is the dense model. *DSL* = `sparsity => 'dynamic'` (magnitude")
 w("  pruning + gradient regrowth, cosine-decayed update ratio from 0.5; with `update_interval` NULL")
@@ -506,9 +603,15 @@ w("")
 # results per data set
 w("## Quality, speed and memory")
 w("")
-for ds in datasets:
+for ds in datasets + [d for d in defaults_datasets if d not in datasets]:
     w(f"### {DS_NAMES.get(ds, ds)}")
     w("")
+    if ds in datasets:
+        w("Tuned (the settings above, model selection on the test split):")
+        w("")
+    if ds not in datasets:
+        defaults_table(ds)
+        continue
     w("| model | mask | d | active weights | Recall@20 | NDCG@20 | recall vs dense | best / run epochs "
       "| s/epoch | interactions/s | wall (s) | training peak (MiB) | peak vs dense | model state (MiB) "
       "| peak RSS (MiB) | stored (MiB) | on disk (MiB) |")
@@ -546,6 +649,7 @@ for ds in datasets:
     if lines:
         w("Static vs dynamic: " + "; ".join(lines) + ".")
         w("")
+    defaults_table(ds)
 
 # training speed
 if speed:
@@ -665,20 +769,23 @@ if images:
 # notes
 notes = [l for l in model_types if "unavailable" in l or "not benchmarked" in l]
 failed = [x["run"] for x in R if not x["ok"]]
-if notes or failed:
+failed_d = [x["run"] for x in D if not x["ok"]]
+if notes or failed or failed_d:
     w("## Not covered in this run")
     w("")
     for l in notes:
         w(f"- model type {l}")
     for f in failed:
         w(f"- training `{f}` failed (`.run/bench/runs/{f}/psql.log`)")
+    for f in failed_d:
+        w(f"- training `{f}` failed (`.run/bench/defaults/{f}/psql.log`)")
     w("")
 
 w("## Reproduce")
 w("")
 w("```sh")
 w("make bench                  # the full suite, writes docs/benchmarks.md and docs/img/*.png")
-w("BENCH_QUICK=1 make bench    # < 5 minutes: Gowalla MF, few epochs; report in .run/bench/report/")
+w("BENCH_QUICK=1 make bench    # a smoke run: Gowalla MF, few epochs; report in .run/bench/report/")
 w("```")
 w("")
 w("The data directory defaults to `../shared/data` next to the repository (`DSL_DATA` overrides it;")
