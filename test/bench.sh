@@ -5,7 +5,8 @@
 # LightGCN split, MovieLens-1M with a seeded per-user 80/20 split, Last.fm
 # LightGCN-PyTorch split) at several densities, measures quality, training
 # speed, peak memory and storage; trains MF with the defaults alone (no
-# tuning, no test data for stopping); then serving latency (pgbench) and
+# tuning, no test data for stopping); times MF epochs against the implicit
+# library's CPU BPR pair by pair; then serving latency (pgbench) and
 # recommend_all, and writes docs/benchmarks.md with plots under docs/img/.
 #
 # Run through `make bench` (test/dev.sh builds, starts the private cluster and
@@ -16,7 +17,8 @@
 #                   the bench skips with a message when it is absent
 #   BENCH_QUICK=1   day-to-day mode, a few minutes: Gowalla MF only, few epochs,
 #                   densities 1.0/0.5/0.2 + static 0.2, the defaults at 1.0/0.5
-#                   capped at 4 epochs, 5 s pgbench runs
+#                   capped at 4 epochs, 3 short pairs against implicit (its
+#                   first build adds about 2 minutes), 5 s pgbench runs
 #   BENCH_DB        database to (re)create for the bench (default dsl_bench)
 #   BENCH_OUT       results directory (default .run/bench)
 #   BENCH_DOCS=0|1  copy the report to docs/ (default: 1 for a full run, 0 for
@@ -25,6 +27,13 @@
 #   BENCH_EPOCHS, BENCH_PGBENCH_SECONDS  override the lists/values below
 #   BENCH_DEFAULTS_DATASETS, BENCH_DEFAULTS_DENSITIES  the "defaults" block
 #                   (data sets among those loaded, densities; empty skips it)
+#   BENCH_VS_IMPLICIT=0  skip the paired timing against implicit's BPR;
+#   BENCH_VS_PAIRS, BENCH_VS_EPOCHS  its pairs and epochs per block
+#   DSL_VENDOR      folder with implicit-0.7.3.tar.gz and its build script
+#                   (default: ../shared/vendor next to the repo); the paired
+#                   timing skips with a message without them
+#   BENCH_PYTHON    the interpreter for implicit (default /usr/bin/python3,
+#                   which Debian's python3-numpy etc. serve)
 set -euo pipefail
 
 # ============================================================================
@@ -56,6 +65,18 @@ PGBENCH_WARMUP_SECONDS=3
 # decides when to stop), then evaluated on the test split.
 DEFAULTS_MODEL=mf
 DEFAULTS_DENSITIES_ALL="1.0 0.5 0.2 0.1"
+# Paired timing against the implicit library's CPU BPR (built from its
+# source tarball for this comparison only): P pairs of a K-epoch implicit
+# block and a K-epoch dsl.train (defaults otherwise) on Gowalla, the order
+# alternating, both with VS_THREADS threads and 64 factors.
+VS_DATASET=gowalla                 # the script reads the LightGCN split format
+VS_DENSITY=0.5
+VS_FACTORS=64
+VS_THREADS=2
+VS_PAIRS=5
+VS_EPOCHS=10                       # MF default: DSL rounds after epochs 2, 4, 6, 8
+IMPLICIT_TARBALL_NAME=implicit-0.7.3.tar.gz
+IMPLICIT_SETUP_NAME=implicit-build_setup.py
 
 # Per data set and model type.  update_interval NULL = one DSL round per
 # epoch; options is the jsonb passed to dsl.train (model-specific keys).
@@ -82,6 +103,8 @@ QUICK_SPEED_EPOCHS=4
 QUICK_DEFAULTS_DATASETS="gowalla"
 QUICK_DEFAULTS_DENSITIES="1.0 0.5"
 QUICK_DEFAULTS_MAX_EPOCHS=4        # QUICK only: options => '{"max_epochs": 4}'
+QUICK_VS_PAIRS=3
+QUICK_VS_EPOCHS=4
 # ============================================================================
 
 T_START=$(date +%s.%N)
@@ -114,6 +137,8 @@ if [ "$QUICK" = 1 ]; then
 	DEFAULTS_DATASETS=${BENCH_DEFAULTS_DATASETS-$QUICK_DEFAULTS_DATASETS}
 	DEFAULTS_DENSITIES=${BENCH_DEFAULTS_DENSITIES-$QUICK_DEFAULTS_DENSITIES}
 	DEFAULTS_MAX_EPOCHS=$QUICK_DEFAULTS_MAX_EPOCHS
+	VS_PAIRS=${BENCH_VS_PAIRS:-$QUICK_VS_PAIRS}
+	VS_EPOCHS=${BENCH_VS_EPOCHS:-$QUICK_VS_EPOCHS}
 	WRITE_DOCS=${BENCH_DOCS:-0}
 else
 	SETTINGS=$SETTINGS_FULL
@@ -125,8 +150,13 @@ else
 	DEFAULTS_DATASETS=${BENCH_DEFAULTS_DATASETS-$DATASETS_ALL}
 	DEFAULTS_DENSITIES=${BENCH_DEFAULTS_DENSITIES-$DEFAULTS_DENSITIES_ALL}
 	DEFAULTS_MAX_EPOCHS=""             # a full run never caps the stopping rule
+	VS_PAIRS=${BENCH_VS_PAIRS:-$VS_PAIRS}
+	VS_EPOCHS=${BENCH_VS_EPOCHS:-$VS_EPOCHS}
 	WRITE_DOCS=${BENCH_DOCS:-1}
 fi
+VS_IMPLICIT=${BENCH_VS_IMPLICIT:-1}
+VENDOR=${DSL_VENDOR:-$ROOT/../shared/vendor}
+BENCH_PYTHON=${BENCH_PYTHON:-/usr/bin/python3}
 
 # --- tools and connection ---------------------------------------------------
 if [ -z "${PGBIN:-}" ]; then
@@ -148,6 +178,12 @@ OUT=${BENCH_OUT:-$ROOT/.run/bench}
 rm -rf "$OUT"
 mkdir -p "$OUT/runs" "$OUT/load" "$OUT/serve" "$OUT/report/img"
 
+in_list() { # in_list WORD LIST... -> whether WORD is one of LIST
+	local w=$1
+	shift
+	case " $* " in *" $w "*) return 0 ;; esac
+	return 1
+}
 psql_db() { "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -d "$DB" "$@"; }
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
@@ -207,6 +243,12 @@ psql_db -f "$BENCH/setup.sql" >"$OUT/setup.log" 2>&1 || { cat "$OUT/setup.log" >
 	echo "defaults_model=$DEFAULTS_MODEL"
 	echo "defaults_densities=$DEFAULTS_DENSITIES"
 	echo "defaults_max_epochs=$DEFAULTS_MAX_EPOCHS"
+	echo "vs_dataset=$VS_DATASET"
+	echo "vs_density=$VS_DENSITY"
+	echo "vs_factors=$VS_FACTORS"
+	echo "vs_threads=$VS_THREADS"
+	echo "vs_pairs=$VS_PAIRS"
+	echo "vs_epochs=$VS_EPOCHS"
 } >"$OUT/machine.txt"
 
 # --- which model types exist -----------------------------------------------------
@@ -388,6 +430,49 @@ if [ "$speed_ok" = 1 ] && settings_for "$SPEED_DATASET" "$SPEED_MODEL"; then
 	done
 else
 	log "speed repeats skipped: $SPEED_DATASET or $SPEED_MODEL not available"
+fi
+
+# --- paired timing against implicit's CPU BPR ------------------------------------------
+# implicit is built from its release tarball into .run/implicit (ignored),
+# for this comparison only.  test/bench/implicit_bpr.py alternates a K-epoch
+# block of implicit's BPR with a K-epoch dsl.train (vs_implicit_dsl.sql),
+# pair by pair, the order alternating; report.py takes the ratio per pair.
+VS=$OUT/vs_implicit
+mkdir -p "$VS"
+vs_skip() { echo "$*" >"$VS/skipped.txt"; log "paired timing against implicit skipped: $*"; }
+if [ "$VS_IMPLICIT" = 0 ]; then
+	vs_skip "BENCH_VS_IMPLICIT=0"
+elif ! in_list "$VS_DATASET" $LOADED; then
+	vs_skip "$VS_DATASET not loaded"
+elif ! in_list mf $AVAILABLE; then
+	vs_skip "model type mf not available"
+elif [ ! -f "$VENDOR/$IMPLICIT_TARBALL_NAME" ] || [ ! -f "$VENDOR/$IMPLICIT_SETUP_NAME" ]; then
+	vs_skip "$VENDOR/$IMPLICIT_TARBALL_NAME or $IMPLICIT_SETUP_NAME not found (set DSL_VENDOR)"
+elif [ ! -x "$BENCH_PYTHON" ]; then
+	vs_skip "$BENCH_PYTHON not found (set BENCH_PYTHON)"
+else
+	rc=0
+	implicit_src=$(bash "$BENCH/build_implicit.sh" "$VENDOR/$IMPLICIT_TARBALL_NAME" \
+		"$VENDOR/$IMPLICIT_SETUP_NAME" "$ROOT/.run/implicit" "$BENCH_PYTHON" 2>"$VS/build.log" | tail -1) || rc=$?
+	if [ "$rc" -ne 0 ] || [ -z "$implicit_src" ]; then
+		cat "$VS/build.log" >&2
+		vs_skip "building implicit failed (see $VS/build.log)"
+	else
+		log "paired timing: $VS_PAIRS pairs of $VS_EPOCHS-epoch blocks, implicit BPR against dsl_rec MF at d = $VS_DENSITY"
+		if (cd "$VS" && OPENBLAS_NUM_THREADS=1 PYTHONPATH="$implicit_src" "$BENCH_PYTHON" "$BENCH/implicit_bpr.py" \
+			--train "$DATA/$VS_DATASET/train.txt" --factors "$VS_FACTORS" --threads "$VS_THREADS" \
+			--seed "$SEED" --epochs "$VS_EPOCHS" --pairs "$VS_PAIRS" --out "$VS" -- \
+			"$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -d "$DB" --csv -v out="$VS/dsl_p{pair}.csv" \
+			-v source="${VS_DATASET}_train" -v dim="$VS_FACTORS" -v density="$VS_DENSITY" \
+			-v epochs="$VS_EPOCHS" -v seed="$SEED" -v threads="$VS_THREADS" \
+			-f "$BENCH/vs_implicit_dsl.sql") 2>"$VS/run.log"; then
+			sed 's/^/    /' "$VS/run.log" >&2
+		else
+			sed 's/^/    /' "$VS/run.log" | tail -10 >&2
+			n_fail=$((n_fail + 1))
+			log "paired timing against implicit FAILED (see $VS/run.log)"
+		fi
+	fi
 fi
 
 # --- stored size of every model ----------------------------------------------------
