@@ -4,23 +4,8 @@ EXTENSION = dsl_rec
 EXTVERSION = 0.1.0
 
 MODULE_big = dsl_rec
-OBJS = \
-	src/dsl_rec.o \
-	src/spvec.o \
-	src/sparse_tensor.o \
-	src/kselect.o \
-	src/prune_regrow.o \
-	src/mem_peak.o \
-	src/dsl_engine.o \
-	src/workers.o \
-	src/interactions.o \
-	src/mf.o \
-	src/lightgcn.o \
-	src/train.o \
-	src/topk.o \
-	src/evaluate.o \
-	src/model_cache.o \
-	src/recommend.o
+# every C file under src/ is part of the library
+OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 
 # The install script is assembled from one SQL file per concept, in order.
 SQL_PARTS = $(sort $(wildcard src/sql/*.sql))

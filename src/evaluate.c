@@ -381,16 +381,8 @@ dsl_evaluate(PG_FUNCTION_ARGS)
 	while (last_u < m->n_users - 1)
 		ptr[++last_u + 1] = n_idx;
 
-	us.n_rows = m->n_users;
-	us.dim = m->dim;
-	us.dense = m->user_emb;
-	us.fill = NULL;
-	us.arg = NULL;
-	is.n_rows = m->n_items;
-	is.dim = m->dim;
-	is.dense = m->item_emb;
-	is.fill = NULL;
-	is.arg = NULL;
+	us = embedding_source_dense(m->user_emb, m->n_users, m->dim);
+	is = embedding_source_dense(m->item_emb, m->n_items, m->dim);
 	test.n_rows = m->n_users;
 	test.ptr = ptr;
 	test.idx = idx;

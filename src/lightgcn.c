@@ -1078,16 +1078,9 @@ lgcn_serving(void *state, SparseTensor *const *tensors,
 		}
 	}
 
-	users->n_rows = s->g.n_users;
-	users->dim = dim;
-	users->dense = s->serve_out;
-	users->fill = NULL;
-	users->arg = NULL;
-	items->n_rows = s->g.n - s->g.n_users;
-	items->dim = dim;
-	items->dense = s->serve_out + (Size) s->g.n_users * dim;
-	items->fill = NULL;
-	items->arg = NULL;
+	*users = embedding_source_dense(s->serve_out, s->g.n_users, dim);
+	*items = embedding_source_dense(s->serve_out + (Size) s->g.n_users * dim,
+									s->g.n - s->g.n_users, dim);
 }
 
 static const StoredTensor lgcn_tensor_parts[] = {{"user_ego", false}, {"item_ego", true}};

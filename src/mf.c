@@ -610,16 +610,10 @@ static void
 mf_serving(void *state, SparseTensor *const *tensors,
 		   EmbeddingSource *users, EmbeddingSource *items)
 {
-	users->n_rows = tensors[0]->n_rows;
-	users->dim = tensors[0]->dim;
-	users->dense = NULL;
-	users->fill = sparse_tensor_fill_rows;
-	users->arg = tensors[0];
-	items->n_rows = tensors[1]->n_rows;
-	items->dim = tensors[1]->dim;
-	items->dense = NULL;
-	items->fill = sparse_tensor_fill_rows;
-	items->arg = tensors[1];
+	*users = embedding_source_fill(sparse_tensor_fill_rows, tensors[0],
+								   tensors[0]->n_rows, tensors[0]->dim);
+	*items = embedding_source_fill(sparse_tensor_fill_rows, tensors[1],
+								   tensors[1]->n_rows, tensors[1]->dim);
 }
 
 static bool

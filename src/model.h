@@ -32,6 +32,25 @@ typedef struct EmbeddingSource
 	void	   *arg;
 } EmbeddingSource;
 
+/* An EmbeddingSource over a dense row-major n_rows x dim matrix. */
+static inline EmbeddingSource
+embedding_source_dense(const float *rows, int n_rows, int dim)
+{
+	EmbeddingSource s = {n_rows, dim, rows, NULL, NULL};
+
+	return s;
+}
+
+/* An EmbeddingSource whose rows fill(arg, first, count, out) produces. */
+static inline EmbeddingSource
+embedding_source_fill(void (*fill) (void *arg, int first, int count, float *out),
+					  void *arg, int n_rows, int dim)
+{
+	EmbeddingSource s = {n_rows, dim, NULL, fill, arg};
+
+	return s;
+}
+
 /*
  * Compressed sparse rows of item indices per user index, each row sorted
  * ascending without duplicates.  ptr has n_rows + 1 entries.

@@ -313,16 +313,8 @@ dsl_recommend_all(PG_FUNCTION_ARGS)
 		return (Datum) 0;
 	kk = Min(k, m->n_items);
 
-	us.n_rows = m->n_users;
-	us.dim = m->dim;
-	us.dense = m->user_emb;
-	us.fill = NULL;
-	us.arg = NULL;
-	is.n_rows = m->n_items;
-	is.dim = m->dim;
-	is.dense = m->item_emb;
-	is.fill = NULL;
-	is.arg = NULL;
+	us = embedding_source_dense(m->user_emb, m->n_users, m->dim);
+	is = embedding_source_dense(m->item_emb, m->n_items, m->dim);
 
 	list = palloc(sizeof(int32) * m->n_users);
 	for (int u = 0; u < m->n_users; u++)

@@ -343,26 +343,27 @@ run_tap() {
 	FAILED=$((FAILED + files_fail))
 }
 
-run_fuzz_smoke() {
-	log "fuzz smoke run (libFuzzer, 20,000 inputs per harness)"
-	if make -C "$ROOT/test/fuzz" -s smoke PG_CONFIG="$PG_CONFIG"; then
-		echo "ok: fuzz smoke"
+# One check that is a make target: counts as one test, passed or failed.
+run_make_check() {
+	local title=$1 label=$2 dir=$3 target=$4 hint=$5
+	log "$title"
+	if make -C "$ROOT/$dir" -s "$target" PG_CONFIG="$PG_CONFIG"; then
+		echo "ok: $label"
 		PASSED=$((PASSED + 1))
 	else
-		echo "not ok: fuzz smoke (see test/fuzz/build/smoke-*.log)"
+		echo "not ok: $label${hint:+ ($hint)}"
 		FAILED=$((FAILED + 1))
 	fi
 }
 
+run_fuzz_smoke() {
+	run_make_check "fuzz smoke run (libFuzzer, 20,000 inputs per harness)" \
+		"fuzz smoke" test/fuzz smoke "see test/fuzz/build/smoke-*.log"
+}
+
 run_unit() {
-	log "unit checks (test/unit: lazy Adam + catch-up against dense Adam)"
-	if make -C "$ROOT/test/unit" -s run PG_CONFIG="$PG_CONFIG"; then
-		echo "ok: unit checks"
-		PASSED=$((PASSED + 1))
-	else
-		echo "not ok: unit checks"
-		FAILED=$((FAILED + 1))
-	fi
+	run_make_check "unit checks (test/unit: lazy Adam + catch-up against dense Adam)" \
+		"unit checks" test/unit run ""
 }
 
 run_deps_check() {
