@@ -48,13 +48,11 @@ CREATE TABLE bc_test AS SELECT user_id, (item_id + 1) % 20 AS item_id FROM bc WH
 SELECT count(*) FROM dsl.train('bc_m', 'bc', dim => 4, epochs => 1, seed => 1);
 CREATE ROLE regress_bc_reader;
 
--- Every argument NULL in turn.  dsl.train, dsl.recommend, dsl.drop_model,
--- dsl.grant_model and dsl.revoke_model check their arguments: a NULL is an
--- error naming the argument, except dsl.train's update_interval and
--- validation and dsl.recommend's candidates (NULL means "none") and
--- dsl.recommend's user_id (no rows, for outer joins).  dsl.score,
--- dsl.recommend_all, dsl.similar_items, dsl.evaluate and dsl.split are
--- declared STRICT: a NULL argument gives NULL or no rows, without a call.
+-- Every argument NULL in turn.  Every function checks its arguments: a NULL
+-- is an error (22004) naming the argument, except dsl.train's
+-- update_interval and validation and dsl.recommend's candidates (NULL means
+-- "none"), and the user or item of dsl.recommend, dsl.score and
+-- dsl.similar_items (unknown: no rows or NULL, for outer joins).
 SELECT * FROM pg_temp.null_calls('dsl.train(text,regclass,text,text,text,integer,double precision,integer,integer,double precision,double precision,double precision,integer,text,text,text,text,bigint,boolean,jsonb,regclass,integer,integer,integer)',
     '{"model_name": "''bc_new''", "source": "''bc''", "dim": "2", "epochs": "1", "replace": "true"}',
     'SELECT count(*) FROM %s');
@@ -70,6 +68,8 @@ SELECT * FROM pg_temp.null_calls('dsl.evaluate(text,regclass,text,text,integer)'
     '{"model": "''bc_m''", "test_source": "''bc_test''"}', 'SELECT count(*) FROM %s');
 SELECT * FROM pg_temp.null_calls('dsl.split(regclass,text,text,double precision,bigint)',
     '{"source": "''bc''"}', 'SELECT count(*) FROM %s');
+SELECT * FROM pg_temp.null_calls('dsl.check_id_columns(regclass,text,text)',
+    '{"source": "''bc''", "user_col": "''user_id''", "item_col": "''item_id''"}', 'SELECT %s');
 SELECT * FROM pg_temp.null_calls('dsl.drop_model(text,boolean)',
     '{"model_name": "''bc_nope''"}', 'SELECT %s');
 SELECT * FROM pg_temp.null_calls('dsl.grant_model(text,regrole)',

@@ -17,16 +17,11 @@
 
 #include <math.h>
 
-#include "access/htup_details.h"
-#include "catalog/pg_type.h"
-#include "executor/spi.h"
 #include "funcapi.h"
-#include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
-#include "utils/lsyscache.h"
-#include "utils/syscache.h"
 
+#include "dsl_util.h"
 #include "interactions.h"
 #include "model.h"
 #include "model_cache.h"
@@ -48,6 +43,10 @@ typedef struct EvalAcc
 	int64		users;
 } EvalAcc;
 
+/*
+ * TopKEmit callback: add one user's metrics at k (its top-k items best first)
+ * to the sums and mark the recommended items as covered.
+ */
 static void
 eval_emit(void *arg, int32 user, const int32 *items, const float *scores, int n)
 {
@@ -79,6 +78,10 @@ eval_emit(void *arg, int32 user, const int32 *items, const float *scores, int n)
 	acc->users++;
 }
 
+/*
+ * See model.h: the users with test items are ranked against all items in
+ * sgemm blocks by topk_rank_users(), their metrics summed by eval_emit().
+ */
 void
 dsl_evaluate_full(const EmbeddingSource *users,
 				  const EmbeddingSource *items,
@@ -96,10 +99,7 @@ dsl_evaluate_full(const EmbeddingSource *users,
 	int			n_idcg;
 	int64		covered = 0;
 
-	if (k <= 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("k must be positive, not %d", k)));
+	dsl_check_k(k);
 	if (test->n_rows != users->n_rows ||
 		(seen != NULL && seen->n_rows != users->n_rows))
 		elog(ERROR, "evaluation rows do not match the %d users", users->n_rows);
@@ -159,132 +159,11 @@ dsl_evaluate_full(const EmbeddingSource *users,
 }
 
 /*
- * Look up column colname of relation relid and check it holds integers;
- * returns the column name quoted for SQL.
+ * dsl.evaluate(model, test_source, user_col, item_col, k): metric rows.  The
+ * test pairs are read (interactions.c's reader, columns checked there) before
+ * the model is fetched from the serving cache, so that a test source whose
+ * rows come from other serving calls cannot evict the model while it is used.
  */
-static const char *
-check_id_column(Oid relid, const char *colname, const char *role)
-{
-	HeapTuple	tup;
-	Oid			typid;
-
-	tup = SearchSysCacheAttName(relid, colname);
-	if (!HeapTupleIsValid(tup))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_COLUMN),
-				 errmsg("column \"%s\" of relation \"%s\" does not exist",
-						colname, get_rel_name(relid)),
-				 errhint("Pass the %s column name as %s_col.", role, role)));
-	typid = ((Form_pg_attribute) GETSTRUCT(tup))->atttypid;
-	ReleaseSysCache(tup);
-	if (typid != INT2OID && typid != INT4OID && typid != INT8OID)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("column \"%s\" of relation \"%s\" is of type %s, not an integer type",
-						colname, get_rel_name(relid), format_type_be(typid)),
-				 errdetail("The %s column of the test pairs must be smallint, integer or bigint.",
-						   role)));
-	return quote_identifier(colname);
-}
-
-/* (user, item) test pair */
-typedef struct TestPair
-{
-	int64		user;
-	int64		item;
-} TestPair;
-
-static int
-cmp_pair(const void *a, const void *b)
-{
-	const TestPair *x = (const TestPair *) a;
-	const TestPair *y = (const TestPair *) b;
-
-	if (x->user != y->user)
-		return x->user < y->user ? -1 : 1;
-	if (x->item != y->item)
-		return x->item < y->item ? -1 : 1;
-	return 0;
-}
-
-/*
- * Read the non-NULL (user, item) pairs of the relation, sorted and without
- * duplicates, into memory of the current context (allocated before
- * SPI_connect, so it outlives SPI_finish).
- */
-static TestPair *
-read_test_pairs(Oid relid, const char *ucol, const char *icol, int64 *n_out)
-{
-	StringInfoData sql;
-	char	   *relname;
-	char	   *nspname;
-	SPIPlanPtr	plan;
-	Portal		portal;
-	TestPair   *pairs;
-	int64		cap = 1024;
-	int64		n = 0;
-	int64		w;
-
-	relname = get_rel_name(relid);
-	nspname = relname ? get_namespace_name(get_rel_namespace(relid)) : NULL;
-	if (relname == NULL || nspname == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("relation with OID %u does not exist", relid)));
-
-	initStringInfo(&sql);
-	appendStringInfo(&sql,
-					 "SELECT %s::pg_catalog.int8, %s::pg_catalog.int8 FROM %s"
-					 " WHERE %s IS NOT NULL AND %s IS NOT NULL",
-					 ucol, icol, quote_qualified_identifier(nspname, relname),
-					 ucol, icol);
-
-	pairs = palloc_extended(sizeof(TestPair) * cap, MCXT_ALLOC_HUGE);
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	plan = SPI_prepare(sql.data, 0, NULL);
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed for \"%s\": %s",
-			 sql.data, SPI_result_code_string(SPI_result));
-	portal = SPI_cursor_open(NULL, plan, NULL, NULL, true);
-	for (;;)
-	{
-		SPI_cursor_fetch(portal, true, 8192);
-		if (SPI_processed == 0)
-			break;
-		if (n + (int64) SPI_processed > cap)
-		{
-			while (n + (int64) SPI_processed > cap)
-				cap *= 2;
-			pairs = repalloc_huge(pairs, sizeof(TestPair) * cap);
-		}
-		for (uint64 r = 0; r < SPI_processed; r++)
-		{
-			HeapTuple	tup = SPI_tuptable->vals[r];
-			bool		isnull;
-
-			pairs[n].user = DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull));
-			pairs[n].item = DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull));
-			n++;
-		}
-		SPI_freetuptable(SPI_tuptable);
-		CHECK_FOR_INTERRUPTS();
-	}
-	SPI_cursor_close(portal);
-	SPI_finish();
-
-	qsort(pairs, n, sizeof(TestPair), cmp_pair);
-	w = 0;
-	for (int64 i = 0; i < n; i++)
-		if (w == 0 || cmp_pair(&pairs[i], &pairs[w - 1]) != 0)
-			pairs[w++] = pairs[i];
-	*n_out = w;
-	pfree(sql.data);
-	return pairs;
-}
-
-/* dsl.evaluate(model, test_source, user_col, item_col, k): metric rows */
 PG_FUNCTION_INFO_V1(dsl_evaluate);
 Datum
 dsl_evaluate(PG_FUNCTION_ARGS)
@@ -295,99 +174,41 @@ dsl_evaluate(PG_FUNCTION_ARGS)
 	char	   *ucol;
 	char	   *icol;
 	int32		k;
-	const char *ucol_q;
-	const char *icol_q;
-	TestPair   *pairs;
-	int64		n_pairs;
+	PairIds		pairs;
+	MappedPairs *mp;
 	ServeModel *m;
-	int64	   *ptr;
-	int32	   *idx;
-	int32	   *total;
-	int64		n_idx = 0;
-	int64		users_unknown = 0;
 	EmbeddingSource us,
 				is;
 	IndexCSR	test;
 	EvalMetrics res;
-	int			last_u = -1;
 	bool		have_users;
 	static const char *const arg_names[] = {"model", "test_source", "user_col", "item_col", "k"};
 
 	for (int a = 0; a < 5; a++)
-		if (PG_ARGISNULL(a))
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("%s must not be null", arg_names[a])));
+		dsl_arg_not_null(fcinfo, a, arg_names[a]);
 	model = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	relid = PG_GETARG_OID(1);
 	ucol = text_to_cstring(PG_GETARG_TEXT_PP(2));
 	icol = text_to_cstring(PG_GETARG_TEXT_PP(3));
 	k = PG_GETARG_INT32(4);
-	if (get_rel_name(relid) == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("relation with OID %u does not exist", relid)));
-
-	if (k <= 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("k must be positive, not %d", k)));
+	(void) dsl_relation_name(relid);	/* errors if there is no such relation */
+	dsl_check_k(k);
 
 	InitMaterializedSRF(fcinfo, 0);
 
-	ucol_q = check_id_column(relid, ucol, "user");
-	icol_q = check_id_column(relid, icol, "item");
-
-	/* read the test pairs before touching the cache (see serve_model_get) */
-	pairs = read_test_pairs(relid, ucol_q, icol_q, &n_pairs);
+	/* no memory cap on the test pairs, as for the model being evaluated */
+	dsl_read_pair_ids(relid, ucol, icol, SIZE_MAX, "work_mem", &pairs);
 	m = serve_model_get(model);
-
-	/* test CSR over the model's user indices; unknown items only counted */
-	ptr = palloc(sizeof(int64) * (m->n_users + 1));
-	idx = palloc_extended(sizeof(int32) * Max(n_pairs, 1), MCXT_ALLOC_HUGE);
-	total = palloc0(sizeof(int32) * Max(m->n_users, 1));
-	ptr[0] = 0;
-	for (int64 p = 0; p < n_pairs;)
-	{
-		int64		uid = pairs[p].user;
-		int			u = serve_user_index(m, uid);
-		int64		q = p;
-
-		if (u < 0)
-		{
-			users_unknown++;
-			while (q < n_pairs && pairs[q].user == uid)
-				q++;
-			p = q;
-			continue;
-		}
-		/* close the rows of users without test pairs, up to u */
-		while (last_u < u - 1)
-			ptr[++last_u + 1] = n_idx;
-		for (; q < n_pairs && pairs[q].user == uid; q++)
-		{
-			int			i = serve_item_index(m, pairs[q].item);
-
-			/* items ascend within a user, so the row comes out sorted */
-			if (i >= 0)
-				idx[n_idx++] = i;
-			if (total[u] < PG_INT32_MAX)
-				total[u]++;
-		}
-		ptr[u + 1] = n_idx;
-		last_u = u;
-		p = q;
-	}
-	while (last_u < m->n_users - 1)
-		ptr[++last_u + 1] = n_idx;
+	mp = dsl_map_pairs(&pairs, m->user_ids, m->n_users, m->item_ids, m->n_items);
+	dsl_free_pair_ids(&pairs);
 
 	us = embedding_source_dense(m->user_emb, m->n_users, m->dim);
 	is = embedding_source_dense(m->item_emb, m->n_items, m->dim);
 	test.n_rows = m->n_users;
-	test.ptr = ptr;
-	test.idx = idx;
+	test.ptr = mp->ptr;
+	test.idx = mp->items;
 
-	dsl_evaluate_full(&us, &is, &m->seen, &test, total, k,
+	dsl_evaluate_full(&us, &is, &m->seen, &test, mp->total, k,
 					  (Size) work_mem * 1024, &res);
 
 	have_users = res.users_evaluated > 0;
@@ -404,7 +225,7 @@ dsl_evaluate(PG_FUNCTION_ARGS)
 		vals[3] = res.hit_rate;
 		vals[4] = res.mrr;
 		vals[5] = (double) res.users_evaluated;
-		vals[6] = (double) users_unknown;
+		vals[6] = (double) mp->users_unknown;
 		vals[7] = res.item_coverage;
 
 		for (int r = 0; r < 8; r++)

@@ -1,22 +1,33 @@
 /*
  * interactions.c - scan (user, item) pairs from a table, view, materialized
  * view, partitioned or foreign table through SPI, and map ids to indices
+ *
+ * The one reader of (user, item) pairs: dsl.train's source and validation
+ * relations and dsl.evaluate's test pairs are all read by
+ * dsl_read_pair_ids(), and every function that takes (source, user_col,
+ * item_col), dsl.split included, validates the columns with
+ * dsl_check_source_column(), so a bad column gets one message and one
+ * SQLSTATE whichever function it is passed to.
  */
 #include "postgres.h"
 
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
-#include "lib/qunique.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
+#include "dsl_util.h"
 #include "interactions.h"
 
 #define FETCH_ROWS 10000
 
+/*
+ * Schema-qualified, quoted name of a relation; errors (42P01) when relid
+ * names no relation.
+ */
 char *
 dsl_relation_name(Oid relid)
 {
@@ -30,6 +41,11 @@ dsl_relation_name(Oid relid)
 	return quote_qualified_identifier(nsp, rel);
 }
 
+/*
+ * Check that relid is something rows can be read from and that col names one
+ * of its user columns with an integer type.  param is the SQL argument that
+ * passed col (user_col, item_col), named in the messages.
+ */
 void
 dsl_check_source_column(Oid relid, const char *col, const char *param)
 {
@@ -70,54 +86,26 @@ dsl_check_source_column(Oid relid, const char *col, const char *param)
 						col, dsl_relation_name(relid), format_type_be(typid), param)));
 }
 
-/* growable array of raw (user, item) id pairs */
-typedef struct RawPairs
-{
-	int64	   *u;
-	int64	   *i;
-	int64		n;
-	int64		cap;
-	int64		n_rows;
-	int64		n_null;
-} RawPairs;
-
-static int
-cmp_int64(const void *a, const void *b)
-{
-	int64		x = *(const int64 *) a,
-				y = *(const int64 *) b;
-
-	return x < y ? -1 : (x > y ? 1 : 0);
-}
-
-static int
-cmp_int32(const void *a, const void *b)
-{
-	int32		x = *(const int32 *) a,
-				y = *(const int32 *) b;
-
-	return x < y ? -1 : (x > y ? 1 : 0);
-}
-
 /*
- * Read all non-NULL pairs.  Memory comes from the caller's context; the
- * growing arrays are checked against mem_limit as they grow.
+ * Read all non-NULL pairs into *out.  Memory comes from the caller's context;
+ * the growing arrays are checked against mem_limit (named limit_name in the
+ * error) as they grow.
  */
-static void
-read_raw_pairs(Oid relid, const char *user_col, const char *item_col,
-			   Size mem_limit, const char *limit_name, RawPairs *rp)
+void
+dsl_read_pair_ids(Oid relid, const char *user_col, const char *item_col,
+				  Size mem_limit, const char *limit_name, PairIds *out)
 {
 	MemoryContext outer = CurrentMemoryContext;
 	char	   *query;
 	Portal		portal;
+	int64		cap = 65536;
 
 	dsl_check_source_column(relid, user_col, "user_col");
 	dsl_check_source_column(relid, item_col, "item_col");
 
-	memset(rp, 0, sizeof(RawPairs));
-	rp->cap = 65536;
-	rp->u = palloc_extended(rp->cap * sizeof(int64), MCXT_ALLOC_HUGE);
-	rp->i = palloc_extended(rp->cap * sizeof(int64), MCXT_ALLOC_HUGE);
+	memset(out, 0, sizeof(PairIds));
+	out->u = palloc_extended(cap * sizeof(int64), MCXT_ALLOC_HUGE);
+	out->i = palloc_extended(cap * sizeof(int64), MCXT_ALLOC_HUGE);
 
 	query = psprintf("SELECT %s::pg_catalog.int8, %s::pg_catalog.int8 FROM %s",
 					 quote_identifier(user_col), quote_identifier(item_col),
@@ -132,10 +120,10 @@ read_raw_pairs(Oid relid, const char *user_col, const char *item_col,
 		if (SPI_processed == 0)
 			break;
 
-		if (rp->n + (int64) SPI_processed > rp->cap)
+		if (out->n + (int64) SPI_processed > cap)
 		{
 			MemoryContext old = MemoryContextSwitchTo(outer);
-			int64		newcap = Max(rp->cap * 2, rp->n + (int64) SPI_processed);
+			int64		newcap = Max(cap * 2, out->n + (int64) SPI_processed);
 
 			if ((Size) newcap * 2 * sizeof(int64) > mem_limit)
 				ereport(ERROR,
@@ -143,12 +131,12 @@ read_raw_pairs(Oid relid, const char *user_col, const char *item_col,
 						 errmsg("reading \"%s\" needs more than %s = %zu kB",
 								dsl_relation_name(relid), limit_name, mem_limit / 1024),
 						 errdetail("More than %lld rows were read, 16 bytes each.",
-								   (long long) rp->n),
+								   (long long) out->n),
 						 errhint("Raise %s for this session, e.g. SET %s = '2GB'.",
 								 limit_name, limit_name)));
-			rp->u = repalloc_huge(rp->u, newcap * sizeof(int64));
-			rp->i = repalloc_huge(rp->i, newcap * sizeof(int64));
-			rp->cap = newcap;
+			out->u = repalloc_huge(out->u, newcap * sizeof(int64));
+			out->i = repalloc_huge(out->i, newcap * sizeof(int64));
+			cap = newcap;
 			MemoryContextSwitchTo(old);
 		}
 
@@ -161,21 +149,48 @@ read_raw_pairs(Oid relid, const char *user_col, const char *item_col,
 			Datum		du = SPI_getbinval(tup, desc, 1, &nu);
 			Datum		di = SPI_getbinval(tup, desc, 2, &ni);
 
-			rp->n_rows++;
+			out->n_rows++;
 			if (nu || ni)
 			{
-				rp->n_null++;
+				out->n_null++;
 				continue;
 			}
-			rp->u[rp->n] = DatumGetInt64(du);
-			rp->i[rp->n] = DatumGetInt64(di);
-			rp->n++;
+			out->u[out->n] = DatumGetInt64(du);
+			out->i[out->n] = DatumGetInt64(di);
+			out->n++;
 		}
 		SPI_freetuptable(SPI_tuptable);
 		CHECK_FOR_INTERRUPTS();
 	}
 	SPI_cursor_close(portal);
 	SPI_finish();
+}
+
+/*
+ * dsl.check_id_columns(source, user_col, item_col): the checks of
+ * dsl_check_source_column() for both columns, for dsl.split (PL/pgSQL).
+ */
+PG_FUNCTION_INFO_V1(dsl_check_id_columns);
+Datum
+dsl_check_id_columns(PG_FUNCTION_ARGS)
+{
+	dsl_arg_not_null(fcinfo, 0, "source");
+	dsl_arg_not_null(fcinfo, 1, "user_col");
+	dsl_arg_not_null(fcinfo, 2, "item_col");
+	dsl_check_source_column(PG_GETARG_OID(0), text_to_cstring(PG_GETARG_TEXT_PP(1)),
+							"user_col");
+	dsl_check_source_column(PG_GETARG_OID(0), text_to_cstring(PG_GETARG_TEXT_PP(2)),
+							"item_col");
+	PG_RETURN_VOID();
+}
+
+/* Free the arrays of a PairIds filled by dsl_read_pair_ids(). */
+void
+dsl_free_pair_ids(PairIds *p)
+{
+	pfree(p->u);
+	pfree(p->i);
+	p->u = p->i = NULL;
 }
 
 /* sorted distinct copy of ids[0..n) */
@@ -185,8 +200,7 @@ distinct_ids(const int64 *ids, int64 n, int64 *n_out)
 	int64	   *s = palloc_extended(Max(n, 1) * sizeof(int64), MCXT_ALLOC_HUGE);
 
 	memcpy(s, ids, n * sizeof(int64));
-	qsort(s, n, sizeof(int64), cmp_int64);
-	*n_out = n > 0 ? (int64) qunique(s, n, sizeof(int64), cmp_int64) : 0;
+	*n_out = dsl_sort_unique_int64(s, n);
 	return s;
 }
 
@@ -224,11 +238,8 @@ build_csr(int n_rows, const int32 *row, const int32 *col, int64 n,
 		int64		b = ptr[r],
 					e = ptr[r + 1];
 		int64		len = e - b;
-		int64		u;
+		int64		u = dsl_sort_unique_int32(idx + b, len);
 
-		if (len > 1)
-			qsort(idx + b, len, sizeof(int32), cmp_int32);
-		u = len > 0 ? (int64) qunique(idx + b, len, sizeof(int32), cmp_int32) : 0;
 		dup += len - u;
 		memmove(idx + k, idx + b, u * sizeof(int32));
 		ptr[r] = k;
@@ -244,18 +255,22 @@ build_csr(int n_rows, const int32 *row, const int32 *col, int64 n,
 	return dup;
 }
 
+/*
+ * Training interactions: every non-NULL pair of the relation, ids mapped to
+ * their ranks, distinct pairs as CSR by user.  Errors when no pair is left.
+ */
 Interactions *
 dsl_read_interactions(Oid relid, const char *user_col, const char *item_col,
 					  Size mem_limit)
 {
 	Interactions *in = palloc0(sizeof(Interactions));
-	RawPairs	rp;
+	PairIds		rp;
 	int64		nu,
 				ni;
 	int32	   *ru,
 			   *ri;
 
-	read_raw_pairs(relid, user_col, item_col, mem_limit, "maintenance_work_mem", &rp);
+	dsl_read_pair_ids(relid, user_col, item_col, mem_limit, "maintenance_work_mem", &rp);
 	in->n_rows = rp.n_rows;
 	in->n_null = rp.n_null;
 	if (rp.n == 0)
@@ -284,8 +299,7 @@ dsl_read_interactions(Oid relid, const char *user_col, const char *item_col,
 		if ((p & 0xFFFF) == 0)
 			CHECK_FOR_INTERRUPTS();
 	}
-	pfree(rp.u);
-	pfree(rp.i);
+	dsl_free_pair_ids(&rp);
 
 	in->n_duplicate = build_csr(in->n_users, ru, ri, rp.n, &in->ptr, &in->items,
 								&in->n_pairs);
@@ -294,13 +308,17 @@ dsl_read_interactions(Oid relid, const char *user_col, const char *item_col,
 	return in;
 }
 
+/*
+ * Map pairs read by dsl_read_pair_ids() onto the users and items of a model
+ * (sorted id arrays): the known items of each known user as CSR rows, each
+ * user's number of distinct test items including unknown ones (the recall
+ * denominator), and counts of what the model does not know.
+ */
 MappedPairs *
-dsl_read_mapped_pairs(Oid relid, const char *user_col, const char *item_col,
-					  const int64 *user_ids, int n_users,
-					  const int64 *item_ids, int n_items, Size mem_limit)
+dsl_map_pairs(const PairIds *rp, const int64 *user_ids, int n_users,
+			  const int64 *item_ids, int n_items)
 {
 	MappedPairs *mp = palloc0(sizeof(MappedPairs));
-	RawPairs	rp;
 	int32	   *ru,
 			   *ri;
 	int32	   *ri_all;
@@ -310,14 +328,13 @@ dsl_read_mapped_pairs(Oid relid, const char *user_col, const char *item_col,
 	int32	   *tidx;
 	int64		tn;
 
-	read_raw_pairs(relid, user_col, item_col, mem_limit, "work_mem", &rp);
-	mp->n_rows = rp.n_rows;
-	mp->n_null = rp.n_null;
+	mp->n_rows = rp->n_rows;
+	mp->n_null = rp->n_null;
 
-	ru = palloc_extended(Max(rp.n, 1) * sizeof(int32), MCXT_ALLOC_HUGE);
-	ri = palloc_extended(Max(rp.n, 1) * sizeof(int32), MCXT_ALLOC_HUGE);
-	ri_all = palloc_extended(Max(rp.n, 1) * sizeof(int32), MCXT_ALLOC_HUGE);
-	unk_users = palloc_extended(Max(rp.n, 1) * sizeof(int64), MCXT_ALLOC_HUGE);
+	ru = palloc_extended(Max(rp->n, 1) * sizeof(int32), MCXT_ALLOC_HUGE);
+	ri = palloc_extended(Max(rp->n, 1) * sizeof(int32), MCXT_ALLOC_HUGE);
+	ri_all = palloc_extended(Max(rp->n, 1) * sizeof(int32), MCXT_ALLOC_HUGE);
+	unk_users = palloc_extended(Max(rp->n, 1) * sizeof(int64), MCXT_ALLOC_HUGE);
 
 	/*
 	 * Unknown items still count (they are relevant but can never be hit):
@@ -329,20 +346,20 @@ dsl_read_mapped_pairs(Oid relid, const char *user_col, const char *item_col,
 		int64	   *unk_ids;
 		int64		cnt = 0;
 
-		for (int64 p = 0; p < rp.n; p++)
-			if (dsl_id_index(item_ids, n_items, rp.i[p]) < 0)
-				unk_users[cnt++] = rp.i[p];
+		for (int64 p = 0; p < rp->n; p++)
+			if (dsl_id_index(item_ids, n_items, rp->i[p]) < 0)
+				unk_users[cnt++] = rp->i[p];
 		unk_ids = distinct_ids(unk_users, cnt, &n_unk_items);
-		for (int64 p = 0; p < rp.n; p++)
+		for (int64 p = 0; p < rp->n; p++)
 		{
-			int			u = dsl_id_index(user_ids, n_users, rp.u[p]);
-			int			i = dsl_id_index(item_ids, n_items, rp.i[p]);
+			int			u = dsl_id_index(user_ids, n_users, rp->u[p]);
+			int			i = dsl_id_index(item_ids, n_items, rp->i[p]);
 
 			ru[p] = u;
 			ri[p] = i;
-			ri_all[p] = i >= 0 ? i : n_items + dsl_id_index(unk_ids, (int) n_unk_items, rp.i[p]);
+			ri_all[p] = i >= 0 ? i : n_items + dsl_id_index(unk_ids, (int) n_unk_items, rp->i[p]);
 			if (u < 0)
-				unk_users[n_unk++] = rp.u[p];
+				unk_users[n_unk++] = rp->u[p];
 			if ((p & 0xFFFF) == 0)
 				CHECK_FOR_INTERRUPTS();
 		}
@@ -351,7 +368,7 @@ dsl_read_mapped_pairs(Oid relid, const char *user_col, const char *item_col,
 	pfree(distinct_ids(unk_users, n_unk, &mp->users_unknown));
 
 	/* all distinct test items per known user, unknown ones included */
-	mp->n_duplicate = build_csr(n_users, ru, ri_all, rp.n, &tptr, &tidx, &tn);
+	mp->n_duplicate = build_csr(n_users, ru, ri_all, rp->n, &tptr, &tidx, &tn);
 	mp->total = palloc_extended(Max(n_users, 1) * sizeof(int32), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 	for (int u = 0; u < n_users; u++)
 	{
@@ -365,14 +382,27 @@ dsl_read_mapped_pairs(Oid relid, const char *user_col, const char *item_col,
 	mp->n_pairs = tn;
 
 	/* the known items only, for ranking */
-	build_csr(n_users, ru, ri, rp.n, &mp->ptr, &mp->items, &tn);
+	build_csr(n_users, ru, ri, rp->n, &mp->ptr, &mp->items, &tn);
 
 	pfree(ru);
 	pfree(ri);
 	pfree(ri_all);
 	pfree(unk_users);
-	pfree(rp.u);
-	pfree(rp.i);
+	return mp;
+}
+
+/* dsl_read_pair_ids() under work_mem's name, then dsl_map_pairs() */
+MappedPairs *
+dsl_read_mapped_pairs(Oid relid, const char *user_col, const char *item_col,
+					  const int64 *user_ids, int n_users,
+					  const int64 *item_ids, int n_items, Size mem_limit)
+{
+	PairIds		rp;
+	MappedPairs *mp;
+
+	dsl_read_pair_ids(relid, user_col, item_col, mem_limit, "work_mem", &rp);
+	mp = dsl_map_pairs(&rp, user_ids, n_users, item_ids, n_items);
+	dsl_free_pair_ids(&rp);
 	return mp;
 }
 

@@ -26,6 +26,16 @@ typedef struct Interactions
 	int64		n_duplicate;	/* rows that repeated an earlier pair */
 } Interactions;
 
+/* (user, item) id pairs as read from a relation, rows with a NULL dropped */
+typedef struct PairIds
+{
+	int64	   *u;				/* n user ids, in scan order */
+	int64	   *i;				/* n item ids */
+	int64		n;				/* pairs kept (duplicates included) */
+	int64		n_rows;			/* rows read, including skipped ones */
+	int64		n_null;			/* rows skipped for a NULL user or item */
+} PairIds;
+
 /* Held-out pairs mapped onto a model's users and items */
 typedef struct MappedPairs
 {
@@ -53,6 +63,26 @@ extern char *dsl_relation_name(Oid relid);
 extern Interactions *dsl_read_interactions(Oid relid, const char *user_col,
 										   const char *item_col, Size mem_limit);
 
+/*
+ * Read every (user_col, item_col) pair of relid (columns checked with
+ * dsl_check_source_column) into out, allocated in the current memory
+ * context.  Errors (54000, naming the setting limit_name) when the pairs need
+ * more than mem_limit bytes; SIZE_MAX means no limit.
+ */
+extern void dsl_read_pair_ids(Oid relid, const char *user_col, const char *item_col,
+							  Size mem_limit, const char *limit_name, PairIds *out);
+extern void dsl_free_pair_ids(PairIds *p);
+
+/*
+ * Pairs mapped onto a model's users and items (sorted id arrays): known items
+ * per known user as CSR, distinct test items per user including unknown ones
+ * (total), and the counts of what the model does not know.
+ */
+extern MappedPairs *dsl_map_pairs(const PairIds *pairs,
+								  const int64 *user_ids, int n_users,
+								  const int64 *item_ids, int n_items);
+
+/* dsl_read_pair_ids() (limit named work_mem) followed by dsl_map_pairs() */
 extern MappedPairs *dsl_read_mapped_pairs(Oid relid, const char *user_col,
 										  const char *item_col,
 										  const int64 *user_ids, int n_users,

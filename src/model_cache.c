@@ -38,6 +38,7 @@
 #include "utils/catcache.h"
 #include "utils/memutils.h"
 
+#include "dsl_util.h"
 #include "model_cache.h"
 #include "spvec.h"
 
@@ -180,15 +181,6 @@ load_part(ServeModel *m, const char *part, int64 **ids_out, float **emb_out)
 	return n;
 }
 
-static int
-cmp_int32(const void *a, const void *b)
-{
-	int32		x = *(const int32 *) a;
-	int32		y = *(const int32 *) b;
-
-	return (x > y) - (x < y);
-}
-
 /* more popular first, then lower index (= lower id) */
 static int
 cmp_popularity(const void *a, const void *b, void *arg)
@@ -271,17 +263,7 @@ load_seen(ServeModel *m)
 				if (i >= 0)
 					idx[len + nrow++] = i;
 			}
-			if (nrow > 1)
-			{
-				int			w = 1;
-
-				qsort(idx + len, nrow, sizeof(int32), cmp_int32);
-				for (int e = 1; e < nrow; e++)
-					if (idx[len + e] != idx[len + w - 1])
-						idx[len + w++] = idx[len + e];
-				nrow = w;
-			}
-			len += nrow;
+			len += dsl_sort_unique_int32(idx + len, nrow);
 			ptr[u + 1] = len;
 			next_user = u + 1;
 		}

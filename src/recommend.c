@@ -19,36 +19,10 @@
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 
+#include "dsl_util.h"
 #include "interactions.h"
 #include "model_cache.h"
 #include "topk.h"
-
-static void
-check_k(int32 k)
-{
-	if (k <= 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("k must be positive, not %d", k)));
-}
-
-static void
-check_not_null(FunctionCallInfo fcinfo, int argno, const char *argname)
-{
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be null", argname)));
-}
-
-static int
-cmp_int32(const void *a, const void *b)
-{
-	int32		x = *(const int32 *) a;
-	int32		y = *(const int32 *) b;
-
-	return (x > y) - (x < y);
-}
 
 /* Euclidean norm, in double */
 static double
@@ -87,16 +61,7 @@ candidate_indices(const ServeModel *m, ArrayType *arr, int *n_out)
 		if (i >= 0)
 			out[n++] = i;
 	}
-	if (n > 1)
-	{
-		int			w = 1;
-
-		qsort(out, n, sizeof(int32), cmp_int32);
-		for (int e = 1; e < n; e++)
-			if (out[e] != out[w - 1])
-				out[w++] = out[e];
-		n = w;
-	}
+	n = (int) dsl_sort_unique_int32(out, n);
 	pfree(elems);
 	pfree(nulls);
 	*n_out = n;
@@ -124,11 +89,11 @@ dsl_recommend(PG_FUNCTION_ARGS)
 	TopK		heap;
 	int			n;
 
-	check_not_null(fcinfo, 0, "model");
-	check_not_null(fcinfo, 2, "k");
-	check_not_null(fcinfo, 3, "exclude_seen");
+	dsl_arg_not_null(fcinfo, 0, "model");
+	dsl_arg_not_null(fcinfo, 2, "k");
+	dsl_arg_not_null(fcinfo, 3, "exclude_seen");
 	k = PG_GETARG_INT32(2);
-	check_k(k);
+	dsl_check_k(k);
 
 	InitMaterializedSRF(fcinfo, 0);
 
@@ -218,7 +183,7 @@ dsl_score(PG_FUNCTION_ARGS)
 	int			i;
 
 	/* a NULL user or item is simply unknown; a NULL model is a mistake */
-	check_not_null(fcinfo, 0, "model");
+	dsl_arg_not_null(fcinfo, 0, "model");
 	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		PG_RETURN_NULL();
 	model = text_to_cstring(PG_GETARG_TEXT_PP(0));
@@ -298,14 +263,14 @@ dsl_recommend_all(PG_FUNCTION_ARGS)
 	int32	   *list;
 	int			kk;
 
-	check_not_null(fcinfo, 0, "model");
-	check_not_null(fcinfo, 1, "k");
-	check_not_null(fcinfo, 2, "exclude_seen");
+	dsl_arg_not_null(fcinfo, 0, "model");
+	dsl_arg_not_null(fcinfo, 1, "k");
+	dsl_arg_not_null(fcinfo, 2, "exclude_seen");
 	model = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	k = PG_GETARG_INT32(1);
 	exclude_seen = PG_GETARG_BOOL(2);
 
-	check_k(k);
+	dsl_check_k(k);
 	InitMaterializedSRF(fcinfo, 0);
 
 	m = serve_model_get(model);
@@ -353,9 +318,9 @@ dsl_similar_items(PG_FUNCTION_ARGS)
 	int			cap;
 	int			n;
 
-	check_not_null(fcinfo, 0, "model");
-	check_not_null(fcinfo, 2, "k");
-	check_not_null(fcinfo, 3, "measure");
+	dsl_arg_not_null(fcinfo, 0, "model");
+	dsl_arg_not_null(fcinfo, 2, "k");
+	dsl_arg_not_null(fcinfo, 3, "measure");
 	if (PG_ARGISNULL(1))
 	{
 		/* a NULL item is unknown: no rows */
@@ -366,7 +331,7 @@ dsl_similar_items(PG_FUNCTION_ARGS)
 	item_id = PG_GETARG_INT64(1);
 	k = PG_GETARG_INT32(2);
 	measure = text_to_cstring(PG_GETARG_TEXT_PP(3));
-	check_k(k);
+	dsl_check_k(k);
 	if (strcmp(measure, "cosine") == 0)
 		cosine = true;
 	else if (strcmp(measure, "inner_product") == 0)
