@@ -240,8 +240,8 @@ recommend_all_emit(void *arg, int32 user, const int32 *items,
 
 		values[0] = Int64GetDatum(m->user_ids[user]);
 		values[1] = Int64GetDatum(m->item_ids[st->idx[r]]);
-		values[2] = Int32GetDatum(r + 1);
-		values[3] = Float4GetDatum(st->score[r]);
+		values[2] = Float4GetDatum(st->score[r]);
+		values[3] = Int32GetDatum(r + 1);
 		tuplestore_putvalues(st->rsinfo->setResult, st->rsinfo->setDesc,
 							 values, nulls);
 	}

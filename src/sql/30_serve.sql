@@ -33,12 +33,12 @@ CREATE FUNCTION dsl.recommend_all(
     model           text,
     k               integer DEFAULT 20,
     exclude_seen    boolean DEFAULT true)
-RETURNS TABLE (user_id bigint, item_id bigint, rank integer, score real)
+RETURNS TABLE (user_id bigint, item_id bigint, score real, rank integer)
 AS 'MODULE_PATHNAME', 'dsl_recommend_all'
 LANGUAGE C STABLE PARALLEL RESTRICTED COST 100000 ROWS 100000;
 
 COMMENT ON FUNCTION dsl.recommend_all(text, integer, boolean) IS
-    'top k items of every user of a model (rank 1 = best), computed in blocks with BLAS within work_mem';
+    'top k items of every user of a model (rank 1 = best), columns in dsl.recommend''s order (item_id, score, rank), computed in blocks with BLAS within work_mem';
 
 CREATE FUNCTION dsl.similar_items(
     model           text,
