@@ -6,6 +6,7 @@
 #include <math.h>
 
 #include "dsl_engine.h"
+#include "dsl_rec.h"
 
 void
 dsl_engine_init(DslEngine *e, const DslConfig *cfg)
@@ -15,6 +16,7 @@ dsl_engine_init(DslEngine *e, const DslConfig *cfg)
 	e->adam = cfg->adam;
 	e->bc1 = 1.0f;
 	e->bc2 = 1.0f;
+	e->pool = worker_pool_create(dsl_threads, CurrentMemoryContext);
 }
 
 SparseTensor *
@@ -29,14 +31,6 @@ dsl_engine_add_tensor(DslEngine *e, const char *name, int n_rows, int dim)
 							 e->cfg.seed, (uint64) e->n_tensors + 1);
 	e->tensors[e->n_tensors++] = t;
 	return t;
-}
-
-void
-dsl_engine_free(DslEngine *e)
-{
-	for (int i = 0; i < e->n_tensors; i++)
-		sparse_tensor_free(e->tensors[i]);
-	e->n_tensors = 0;
 }
 
 void
@@ -104,7 +98,6 @@ dsl_engine_update(DslEngine *e, const TensorGrad *grads)
 	double		zeta = dsl_engine_ratio(e, e->step);
 
 	e->rounds++;
-	e->last_ratio = zeta;
 	for (int i = 0; i < e->n_tensors; i++)
 	{
 		SparseTensor *t = e->tensors[i];
@@ -112,10 +105,9 @@ dsl_engine_update(DslEngine *e, const TensorGrad *grads)
 
 		/* never more than the inactive positions can absorb */
 		n = Min(n, t->budget);
-		e->changed += sparse_tensor_prune_regrow(t, n, e->cfg.growth,
-												 grads ? &grads[i] : NULL,
-												 e->cfg.seed ^ ((uint64) i << 56),
-												 (uint64) e->rounds, e->pool);
+		sparse_tensor_prune_regrow(t, n, e->cfg.growth, grads ? &grads[i] : NULL,
+								   e->cfg.seed ^ ((uint64) i << 56),
+								   (uint64) e->rounds, e->pool);
 		if (t->budget < t->total)
 			e->pruned += n;
 	}
@@ -141,13 +133,58 @@ dsl_engine_total(const DslEngine *e)
 	return n;
 }
 
+/* the entries a round of tensor t may prune, at the schedule's largest zeta */
+static int64
+max_update_entries(const DslConfig *cfg, int64 budget)
+{
+	double		zeta = cfg->schedule == SCHEDULE_CONSTANT ? cfg->update_ratio :
+		Max(cfg->update_ratio, cfg->update_ratio_min);
+
+	return Min((int64) ceil(zeta * (double) budget), budget);
+}
+
+/*
+ * Tensors are created one after another (each one's temporaries beside the
+ * state of those before), and rounds run one tensor at a time beside the
+ * state of all: the peak is the largest of these moments.
+ */
 Size
-dsl_engine_state_bytes(const DslEngine *e)
+dsl_engine_estimate_bytes(const DslConfig *cfg, const int *rows, int n_tensors,
+						  int dim)
+{
+	Size		held = worker_pool_bytes();
+	Size		peak = held;
+	int			n_parts = worker_pool_threads(dsl_threads);
+	bool		rounds = cfg->dynamic && cfg->density < 1.0 && cfg->update_interval > 0;
+
+	for (int i = 0; i < n_tensors; i++)
+	{
+		int64		budget = sparse_tensor_budget(rows[i], dim, cfg->density);
+
+		peak = Max(peak, held + sparse_tensor_create_bytes(rows[i], dim, budget));
+		held += sparse_tensor_state_bytes(rows[i], dim, budget);
+	}
+	peak = Max(peak, held);
+	for (int i = 0; i < n_tensors && rounds; i++)
+	{
+		int64		budget = sparse_tensor_budget(rows[i], dim, cfg->density);
+
+		peak = Max(peak, held +
+				   sparse_tensor_round_bytes(rows[i], dim, budget,
+											 max_update_entries(cfg, budget),
+											 n_parts));
+	}
+	return peak;
+}
+
+Size
+dsl_engine_estimate_snapshot_bytes(const int *rows, int n_tensors, int dim,
+								   double density)
 {
 	Size		n = 0;
 
-	for (int i = 0; i < e->n_tensors; i++)
-		n += sparse_tensor_state_bytes(e->tensors[i]->n_rows, e->tensors[i]->dim,
-									   e->tensors[i]->budget);
+	for (int i = 0; i < n_tensors; i++)
+		n += sparse_tensor_copy_bytes(rows[i], dim,
+									  sparse_tensor_budget(rows[i], dim, density));
 	return n;
 }

@@ -44,18 +44,21 @@ typedef struct DslEngine
 	int64		step;			/* optimizer steps taken */
 	int64		rounds;			/* prune/regrow rounds done */
 	int64		pruned;			/* entries pruned in all rounds so far */
-	int64		changed;		/* entries whose activity really changed */
 	AdamConfig	adam;			/* Adam of the current step (its lr) */
 	float		bc1;			/* Adam bias corrections of the current step */
 	float		bc2;
-	double		last_ratio;		/* zeta of the latest round */
-	WorkerPool *pool;			/* threads for the rounds' scans, or NULL */
+	WorkerPool *pool;			/* dsl_rec.threads threads: the rounds' scans
+								 * and the models' parallel phases */
 } DslEngine;
 
+/*
+ * Set up an engine and its worker pool in the current memory context (the
+ * pool's threads are joined when that context goes away; tensors and pool
+ * are freed with it, there is no separate free).
+ */
 extern void dsl_engine_init(DslEngine *e, const DslConfig *cfg);
 extern SparseTensor *dsl_engine_add_tensor(DslEngine *e, const char *name,
 										   int n_rows, int dim);
-extern void dsl_engine_free(DslEngine *e);
 
 /* begin an optimizer step: advances the step counter and bias corrections */
 extern void dsl_engine_begin_step(DslEngine *e);
@@ -86,6 +89,20 @@ extern void dsl_engine_update(DslEngine *e, const TensorGrad *grads);
 
 extern int64 dsl_engine_active(const DslEngine *e);
 extern int64 dsl_engine_total(const DslEngine *e);
-extern Size dsl_engine_state_bytes(const DslEngine *e);
+
+/*
+ * Before anything is allocated: the most memory an engine with config cfg
+ * will hold for n_tensors tensors of rows[i] x dim (their weights, Adam
+ * moments and row/column indices, the worker pool, and the temporaries of
+ * creating the tensors and of the largest prune/regrow round), at
+ * dsl_rec.threads threads.  Model-side arrays (a model's own buffers, the
+ * gradients it hands to a round, last_step) are not included.
+ */
+extern Size dsl_engine_estimate_bytes(const DslConfig *cfg, const int *rows,
+									  int n_tensors, int dim);
+
+/* the bytes of a best-epoch snapshot of those tensors (weights only) */
+extern Size dsl_engine_estimate_snapshot_bytes(const int *rows, int n_tensors,
+											   int dim, double density);
 
 #endif							/* DSL_ENGINE_H */

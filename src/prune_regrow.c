@@ -43,7 +43,6 @@ typedef struct RoundJob
 	uint64		tie_round;
 	/* rebuild */
 	int64		k_off[MAX_PARTS + 1];
-	int64		lost[MAX_PARTS];
 	int64	   *row_ptr;		/* the new rows */
 	uint16	   *col;
 	uint16	   *src;			/* per new entry: its rank in the old row, or
@@ -238,7 +237,6 @@ scan_rebuild_index(void *arg, int part, int n_parts)
 	const SparseTensor *t = j->t;
 	const int	dim = t->dim;
 	int64		k = j->k_off[part];
-	int64		lost = 0;
 
 	for (int r = j->row_lo[part]; r < j->row_lo[part + 1]; r++)
 	{
@@ -253,7 +251,6 @@ scan_rebuild_index(void *arg, int part, int n_parts)
 			uint64		ow = bit_word(j->old, p, span);
 			int			at = (int) (p - base);
 
-			lost += __builtin_popcountll(ow & ~nw);
 			while (nw)
 			{
 				int			b = __builtin_ctzll(nw);
@@ -269,7 +266,6 @@ scan_rebuild_index(void *arg, int part, int n_parts)
 			p += span;
 		}
 	}
-	j->lost[part] = lost;
 }
 
 /* one state array into the new rows: survivors keep their value, new are 0 */
@@ -366,7 +362,44 @@ apply_ties(RoundJob *j, int64 m, bool set)
 	j->ties = NULL;
 }
 
-int64
+/*
+ * The most a round holds besides the tensor's own state, from the
+ * allocations of sparse_tensor_prune_regrow: the job, the histograms (one
+ * per part and the merged one) and the two bitmaps throughout, and on top
+ * of them the largest of
+ *   - the ties of a selection (n_update entries at most: a threshold ties
+ *     more only when more than n_update weights share one magnitude, which
+ *     in practice means the zeros regrown by the round before, at most its
+ *     n_update),
+ *   - the complement bitmap of random regrowth (when the free positions
+ *     can be fewer than twice those drawn),
+ *   - the rebuild: new offsets and columns, the source ranks and one new
+ *     state array at a time (rebuild_array).
+ */
+Size
+sparse_tensor_round_bytes(int n_rows, int dim, int64 budget, int64 n_update,
+						  int n_parts)
+{
+	int64		total = (int64) n_rows * dim;
+	Size		bitmap = Max(BITS_WORDS(total) * sizeof(uint64), 1);
+	Size		ties;
+	Size		excl;
+	Size		rebuild = Max((Size) (n_rows + 1) * sizeof(int64), 1) +
+		2 * Max((Size) budget * sizeof(uint16), 1) +
+		Max((Size) budget * sizeof(float), 1);
+
+	if (n_update <= 0 || budget >= total)
+		return 0;				/* the round returns at once */
+	n_update = Min(n_update, budget);
+	ties = (Size) Max(n_update, 1) * sizeof(KSelectTie);
+	excl = n_update > total - budget ? bitmap : 0;
+	if (n_parts < 1 || n_parts > MAX_PARTS)
+		n_parts = 1;			/* as the round decides from its pool */
+	return sizeof(RoundJob) + (Size) (n_parts + 1) * KSELECT_BUCKETS * sizeof(uint32) +
+		2 * bitmap + Max(Max(ties, excl), rebuild);
+}
+
+void
 sparse_tensor_prune_regrow(SparseTensor *t, int64 n_update, GrowthMode growth,
 						   const TensorGrad *grad, uint64 seed, uint64 round,
 						   WorkerPool *pool)
@@ -374,14 +407,13 @@ sparse_tensor_prune_regrow(SparseTensor *t, int64 n_update, GrowthMode growth,
 	RoundJob   *j;
 	int64		nnz = t->budget;
 	int64		grown = 0;
-	int64		lost = 0;
 	int			unit;
 
 	n_update = Min(n_update, nnz);
 	if (n_update <= 0 || nnz >= t->total)
 	{
 		release_grad(grad);
-		return 0;
+		return;
 	}
 
 	j = palloc0(sizeof(RoundJob));
@@ -463,8 +495,6 @@ sparse_tensor_prune_regrow(SparseTensor *t, int64 n_update, GrowthMode growth,
 	j->src = dsl_alloc_huge((Size) nnz * sizeof(uint16), false);
 	run_scan(j, pool, scan_rebuild_index);
 	j->row_ptr[t->n_rows] = nnz;
-	for (int p = 0; p < j->n_parts; p++)
-		lost += j->lost[p];
 	rebuild_array(j, pool, &t->w);
 	rebuild_array(j, pool, &t->m);
 	rebuild_array(j, pool, &t->v);
@@ -480,5 +510,4 @@ sparse_tensor_prune_regrow(SparseTensor *t, int64 n_update, GrowthMode growth,
 		kselect_free(&j->pks[p]);
 	kselect_free(&j->ks);
 	pfree(j);
-	return lost;
 }

@@ -50,14 +50,55 @@ dsl_alloc_huge(Size sz, bool zero)
 	return p;
 }
 
+/* Max(sz, 1): what dsl_alloc_huge asks palloc for */
+#define HUGE_ALLOC_BYTES(sz) ((Size) Max((Size) (sz), (Size) 1))
+
+/* active entries at a density: rounded, and at least one in a non-empty tensor */
+int64
+sparse_tensor_budget(int n_rows, int dim, double density)
+{
+	int64		total = (int64) n_rows * dim;
+	int64		budget = (int64) rint(density * (double) total);
+
+	if (budget < 1 && total > 0)
+		budget = 1;
+	return budget;
+}
+
+/* the struct, row_ptr, col, w, m and v of sparse_tensor_create */
 Size
 sparse_tensor_state_bytes(int n_rows, int dim, int64 budget)
 {
-	/* row_ptr + col + w + m + v, plus the update-time bitmap and rebuild copy */
-	Size		state = (Size) (n_rows + 1) * sizeof(int64) +
-		(Size) budget * (sizeof(uint16) + 3 * sizeof(float));
+	return sizeof(SparseTensor) +
+		HUGE_ALLOC_BYTES((Size) (n_rows + 1) * sizeof(int64)) +
+		HUGE_ALLOC_BYTES((Size) budget * sizeof(uint16)) +
+		3 * HUGE_ALLOC_BYTES((Size) budget * sizeof(float));
+}
 
-	return state;
+/*
+ * The state plus the position bitmap sparse_tensor_create draws the mask
+ * in, and, when the mask is drawn by its complement (more than half of the
+ * positions active), the complement's bitmap before the arrays exist.
+ */
+Size
+sparse_tensor_create_bytes(int n_rows, int dim, int64 budget)
+{
+	int64		total = (int64) n_rows * dim;
+	Size		bitmap = HUGE_ALLOC_BYTES(BITS_WORDS(total) * sizeof(uint64));
+	Size		excl = budget > total / 2 ? bitmap : 0;
+
+	return bitmap + Max(sparse_tensor_state_bytes(n_rows, dim, budget),
+						sizeof(SparseTensor) + excl);
+}
+
+/* the struct, row_ptr, col and w of sparse_tensor_copy_weights */
+Size
+sparse_tensor_copy_bytes(int n_rows, int dim, int64 budget)
+{
+	return sizeof(SparseTensor) +
+		HUGE_ALLOC_BYTES((Size) (n_rows + 1) * sizeof(int64)) +
+		HUGE_ALLOC_BYTES((Size) budget * sizeof(uint16)) +
+		HUGE_ALLOC_BYTES((Size) budget * sizeof(float));
 }
 
 /*
@@ -121,7 +162,7 @@ sparse_tensor_create(const char *name, int n_rows, int dim, double density,
 {
 	SparseTensor *t = palloc0(sizeof(SparseTensor));
 	int64		total = (int64) n_rows * dim;
-	int64		budget = (int64) rint(density * (double) total);
+	int64		budget = sparse_tensor_budget(n_rows, dim, density);
 	uint64	   *occ;
 	DslRng		rng;
 	int64		k = 0;
@@ -134,8 +175,6 @@ sparse_tensor_create(const char *name, int n_rows, int dim, double density,
 	t->n_rows = n_rows;
 	t->dim = dim;
 	t->total = total;
-	if (budget < 1 && total > 0)
-		budget = 1;
 	t->budget = budget;
 
 	dsl_rng_seed(&rng, seed, stream);

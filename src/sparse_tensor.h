@@ -60,8 +60,24 @@ typedef struct AdamConfig
 	float		eps;
 } AdamConfig;
 
-/* bytes needed by a tensor's state (for the maintenance_work_mem check) */
+/*
+ * Memory arithmetic for the budget check, derived from the allocations below
+ * (each must change with them; test/unit/engine_estimate_check.c compares
+ * them with what the code really allocates):
+ *   budget      active entries of an n_rows x dim tensor at a density
+ *   state       what a tensor holds for life (struct, rows, columns,
+ *               weights, both Adam moments)
+ *   create      the most sparse_tensor_create holds at once, state included
+ *   copy        a sparse_tensor_copy_weights snapshot
+ *   round       the most a prune/regrow round of n_update entries holds on
+ *               top of the state, with n_parts scan parts (prune_regrow.c)
+ */
+extern int64 sparse_tensor_budget(int n_rows, int dim, double density);
 extern Size sparse_tensor_state_bytes(int n_rows, int dim, int64 budget);
+extern Size sparse_tensor_create_bytes(int n_rows, int dim, int64 budget);
+extern Size sparse_tensor_copy_bytes(int n_rows, int dim, int64 budget);
+extern Size sparse_tensor_round_bytes(int n_rows, int dim, int64 budget,
+									  int64 n_update, int n_parts);
 
 extern SparseTensor *sparse_tensor_create(const char *name, int n_rows, int dim,
 										  double density, float init_std,
@@ -201,15 +217,14 @@ typedef enum GrowthMode
  * among the inactive ones (including the ones just pruned) by the growth
  * criterion; ties and zero scores are broken by a seeded hash.  Entries that
  * stay active keep weight and moments; newly active ones start at zero.
- * The number of active entries is unchanged.  Returns the number of entries
- * whose state actually changed (pruned and not regrown).  The scans run on
- * pool (NULL: in the caller only); the result does not depend on it.
+ * The number of active entries is unchanged.  The scans run on pool
+ * (NULL: in the caller only); the result does not depend on it.
  * (prune_regrow.c)
  */
-extern int64 sparse_tensor_prune_regrow(SparseTensor *t, int64 n_update,
-										GrowthMode growth, const TensorGrad *grad,
-										uint64 seed, uint64 round,
-										WorkerPool *pool);
+extern void sparse_tensor_prune_regrow(SparseTensor *t, int64 n_update,
+									   GrowthMode growth, const TensorGrad *grad,
+									   uint64 seed, uint64 round,
+									   WorkerPool *pool);
 
 /* helpers shared with prune_regrow.c and the models */
 extern void dsl_advise_huge_pages(void *p, Size sz);

@@ -110,7 +110,7 @@ worker_pool_create(int n_threads, MemoryContext owner)
 	sigset_t	all,
 				old;
 
-	n_threads = Max(1, Min(n_threads, MAX_WORKERS));
+	n_threads = worker_pool_threads(n_threads);
 	pool->n_threads = 1;
 	pthread_mutex_init(&pool->lock, NULL);
 	pthread_cond_init(&pool->go, NULL);
@@ -134,6 +134,20 @@ worker_pool_create(int n_threads, MemoryContext owner)
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pool->n_threads = pool->started + 1;
 	return pool;
+}
+
+/* the requested thread count, clamped to what a pool may have */
+int
+worker_pool_threads(int n_threads)
+{
+	return Max(1, Min(n_threads, MAX_WORKERS));
+}
+
+/* worker_pool_create's one allocation */
+Size
+worker_pool_bytes(void)
+{
+	return sizeof(WorkerPool);
 }
 
 int

@@ -24,6 +24,13 @@ extern void worker_pool_run(WorkerPool *pool, WorkerFn fn, void *arg);
 
 extern int	worker_pool_size(const WorkerPool *pool);
 
+/*
+ * For memory estimates: the threads worker_pool_create(n_threads) gives
+ * (when the system creates them all), and the bytes it allocates.
+ */
+extern int	worker_pool_threads(int n_threads);
+extern Size worker_pool_bytes(void);
+
 /* the [lo, hi) share of part out of n_parts for n items */
 static inline void
 worker_share(int64 n, int part, int n_parts, int64 *lo, int64 *hi)

@@ -100,6 +100,8 @@ typedef struct ShimChunk
 static ShimChunk *chunks;
 static size_t nchunks;
 static size_t maxchunks;
+static Size live_bytes;			/* sum of the live chunks' sizes */
+static Size peak_bytes;			/* the most live_bytes since shim_reset_peak */
 static unsigned int fill_counter;
 
 /*
@@ -165,6 +167,8 @@ shim_alloc(Size size, int flags)
 	chunks[nchunks].ptr = p;
 	chunks[nchunks].size = size;
 	nchunks++;
+	live_bytes += size;
+	peak_bytes = Max(peak_bytes, live_bytes);
 	return p;
 }
 
@@ -231,6 +235,8 @@ shim_realloc(void *pointer, Size size, bool huge)
 		shim_fill((char *) p + old, size - old);
 	chunks[i].ptr = p;
 	chunks[i].size = size;
+	live_bytes = live_bytes - old + size;
+	peak_bytes = Max(peak_bytes, live_bytes);
 	return p;
 }
 
@@ -252,6 +258,7 @@ pfree(void *pointer)
 	size_t		i = shim_find_chunk(pointer, "pfree");
 
 	free(pointer);
+	live_bytes -= chunks[i].size;
 	chunks[i] = chunks[--nchunks];
 }
 
@@ -261,12 +268,29 @@ shim_reset(void)
 	for (size_t i = 0; i < nchunks; i++)
 		free(chunks[i].ptr);
 	nchunks = 0;
+	live_bytes = 0;
 }
 
 size_t
 shim_live_chunks(void)
 {
 	return nchunks;
+}
+
+Size
+shim_live_bytes(void)
+{
+	return live_bytes;
+}
+
+/* the peak of shim_live_bytes() since the last call (or the start) */
+Size
+shim_take_peak_bytes(void)
+{
+	Size		peak = peak_bytes;
+
+	peak_bytes = live_bytes;
+	return peak;
 }
 
 char *

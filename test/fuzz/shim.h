@@ -49,6 +49,14 @@ extern void shim_reset(void);
 /* Number of chunks currently allocated by palloc & co. */
 extern size_t shim_live_chunks(void);
 
+/*
+ * Bytes currently allocated by palloc & co. (as requested, without
+ * allocator overhead), and their peak since the previous call of
+ * shim_take_peak_bytes, which restarts the peak from the live bytes.
+ */
+extern Size shim_live_bytes(void);
+extern Size shim_take_peak_bytes(void);
+
 /* SQLSTATE as 5 characters (static buffer) */
 extern const char *shim_sqlstate(int sqlerrcode);
 

@@ -1,0 +1,184 @@
+/*
+ * engine_estimate_check.c - dsl_engine_estimate_bytes against the real
+ * allocations
+ *
+ * Runs src/dsl_engine.c, sparse_tensor.c, prune_regrow.c, kselect.c and
+ * workers.c outside a server, with test/fuzz/shim.c counting the bytes that
+ * palloc & co. hand out.  For each case an engine is set up with its
+ * tensors and put through prune/regrow rounds at the schedule's largest
+ * update ratio (the second round prunes the zeros regrown by the first: the
+ * most ties a selection sees); the peak of the live bytes from the engine's
+ * creation on is compared with the estimate made beforehand.
+ *
+ * Tolerance: the estimate must not be below the peak, and may exceed it by
+ * at most 1 % + 64 kB (it counts the largest possible tie list and
+ * complement bitmap, which a run need not reach).  Bytes are counted as
+ * requested: palloc's chunk headers and power-of-two rounding are not part
+ * of either number.  Exit status 0 when every case passes.
+ */
+#include "postgres.h"
+
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+
+#include "miscadmin.h"
+#include "utils/memutils.h"
+
+#include "dsl_engine.h"
+#include "dsl_rec.h"
+#include "mem_peak.h"
+#include "rng.h"
+#include "shim.h"
+
+/* the backend globals and services these files use, outside a server */
+int			dsl_threads = 1;
+MemoryContext CurrentMemoryContext = NULL;
+volatile sig_atomic_t InterruptPending = false;
+
+void
+ProcessInterrupts(void)
+{
+}
+
+/* no memory accounting outside a server: the shim counts instead */
+void
+dsl_mem_note(void)
+{
+}
+
+static MemoryContextCallback *reset_callbacks = NULL;
+
+/* one flat "context": its callbacks run at the end of a case */
+void
+MemoryContextRegisterResetCallback(MemoryContext context, MemoryContextCallback *cb)
+{
+	cb->next = reset_callbacks;
+	reset_callbacks = cb;
+}
+
+static void
+run_reset_callbacks(void)
+{
+	while (reset_callbacks)
+	{
+		MemoryContextCallback *cb = reset_callbacks;
+
+		reset_callbacks = cb->next;
+		cb->func(cb->arg);
+	}
+}
+
+typedef struct Case
+{
+	const char *name;
+	int			n_tensors;
+	int			rows[3];
+	int			dim;
+	double		density;
+	bool		dynamic;
+	double		update_ratio;
+	GrowthMode	growth;
+	bool		sparse_grad;	/* gradient rows listed (MF) or all (LightGCN) */
+	int			threads;
+} Case;
+
+static const Case cases[] = {
+	{"mf-like d=0.5, 2 threads", 2, {3000, 2000}, 64, 0.5, true, 0.5, GROWTH_GRADIENT, true, 2},
+	{"lightgcn-like d=0.2", 2, {1500, 2500}, 64, 0.2, true, 0.5, GROWTH_GRADIENT, false, 1},
+	{"three tensors d=0.1, dim 48", 3, {1000, 700, 50}, 48, 0.1, true, 0.3, GROWTH_GRADIENT, true, 2},
+	{"random growth d=0.9", 2, {800, 1200}, 32, 0.9, true, 0.5, GROWTH_RANDOM, false, 1},
+	{"dense", 2, {2000, 1000}, 64, 1.0, true, 0.5, GROWTH_GRADIENT, false, 2},
+	{"static d=0.3", 2, {2000, 1000}, 64, 0.3, false, 0.5, GROWTH_GRADIENT, false, 1},
+};
+
+/* a gradient for every tensor: a third of the rows listed, or all rows */
+static void
+make_grads(const Case *c, TensorGrad *g, DslRng *rng)
+{
+	for (int i = 0; i < c->n_tensors; i++)
+	{
+		int			n = c->sparse_grad ? c->rows[i] / 3 : c->rows[i];
+		float	   *v = palloc(sizeof(float) * (Size) n * c->dim);
+		int32	   *rows = NULL;
+
+		for (Size k = 0; k < (Size) n * c->dim; k++)
+			v[k] = (float) dsl_rng_normal(rng);
+		if (c->sparse_grad)
+		{
+			rows = palloc(sizeof(int32) * n);
+			for (int k = 0; k < n; k++)
+				rows[k] = 3 * k;
+		}
+		g[i].n = n;
+		g[i].rows = rows;
+		g[i].g = v;
+		g[i].consume = false;
+	}
+}
+
+static bool
+run_case(const Case *c)
+{
+	DslConfig	cfg;
+	DslEngine	e;
+	TensorGrad	g[DSL_MAX_TENSORS];
+	DslRng		rng;
+	Size		est,
+				base,
+				peak;
+	double		slack;
+
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.density = c->density;
+	cfg.dynamic = c->dynamic;
+	cfg.growth = c->growth;
+	cfg.schedule = SCHEDULE_COSINE;
+	cfg.update_ratio = c->update_ratio;
+	cfg.update_ratio_min = 0;
+	cfg.update_interval = 10;
+	cfg.total_steps = 1000;
+	cfg.seed = 42;
+	cfg.init_std = 0.1f;
+	cfg.adam = (AdamConfig) {0.01f, 0.9f, 0.999f, 1e-8f};
+	dsl_threads = c->threads;
+
+	dsl_rng_seed(&rng, 7, 1);
+	make_grads(c, g, &rng);
+	est = dsl_engine_estimate_bytes(&cfg, c->rows, c->n_tensors, c->dim);
+
+	base = shim_live_bytes();
+	(void) shim_take_peak_bytes();
+	dsl_engine_init(&e, &cfg);
+	for (int i = 0; i < c->n_tensors; i++)
+		dsl_engine_add_tensor(&e, "t", c->rows[i], c->dim);
+	/* at step 0 the cosine's zeta is update_ratio, its largest */
+	if (c->dynamic)
+		for (int r = 0; r < 3; r++)
+			dsl_engine_update(&e, g);
+	peak = shim_take_peak_bytes() - base;
+
+	run_reset_callbacks();
+	shim_reset();
+
+	slack = (double) est - (double) peak;
+	printf("engine_estimate_check: %-32s estimate %10zu  peak %10zu  (%+.2f %%)\n",
+		   c->name, est, peak, 100.0 * slack / (double) peak);
+	return slack >= 0 && slack <= 0.01 * (double) peak + 65536;
+}
+
+int
+main(void)
+{
+	int			failed = 0;
+
+	for (int i = 0; i < lengthof(cases); i++)
+		if (!run_case(&cases[i]))
+			failed++;
+	if (failed)
+	{
+		printf("engine_estimate_check: %d case(s) outside the tolerance\n", failed);
+		return 1;
+	}
+	return 0;
+}
