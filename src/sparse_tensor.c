@@ -6,11 +6,11 @@
 #include "postgres.h"
 
 #include <math.h>
-#include <sys/mman.h>
 
 #include "miscadmin.h"
 
 #include "bitmap.h"
+#include "cpu.h"
 #include "sparse_tensor.h"
 
 /* the Adam kernel for this CPU (see adam_span_choose) */
@@ -20,35 +20,6 @@ typedef void (*AdamSpanFn) (float *restrict w, float *restrict m, float *restric
 
 static AdamSpanFn adam_span;
 static AdamSpanFn adam_span_choose(void);
-
-/*
- * Tensor arrays are visited one row at a time in random order, so with 4 kB
- * pages nearly every row visit is a TLB miss.  Ask for transparent huge
- * pages on the 2 MB-aligned interior of big arrays, before first touch.
- */
-void
-dsl_advise_huge_pages(void *p, Size sz)
-{
-#ifdef MADV_HUGEPAGE
-	const uintptr_t huge = 2 * 1024 * 1024;
-	uintptr_t	b = ((uintptr_t) p + huge - 1) & ~(huge - 1);
-	uintptr_t	e = ((uintptr_t) p + sz) & ~(huge - 1);
-
-	if (e > b)
-		(void) madvise((void *) b, e - b, MADV_HUGEPAGE);
-#endif
-}
-
-void *
-dsl_alloc_huge(Size sz, bool zero)
-{
-	void	   *p = palloc_extended(Max(sz, 1), MCXT_ALLOC_HUGE);
-
-	dsl_advise_huge_pages(p, sz);
-	if (zero)
-		memset(p, 0, Max(sz, 1));
-	return p;
-}
 
 /* Max(sz, 1): what dsl_alloc_huge asks palloc for */
 #define HUGE_ALLOC_BYTES(sz) ((Size) Max((Size) (sz), (Size) 1))
@@ -277,8 +248,8 @@ adam_span_sse(float *restrict w, float *restrict m, float *restrict v,
 	ADAM_SPAN_BODY
 }
 
-#if defined(__x86_64__) && defined(__GNUC__)
-__attribute__((target("avx")))
+#ifdef DSL_X86_DISPATCH
+DSL_TARGET("avx")
 static void
 adam_span_avx(float *restrict w, float *restrict m, float *restrict v,
 			  const float *restrict g, int n, float b1, float b2, float eps,
@@ -291,9 +262,8 @@ adam_span_avx(float *restrict w, float *restrict m, float *restrict v,
 static AdamSpanFn
 adam_span_choose(void)
 {
-#if defined(__x86_64__) && defined(__GNUC__)
-	__builtin_cpu_init();
-	if (__builtin_cpu_supports("avx"))
+#ifdef DSL_X86_DISPATCH
+	if (DSL_CPU_HAS("avx"))
 		return adam_span_avx;
 #endif
 	return adam_span_sse;

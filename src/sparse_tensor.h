@@ -12,6 +12,7 @@
 
 #include "postgres.h"
 
+#include "hugepage.h"		/* the arrays are dsl_alloc_huge'd */
 #include "rng.h"
 #include "workers.h"
 
@@ -226,9 +227,7 @@ extern void sparse_tensor_prune_regrow(SparseTensor *t, int64 n_update,
 									   uint64 seed, uint64 round,
 									   WorkerPool *pool);
 
-/* helpers shared with prune_regrow.c and the models */
-extern void dsl_advise_huge_pages(void *p, Size sz);
-extern void *dsl_alloc_huge(Size sz, bool zero);
+/* mark `need` random clear bits of occ (shared with prune_regrow.c) */
 extern void sparse_tensor_choose_random_free(uint64 *occ, int64 total, int64 free,
 											 int64 need, DslRng *rng);
 
