@@ -166,18 +166,40 @@ struct LgcnState
  * ---------------------------------------------------------------------------
  */
 
+/* LightGCN's options (dsl.train's options jsonb) */
+typedef struct LgcnOptions
+{
+	int			layers;			/* propagation layers */
+} LgcnOptions;
+
+static void
+lgcn_init_options(void *opts)
+{
+	((LgcnOptions *) opts)->layers = 3;
+}
+
 static bool
-lgcn_set_option(TrainParams *p, const char *key, double value)
+lgcn_set_option(void *opts, const char *key, const JsonbValue *value)
 {
 	if (strcmp(key, "layers") != 0)
 		return false;
-	if (isnan(value) || value < 0 || value > LGCN_MAX_LAYERS || value != floor(value))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid value for option layers: %g", value),
-				 errdetail("Valid values: integers from 0 to %d.", LGCN_MAX_LAYERS)));
-	p->layers = (int) value;
+	((LgcnOptions *) opts)->layers = dsl_option_int(key, value, 0, LGCN_MAX_LAYERS);
 	return true;
+}
+
+static void
+lgcn_write_hyperparams(StringInfo s, const void *opts)
+{
+	appendStringInfo(s, ", \"layers\": %d", ((const LgcnOptions *) opts)->layers);
+}
+
+/* ego embeddings of the users and of the items */
+static int
+lgcn_tensor_rows(const Interactions *d, const TrainParams *p, int *rows)
+{
+	rows[0] = d->n_users;
+	rows[1] = d->n_items;
+	return 2;
 }
 
 /* a fixed 2048: smaller batches repeat the neighbourhood propagation */
@@ -312,7 +334,7 @@ lgcn_create(DslEngine *engine, const Interactions *data, const TrainParams *p)
 	s->mcxt = CurrentMemoryContext;
 	s->dim = dim;
 	s->batch_size = p->batch_size;
-	s->layers = p->layers;
+	s->layers = ((const LgcnOptions *) p->options)->layers;
 	s->reg = (float) p->reg;
 	dsl_rng_seed(&s->rng, p->seed, 0x3F);
 
@@ -1083,13 +1105,21 @@ lgcn_serving(void *state, SparseTensor *const *tensors,
 									s->g.n - s->g.n_users, dim);
 }
 
-static const StoredTensor lgcn_tensor_parts[] = {{"user_ego", false}, {"item_ego", true}};
+static const StoredTensor lgcn_tensor_parts[] = {
+	{"user_ego", ROWS_USERS},
+	{"item_ego", ROWS_ITEMS},
+};
 
 const ModelOps lightgcn_ops = {
 	.type = "lightgcn",
 	.option_keys = "layers",
+	.options_size = sizeof(LgcnOptions),
 	.default_interval_epochs = 1,
+	.init_options = lgcn_init_options,
 	.set_option = lgcn_set_option,
+	.finish_options = NULL,
+	.write_hyperparams = lgcn_write_hyperparams,
+	.tensor_rows = lgcn_tensor_rows,
 	.work_bytes = lgcn_work_bytes,
 	.default_batch_size = lgcn_default_batch_size,
 	.steps_per_epoch = lgcn_steps_per_epoch,

@@ -28,6 +28,13 @@
 #include "mem_peak.h"
 #include "workers.h"
 
+/* MF's options (dsl.train's options jsonb) */
+typedef struct MfOptions
+{
+	int			growth_batches; /* mini-batches in the regrowth gradient; 0
+								 * until finish_options: the default */
+} MfOptions;
+
 /* per-tensor mini-batch workspace: touched rows and their dense buffers */
 typedef struct BatchRows
 {
@@ -113,7 +120,7 @@ mf_work_bytes(const Interactions *data, const TrainParams *p)
 	Size		slots = (Size) 3 * batch_size * (2 * sizeof(int32) + 2 * dim * sizeof(float));
 
 	/* the regrowth sums of a window are dense (see regrowth_window) */
-	if (p->growth_batches > 1)
+	if (((const MfOptions *) p->options)->growth_batches > 1)
 		rows += (Size) (data->n_users + data->n_items) * dim * sizeof(float);
 	return rows + slots + (Size) data->n_pairs * 2 * sizeof(int32) +
 		(Size) batch_size * sizeof(Triple);
@@ -223,7 +230,7 @@ mf_create(DslEngine *engine, const Interactions *data, const TrainParams *p)
 	s->reg_user = palloc_extended((Size) s->users.cap * sizeof(double), MCXT_ALLOC_HUGE);
 	s->reg_item = palloc_extended((Size) s->items.cap * sizeof(double), MCXT_ALLOC_HUGE);
 	s->neg = palloc_extended((Size) batch_size * sizeof(int32), MCXT_ALLOC_HUGE);
-	s->growth_batches = Max(1, p->growth_batches);
+	s->growth_batches = Max(1, ((const MfOptions *) p->options)->growth_batches);
 	/* dense Adam's trajectory for rows outside the batch (AdamCatchUp) */
 	adam_catchup_init(&s->cu, &engine->cfg.adam);
 	U->last_step = palloc_extended((Size) U->n_rows * sizeof(int64), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
@@ -616,27 +623,58 @@ mf_serving(void *state, SparseTensor *const *tensors,
 								   tensors[1]->n_rows, tensors[1]->dim);
 }
 
-static bool
-mf_set_option(TrainParams *p, const char *key, double value)
+static void
+mf_init_options(void *opts)
 {
-	if (strcmp(key, "growth_batches") == 0)
-	{
-		if (!(value >= 1 && value <= 1000000) || value != floor(value))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("invalid value for option growth_batches: %g", value),
-					 errdetail("Valid values: integers from 1 to 1000000.")));
-		p->growth_batches = (int) value;
-		return true;
-	}
-	return false;
+	((MfOptions *) opts)->growth_batches = 0;
+}
+
+static bool
+mf_set_option(void *opts, const char *key, const JsonbValue *value)
+{
+	if (strcmp(key, "growth_batches") != 0)
+		return false;
+	((MfOptions *) opts)->growth_batches = dsl_option_int(key, value, 1, 1000000);
+	return true;
+}
+
+/* the regrowth gradient: by default summed over the last epoch's steps */
+static void
+mf_finish_options(void *opts, const TrainParams *p)
+{
+	MfOptions  *o = (MfOptions *) opts;
+
+	if (o->growth_batches == 0)
+		o->growth_batches = (int) Min(Min(p->steps_per_epoch, p->update_interval),
+									  (int64) PG_INT32_MAX);
+}
+
+static void
+mf_write_hyperparams(StringInfo s, const void *opts)
+{
+	appendStringInfo(s, ", \"growth_batches\": %d",
+					 ((const MfOptions *) opts)->growth_batches);
+}
+
+/* a user table and an item table */
+static int
+mf_tensor_rows(const Interactions *d, const TrainParams *p, int *rows)
+{
+	rows[0] = d->n_users;
+	rows[1] = d->n_items;
+	return 2;
 }
 
 const ModelOps mf_ops = {
 	.type = "mf",
 	.option_keys = "growth_batches",
+	.options_size = sizeof(MfOptions),
 	.default_interval_epochs = 2,
+	.init_options = mf_init_options,
 	.set_option = mf_set_option,
+	.finish_options = mf_finish_options,
+	.write_hyperparams = mf_write_hyperparams,
+	.tensor_rows = mf_tensor_rows,
 	.work_bytes = mf_work_bytes,
 	.default_batch_size = mf_default_batch_size,
 	.steps_per_epoch = mf_steps_per_epoch,

@@ -1,54 +1,106 @@
 /*
  * model_ops.h - what a model type provides to dsl.train()
  *
- * train.c owns the arguments, the DSL engine, validation, early stopping and
- * storage; a model type owns its parameter tensors (registered with the
- * engine), its training step and how serving embeddings derive from its
- * parameters.  Adding a model type means one file with one ModelOps.
+ * train*.c own the shared arguments, the DSL engine, validation, the
+ * stopping rule and storage; a model type owns its options, its parameter
+ * tensors (registered with the engine), its training step and how serving
+ * embeddings derive from its parameters.
+ *
+ * Adding a model type means writing one file, src/<type>.c, that defines
+ *
+ *   - an options struct of its own, with defaults (init_options), parsing
+ *     and validation of each key of dsl.train's options jsonb (set_option,
+ *     errors through ereport naming the key and the bad value), defaults
+ *     that depend on the data (finish_options) and its part of the
+ *     hyperparameters JSON (write_hyperparams: ", \"key\": value" pairs);
+ *   - its defaults for batch_size (default_batch_size) and update_interval
+ *     (default_interval_epochs);
+ *   - the row counts of the tensors it will register (tensor_rows) and the
+ *     bytes of its own temporaries (work_bytes), for the memory budget;
+ *   - create / train_epoch / serving (see below), usually on top of the
+ *     shared BPR layer (bpr.h);
+ *   - tensor_parts: which of its tensors are stored under which
+ *     dsl.parameters part name, keyed by user ids, item ids or its own row
+ *     numbers 0..n-1;
+ *   - one const ModelOps, declared extern below,
+ *
+ * and adding one line to the list in model_registry.c.  Its tests go to
+ * sql/<type>*.sql and its documentation to docs/<type>.md.
  */
 #ifndef DSL_MODEL_OPS_H
 #define DSL_MODEL_OPS_H
+
+#include "lib/stringinfo.h"
+#include "utils/jsonb.h"
 
 #include "dsl_engine.h"
 #include "interactions.h"
 #include "model.h"
 
+/* what the rows of a stored tensor are, i.e. its dsl.parameters entity_id */
+typedef enum StoredRows
+{
+	ROWS_USERS,					/* row r is user d->user_ids[r] */
+	ROWS_ITEMS,					/* row r is item d->item_ids[r] */
+	ROWS_OWN					/* the model's own rows, entity_id r */
+} StoredRows;
+
 /* a parameter tensor stored under a part name of its own */
 typedef struct StoredTensor
 {
 	const char *part;			/* dsl.parameters.part, or NULL: not stored */
-	bool		item_rows;		/* rows are items (else users) */
+	StoredRows	rows;
 } StoredTensor;
 
-/* settings shared by all model types, plus model-specific options */
+/* the settings every model type sees, resolved before create */
 typedef struct TrainParams
 {
 	int			dim;
-	int			batch_size;
+	int			batch_size;		/* resolved: never 0 */
 	double		reg;
 	uint64		seed;
-	/* model-specific (set through options jsonb) */
-	int			layers;			/* lightgcn: propagation layers */
-	int			growth_batches; /* mf: mini-batches in the regrowth gradient */
+	int64		steps_per_epoch;	/* set once batch_size is known */
+	int64		update_interval;	/* optimizer steps between DSL rounds */
+	const void *options;		/* the model type's own options struct */
 } TrainParams;
 
 typedef struct ModelOps
 {
 	const char *type;			/* model_type in SQL */
-	const char *option_keys;	/* model-specific option keys, for messages */
+	const char *option_keys;	/* its option keys, for messages ("" if none) */
+	Size		options_size;	/* sizeof its options struct */
 	int			default_interval_epochs;	/* update_interval NULL: this many
 											 * epochs' steps between rounds */
 
-	/* set a model-specific option; false if the key is not one of ours */
-	bool		(*set_option) (TrainParams *p, const char *key, double value);
+	/* fill the options struct with the defaults */
+	void		(*init_options) (void *opts);
 
-	/* bytes of per-step temporaries and bookkeeping, for the memory budget */
-	Size		(*work_bytes) (const Interactions *d, const TrainParams *p);
+	/*
+	 * Set one option from dsl.train's options jsonb; false if the key is not
+	 * one of ours.  Bad values are reported with ereport.
+	 */
+	bool		(*set_option) (void *opts, const char *key, const JsonbValue *value);
+
+	/* defaults that depend on p (steps_per_epoch, interval), or NULL */
+	void		(*finish_options) (void *opts, const TrainParams *p);
+
+	/* append its hyperparameters: ", \"key\": value" pairs */
+	void		(*write_hyperparams) (StringInfo s, const void *opts);
 
 	/* batch_size NULL: pairs per optimizer step for these training pairs */
 	int			(*default_batch_size) (const Interactions *d);
 
 	int64		(*steps_per_epoch) (const Interactions *d, const TrainParams *p);
+
+	/*
+	 * The row counts of the tensors create will register, in registration
+	 * order (at most DSL_MAX_TENSORS); returns their number.  All tensors
+	 * have p->dim columns.
+	 */
+	int			(*tensor_rows) (const Interactions *d, const TrainParams *p, int *rows);
+
+	/* bytes of per-step temporaries and bookkeeping, for the memory budget */
+	Size		(*work_bytes) (const Interactions *d, const TrainParams *p);
 
 	/* register tensors with the engine and set up training state */
 	void	   *(*create) (DslEngine *e, const Interactions *d, const TrainParams *p);
@@ -67,11 +119,27 @@ typedef struct ModelOps
 
 	/*
 	 * How the tensors themselves are stored, in registration order, or NULL
-	 * when the serving rows ('user'/'item') already are the parameters (MF).
+	 * when the serving rows ('user'/'item') already are the parameters (MF:
+	 * then they are stored exactly, active entries only).
 	 */
 	const StoredTensor *tensor_parts;
 } ModelOps;
 
+/* the model types (model_registry.c) */
 extern const ModelOps mf_ops;
+extern const ModelOps lightgcn_ops;
+
+/*
+ * The ModelOps of model_type `type`; an unknown type is an error naming it
+ * and listing the registered types.
+ */
+extern const ModelOps *dsl_model_type_lookup(const char *type);
+
+/* shared option parsers for set_option: ereport unless v is such a number */
+extern double dsl_option_float(const char *key, const JsonbValue *v);
+extern double dsl_option_number(const char *key, const JsonbValue *v,
+								double lo, bool lo_incl, double hi, bool hi_incl,
+								const char *valid);
+extern int	dsl_option_int(const char *key, const JsonbValue *v, int lo, int hi);
 
 #endif							/* DSL_MODEL_OPS_H */

@@ -32,8 +32,6 @@
 #include "mem_peak.h"
 #include "dsl_rec.h"
 #include "interactions.h"
-#include "lightgcn.h"
-#include "mf.h"
 #include "model.h"
 #include "model_ops.h"
 #include "spvec.h"
@@ -92,11 +90,9 @@ typedef struct TrainArgs
 	int64		held_pairs;		/* what the hold-out took: pairs, users */
 	int			held_users;
 	const ModelOps *ops;
+	void	   *model_opts;		/* the model type's options struct */
 	TrainParams params;			/* what the model type sees */
 } TrainArgs;
-
-/* the model types dsl.train() knows */
-static const ModelOps *const model_types[] = {&mf_ops, &lightgcn_ops, NULL};
 
 /* argument positions of dsl.train, as declared in SQL */
 enum
@@ -157,16 +153,6 @@ check_choice(const char *name, const char *v, const char *const *choices, const 
 	bad_param(name, psprintf("\"%s\"", v), valid);
 }
 
-static double
-jsonb_number(const char *key, JsonbValue *v)
-{
-	if (v->type != jbvNumeric)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("option \"%s\" must be a number", key)));
-	return DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(v->val.numeric)));
-}
-
 /* settings from options jsonb: common keys, then the model type's own */
 static void
 parse_options(TrainArgs *a)
@@ -208,33 +194,33 @@ parse_options(TrainArgs *a)
 			continue;
 		if (strcmp(key, "init_std") == 0)
 		{
-			a->init_std = jsonb_number(key, &v);
+			a->init_std = dsl_option_float(key, &v);
 			check_range_f("option init_std", a->init_std, 0, false, 10, true, "(0, 10]");
 		}
 		else if (strcmp(key, "lr_min") == 0)
 		{
-			a->lr_min = jsonb_number(key, &v);
+			a->lr_min = dsl_option_float(key, &v);
 			check_range_f("option lr_min", a->lr_min, 0, true, a->lr, true,
 						  psprintf("[0, %g] (up to lr)", a->lr));
 		}
 		else if (strcmp(key, "adam_beta1") == 0)
 		{
-			a->beta1 = jsonb_number(key, &v);
+			a->beta1 = dsl_option_float(key, &v);
 			check_range_f("option adam_beta1", a->beta1, 0, true, 1, false, "[0, 1)");
 		}
 		else if (strcmp(key, "adam_beta2") == 0)
 		{
-			a->beta2 = jsonb_number(key, &v);
+			a->beta2 = dsl_option_float(key, &v);
 			check_range_f("option adam_beta2", a->beta2, 0, true, 1, false, "[0, 1)");
 		}
 		else if (strcmp(key, "adam_eps") == 0)
 		{
-			a->eps = jsonb_number(key, &v);
+			a->eps = dsl_option_float(key, &v);
 			check_range_f("option adam_eps", a->eps, 0, false, 1, true, "(0, 1]");
 		}
 		else if (strcmp(key, "max_epochs") == 0)
 		{
-			double		x = jsonb_number(key, &v);
+			double		x = dsl_option_float(key, &v);
 
 			if (!(x >= 1 && x <= 100000) || x != floor(x))
 				bad_param("option max_epochs", psprintf("%g", x), "integers from 1 to 100000");
@@ -242,12 +228,12 @@ parse_options(TrainArgs *a)
 		}
 		else if (strcmp(key, "max_seconds") == 0)
 		{
-			a->max_seconds = jsonb_number(key, &v);
+			a->max_seconds = dsl_option_float(key, &v);
 			check_range_f("option max_seconds", a->max_seconds, 0, false, 1e9, true, "(0, 1e9]");
 		}
 		else if (strcmp(key, "holdout_users") == 0)
 		{
-			double		x = jsonb_number(key, &v);
+			double		x = dsl_option_float(key, &v);
 
 			if (!(x >= 1 && x <= PG_INT32_MAX) || x != floor(x))
 				bad_param("option holdout_users", psprintf("%g", x), "integers from 1 to 2147483647");
@@ -255,17 +241,16 @@ parse_options(TrainArgs *a)
 		}
 		else if (strcmp(key, "holdout") == 0)
 		{
-			a->holdout = jsonb_number(key, &v);
+			a->holdout = dsl_option_float(key, &v);
 			check_range_f("option holdout", a->holdout, 0, false, 0.5, true, "(0, 0.5]");
 		}
 		else if (strcmp(key, "update_ratio_min") == 0)
 		{
-			a->update_ratio_min = jsonb_number(key, &v);
+			a->update_ratio_min = dsl_option_float(key, &v);
 			check_range_f("option update_ratio_min", a->update_ratio_min, 0, true,
 						  a->update_ratio, true, "[0, update_ratio]");
 		}
-		else if (a->ops->set_option == NULL ||
-				 !a->ops->set_option(&a->params, key, jsonb_number(key, &v)))
+		else if (!a->ops->set_option(a->model_opts, key, &v))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unknown option \"%s\" for model_type \"%s\"", key, a->model_type),
@@ -294,26 +279,9 @@ parse_args(FunctionCallInfo fcinfo, TrainArgs *a)
 	a->user_col = text_to_cstring(PG_GETARG_TEXT_PP(A_USER_COL));
 	a->item_col = text_to_cstring(PG_GETARG_TEXT_PP(A_ITEM_COL));
 	a->model_type = text_to_cstring(PG_GETARG_TEXT_PP(A_MODEL_TYPE));
-	{
-		StringInfoData known;
-
-		initStringInfo(&known);
-		for (int i = 0; model_types[i]; i++)
-		{
-			if (strcmp(a->model_type, model_types[i]->type) == 0)
-				a->ops = model_types[i];
-			appendStringInfo(&known, "%s%s", i ? ", " : "", model_types[i]->type);
-		}
-		if (a->ops == NULL && (strcmp(a->model_type, "neumf") == 0 ||
-							   strcmp(a->model_type, "multvae") == 0))
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("model_type \"%s\" is not available in this version of dsl_rec",
-							a->model_type),
-					 errdetail("Available model types: %s.", known.data)));
-		if (a->ops == NULL)
-			bad_param("model_type", psprintf("\"%s\"", a->model_type), known.data);
-	}
+	a->ops = dsl_model_type_lookup(a->model_type);
+	a->model_opts = palloc0(a->ops->options_size);
+	a->ops->init_options(a->model_opts);
 
 	a->dim = PG_GETARG_INT32(A_DIM);
 	check_range_i("dim", a->dim, 1, DSL_MAX_DIM);
@@ -379,8 +347,7 @@ parse_args(FunctionCallInfo fcinfo, TrainArgs *a)
 	a->params.batch_size = a->batch_size;
 	a->params.reg = a->reg;
 	a->params.seed = (uint64) a->seed;
-	a->params.layers = 3;
-	a->params.growth_batches = 0;	/* MF default: see mf.c */
+	a->params.options = a->model_opts;
 	parse_options(a);
 	if (a->lr_min < 0)
 		a->lr_min = a->lr / 100;
@@ -416,10 +383,7 @@ hyperparams_json(const TrainArgs *a, int64 interval, int64 total_steps)
 					 (long long) a->seed, a->init_std, a->lr_min, a->beta1, a->beta2, a->eps,
 					 a->eval_every > 0 ? psprintf("%d", a->eval_every) : "null",
 					 a->patience, a->k);
-	if (strcmp(a->ops->type, "lightgcn") == 0)
-		appendStringInfo(&s, ", \"layers\": %d", a->params.layers);
-	if (strcmp(a->ops->type, "mf") == 0)
-		appendStringInfo(&s, ", \"growth_batches\": %d", a->params.growth_batches);
+	a->ops->write_hyperparams(&s, a->model_opts);
 	if (a->epochs == 0)
 		appendStringInfo(&s, ", \"max_epochs\": %d, \"max_seconds\": %.17g",
 						 a->max_epochs, a->max_seconds);
@@ -530,8 +494,11 @@ spvec_type_oid(void)
  */
 static void
 store_part(int64 model_id, const char *part, const SparseTensor *t,
-		   const EmbeddingSource *src, const int64 *ids, Oid spvec_oid)
+		   const EmbeddingSource *src, StoredRows rows_are, const Interactions *d,
+		   Oid spvec_oid)
 {
+	const int64 *ids = rows_are == ROWS_USERS ? d->user_ids :
+		rows_are == ROWS_ITEMS ? d->item_ids : NULL;
 	const int	chunk = 8192;
 	int			n_rows = t ? t->n_rows : src->n_rows;
 	int			dim = t ? t->dim : src->dim;
@@ -562,7 +529,7 @@ store_part(int64 model_id, const char *part, const SparseTensor *t,
 		{
 			int			r = r0 + i;
 
-			eids[i] = Int64GetDatum(ids[r]);
+			eids[i] = Int64GetDatum(ids ? ids[r] : (int64) r);
 			if (t)
 			{
 				int64		b = t->row_ptr[r];
@@ -740,18 +707,17 @@ store_model(const TrainArgs *a, int64 old_id, Oid old_owner, const Interactions 
 	if (a->ops->tensor_parts == NULL)
 	{
 		/* the tensors are the serving embeddings: store them exactly */
-		store_part(model_id, "user", tensors[0], NULL, d->user_ids, spvec_oid);
-		store_part(model_id, "item", tensors[1], NULL, d->item_ids, spvec_oid);
+		store_part(model_id, "user", tensors[0], NULL, ROWS_USERS, d, spvec_oid);
+		store_part(model_id, "item", tensors[1], NULL, ROWS_ITEMS, d, spvec_oid);
 	}
 	else
 	{
-		store_part(model_id, "user", NULL, &users, d->user_ids, spvec_oid);
-		store_part(model_id, "item", NULL, &items, d->item_ids, spvec_oid);
+		store_part(model_id, "user", NULL, &users, ROWS_USERS, d, spvec_oid);
+		store_part(model_id, "item", NULL, &items, ROWS_ITEMS, d, spvec_oid);
 		for (int i = 0; i < n_tensors; i++)
 			if (a->ops->tensor_parts[i].part)
 				store_part(model_id, a->ops->tensor_parts[i].part, tensors[i], NULL,
-						   a->ops->tensor_parts[i].item_rows ? d->item_ids : d->user_ids,
-						   spvec_oid);
+						   a->ops->tensor_parts[i].rows, d, spvec_oid);
 	}
 	store_seen(model_id, d);
 	SPI_finish();
@@ -843,9 +809,10 @@ dsl_train(PG_FUNCTION_ARGS)
 	steps_per_epoch = a.ops->steps_per_epoch(train, &a.params);
 	interval = a.update_interval > 0 ? a.update_interval :
 		steps_per_epoch * a.ops->default_interval_epochs;
-	/* MF's regrowth gradient: by default summed over the last epoch's steps */
-	if (a.params.growth_batches == 0)
-		a.params.growth_batches = (int) Min(Min(steps_per_epoch, interval), (int64) PG_INT32_MAX);
+	a.params.steps_per_epoch = steps_per_epoch;
+	a.params.update_interval = interval;
+	if (a.ops->finish_options)
+		a.ops->finish_options(a.model_opts, &a.params);
 
 	/* budget the model before allocating it */
 	need = a.ops->work_bytes(train, &a.params) +

@@ -2,13 +2,21 @@
 
 CREATE SEQUENCE dsl.models_model_id_seq;
 
+-- The model types this version can train and serve (one list, in C).  It is
+-- IMMUTABLE for a given library version; a version that adds a type adds it
+-- here too, and none removes one.
+CREATE FUNCTION dsl.model_types() RETURNS text[]
+AS 'MODULE_PATHNAME', 'dsl_model_types'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION dsl.model_types() IS 'the model types dsl.train() knows';
+
 -- One row per model.  A retrain with replace => true deletes the old row (and,
 -- by cascade, its parameters) and inserts a new one with a new model_id, all in
 -- the caller's transaction; serving caches key on model_id.
 CREATE TABLE dsl.models (
     model_id        bigint PRIMARY KEY DEFAULT nextval('dsl.models_model_id_seq'),
     name            text NOT NULL UNIQUE CHECK (name <> ''),
-    model_type      text NOT NULL CHECK (model_type IN ('mf', 'lightgcn', 'neumf', 'multvae')),
+    model_type      text NOT NULL CHECK (model_type = ANY (dsl.model_types())),
     owner           regrole NOT NULL DEFAULT current_user::regrole,
     source          text NOT NULL,
     user_col        text NOT NULL,
