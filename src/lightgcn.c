@@ -7,7 +7,8 @@
  * final embeddings are the mean of E0 .. EL with E(l+1) = Â El and
  * Â = D^-1/2 A D^-1/2.  Training minimises BPR on the final embeddings of a
  * mini-batch plus reg/2 * (|u0|^2 + |i0|^2 + |j0|^2) on the ego rows, both
- * averaged over the batch, exactly as mf.c samples and averages.
+ * averaged over the batch, in the shared BPR loop (bpr.h) as MF; negatives
+ * are drawn from the epoch's stream, one pair after another.
  *
  * Propagation works in the scaled space Y = D^-1/2 E, where Â becomes
  * D^1/2 M D^-1/2 with M = D^-1 A: one layer is an unweighted sum of the
@@ -37,22 +38,17 @@
 
 #include "miscadmin.h"
 
+#include "bpr.h"
+#include "cpu.h"
 #include "dsl_rec.h"
+#include "hugepage.h"
 #include "lightgcn.h"
-#include "rng.h"
-#include "workers.h"
 
 #define LGCN_MAX_LAYERS 8
 #define DIST_FAR 255			/* not within LGCN_MAX_LAYERS hops of the batch */
 #define NB_ALL 255				/* gather from every neighbour */
 #define CHUNK_ROWS 64			/* rows per unit of dynamically scheduled work */
 #define PREFETCH_AHEAD 16		/* neighbour rows prefetched ahead */
-#define HUGE_PAGE_BYTES ((Size) 2 * 1024 * 1024)
-
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-#define LGCN_X86_DISPATCH 1
-#endif
-
 
 /* eight floats, loadable from any 4-byte aligned address */
 typedef float v8sf __attribute__((vector_size(32), aligned(4), may_alias));
@@ -94,32 +90,19 @@ typedef struct PropJob
 	bool		store_grad;		/* PROP_TRAIN_FINAL: keep gradient rows in out */
 } PropJob;
 
-typedef struct Triple
-{
-	int32		u;				/* slots */
-	int32		i;
-	int32		j;
-} Triple;
-
 typedef struct LgcnState LgcnState;
 
 typedef void (*RowKernel) (LgcnState *s, const PropJob *j, int part, int64 lo, int64 hi);
 
 struct LgcnState
 {
+	BprTrainer	bpr;			/* pairs, negatives, triples, loss */
 	DslEngine  *engine;
-	const Interactions *data;
 	MemoryContext mcxt;
 	int			dim;
-	int			batch_size;
 	int			layers;
 	float		reg;
-	DslRng		rng;
 	LgcnGraph	g;
-	int32	   *pairs;			/* (user, item) index pairs, shuffled per epoch */
-	Triple	   *trip;
-	int			nt;
-	float		inv_nb;
 
 	/* batch rows (nodes) and their slots */
 	int32	   *slot_of;		/* n: slot of node in the current batch */
@@ -131,8 +114,6 @@ struct LgcnState
 	int			slot_cap;
 	float	   *fin;			/* slot x dim: final embeddings */
 	float	   *z0;				/* slot x dim: D^-1/2 dLoss/dF */
-	float	   *coef;			/* per triple: d loss / d x */
-	double	   *loss;			/* per triple: softplus(-x) */
 	double	   *reg_loss;		/* per slot: L2 term */
 
 	/* dense per-step temporaries, n x dim each */
@@ -143,8 +124,7 @@ struct LgcnState
 	uint8	   *dist;			/* hop distance from the batch rows */
 	int64		ball[LGCN_MAX_LAYERS + 1];	/* rows with dist <= k */
 
-	/* workers */
-	WorkerPool *pool;
+	/* workers (the engine's pool) */
 	int			n_parts;
 	float	   *scratch;		/* n_parts x dim */
 	float	   *grad_scratch;	/* n_parts x dim */
@@ -231,17 +211,15 @@ lgcn_work_bytes(const Interactions *data, const TrainParams *p)
 	Size		threads = Max(dsl_threads, 1);
 	Size		graph = (n + 1) * sizeof(int64) + (Size) data->n_pairs * 2 * sizeof(int32) +
 		n * 3 * sizeof(float);
-	Size		dense = 4 * (n * dim * sizeof(float) + HUGE_PAGE_BYTES);
+	Size		dense = 4 * dsl_alloc_aligned_bytes(n * dim * sizeof(float));
 	Size		slots = n * 2 * sizeof(int32) + n +
 		cap * (2 * sizeof(int32) + sizeof(double) + 2 * dim * sizeof(float));
-	Size		batch = (Size) p->batch_size * (sizeof(Triple) + sizeof(float) + sizeof(double));
 	Size		workers = threads * (2 * dim * sizeof(float) + max_rows * sizeof(int32) + sizeof(int64));
 
 	/* the gradient-growth candidates of a prune/regrow round on dense rows */
 	Size		update = max_rows * dim * (sizeof(float) + sizeof(int64));
 
-	return graph + (Size) data->n_pairs * 2 * sizeof(int32) + dense + slots + batch +
-		workers + update;
+	return graph + bpr_work_bytes(data, p) + dense + slots + workers + update;
 }
 
 /* ---------------------------------------------------------------------------
@@ -250,27 +228,15 @@ lgcn_work_bytes(const Interactions *data, const TrainParams *p)
  */
 
 /*
- * A float array in the current context, 64-byte aligned.  Arrays of 2 MB
- * and more are aligned to 2 MB and advised to use transparent huge pages:
- * the propagation reads rows of them in random order, and with 4 kB pages
- * nearly every such read misses the TLB (measured: a layer takes ~1.7x as
- * long on Gowalla).  The advice is best effort; failure is harmless.
+ * A float array in the current context, 64-byte aligned; from 2 MB on
+ * aligned to and advised as huge pages (hugepage.h): the propagation reads
+ * rows of them in random order, and with 4 kB pages nearly every such read
+ * misses the TLB (measured: a layer takes ~1.7x as long on Gowalla).
  */
 static float *
 alloc_rows(Size n_floats)
 {
-	Size		bytes = n_floats * sizeof(float);
-	char	   *p;
-
-	if (bytes < HUGE_PAGE_BYTES)
-	{
-		p = palloc_extended(bytes + 64, MCXT_ALLOC_HUGE);
-		return (float *) TYPEALIGN(64, p);
-	}
-	p = palloc_extended(bytes + HUGE_PAGE_BYTES, MCXT_ALLOC_HUGE);
-	p = (char *) TYPEALIGN(HUGE_PAGE_BYTES, p);
-	dsl_advise_huge_pages(p, bytes);
-	return (float *) p;
+	return (float *) dsl_alloc_aligned(n_floats * sizeof(float));
 }
 
 /* both directions of the interactions, degrees and their normalisers */
@@ -330,29 +296,17 @@ lgcn_create(DslEngine *engine, const Interactions *data, const TrainParams *p)
 	int			n = data->n_users + data->n_items;
 
 	s->engine = engine;
-	s->data = data;
 	s->mcxt = CurrentMemoryContext;
 	s->dim = dim;
-	s->batch_size = p->batch_size;
 	s->layers = ((const LgcnOptions *) p->options)->layers;
 	s->reg = (float) p->reg;
-	dsl_rng_seed(&s->rng, p->seed, 0x3F);
 
 	dsl_engine_add_tensor(engine, "user_ego", data->n_users, dim);
 	dsl_engine_add_tensor(engine, "item_ego", data->n_items, dim);
 
 	graph_build(&s->g, data);
 
-	s->pairs = palloc_extended((Size) Max(data->n_pairs, 1) * 2 * sizeof(int32), MCXT_ALLOC_HUGE);
-	for (int u = 0; u < data->n_users; u++)
-		for (int64 k = data->ptr[u]; k < data->ptr[u + 1]; k++)
-		{
-			s->pairs[2 * k] = u;
-			s->pairs[2 * k + 1] = data->items[k];
-		}
-	s->trip = palloc_extended((Size) p->batch_size * sizeof(Triple), MCXT_ALLOC_HUGE);
-	s->coef = palloc_extended((Size) p->batch_size * sizeof(float), MCXT_ALLOC_HUGE);
-	s->loss = palloc_extended((Size) p->batch_size * sizeof(double), MCXT_ALLOC_HUGE);
+	bpr_init(&s->bpr, engine, data, p);
 
 	s->slot_cap = lgcn_slot_cap(data, p);
 	s->slot_of = palloc_extended((Size) n * sizeof(int32), MCXT_ALLOC_HUGE);
@@ -362,15 +316,14 @@ lgcn_create(DslEngine *engine, const Interactions *data, const TrainParams *p)
 	s->reg_loss = palloc_extended((Size) s->slot_cap * sizeof(double), MCXT_ALLOC_HUGE);
 	s->fin = alloc_rows((Size) s->slot_cap * dim);
 	s->z0 = alloc_rows((Size) s->slot_cap * dim);
+	s->bpr.user_rows = s->bpr.item_rows = s->fin;
 
 	s->y0 = alloc_rows((Size) n * dim);
 	s->buf[0] = alloc_rows((Size) n * dim);
 	s->buf[1] = alloc_rows((Size) n * dim);
 	s->dist = palloc_extended((Size) n, MCXT_ALLOC_HUGE);
 
-	s->pool = worker_pool_create(dsl_threads, CurrentMemoryContext);
-	engine->pool = s->pool;
-	s->n_parts = worker_pool_size(s->pool);
+	s->n_parts = worker_pool_size(engine->pool);
 	s->scratch = alloc_rows((Size) s->n_parts * dim);
 	s->grad_scratch = alloc_rows((Size) s->n_parts * dim);
 	s->nbr_scratch = palloc_extended((Size) s->n_parts * s->g.max_deg * sizeof(int32), MCXT_ALLOC_HUGE);
@@ -481,7 +434,7 @@ train_final_row(LgcnState *s, int part, int r, int dist, float *restrict h)
 	{
 		int32		slot = s->slot_of[r];
 		float	   *restrict x = s->scratch + (Size) part * dim;
-		float		coef = s->reg * s->inv_nb * (float) s->slot_count[slot];
+		float		coef = s->reg * s->bpr.inv_nb * (float) s->slot_count[slot];
 		double		sq = 0;
 
 		sparse_tensor_row_dense(t, row, x);
@@ -583,9 +536,9 @@ prop_rows_default(LgcnState *s, const PropJob *j, int part, int64 lo, int64 hi)
 	prop_rows_body(s, j, part, lo, hi);
 }
 
-#ifdef LGCN_X86_DISPATCH
-/* the same code compiled for AVX2 + FMA, chosen at run time */
-__attribute__((target("avx2,fma")))
+#ifdef DSL_X86_DISPATCH
+/* the same code compiled for AVX2 + FMA, chosen at run time (cpu.h) */
+DSL_TARGET("avx2,fma")
 static void
 prop_rows_avx2(LgcnState *s, const PropJob *j, int part, int64 lo, int64 hi)
 {
@@ -596,9 +549,8 @@ prop_rows_avx2(LgcnState *s, const PropJob *j, int part, int64 lo, int64 hi)
 static RowKernel
 pick_kernel(void)
 {
-#ifdef LGCN_X86_DISPATCH
-	__builtin_cpu_init();
-	if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+#ifdef DSL_X86_DISPATCH
+	if (DSL_CPU_HAS("avx2") && DSL_CPU_HAS("fma"))
 		return prop_rows_avx2;
 #endif
 	return prop_rows_default;
@@ -730,45 +682,6 @@ phase_slot_final(void *arg, int part, int n_parts)
 	}
 }
 
-static inline float
-dot_diff(const float *u, const float *a, const float *b, int dim)
-{
-	float		s = 0;
-
-	for (int c = 0; c < dim; c++)
-		s += u[c] * (a[c] - b[c]);
-	return s;
-}
-
-/* numerically stable log(1 + exp(x)) */
-static inline double
-softplus(double x)
-{
-	return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x));
-}
-
-static void
-phase_scores(void *arg, int part, int n_parts)
-{
-	LgcnState  *s = (LgcnState *) arg;
-	const int	dim = s->dim;
-	int64		lo,
-				hi;
-
-	worker_share(s->nt, part, n_parts, &lo, &hi);
-	for (int64 t = lo; t < hi; t++)
-	{
-		const float *fu = s->fin + (Size) s->trip[t].u * dim;
-		const float *fi = s->fin + (Size) s->trip[t].i * dim;
-		const float *fj = s->fin + (Size) s->trip[t].j * dim;
-		float		x = dot_diff(fu, fi, fj, dim);
-
-		/* d/dx of -log sigmoid(x) is -sigmoid(-x) */
-		s->coef[t] = -s->inv_nb / (1.0f + expf(x));
-		s->loss[t] = softplus(-(double) x);
-	}
-}
-
 /*
  * dLoss/dF per slot, accumulated in triple order by the part owning the
  * slot, then scaled to Z0 = D^-1/2 dLoss/dF.  With layers > 0, Z0 is also
@@ -783,37 +696,7 @@ phase_slot_grads(void *arg, int part, int n_parts)
 				hi;
 
 	worker_share(s->n_slots, part, n_parts, &lo, &hi);
-	memset(s->z0 + (Size) lo * dim, 0, (Size) (hi - lo) * dim * sizeof(float));
-	for (int t = 0; t < s->nt; t++)
-	{
-		const Triple *tr = &s->trip[t];
-		const float c = s->coef[t];
-		const float *restrict fu = s->fin + (Size) tr->u * dim;
-
-		if (tr->u >= lo && tr->u < hi)
-		{
-			const float *restrict fi = s->fin + (Size) tr->i * dim;
-			const float *restrict fj = s->fin + (Size) tr->j * dim;
-			float	   *restrict gu = s->z0 + (Size) tr->u * dim;
-
-			for (int k = 0; k < dim; k++)
-				gu[k] += c * (fi[k] - fj[k]);
-		}
-		if (tr->i >= lo && tr->i < hi)
-		{
-			float	   *restrict gi = s->z0 + (Size) tr->i * dim;
-
-			for (int k = 0; k < dim; k++)
-				gi[k] += c * fu[k];
-		}
-		if (tr->j >= lo && tr->j < hi)
-		{
-			float	   *restrict gj = s->z0 + (Size) tr->j * dim;
-
-			for (int k = 0; k < dim; k++)
-				gj[k] -= c * fu[k];
-		}
-	}
+	bpr_accumulate_grads(&s->bpr, s->z0, s->z0, lo, hi, lo, hi);
 	for (int64 k = lo; k < hi; k++)
 	{
 		int32		r = s->slot_row[k];
@@ -836,7 +719,7 @@ static void
 run_rows(LgcnState *s, WorkerFn fn)
 {
 	s->next_chunk = 0;
-	worker_pool_run(s->pool, fn, s);
+	worker_pool_run(s->bpr.pool, fn, s);
 }
 
 static void
@@ -904,7 +787,7 @@ lgcn_step(LgcnState *s, bool store_grad)
 	 * Forward: Y(k) = M Y(k-1) is needed within L - k hops of the batch;
 	 * the batch rows' Y(k) are summed into fin as they are computed.
 	 */
-	worker_pool_run(s->pool, phase_slot_init, s);
+	worker_pool_run(s->bpr.pool, phase_slot_init, s);
 	prev = s->y0;
 	for (int k = 1; k <= L; k++)
 	{
@@ -920,8 +803,8 @@ lgcn_step(LgcnState *s, bool store_grad)
 		run_prop(s, &j);
 		prev = j.out;
 	}
-	worker_pool_run(s->pool, phase_slot_final, s);
-	worker_pool_run(s->pool, phase_scores, s);
+	worker_pool_run(s->bpr.pool, phase_slot_final, s);
+	bpr_scores(&s->bpr);
 
 	/*
 	 * Backward iteration k reads H(k-1), which is zero beyond k - 1 hops.
@@ -933,7 +816,7 @@ lgcn_step(LgcnState *s, bool store_grad)
 		zero_fill[k] = s->ball[k - 1] * 2 >= s->g.n;
 	if (L > 0 && zero_fill[1])
 		memset(s->buf[0], 0, sizeof(float) * s->dim * s->g.n);
-	worker_pool_run(s->pool, phase_slot_grads, s);
+	worker_pool_run(s->bpr.pool, phase_slot_grads, s);
 
 	/* backward: iteration k is non-zero within k hops of the batch */
 	prev = s->buf[0];
@@ -974,85 +857,85 @@ batch_slot(LgcnState *s, int32 r)
 	return k;
 }
 
+/*
+ * One optimizer step (BprModel.step): a negative per pair from the epoch's
+ * stream and the batch rows numbered as first seen, then forward, loss,
+ * backward and Adam (lgcn_step), keeping the ego gradient when a round is
+ * due.
+ */
+static int
+lgcn_bpr_step(void *state, const int32 *pairs, int nb, bool round_due)
+{
+	LgcnState  *s = (LgcnState *) state;
+	BprTrainer *b = &s->bpr;
+	const Interactions *d = b->data;
+	const int	nu = d->n_users;
+	int			nt = 0;
+
+	s->stamp++;
+	s->n_slots = 0;
+	for (int t = 0; t < nb; t++)
+	{
+		const int32 *pair = pairs + 2 * t;
+		int32		j = bpr_draw_negative(d, pair[0], &b->rng);
+
+		if (j < 0)
+			continue;			/* the user has seen everything */
+		b->trip[nt].u = batch_slot(s, pair[0]);
+		b->trip[nt].i = batch_slot(s, nu + pair[1]);
+		b->trip[nt].j = batch_slot(s, nu + j);
+		nt++;
+	}
+	b->nt = nt;
+	if (nt == 0)
+		return 0;
+	b->inv_nb = 1.0f / (float) nt;
+
+	lgcn_step(s, round_due);
+
+	b->n_reg = 1;
+	b->reg[0] = s->reg_loss;
+	b->reg_n[0] = s->n_slots;
+	return nt;
+}
+
+/*
+ * A DSL round (BprModel.round) with the ego gradient of every row that the
+ * step kept, zero outside the L-hop ball; Y0 is recomputed after it.  A
+ * step without triples kept no gradient: no round then.
+ */
+static void
+lgcn_round(void *state)
+{
+	LgcnState  *s = (LgcnState *) state;
+	const float *gbuf = s->buf[s->layers % 2];
+	TensorGrad	g[2];
+
+	if (s->bpr.nt == 0)
+		return;
+	g[0].n = s->g.n_users;
+	g[0].rows = NULL;			/* every row, in order */
+	g[0].g = gbuf;
+	g[1].n = s->g.n - s->g.n_users;
+	g[1].rows = NULL;
+	g[1].g = gbuf + (Size) s->g.n_users * s->dim;
+	g[0].consume = g[1].consume = false;	/* the propagation buffer */
+	dsl_engine_update(s->engine, g);
+	s->y0_valid = false;
+}
+
+static const BprModel lgcn_bpr = {
+	.step = lgcn_bpr_step,
+	.round = lgcn_round,
+	.end_epoch = NULL,
+};
+
 static double
 lgcn_train_epoch(void *state)
 {
 	LgcnState  *s = (LgcnState *) state;
-	const Interactions *d = s->data;
-	DslEngine  *e = s->engine;
-	const int64 n = d->n_pairs;
-	const int	nu = d->n_users;
-	double		loss_sum = 0;
-	int64		n_trip = 0;
 
-	/* a fresh seeded order of the pairs */
-	dsl_shuffle_pairs(s->pairs, n, &s->rng);
-
-	for (int64 b0 = 0; b0 < n; b0 += s->batch_size)
-	{
-		int			nb = (int) Min((int64) s->batch_size, n - b0);
-		int			nt = 0;
-		double		batch_loss = 0;
-		double		reg_loss = 0;
-		bool		update;
-
-		CHECK_FOR_INTERRUPTS();
-		dsl_engine_begin_step(e);
-		s->stamp++;
-		s->n_slots = 0;
-
-		for (int t = 0; t < nb; t++)
-		{
-			const int32 *pair = s->pairs + 2 * (b0 + t);
-			int32		u = pair[0];
-			int32		j;
-
-			if (d->ptr[u + 1] - d->ptr[u] >= d->n_items)
-				continue;		/* the user has seen everything */
-			do
-				j = (int32) dsl_rng_below(&s->rng, (uint64) d->n_items);
-			while (dsl_user_has_item(d, u, j));
-
-			s->trip[nt].u = batch_slot(s, u);
-			s->trip[nt].i = batch_slot(s, nu + pair[1]);
-			s->trip[nt].j = batch_slot(s, nu + j);
-			nt++;
-		}
-		if (nt == 0)
-			continue;
-		s->nt = nt;
-		s->inv_nb = 1.0f / (float) nt;
-
-		update = dsl_engine_update_due(e);
-		lgcn_step(s, update);
-
-		for (int t = 0; t < nt; t++)
-			batch_loss += s->loss[t];
-		for (int k = 0; k < s->n_slots; k++)
-			reg_loss += s->reg_loss[k];
-		loss_sum += batch_loss + reg_loss * nt;
-		n_trip += nt;
-		if (isnan(loss_sum) || isinf(loss_sum))
-			return loss_sum;	/* diverged: the caller reports it */
-
-		if (update)
-		{
-			/* the ego gradient of every row, zero outside the L-hop ball */
-			const float *gbuf = s->buf[s->layers % 2];
-			TensorGrad	g[2];
-
-			g[0].n = nu;
-			g[0].rows = NULL;	/* every row, in order */
-			g[0].g = gbuf;
-			g[1].n = d->n_items;
-			g[1].rows = NULL;
-			g[1].g = gbuf + (Size) nu * s->dim;
-			g[0].consume = g[1].consume = false;	/* the propagation buffer */
-			dsl_engine_update(e, g);
-			s->y0_valid = false;
-		}
-	}
-	return n_trip > 0 ? loss_sum / (double) n_trip : 0.0;
+	return bpr_train_epoch(&s->bpr, &lgcn_bpr, s);
 }
 
 /*

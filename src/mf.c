@@ -1,19 +1,20 @@
 /*
  * mf.c - MF-BPR on DSL-sparse embedding tables
  *
- * Each epoch visits every distinct training pair once in a seeded random
- * order, pairs it with a uniformly sampled item the user has not interacted
- * with, and minimises the BPR loss -log sigmoid(u.i - u.j) plus
- * reg/2 * (|u|^2 + |i|^2 + |j|^2), both averaged over the mini-batch (the
- * LightGCN/DSL convention).  Rows touched by a mini-batch are densified into
- * per-batch buffers, gradients are accumulated densely per touched row, and
- * Adam updates the active entries of those rows.  Rows outside the batch
- * follow dense Adam's trajectory all the same (their momentum keeps moving
- * them): the idle steps are caught up when a row is next used, and for all
- * rows before a DSL round and at the end of every epoch (AdamCatchUp in
- * sparse_tensor.h).  The dense
- * row gradients double as the regrowth signal of a DSL round: summed over the
- * last growth_batches mini-batches before the round (see regrowth_window).
+ * Trained with the shared BPR loop (bpr.h): each epoch visits every
+ * distinct training pair once in a seeded random order, pairs it with a
+ * uniformly sampled item the user has not interacted with, and minimises the
+ * BPR loss -log sigmoid(u.i - u.j) plus reg/2 * (|u|^2 + |i|^2 + |j|^2),
+ * both averaged over the mini-batch (the LightGCN/DSL convention).  Rows
+ * touched by a mini-batch are densified into per-batch buffers, gradients
+ * are accumulated densely per touched row, and Adam updates the active
+ * entries of those rows.  Rows outside the batch follow dense Adam's
+ * trajectory all the same (their momentum keeps moving them): the idle
+ * steps are caught up when a row is next used, and for all rows before a
+ * DSL round and at the end of every epoch (AdamCatchUp in sparse_tensor.h).
+ * The dense row gradients double as the regrowth signal of a DSL round:
+ * summed over the last growth_batches mini-batches before the round (see
+ * regrowth_window).
  */
 #include "postgres.h"
 
@@ -21,12 +22,11 @@
 
 #include "miscadmin.h"
 
-#include "dsl_rec.h"
-#include "mf.h"
-#include "rng.h"
 #include "bitmap.h"
+#include "bpr.h"
+#include "hugepage.h"
 #include "mem_peak.h"
-#include "workers.h"
+#include "mf.h"
 
 /* MF's options (dsl.train's options jsonb) */
 typedef struct MfOptions
@@ -49,41 +49,19 @@ typedef struct BatchRows
 	int			cap;
 } BatchRows;
 
-typedef struct Triple
-{
-	int32		u;
-	int32		i;
-	int32		j;
-} Triple;
-
 typedef struct MfState
 {
+	BprTrainer	bpr;			/* pairs, negatives, triples, loss */
 	DslEngine  *engine;
-	const Interactions *data;
 	int			dim;
-	int			batch_size;
 	float		reg;
-	DslRng		rng;
-	int32	   *pairs;			/* (user, item) index pairs, shuffled per epoch */
-	Triple	   *trip;
 	BatchRows	users;
 	BatchRows	items;
-	WorkerPool *pool;
-	uint64		seed;
-	/* per-step values, filled by the parallel phases */
-	const int32 *step_pairs;	/* (user, item) pairs of the step */
-	uint64		sample_key;		/* random stream of the step's negatives */
 	int			growth_batches; /* mini-batches in the regrowth gradient */
 	float	   *acc[2];			/* users, items: regrowth gradient sums, dense,
 								 * only during the growth_batches steps before
 								 * a round; NULL otherwise */
-	int			nb;				/* pairs in the step */
-	int32	   *neg;			/* per pair: sampled negative, -1 if none */
 	AdamCatchUp cu;				/* idle rows follow dense Adam's trajectory */
-	int			nt;				/* triples in the step */
-	float		inv_nb;
-	float	   *coef;			/* per triple: d loss / d x */
-	double	   *loss;			/* per triple: softplus(-x) */
 	double	   *reg_user;		/* per slot: L2 loss term */
 	double	   *reg_item;
 } MfState;
@@ -123,7 +101,7 @@ mf_work_bytes(const Interactions *data, const TrainParams *p)
 	if (((const MfOptions *) p->options)->growth_batches > 1)
 		rows += (Size) (data->n_users + data->n_items) * dim * sizeof(float);
 	return rows + slots + (Size) data->n_pairs * 2 * sizeof(int32) +
-		(Size) batch_size * sizeof(Triple);
+		(Size) batch_size * sizeof(BprTriple);
 }
 
 static void
@@ -194,125 +172,47 @@ batch_densify(BatchRows *b, const AdamCatchUp *cu, int dim, int64 lo, int64 hi)
 	}
 }
 
+/*
+ * A user and an item tensor, the BPR layer, the batch workspaces (their
+ * dense rows are what the BPR scores read) and the rows' last Adam steps.
+ */
 static void *
 mf_create(DslEngine *engine, const Interactions *data, const TrainParams *p)
 {
 	MfState    *s = palloc0(sizeof(MfState));
 	int			dim = p->dim;
 	int			batch_size = p->batch_size;
-	double		reg = p->reg;
-	uint64		seed = p->seed;
 	SparseTensor *U,
 			   *I;
 
 	s->engine = engine;
-	s->data = data;
 	s->dim = dim;
-	s->batch_size = batch_size;
-	s->reg = (float) reg;
-	dsl_rng_seed(&s->rng, seed, 0x3F);
+	s->reg = (float) p->reg;
 
 	U = dsl_engine_add_tensor(engine, "user", data->n_users, dim);
 	I = dsl_engine_add_tensor(engine, "item", data->n_items, dim);
 
-	s->pairs = palloc_extended((Size) data->n_pairs * 2 * sizeof(int32), MCXT_ALLOC_HUGE);
-	for (int u = 0; u < data->n_users; u++)
-		for (int64 p = data->ptr[u]; p < data->ptr[u + 1]; p++)
-		{
-			s->pairs[2 * p] = u;
-			s->pairs[2 * p + 1] = data->items[p];
-		}
-	s->trip = palloc_extended((Size) batch_size * sizeof(Triple), MCXT_ALLOC_HUGE);
+	bpr_init(&s->bpr, engine, data, p);
 	batch_rows_init(&s->users, U, Min(batch_size, data->n_users), dim);
 	batch_rows_init(&s->items, I, (int) Min((int64) 2 * batch_size, (int64) data->n_items), dim);
-	s->coef = palloc_extended((Size) batch_size * sizeof(float), MCXT_ALLOC_HUGE);
-	s->loss = palloc_extended((Size) batch_size * sizeof(double), MCXT_ALLOC_HUGE);
+	s->bpr.user_rows = s->users.emb;
+	s->bpr.item_rows = s->items.emb;
 	s->reg_user = palloc_extended((Size) s->users.cap * sizeof(double), MCXT_ALLOC_HUGE);
 	s->reg_item = palloc_extended((Size) s->items.cap * sizeof(double), MCXT_ALLOC_HUGE);
-	s->neg = palloc_extended((Size) batch_size * sizeof(int32), MCXT_ALLOC_HUGE);
 	s->growth_batches = Max(1, ((const MfOptions *) p->options)->growth_batches);
 	/* dense Adam's trajectory for rows outside the batch (AdamCatchUp) */
 	adam_catchup_init(&s->cu, &engine->cfg.adam);
 	U->last_step = palloc_extended((Size) U->n_rows * sizeof(int64), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 	I->last_step = palloc_extended((Size) I->n_rows * sizeof(int64), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
-	s->seed = seed;
-	s->pool = worker_pool_create(dsl_threads, CurrentMemoryContext);
-	engine->pool = s->pool;
 	return s;
-}
-
-static inline float
-dot_diff(const float *u, const float *a, const float *b, int dim)
-{
-	float		s = 0;
-
-	for (int c = 0; c < dim; c++)
-		s += u[c] * (a[c] - b[c]);
-	return s;
-}
-
-/* numerically stable log(1 + exp(x)) */
-static inline double
-softplus(double x)
-{
-	return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x));
 }
 
 /*
- * The parallel phases of a step (sample, densify, scores, grads + Adam).
- * Work is split by slot or triple ranges and every sum is taken in the same
- * order whatever the number of threads, so results depend on the seed only,
- * not on dsl_rec.threads.
- *
- * Negative sampling: a uniformly drawn item the user has not interacted
- * with.  The step's pairs are cut into a fixed number of chunks, each with
- * its own random stream keyed by (seed, step, chunk), so the draws do not
- * depend on how many threads share the chunks.
+ * The parallel phases of a step (densify, grads + Adam; negatives and
+ * scores are the BPR layer's).  Work is split by slot ranges and every sum
+ * is taken in the same order whatever the number of threads, so results
+ * depend on the seed only, not on dsl_rec.threads.
  */
-#define SAMPLE_CHUNKS 8
-
-static void
-phase_sample(void *arg, int part, int n_parts)
-{
-	MfState    *s = (MfState *) arg;
-	const Interactions *d = s->data;
-
-	for (int c = part; c < SAMPLE_CHUNKS; c += n_parts)
-	{
-		DslRng		rng;
-		int64		lo,
-					hi;
-
-		worker_share(s->nb, c, SAMPLE_CHUNKS, &lo, &hi);
-		dsl_rng_seed(&rng, s->seed, (s->sample_key << 4) | (uint64) c);
-		for (int64 t = lo; t < hi; t++)
-		{
-			const int32 *pair = s->step_pairs + 2 * t;
-			int32		u = pair[0];
-			int32		j;
-
-			/* the user's offsets 8 pairs ahead, then its item list 4 ahead */
-			if (t + 8 < hi)
-				__builtin_prefetch(&d->ptr[pair[16]]);
-			if (t + 4 < hi)
-			{
-				const int64 *up = &d->ptr[pair[8]];
-
-				prefetch_span(d->items, up[0], Min(up[1], up[0] + 32), sizeof(int32), false);
-			}
-			if (d->ptr[u + 1] - d->ptr[u] >= d->n_items)
-			{
-				s->neg[t] = -1;
-				continue;
-			}
-			do
-				j = (int32) dsl_rng_below(&rng, (uint64) d->n_items);
-			while (dsl_user_has_item(d, u, j));
-			s->neg[t] = j;
-		}
-	}
-}
-
 static void
 phase_densify(void *arg, int part, int n_parts)
 {
@@ -326,28 +226,6 @@ phase_densify(void *arg, int part, int n_parts)
 	batch_densify(&s->items, &s->cu, s->dim, lo, hi);
 }
 
-static void
-phase_scores(void *arg, int part, int n_parts)
-{
-	MfState    *s = (MfState *) arg;
-	const int	dim = s->dim;
-	int64		lo,
-				hi;
-
-	worker_share(s->nt, part, n_parts, &lo, &hi);
-	for (int64 t = lo; t < hi; t++)
-	{
-		const float *eu = s->users.emb + (Size) s->trip[t].u * dim;
-		const float *ei = s->items.emb + (Size) s->trip[t].i * dim;
-		const float *ej = s->items.emb + (Size) s->trip[t].j * dim;
-		float		x = dot_diff(eu, ei, ej, dim);
-
-		/* d/dx of -log sigmoid(x) is -sigmoid(-x) */
-		s->coef[t] = -s->inv_nb / (1.0f + expf(x));
-		s->loss[t] = softplus(-(double) x);
-	}
-}
-
 /* add the L2 term to slots [lo, hi) of b, then take the Adam step */
 static void
 adam_rows(MfState *s, BatchRows *b, float *acc, double *reg_out, int64 lo, int64 hi)
@@ -355,7 +233,7 @@ adam_rows(MfState *s, BatchRows *b, float *acc, double *reg_out, int64 lo, int64
 	const int	ahead = 4;
 	const int	dim = s->dim;
 	DslEngine  *e = s->engine;
-	const float reg_scale = s->reg * s->inv_nb;
+	const float reg_scale = s->reg * s->bpr.inv_nb;
 
 	for (int64 k = lo; k < hi; k++)
 	{
@@ -389,11 +267,11 @@ adam_rows(MfState *s, BatchRows *b, float *acc, double *reg_out, int64 lo, int64
 	}
 }
 
+/* the gradients of the part's user and item slots, their L2 term and Adam */
 static void
 phase_grads(void *arg, int part, int n_parts)
 {
 	MfState    *s = (MfState *) arg;
-	const int	dim = s->dim;
 	int64		ulo,
 				uhi,
 				ilo,
@@ -401,95 +279,50 @@ phase_grads(void *arg, int part, int n_parts)
 
 	worker_share(s->users.n, part, n_parts, &ulo, &uhi);
 	worker_share(s->items.n, part, n_parts, &ilo, &ihi);
-	memset(s->users.grad + (Size) ulo * dim, 0, (Size) (uhi - ulo) * dim * sizeof(float));
-	memset(s->items.grad + (Size) ilo * dim, 0, (Size) (ihi - ilo) * dim * sizeof(float));
-
 	/* each part accumulates into its own rows only, in triple order */
-	for (int t = 0; t < s->nt; t++)
-	{
-		const Triple *tr = &s->trip[t];
-		const float c = s->coef[t];
-		const float *restrict eu = s->users.emb + (Size) tr->u * dim;
-
-		if (tr->u >= ulo && tr->u < uhi)
-		{
-			const float *restrict ei = s->items.emb + (Size) tr->i * dim;
-			const float *restrict ej = s->items.emb + (Size) tr->j * dim;
-			float	   *restrict gu = s->users.grad + (Size) tr->u * dim;
-
-			for (int k = 0; k < dim; k++)
-				gu[k] += c * (ei[k] - ej[k]);
-		}
-		if (tr->i >= ilo && tr->i < ihi)
-		{
-			float	   *restrict gi = s->items.grad + (Size) tr->i * dim;
-
-			for (int k = 0; k < dim; k++)
-				gi[k] += c * eu[k];
-		}
-		if (tr->j >= ilo && tr->j < ihi)
-		{
-			float	   *restrict gj = s->items.grad + (Size) tr->j * dim;
-
-			for (int k = 0; k < dim; k++)
-				gj[k] -= c * eu[k];
-		}
-	}
+	bpr_accumulate_grads(&s->bpr, s->users.grad, s->items.grad, ulo, uhi, ilo, ihi);
 
 	adam_rows(s, &s->users, s->acc[0], s->reg_user, ulo, uhi);
 	adam_rows(s, &s->items, s->acc[1], s->reg_item, ilo, ihi);
 }
 
 /*
- * One mini-batch over pairs[0..nb): negatives, batch slots, densify, scores,
- * gradients and the Adam step.  Returns the number of triples.
+ * Triples of the step's pairs with a negative, as slots of the batch's user
+ * and item rows (numbered in ascending row order); returns their number.
  */
 static int
-run_step(MfState *s, const int32 *pairs, int nb, uint64 sample_key)
+mf_triples(MfState *s, const int32 *pairs, int nb)
 {
+	BprTrainer *b = &s->bpr;
 	int			nt = 0;
 
-	s->step_pairs = pairs;
-	s->sample_key = sample_key;
-	s->nb = nb;
-
-	/* negatives in parallel, then the batch slots of the rows touched */
-	worker_pool_run(s->pool, phase_sample, s);
 	for (int t = 0; t < nb; t++)
 	{
 		const int32 *pair = pairs + 2 * t;
 
-		if (s->neg[t] < 0)
+		if (b->neg[t] < 0)
 			continue;			/* the user has seen everything */
 		bit_set(s->users.in_batch, pair[0]);
 		bit_set(s->items.in_batch, pair[1]);
-		bit_set(s->items.in_batch, s->neg[t]);
+		bit_set(s->items.in_batch, b->neg[t]);
 	}
 	batch_assign_slots(&s->users);
 	batch_assign_slots(&s->items);
 	for (int t = 0; t < nb; t++)
 	{
 		const int32 *pair = pairs + 2 * t;
-		Triple	   *tr = &s->trip[nt];
+		BprTriple  *tr = &b->trip[nt];
 
-		if (s->neg[t] < 0)
+		if (b->neg[t] < 0)
 			continue;
 		tr->u = s->users.slot_of[pair[0]];
 		tr->i = s->items.slot_of[pair[1]];
-		tr->j = s->items.slot_of[s->neg[t]];
+		tr->j = s->items.slot_of[b->neg[t]];
 		s->users.count[tr->u]++;
 		s->items.count[tr->i]++;
 		s->items.count[tr->j]++;
 		nt++;
 	}
-	if (nt == 0)
-		return 0;
-	s->nt = nt;
-	s->inv_nb = 1.0f / (float) nt;
-
-	worker_pool_run(s->pool, phase_densify, s);
-	worker_pool_run(s->pool, phase_scores, s);
-	worker_pool_run(s->pool, phase_grads, s);
 	return nt;
 }
 
@@ -530,8 +363,8 @@ regrowth_round(MfState *s)
 
 	if (s->acc[0] != NULL)
 	{
-		g[0].n = s->data->n_users;
-		g[1].n = s->data->n_items;
+		g[0].n = s->bpr.data->n_users;
+		g[1].n = s->bpr.data->n_items;
 		for (int k = 0; k < 2; k++)
 		{
 			g[k].rows = NULL;	/* every row, in order */
@@ -558,58 +391,74 @@ catch_up_all(MfState *s)
 {
 	adam_catchup_advance(&s->cu, s->engine->step);
 	for (int k = 0; k < s->engine->n_tensors; k++)
-		sparse_tensor_catch_up_all(s->engine->tensors[k], &s->cu, s->pool);
+		sparse_tensor_catch_up_all(s->engine->tensors[k], &s->cu, s->engine->pool);
 }
+
+/*
+ * One optimizer step (BprModel.step): the rows of the batch are caught up to
+ * the step before this one; negatives in parallel, then the batch slots of
+ * the rows touched, densify, scores, gradients and the Adam step.
+ */
+static int
+mf_step(void *state, const int32 *pairs, int nb, bool round_due)
+{
+	MfState    *s = (MfState *) state;
+	BprTrainer *b = &s->bpr;
+	DslEngine  *e = s->engine;
+	int			nt;
+
+	adam_catchup_set_lr(&s->cu, e->step, e->adam.lr);
+	adam_catchup_advance(&s->cu, e->step - 1);
+	regrowth_window(s);
+
+	bpr_sample_negatives(b, pairs, nb, (uint64) e->step);
+	nt = mf_triples(s, pairs, nb);
+	if (nt == 0)
+		return 0;
+	b->nt = nt;
+	b->inv_nb = 1.0f / (float) nt;
+
+	worker_pool_run(b->pool, phase_densify, s);
+	bpr_scores(b);
+	worker_pool_run(b->pool, phase_grads, s);
+
+	b->n_reg = 2;
+	b->reg[0] = s->reg_user;
+	b->reg_n[0] = s->users.n;
+	b->reg[1] = s->reg_item;
+	b->reg_n[1] = s->items.n;
+	return nt;
+}
+
+/* a DSL round (BprModel.round): every row caught up first */
+static void
+mf_round(void *state)
+{
+	MfState    *s = (MfState *) state;
+
+	catch_up_all(s);
+	regrowth_round(s);
+}
+
+/* every row caught up at the epoch's end, for evaluation and storage */
+static void
+mf_end_epoch(void *state)
+{
+	catch_up_all((MfState *) state);
+}
+
+static const BprModel mf_bpr = {
+	.step = mf_step,
+	.round = mf_round,
+	.end_epoch = mf_end_epoch,
+};
 
 static double
 mf_train_epoch(void *state)
 {
 	MfState    *s = (MfState *) state;
-	const Interactions *d = s->data;
-	DslEngine  *e = s->engine;
-	const int64 n = d->n_pairs;
-	double		loss_sum = 0;
-	int64		n_trip = 0;
 
-	/* a fresh seeded order of the pairs */
-	dsl_shuffle_pairs(s->pairs, n, &s->rng);
-
-	for (int64 b0 = 0; b0 < n; b0 += s->batch_size)
-	{
-		int			nb = (int) Min((int64) s->batch_size, n - b0);
-		int			nt;
-		double		batch_loss = 0;
-		double		reg_loss = 0;
-
-		CHECK_FOR_INTERRUPTS();
-		dsl_engine_begin_step(e);
-		adam_catchup_set_lr(&s->cu, e->step, e->adam.lr);
-		/* the batch's rows are caught up to the step before this one */
-		adam_catchup_advance(&s->cu, e->step - 1);
-		regrowth_window(s);
-		nt = run_step(s, s->pairs + 2 * b0, nb, (uint64) e->step);
-		if (nt > 0)
-		{
-			for (int t = 0; t < nt; t++)
-				batch_loss += s->loss[t];
-			for (int k = 0; k < s->users.n; k++)
-				reg_loss += s->reg_user[k];
-			for (int k = 0; k < s->items.n; k++)
-				reg_loss += s->reg_item[k];
-			loss_sum += batch_loss + reg_loss * nt;
-			n_trip += nt;
-			if (isnan(loss_sum) || isinf(loss_sum))
-				return loss_sum;	/* diverged: the caller reports it */
-		}
-
-		if (dsl_engine_update_due(e))
-		{
-			catch_up_all(s);
-			regrowth_round(s);
-		}
-	}
-	catch_up_all(s);
-	return n_trip > 0 ? loss_sum / (double) n_trip : 0.0;
+	return bpr_train_epoch(&s->bpr, &mf_bpr, s);
 }
 
 /* MF ranks with the parameters themselves */
