@@ -2,7 +2,10 @@
 SET client_min_messages = warning;
 SET dsl_rec.progress = off;
 DROP TABLE IF EXISTS planted;	-- left by train_mf
-\i test/sql/planted.sql
+-- fixtures by absolute path (pg_regress exports PG_ABS_SRCDIR)
+\getenv abs_srcdir PG_ABS_SRCDIR
+\set planted :abs_srcdir '/test/sql/planted.sql'
+\i :planted
 
 CREATE TABLE lg_run1 AS
 SELECT * FROM dsl.train('planted_lg', 'planted', model_type => 'lightgcn', dim => 16,

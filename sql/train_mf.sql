@@ -1,6 +1,9 @@
 -- MF-BPR with DSL on a generated dataset with planted clusters
 SET client_min_messages = warning;
-\i test/sql/planted.sql
+-- fixtures by absolute path (pg_regress exports PG_ABS_SRCDIR)
+\getenv abs_srcdir PG_ABS_SRCDIR
+\set planted :abs_srcdir '/test/sql/planted.sql'
+\i :planted
 SELECT count(*) AS pairs, count(DISTINCT user_id) AS users, count(DISTINCT item_id) AS items
 FROM planted;
 

@@ -4,7 +4,10 @@
 SET client_min_messages = warning;
 CREATE SCHEMA stopping;
 SET search_path = stopping, public;
-\i test/sql/planted.sql
+-- fixtures by absolute path (pg_regress exports PG_ABS_SRCDIR)
+\getenv abs_srcdir PG_ABS_SRCDIR
+\set planted :abs_srcdir '/test/sql/planted.sql'
+\i :planted
 SET dsl_rec.progress = off;
 
 CREATE TABLE auto1 AS
