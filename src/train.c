@@ -28,7 +28,6 @@
 #include "utils/memutils.h"
 
 #include "dsl_engine.h"
-#include "kselect.h"
 #include "mem_peak.h"
 #include "dsl_rec.h"
 #include "interactions.h"
@@ -758,6 +757,8 @@ dsl_train(PG_FUNCTION_ARGS)
 	int64		steps_per_epoch,
 				interval;
 	Size		need;
+	int			rows[DSL_MAX_TENSORS];
+	int			n_tensors;
 	Size		limit = (Size) maintenance_work_mem * 1024;
 	SparseTensor *best[DSL_MAX_TENSORS] = {0};
 	double		best_recall = -1;
@@ -814,29 +815,6 @@ dsl_train(PG_FUNCTION_ARGS)
 	if (a.ops->finish_options)
 		a.ops->finish_options(a.model_opts, &a.params);
 
-	/* budget the model before allocating it */
-	need = a.ops->work_bytes(train, &a.params) +
-		sparse_tensor_state_bytes(data->n_users, a.dim, (int64) rint(a.density * data->n_users * a.dim)) +
-		sparse_tensor_state_bytes(data->n_items, a.dim, (int64) rint(a.density * data->n_items * a.dim)) +
-		/* a round's two bitmaps, selection histograms and rebuilt rows */
-		(Size) (data->n_users + data->n_items) * a.dim / 4 +
-		(Size) (dsl_threads + 1) * KSELECT_BUCKETS * sizeof(uint32) +
-		(Size) rint(a.density * (data->n_users + data->n_items) * a.dim) * 14;
-	if (val != NULL || OidIsValid(a.validation))
-		need += (Size) rint(a.density * (data->n_users + data->n_items) * a.dim) * 6;
-	if (train != data)			/* the hold-out split: both parts' items and offsets */
-		need += (Size) data->n_pairs * 2 * sizeof(int32) +
-			(Size) (data->n_users + 1) * 2 * sizeof(int64) + (Size) data->n_users * sizeof(int32);
-	if (need > limit)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("training model \"%s\" needs about %zu kB, more than maintenance_work_mem = %zu kB",
-						a.name, need / 1024, limit / 1024),
-				 errdetail("%d users and %d items at dim %d and density %g.",
-						   data->n_users, data->n_items, a.dim, a.density),
-				 errhint("Raise maintenance_work_mem for this session, e.g. SET maintenance_work_mem = '%zuMB'.",
-						 need / (1024 * 1024) + 1)));
-
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.density = a.density;
 	cfg.dynamic = strcmp(a.sparsity, "dynamic") == 0;
@@ -858,6 +836,29 @@ dsl_train(PG_FUNCTION_ARGS)
 	cfg.adam.beta1 = (float) a.beta1;
 	cfg.adam.beta2 = (float) a.beta2;
 	cfg.adam.eps = (float) a.eps;
+	/*
+	 * Budget the model before allocating it: the engine's own estimate of
+	 * its tensors and rounds, the model type's temporaries, a best-epoch
+	 * snapshot when validating, and the hold-out split's arrays.
+	 */
+	n_tensors = a.ops->tensor_rows(train, &a.params, rows);
+	need = a.ops->work_bytes(train, &a.params) +
+		dsl_engine_estimate_bytes(&cfg, rows, n_tensors, a.dim);
+	if (val != NULL || OidIsValid(a.validation))
+		need += dsl_engine_estimate_snapshot_bytes(rows, n_tensors, a.dim, a.density);
+	if (train != data)			/* the hold-out split: both parts' items and offsets */
+		need += (Size) data->n_pairs * 2 * sizeof(int32) +
+			(Size) (data->n_users + 1) * 2 * sizeof(int64) + (Size) data->n_users * sizeof(int32);
+	if (need > limit)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("training model \"%s\" needs about %zu kB, more than maintenance_work_mem = %zu kB",
+						a.name, need / 1024, limit / 1024),
+				 errdetail("%d users and %d items at dim %d and density %g.",
+						   data->n_users, data->n_items, a.dim, a.density),
+				 errhint("Raise maintenance_work_mem for this session, e.g. SET maintenance_work_mem = '%zuMB'.",
+						 need / (1024 * 1024) + 1)));
+
 	dsl_engine_init(&engine, &cfg);
 	model = a.ops->create(&engine, train, &a.params);
 
