@@ -42,7 +42,7 @@
 #include "cpu.h"
 #include "dsl_rec.h"
 #include "hugepage.h"
-#include "lightgcn.h"
+#include "model_ops.h"
 
 #define LGCN_MAX_LAYERS 8
 #define DIST_FAR 255			/* not within LGCN_MAX_LAYERS hops of the batch */

@@ -26,7 +26,7 @@
 #include "bpr.h"
 #include "hugepage.h"
 #include "mem_peak.h"
-#include "mf.h"
+#include "model_ops.h"
 
 /* MF's options (dsl.train's options jsonb) */
 typedef struct MfOptions
