@@ -12,7 +12,8 @@ SET dsl_rec.progress = off;
 
 CREATE TABLE auto1 AS
 SELECT * FROM dsl.train('planted_auto', 'planted', dim => 16, density => 0.5,
-                        batch_size => 128, lr => 0.01, reg => 0.001, seed => 42);
+                        batch_size => 128, lr => 0.01, reg => 0.001, seed => 42,
+                        options => '{"refit": false}');
 -- it stopped by itself at the end of a schedule (30 epochs, then twice as
 -- long each time), well before max_epochs (1000), evaluating at the end of
 -- each schedule only (eval_every NULL)
@@ -49,7 +50,8 @@ FROM generate_series(0, 239) AS u, LATERAL dsl.recommend('planted_auto', u, k =>
 -- deterministic for a seed: the split, the stopping epoch and the weights
 CREATE TABLE auto2 AS
 SELECT * FROM dsl.train('planted_auto2', 'planted', dim => 16, density => 0.5,
-                        batch_size => 128, lr => 0.01, reg => 0.001, seed => 42);
+                        batch_size => 128, lr => 0.01, reg => 0.001, seed => 42,
+                        options => '{"refit": false}');
 SELECT (SELECT count(*) FROM auto1) = (SELECT count(*) FROM auto2) AS same_epochs,
        (SELECT count(*) FROM (SELECT part, entity_id, vec::text FROM dsl.parameters JOIN dsl.models USING (model_id)
                               WHERE name = 'planted_auto'
@@ -60,7 +62,7 @@ SELECT (SELECT count(*) FROM auto1) = (SELECT count(*) FROM auto2) AS same_epoch
 -- max_epochs bounds the run; the ζ schedule is then over those epochs
 SELECT count(*) AS epochs_run
 FROM dsl.train('planted_auto3', 'planted', dim => 16, batch_size => 128, seed => 1,
-               options => '{"max_epochs": 3}');
+               options => '{"max_epochs": 3, "refit": false}');
 -- (MF's default update interval is two epochs' steps)
 SELECT hyperparams->>'max_epochs' AS max_epochs,
        (hyperparams->>'total_steps')::int = 3 * (hyperparams->>'update_interval')::int / 2
@@ -74,7 +76,7 @@ FROM dsl.models WHERE name = 'planted_auto3';
 SET client_min_messages = notice;
 CREATE TABLE auto6 AS
 SELECT * FROM dsl.train('planted_auto6', 'planted', dim => 16, density => 0.5, seed => 3,
-                        options => '{"max_epochs": 100}');
+                        options => '{"max_epochs": 100, "refit": false}');
 SET client_min_messages = warning;
 SELECT (SELECT update_ratio FROM auto6 WHERE epoch = 30) > (SELECT update_ratio FROM auto6 WHERE epoch = 29)
          AS zeta_rose,
@@ -96,7 +98,7 @@ SELECT hyperparams->>'batch_size' AS batch_size FROM dsl.models WHERE name = 'pl
 -- 50 when asked), and says how many it took
 SELECT count(*) AS epochs_run
 FROM dsl.train('planted_auto7', 'planted', dim => 16, batch_size => 128, seed => 1,
-               options => '{"max_epochs": 2, "holdout_users": 50}');
+               options => '{"max_epochs": 2, "holdout_users": 50, "refit": false}');
 SELECT name, hyperparams->>'holdout_users' AS holdout_users,
        (hyperparams->>'held_out_users')::int AS held_out_users,
        (hyperparams->>'held_out_pairs')::int >= (hyperparams->>'held_out_users')::int AS pairs_ge_users
@@ -121,6 +123,42 @@ SELECT count(*) < 200 AS stopped_early,
        (SELECT hyperparams->>'validation' FROM dsl.models WHERE name = 'planted_auto5') AS validation
 FROM auto5;
 
+-- refit (the default): once the stopping rule has chosen a length on its
+-- hold-out, a new model is trained from scratch on every pair over one
+-- schedule of that length, and that model is stored
+SET client_min_messages = notice;
+CREATE TABLE refit1 AS
+SELECT * FROM dsl.train('planted_refit', 'planted', dim => 16, density => 0.5,
+                        batch_size => 128, lr => 0.01, reg => 0.001, seed => 42);
+SET client_min_messages = warning;
+-- the first phase is planted_auto's run, epoch for epoch; the refit's rows
+-- follow it, not evaluated, each with the exact budget
+SELECT (SELECT count(*) FROM refit1 r JOIN auto1 a USING (epoch)
+        WHERE r.loss = a.loss AND r.recall IS NOT DISTINCT FROM a.recall)
+         = (SELECT count(*) FROM auto1) AS first_phase_same,
+       (SELECT count(*) FROM refit1) - (SELECT count(*) FROM auto1)
+         = (SELECT best_epoch FROM dsl.models WHERE name = 'planted_auto') AS refit_ran_chosen_epochs,
+       (SELECT bool_and(recall IS NULL) FROM refit1 WHERE epoch > (SELECT count(*) FROM auto1))
+         AS refit_not_evaluated,
+       (SELECT bool_and(active_params = 2880) FROM refit1) AS budget_exact;
+-- the stored model is the refit's last epoch, its length recorded
+SELECT m.epochs = (SELECT count(*) FROM refit1) AS epochs_recorded,
+       m.best_epoch = m.epochs AS last_epoch_kept,
+       (m.hyperparams->>'refit')::boolean AS refit,
+       (m.hyperparams->>'refit_epochs')::int
+         = (SELECT best_epoch FROM dsl.models WHERE name = 'planted_auto') AS refit_epochs,
+       (m.hyperparams->>'total_steps')::int
+         = (m.hyperparams->>'refit_epochs')::int * ceil(2350 / 128.0)::int AS schedule_is_refit
+FROM dsl.models m WHERE m.name = 'planted_refit';
+-- and it is a good model: at least as good as the first phase's on the
+-- planted clusters
+SELECT avg((u % 6 = r.item_id % 6)::int) > 0.8 AS clusters_learned
+FROM generate_series(0, 239) AS u, LATERAL dsl.recommend('planted_refit', u, k => 5) r;
+-- no refit with an explicit validation relation (auto5 above: nothing held
+-- out) nor after the time limit (auto4)
+SELECT name, hyperparams->>'refit_epochs' AS refit_epochs, epochs, best_epoch
+FROM dsl.models WHERE name IN ('planted_auto4', 'planted_auto5') ORDER BY name;
+SELECT count(*) FROM dsl.train('bad', 'planted', options => '{"refit": 1}');
 -- bad values name the option and the valid range
 SELECT count(*) FROM dsl.train('bad', 'planted', options => '{"max_epochs": 0}');
 SELECT count(*) FROM dsl.train('bad', 'planted', options => '{"max_epochs": 2.5}');
@@ -133,6 +171,6 @@ SELECT count(*) FROM dsl.train('bad', 'planted', options => '{"lr_min": -1}');
 SELECT count(*) FROM dsl.train('bad', 'planted', options => '{"holdout_users": 1.5}');
 SELECT count(*) FROM dsl.model_name_taken('bad') WHERE model_name_taken;
 
-SELECT dsl.drop_model(name) FROM dsl.models WHERE name LIKE 'planted_auto%' ORDER BY name;
+SELECT dsl.drop_model(name) FROM dsl.models WHERE name LIKE 'planted_auto%' OR name = 'planted_refit' ORDER BY name;
 DROP SCHEMA stopping CASCADE;
 RESET search_path;

@@ -86,6 +86,8 @@ typedef struct TrainArgs
 	double		holdout;		/* epochs => NULL without validation: the
 								 * share of each user's pairs held out */
 	int			holdout_users;	/* ... from at most this many users */
+	bool		refit;			/* ... then train again on every pair */
+	int			refit_epochs;	/* what the refit ran: the chosen epochs */
 	int64		held_pairs;		/* what the hold-out took: pairs, users */
 	int			held_users;
 	const ModelOps *ops;
@@ -156,7 +158,7 @@ check_choice(const char *name, const char *v, const char *const *choices, const 
 static void
 parse_options(TrainArgs *a)
 {
-	static const char *const common = "init_std, lr_min, adam_beta1, adam_beta2, adam_eps, update_ratio_min, max_epochs, max_seconds, holdout, holdout_users";
+	static const char *const common = "init_std, lr_min, adam_beta1, adam_beta2, adam_eps, update_ratio_min, max_epochs, max_seconds, holdout, holdout_users, refit";
 	char	   *valid;
 	JsonbIterator *it;
 	JsonbValue	v;
@@ -173,6 +175,7 @@ parse_options(TrainArgs *a)
 	a->max_seconds = 3600;
 	a->holdout = 0.05;
 	a->holdout_users = 10000;
+	a->refit = true;
 	valid = a->ops->option_keys[0] ? psprintf("%s, %s", common, a->ops->option_keys) : pstrdup(common);
 
 	if (!JB_ROOT_IS_OBJECT(a->options) || JB_ROOT_IS_SCALAR(a->options))
@@ -237,6 +240,14 @@ parse_options(TrainArgs *a)
 			if (!(x >= 1 && x <= PG_INT32_MAX) || x != floor(x))
 				bad_param("option holdout_users", psprintf("%g", x), "integers from 1 to 2147483647");
 			a->holdout_users = (int) x;
+		}
+		else if (strcmp(key, "refit") == 0)
+		{
+			if (v.type != jbvBool)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("option \"refit\" must be true or false")));
+			a->refit = v.val.boolean;
 		}
 		else if (strcmp(key, "holdout") == 0)
 		{
@@ -391,6 +402,10 @@ hyperparams_json(const TrainArgs *a, int64 interval, int64 total_steps)
 						 "\"held_out_pairs\": %lld, \"held_out_users\": %d",
 						 a->holdout, a->holdout_users, (long long) a->held_pairs,
 						 a->held_users);
+	if (a->epochs == 0 && !OidIsValid(a->validation))
+		appendStringInfo(&s, ", \"refit\": %s, \"refit_epochs\": %s",
+						 a->refit ? "true" : "false",
+						 a->refit_epochs > 0 ? psprintf("%d", a->refit_epochs) : "null");
 	if (OidIsValid(a->validation))
 	{
 		appendStringInfoString(&s, ", \"validation\": ");
@@ -732,6 +747,45 @@ elapsed_since(instr_time start)
 	return INSTR_TIME_GET_DOUBLE(now);
 }
 
+/*
+ * One row of dsl.train's result: the epoch just trained, with its pruned and
+ * regrown counts and, when it was evaluated, the validation metrics.
+ */
+static void
+emit_epoch_row(ReturnSetInfo *rsinfo, const DslEngine *engine, double density,
+			   int epoch, double loss, int64 pruned, double secs,
+			   const EvalMetrics *m)
+{
+	Datum		values[10];
+	bool		nulls[10] = {0};
+
+	values[0] = Int32GetDatum(epoch);
+	values[1] = Float8GetDatum(loss);
+	values[2] = Int64GetDatum(dsl_engine_active(engine));
+	values[3] = Int64GetDatum(dsl_engine_total(engine));
+	values[4] = Float8GetDatum(engine->cfg.dynamic && density < 1 ?
+							   dsl_engine_ratio(engine, engine->step) : 0.0);
+	values[5] = Int64GetDatum(pruned);
+	values[6] = Int64GetDatum(pruned);
+	values[7] = Float8GetDatum(secs);
+	values[8] = Float8GetDatum(m ? m->recall : 0);
+	values[9] = Float8GetDatum(m ? m->ndcg : 0);
+	nulls[8] = nulls[9] = (m == NULL);
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+}
+
+/* a NaN or infinite epoch loss ends the training with an error */
+static void
+check_diverged(const TrainArgs *a, int epoch, double loss)
+{
+	if (isnan(loss) || isinf(loss))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("training of model \"%s\" diverged at epoch %d: the loss is %s",
+						a->name, epoch, isnan(loss) ? "NaN" : "infinite"),
+				 errhint("Lower lr (now %g) or raise reg; nothing was stored.", a->lr)));
+}
+
 PG_FUNCTION_INFO_V1(dsl_train);
 
 /* dsl.train(...): train a model, store it, return one row per epoch */
@@ -741,6 +795,7 @@ dsl_train(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	TrainArgs	a;
 	MemoryContext train_ctx,
+				phase_ctx,
 				old_ctx;
 	Interactions *data;			/* every pair of the source: stored as seen */
 	Interactions *train;		/* the pairs trained on */
@@ -859,6 +914,9 @@ dsl_train(PG_FUNCTION_ARGS)
 				 errhint("Raise maintenance_work_mem for this session, e.g. SET maintenance_work_mem = '%zuMB'.",
 						 need / (1024 * 1024) + 1)));
 
+	/* the model of this phase, deleted (threads joined) before a refit */
+	phase_ctx = AllocSetContextCreate(train_ctx, "dsl_rec model", ALLOCSET_DEFAULT_SIZES);
+	MemoryContextSwitchTo(phase_ctx);
 	dsl_engine_init(&engine, &cfg);
 	model = a.ops->create(&engine, train, &a.params);
 
@@ -876,8 +934,6 @@ dsl_train(PG_FUNCTION_ARGS)
 		int64		pruned_before = engine.pruned;
 		double		loss;
 		double		secs;
-		Datum		values[10];
-		bool		nulls[10] = {0};
 		EvalMetrics m;
 		bool		evaluated = false;
 		bool		time_up;
@@ -887,12 +943,7 @@ dsl_train(PG_FUNCTION_ARGS)
 		loss = a.ops->train_epoch(model);
 		secs = elapsed_since(t_epoch);
 		dsl_mem_note();
-		if (isnan(loss) || isinf(loss))
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_EXCEPTION),
-					 errmsg("training of model \"%s\" diverged at epoch %d: the loss is %s",
-							a.name, epoch, isnan(loss) ? "NaN" : "infinite"),
-					 errhint("Lower lr (now %g) or raise reg; nothing was stored.", a.lr)));
+		check_diverged(&a, epoch, loss);
 		out.active = dsl_engine_active(&engine);
 		out.epochs_run = epoch;
 		out.final_loss = loss;
@@ -957,19 +1008,8 @@ dsl_train(PG_FUNCTION_ARGS)
 			}
 		}
 
-		values[0] = Int32GetDatum(epoch);
-		values[1] = Float8GetDatum(loss);
-		values[2] = Int64GetDatum(out.active);
-		values[3] = Int64GetDatum(out.total);
-		values[4] = Float8GetDatum(engine.cfg.dynamic && a.density < 1 ?
-								   dsl_engine_ratio(&engine, engine.step) : 0.0);
-		values[5] = Int64GetDatum(engine.pruned - pruned_before);
-		values[6] = Int64GetDatum(engine.pruned - pruned_before);
-		values[7] = Float8GetDatum(secs);
-		values[8] = Float8GetDatum(evaluated ? m.recall : 0);
-		values[9] = Float8GetDatum(evaluated ? m.ndcg : 0);
-		nulls[8] = nulls[9] = !evaluated;
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		emit_epoch_row(rsinfo, &engine, a.density, epoch, loss,
+					   engine.pruned - pruned_before, secs, evaluated ? &m : NULL);
 
 		if (!dsl_progress)
 			;
@@ -1002,6 +1042,62 @@ dsl_train(PG_FUNCTION_ARGS)
 								100.0 * DSL_AUTO_MIN_GAIN, out.best_epoch)));
 			break;
 		}
+	}
+	/*
+	 * The stopping rule chose a length on its own hold-out: train again from
+	 * scratch on every pair over one schedule of that length and keep that
+	 * model (docs/training.md, "Refit").  Not after the time limit.
+	 */
+	if (a.epochs == 0 && train != data && a.refit && out.best_epoch > 0 &&
+		elapsed_since(t_start) < a.max_seconds)
+	{
+		int			first = out.epochs_run + 1;
+
+		a.refit_epochs = out.best_epoch;
+		MemoryContextSwitchTo(train_ctx);
+		MemoryContextDelete(phase_ctx);
+		memset(best, 0, sizeof(best));
+		phase_ctx = AllocSetContextCreate(train_ctx, "dsl_rec model", ALLOCSET_DEFAULT_SIZES);
+		MemoryContextSwitchTo(phase_ctx);
+
+		steps_per_epoch = a.ops->steps_per_epoch(data, &a.params);
+		if (a.update_interval == 0)
+			interval = steps_per_epoch * a.ops->default_interval_epochs;
+		a.params.steps_per_epoch = steps_per_epoch;
+		a.params.update_interval = interval;
+		cfg.update_interval = interval;
+		cfg.total_steps = steps_per_epoch * a.refit_epochs;
+		dsl_engine_init(&engine, &cfg);
+		model = a.ops->create(&engine, data, &a.params);
+		ereport(NOTICE,
+				(errmsg("model \"%s\": refitting on all %lld pairs over %d epochs (epochs %d to %d), the length validation chose",
+						a.name, (long long) data->n_pairs, a.refit_epochs, first,
+						first + a.refit_epochs - 1),
+				 errhint("options => '{\"refit\": false}' keeps the model of epoch %d instead.",
+						 out.best_epoch)));
+		for (int epoch = first; epoch < first + a.refit_epochs; epoch++)
+		{
+			instr_time	t_epoch;
+			int64		pruned_before = engine.pruned;
+			double		loss;
+			double		secs;
+
+			INSTR_TIME_SET_CURRENT(t_epoch);
+			loss = a.ops->train_epoch(model);
+			secs = elapsed_since(t_epoch);
+			dsl_mem_note();
+			check_diverged(&a, epoch, loss);
+			emit_epoch_row(rsinfo, &engine, a.density, epoch, loss,
+						   engine.pruned - pruned_before, secs, NULL);
+			if (dsl_progress)
+				ereport(NOTICE,
+						(errmsg("model \"%s\" refit epoch %d/%d: loss %.5f, %.2f s",
+								a.name, epoch - first + 1, a.refit_epochs, loss, secs)));
+			out.epochs_run = epoch;
+			out.final_loss = loss;
+			out.active = dsl_engine_active(&engine);
+		}
+		out.best_epoch = out.epochs_run;	/* the stored model: the refit's last */
 	}
 	out.seconds = elapsed_since(t_start);
 	out.peak_bytes = dsl_mem_peak();
