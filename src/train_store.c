@@ -106,6 +106,7 @@ dsl_train_claim_name(const TrainArgs *a, Oid *owner)
 	return model_id;
 }
 
+/* dsl.spvec's type oid, for the arrays of vectors handed to INSERT */
 static Oid
 spvec_type_oid(void)
 {
@@ -190,6 +191,11 @@ store_part(int64 model_id, const char *part, const SparseTensor *t,
 		pfree(rows);
 }
 
+/*
+ * Insert every user's training items (all pairs of the source, the hold-out
+ * included) as one sorted bigint[] row per user: what serving excludes.
+ * Whole users, about 65536 pairs per INSERT.
+ */
 static void
 store_seen(int64 model_id, const Interactions *d)
 {
