@@ -25,7 +25,8 @@
 #include "mem_peak.h"
 #include "model.h"
 #include "model_ops.h"
-#include "train.h"
+#include "train_args.h"
+#include "train_store.h"
 
 /*
  * epochs => NULL: the schedules of lr and zeta first span DSL_AUTO_HORIZON

@@ -16,7 +16,7 @@
 #include "utils/jsonb.h"
 
 #include "dsl_rec.h"
-#include "train.h"
+#include "train_args.h"
 
 /* argument positions of dsl.train, as declared in SQL */
 enum

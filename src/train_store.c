@@ -23,7 +23,7 @@
 
 #include "dsl_rec.h"
 #include "spvec.h"
-#include "train.h"
+#include "train_store.h"
 
 /* advisory lock class for "a model of this name is being trained" */
 #define DSL_LOCK_CLASS 1146309714	/* "DSLR" */

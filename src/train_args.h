@@ -1,24 +1,18 @@
 /*
- * train.h - what the parts of dsl.train() share
+ * train_args.h - dsl.train()'s arguments and options, once validated
  *
- * dsl.train() is three jobs in three files:
- *
- *   train_args.c   its arguments and options: parsing, validation with
- *                  errors naming the bad value, and the hyperparameters JSON
- *                  that records what was used;
- *   train.c        the training itself: budget, epochs, validation, the
- *                  stopping rule and the refit;
- *   train_store.c  the model's name (lock, replace rules) and storage in
- *                  dsl.models, dsl.parameters and dsl.seen_items.
+ * dsl.train() is three jobs in three files: train_args.c (arguments and
+ * options: parsing, validation with errors naming the bad value, and the
+ * hyperparameters JSON that records what was used), train.c (the training:
+ * budget, epochs, validation, the stopping rule, the refit) and
+ * train_store.c (the model's name lock and its storage).
  */
-#ifndef DSL_TRAIN_H
-#define DSL_TRAIN_H
+#ifndef DSL_TRAIN_ARGS_H
+#define DSL_TRAIN_ARGS_H
 
 #include "fmgr.h"
 #include "utils/jsonb.h"
 
-#include "dsl_engine.h"
-#include "interactions.h"
 #include "model_ops.h"
 
 /* dsl.train's arguments and options, validated, and what training decided */
@@ -73,27 +67,13 @@ typedef struct TrainArgs
 	TrainParams params;			/* what it sees */
 } TrainArgs;
 
-/* how a training went: the columns of dsl.models that are not arguments */
-typedef struct TrainOutcome
-{
-	int			epochs_run;
-	int			best_epoch;		/* 0 without validation */
-	double		final_loss;
-	double		seconds;
-	int64		active;
-	int64		total;
-	Size		peak_bytes;		/* dsl_mem_peak() of the training */
-} TrainOutcome;
-
-/* train_args.c */
+/*
+ * Read and validate dsl.train's arguments, then its options (the common
+ * keys, then the model type's own).
+ */
 extern void dsl_train_parse_args(FunctionCallInfo fcinfo, TrainArgs *a);
+
+/* the hyperparameters JSON stored with the model */
 extern char *dsl_train_hyperparams_json(const TrainArgs *a);
 
-/* train_store.c */
-extern int64 dsl_train_claim_name(const TrainArgs *a, Oid *owner);
-extern void dsl_train_store(const TrainArgs *a, int64 old_id, Oid old_owner,
-							const Interactions *d, void *state,
-							SparseTensor *const *tensors, int n_tensors,
-							const TrainOutcome *o);
-
-#endif							/* DSL_TRAIN_H */
+#endif							/* DSL_TRAIN_ARGS_H */
