@@ -208,6 +208,7 @@ for r in read_csv(os.path.join(RES, "defaults", "runs.csv")):
     x["total_steps"] = num(model.get("total_steps"))
     x["held_out_pairs"] = num(model.get("held_out_pairs"))
     x["held_out_users"] = num(model.get("held_out_users"))
+    x["refit_epochs"] = num(model.get("refit_epochs"))
     x["train_seconds"] = num(model.get("train_seconds"))
     x["call_seconds"] = num(tt[0]["call_seconds"]) if tt else None
     x["peak"] = num(model.get("train_peak_bytes"))
@@ -506,28 +507,31 @@ def defaults_table(ds):
       + ": nothing else, so `epochs` NULL (the stopping rule on its own seeded hold-out of the "
       "training pairs, doubling 30-epoch cosine schedules while that pays), `batch_size` NULL "
       "(the model type's choice), the default lr schedule, and no `validation` relation: the test "
-      "split is used only afterwards, by `dsl.evaluate`. *epochs* is how many ran, *best* the kept "
-      "epoch (`dsl.models.best_epoch`), *batch* and *schedule steps* are `hyperparams->>'batch_size'` "
+      "split is used only afterwards, by `dsl.evaluate`. *epochs* is how many ran, *refit* how many "
+      "of them retrained from scratch on every pair over the length the stopping rule chose "
+      "(`hyperparams->>'refit_epochs'`; the stored model is the refit's last epoch, so then "
+      "*best* = *epochs*), *best* the kept epoch (`dsl.models.best_epoch`), *batch* and *schedule steps* are `hyperparams->>'batch_size'` "
       "and `->>'total_steps'` (the last schedule's length), *train (s)* is "
       "`dsl.models.train_seconds`, *wall (s)* the whole `dsl.train` call; ratios are to the dense "
       "(d = 1) default. The last column is what the stopping rule saw: the recall on its hold-out "
       "at the end of each schedule (epoch: recall).")
     w("")
-    w("| d | Recall@20 | NDCG@20 | recall vs dense default | recall vs tuned (same d) | epochs | best "
+    w("| d | Recall@20 | NDCG@20 | recall vs dense default | recall vs tuned (same d) | epochs | refit | best "
       "| batch | schedule steps | held-out pairs | s/epoch | train (s) | wall (s) | wall vs dense default "
       "| training peak (MiB) | hold-out Recall@20 at schedule ends |")
-    w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for x in rows:
         if not x["ok"]:
             w(f"| {x['density']} | **failed** (see `.run/bench/defaults/{x['run']}/psql.log`) "
-              "| | | | | | | | | | | | | | |")
+              "| | | | | | | | | | | | | | | |")
             continue
         tuned = find(ds, mt, x["density_f"], "dynamic")
         val = ", ".join(f"{e}: {f4(v)}" for e, v in x["val"]) or "–"
         w(f"| {x['density']} | {f4(x['recall'])} | {f4(x['ndcg'])} "
           f"| {ratio(x['recall'], dense['recall'] if dense else None)} "
           f"| {ratio(x['recall'], tuned['recall'] if tuned else None)} "
-          f"| {big(x['epochs_run'])} | {big(x['best_epoch'])} | {big(x['batch_size'])} "
+          f"| {big(x['epochs_run'])} | {big(x['refit_epochs']) if x['refit_epochs'] else '–'} "
+          f"| {big(x['best_epoch'])} | {big(x['batch_size'])} "
           f"| {big(x['total_steps'])} | {big(x['held_out_pairs'])} | {f2(x['epoch_s'])} "
           f"| {f1(x['train_seconds'])} | {f1(x['call_seconds'])} "
           f"| {ratio(x['call_seconds'], dense['call_seconds'] if dense else None)} "

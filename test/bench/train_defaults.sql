@@ -49,6 +49,7 @@ SELECT model_id, name, model_type, dim, density, hyperparams->>'sparsity' AS spa
        hyperparams->>'max_epochs' AS max_epochs,
        hyperparams->>'held_out_pairs' AS held_out_pairs,
        hyperparams->>'held_out_users' AS held_out_users,
+       hyperparams->>'refit_epochs' AS refit_epochs,
        hyperparams->>'lr' AS lr,
        hyperparams::text AS hyperparams
 FROM dsl.models WHERE name = :'model';
