@@ -154,6 +154,27 @@ FROM dsl.models m WHERE m.name = 'planted_refit';
 -- planted clusters
 SELECT avg((u % 6 = r.item_id % 6)::int) > 0.8 AS clusters_learned
 FROM generate_series(0, 239) AS u, LATERAL dsl.recommend('planted_refit', u, k => 5) r;
+-- the refit is exactly the model that dsl.train(epochs => that length)
+-- trains on every pair: same parameters, same losses epoch for epoch, same
+-- data-dependent defaults (growth_batches follows the refit's epoch)
+CREATE TABLE fixed1 AS
+SELECT * FROM dsl.train('planted_fixed', 'planted', dim => 16, density => 0.5,
+                        batch_size => 128, lr => 0.01, reg => 0.001, seed => 42,
+                        epochs => (SELECT (hyperparams->>'refit_epochs')::int
+                                   FROM dsl.models WHERE name = 'planted_refit'));
+SELECT (SELECT count(*) FROM fixed1 f JOIN refit1 r
+          ON r.epoch = f.epoch + (SELECT count(*) FROM auto1)
+        WHERE r.loss = f.loss AND r.active_params = f.active_params)
+         = (SELECT count(*) FROM fixed1) AS same_losses,
+       (SELECT count(*) FROM dsl.parameters p JOIN dsl.models m USING (model_id)
+        WHERE m.name = 'planted_fixed')
+         = (SELECT count(*) FROM dsl.parameters p JOIN dsl.models m USING (model_id)
+            JOIN (SELECT part, entity_id, vec FROM dsl.parameters q JOIN dsl.models n USING (model_id)
+                  WHERE n.name = 'planted_fixed') f USING (part, entity_id)
+            WHERE m.name = 'planted_refit' AND p.vec::text = f.vec::text) AS same_parameters,
+       (SELECT hyperparams->'growth_batches' FROM dsl.models WHERE name = 'planted_refit')
+         = (SELECT hyperparams->'growth_batches' FROM dsl.models WHERE name = 'planted_fixed')
+         AS same_growth_batches;
 -- no refit with an explicit validation relation (auto5 above: nothing held
 -- out) nor after the time limit (auto4)
 SELECT name, hyperparams->>'refit_epochs' AS refit_epochs, epochs, best_epoch
@@ -171,6 +192,6 @@ SELECT count(*) FROM dsl.train('bad', 'planted', options => '{"lr_min": -1}');
 SELECT count(*) FROM dsl.train('bad', 'planted', options => '{"holdout_users": 1.5}');
 SELECT count(*) FROM dsl.model_name_taken('bad') WHERE model_name_taken;
 
-SELECT dsl.drop_model(name) FROM dsl.models WHERE name LIKE 'planted_auto%' OR name = 'planted_refit' ORDER BY name;
+SELECT dsl.drop_model(name) FROM dsl.models WHERE name LIKE 'planted_auto%' OR name IN ('planted_refit', 'planted_fixed') ORDER BY name;
 DROP SCHEMA stopping CASCADE;
 RESET search_path;

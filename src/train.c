@@ -180,6 +180,26 @@ set_schedule(Training *t, const Interactions *pairs, int64 epochs)
 }
 
 /*
+ * Everything that depends on the pairs trained on, from the arguments as
+ * given: the batch size when the model type chooses it, the schedule, and
+ * the model type's own data-dependent defaults.  The refit calls it again
+ * for every pair, so that it trains exactly as dsl.train(epochs => its
+ * length) on the same source would.
+ */
+static void
+fit_to_pairs(Training *t, const Interactions *pairs, int64 epochs)
+{
+	TrainArgs  *a = &t->a;
+
+	if (a->batch_default)
+		a->batch_size = a->params.batch_size = a->ops->default_batch_size(pairs);
+	memcpy(a->model_opts, a->model_opts_given, a->ops->options_size);
+	set_schedule(t, pairs, epochs);
+	if (a->ops->finish_options)
+		a->ops->finish_options(a->model_opts, &a->params);
+}
+
+/*
  * Budget the model before allocating it: the engine's own estimate of its
  * tensors and rounds, the model type's temporaries, a best-epoch snapshot
  * when validating, and the hold-out split's arrays.
@@ -388,7 +408,7 @@ refit(Training *t)
 	int			first = t->out.epochs_run + 1;
 
 	a->refit_epochs = t->out.best_epoch;
-	set_schedule(t, t->data, a->refit_epochs);
+	fit_to_pairs(t, t->data, a->refit_epochs);
 	start_model(t, t->data);
 	ereport(NOTICE,
 			(errmsg("model \"%s\": refitting on all %lld pairs over %d epochs (epochs %d to %d), the length validation chose",
@@ -447,17 +467,13 @@ dsl_train(PG_FUNCTION_ARGS)
 									   t->data->item_ids, t->data->n_items,
 									   (Size) work_mem * 1024 + t->limit);
 	t->max_epochs = a->epochs > 0 ? a->epochs : a->max_epochs;
-	if (a->batch_size == 0)
-		a->batch_size = a->params.batch_size = a->ops->default_batch_size(t->train);
 
 	/*
 	 * The zeta schedule's horizon: the epochs asked for, or, when the
 	 * stopping rule decides, DSL_AUTO_HORIZON epochs (see docs/training.md).
 	 */
 	t->horizon = a->epochs > 0 ? a->epochs : Min(t->max_epochs, DSL_AUTO_HORIZON);
-	set_schedule(t, t->train, t->horizon);
-	if (a->ops->finish_options)
-		a->ops->finish_options(a->model_opts, &a->params);
+	fit_to_pairs(t, t->train, t->horizon);
 	check_budget(t);
 
 	start_model(t, t->train);

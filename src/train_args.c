@@ -288,6 +288,9 @@ dsl_train_parse_args(FunctionCallInfo fcinfo, TrainArgs *a)
 	parse_options(a);
 	if (a->lr_min < 0)
 		a->lr_min = a->lr / 100;
+	a->batch_default = a->batch_size == 0;
+	a->model_opts_given = palloc(a->ops->options_size);
+	memcpy(a->model_opts_given, a->model_opts, a->ops->options_size);
 }
 
 /*

@@ -27,6 +27,7 @@ typedef struct TrainArgs
 	double		density;
 	int			epochs;			/* 0: until validation stops improving */
 	int			batch_size;		/* 0 until the model type chose one */
+	bool		batch_default;	/* batch_size NULL: chosen per pairs trained on */
 	double		lr;
 	double		reg;
 	double		update_ratio;
@@ -64,6 +65,8 @@ typedef struct TrainArgs
 	/* the model type */
 	const ModelOps *ops;
 	void	   *model_opts;		/* its options struct */
+	void	   *model_opts_given;	/* ... as parsed, before defaults that
+									 * depend on the pairs (finish_options) */
 	TrainParams params;			/* what it sees */
 } TrainArgs;
 
