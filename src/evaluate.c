@@ -11,7 +11,9 @@
  *
  * dsl_evaluate_full() is the C entry point (training calls it for validation
  * with embeddings densified block by block); dsl.evaluate() reads test pairs
- * from any relation and evaluates a stored model through the serving cache.
+ * from any relation and evaluates a stored model through the serving cache,
+ * ranking with the model's scorer (scorer.h).  Both share evaluate_ranked(),
+ * which only needs a way to rank a list of users.
  */
 #include "postgres.h"
 
@@ -79,17 +81,28 @@ eval_emit(void *arg, int32 user, const int32 *items, const float *scores, int n)
 }
 
 /*
- * See model.h: the users with test items are ranked against all items in
- * sgemm blocks by topk_rank_users(), their metrics summed by eval_emit().
+ * Ranks users[0..n_users-1] against all items, skipping exclude's row of
+ * each user when exclude is not NULL, and emits each user's top k (a
+ * Scorer's rank_users, or topk_rank_users() over embedding sources).
  */
-void
-dsl_evaluate_full(const EmbeddingSource *users,
-				  const EmbeddingSource *items,
-				  const IndexCSR *seen,
-				  const IndexCSR *test,
-				  const int32 *test_total,
-				  int k, Size mem_bytes,
-				  EvalMetrics *out)
+typedef void (*EvalRankFn) (void *arg, const int32 *users, int n_users,
+							const IndexCSR *exclude, int k, Size mem_bytes,
+							TopKEmit emit, void *emit_arg);
+
+/*
+ * The metrics of ranking n_users x n_items with rank(): the users with test
+ * items are ranked against all items, their metrics summed by eval_emit().
+ * Shared by training's validation (embedding sources) and dsl.evaluate (the
+ * stored model's scorer), so both compute metrics one way.
+ */
+static void
+evaluate_ranked(int n_users, int n_items,
+				const IndexCSR *seen,
+				const IndexCSR *test,
+				const int32 *test_total,
+				int k, Size mem_bytes,
+				EvalRankFn rank, void *rank_arg,
+				EvalMetrics *out)
 {
 	EvalAcc		acc;
 	int32	   *list;
@@ -100,15 +113,15 @@ dsl_evaluate_full(const EmbeddingSource *users,
 	int64		covered = 0;
 
 	dsl_check_k(k);
-	if (test->n_rows != users->n_rows ||
-		(seen != NULL && seen->n_rows != users->n_rows))
-		elog(ERROR, "evaluation rows do not match the %d users", users->n_rows);
+	if (test->n_rows != n_users ||
+		(seen != NULL && seen->n_rows != n_users))
+		elog(ERROR, "evaluation rows do not match the %d users", n_users);
 
 	memset(out, 0, sizeof(EvalMetrics));
 	out->k = k;
 
-	list = palloc(sizeof(int32) * Max(users->n_rows, 1));
-	for (int u = 0; u < users->n_rows; u++)
+	list = palloc(sizeof(int32) * Max(n_users, 1));
+	for (int u = 0; u < n_users; u++)
 	{
 		int64		total = test_total ? test_total[u] : test->ptr[u + 1] - test->ptr[u];
 
@@ -116,7 +129,7 @@ dsl_evaluate_full(const EmbeddingSource *users,
 			list[n_list++] = u;
 		max_total = Max(max_total, total);
 	}
-	if (n_list == 0 || items->n_rows == 0)
+	if (n_list == 0 || n_items == 0)
 	{
 		out->users_evaluated = n_list;
 		pfree(list);
@@ -135,12 +148,11 @@ dsl_evaluate_full(const EmbeddingSource *users,
 	acc.test_total = test_total;
 	acc.k = k;
 	acc.idcg = idcg;
-	acc.covered = palloc0(sizeof(bool) * items->n_rows);
+	acc.covered = palloc0(sizeof(bool) * n_items);
 
-	topk_rank_users(users, items, list, n_list, seen, k, mem_bytes,
-					eval_emit, &acc);
+	rank(rank_arg, list, n_list, seen, k, mem_bytes, eval_emit, &acc);
 
-	for (int i = 0; i < items->n_rows; i++)
+	for (int i = 0; i < n_items; i++)
 		covered += acc.covered[i];
 	out->users_evaluated = acc.users;
 	if (acc.users > 0)
@@ -151,11 +163,61 @@ dsl_evaluate_full(const EmbeddingSource *users,
 		out->hit_rate = acc.hit_rate / acc.users;
 		out->mrr = acc.mrr / acc.users;
 	}
-	out->item_coverage = (double) covered / items->n_rows;
+	out->item_coverage = (double) covered / n_items;
 
 	pfree(acc.covered);
 	pfree(idcg);
 	pfree(list);
+}
+
+/* the user and item embeddings dsl_evaluate_full() ranks with */
+typedef struct SourcePair
+{
+	const EmbeddingSource *users;
+	const EmbeddingSource *items;
+} SourcePair;
+
+/* EvalRankFn over embedding sources: sgemm blocks by topk_rank_users() */
+static void
+rank_sources(void *arg, const int32 *users, int n_users,
+			 const IndexCSR *exclude, int k, Size mem_bytes,
+			 TopKEmit emit, void *emit_arg)
+{
+	SourcePair *sp = (SourcePair *) arg;
+
+	topk_rank_users(sp->users, sp->items, users, n_users, exclude, k,
+					mem_bytes, emit, emit_arg);
+}
+
+/* EvalRankFn of a served model: its scorer's rank_users */
+static void
+rank_served(void *arg, const int32 *users, int n_users,
+			const IndexCSR *exclude, int k, Size mem_bytes,
+			TopKEmit emit, void *emit_arg)
+{
+	const ServeModel *m = (const ServeModel *) arg;
+
+	m->scorer->rank_users(m, users, n_users, exclude, k, mem_bytes,
+						  emit, emit_arg);
+}
+
+/*
+ * See model.h: the users with test items are ranked against all items in
+ * sgemm blocks by topk_rank_users().
+ */
+void
+dsl_evaluate_full(const EmbeddingSource *users,
+				  const EmbeddingSource *items,
+				  const IndexCSR *seen,
+				  const IndexCSR *test,
+				  const int32 *test_total,
+				  int k, Size mem_bytes,
+				  EvalMetrics *out)
+{
+	SourcePair	sp = {users, items};
+
+	evaluate_ranked(users->n_rows, items->n_rows, seen, test, test_total,
+					k, mem_bytes, rank_sources, &sp, out);
 }
 
 /*
@@ -177,8 +239,6 @@ dsl_evaluate(PG_FUNCTION_ARGS)
 	PairIds		pairs;
 	MappedPairs *mp;
 	ServeModel *m;
-	EmbeddingSource us,
-				is;
 	IndexCSR	test;
 	EvalMetrics res;
 	bool		have_users;
@@ -202,14 +262,12 @@ dsl_evaluate(PG_FUNCTION_ARGS)
 	mp = dsl_map_pairs(&pairs, m->user_ids, m->n_users, m->item_ids, m->n_items);
 	dsl_free_pair_ids(&pairs);
 
-	us = embedding_source_dense(m->user_emb, m->n_users, m->dim);
-	is = embedding_source_dense(m->item_emb, m->n_items, m->dim);
 	test.n_rows = m->n_users;
 	test.ptr = mp->ptr;
 	test.idx = mp->items;
 
-	dsl_evaluate_full(&us, &is, &m->seen, &test, mp->total, k,
-					  (Size) work_mem * 1024, &res);
+	evaluate_ranked(m->n_users, m->n_items, &m->seen, &test, mp->total, k,
+					(Size) work_mem * 1024, rank_served, m, &res);
 
 	have_users = res.users_evaluated > 0;
 	{

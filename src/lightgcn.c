@@ -43,6 +43,7 @@
 #include "dsl_rec.h"
 #include "hugepage.h"
 #include "model_ops.h"
+#include "scorer.h"
 
 #define LGCN_MAX_LAYERS 8
 #define DIST_FAR 255			/* not within LGCN_MAX_LAYERS hops of the batch */
@@ -1010,4 +1011,5 @@ const ModelOps lightgcn_ops = {
 	.train_epoch = lgcn_train_epoch,
 	.serving = lgcn_serving,
 	.tensor_parts = lgcn_tensor_parts,
+	.scorer = &dot_scorer,
 };

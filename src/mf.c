@@ -27,6 +27,7 @@
 #include "hugepage.h"
 #include "mem_peak.h"
 #include "model_ops.h"
+#include "scorer.h"
 
 /* MF's options (dsl.train's options jsonb) */
 typedef struct MfOptions
@@ -531,4 +532,5 @@ const ModelOps mf_ops = {
 	.train_epoch = mf_train_epoch,
 	.serving = mf_serving,
 	.tensor_parts = NULL,
+	.scorer = &dot_scorer,
 };

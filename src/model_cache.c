@@ -1,9 +1,11 @@
 /*
  * model_cache.c - per-backend cache of models loaded for serving
  *
- * Loading a model reads every 'user' and 'item' row of dsl.parameters and
- * every dsl.seen_items row of it; a stream of dsl.recommend() calls must not
- * pay that each time, so the result is kept in backend-local memory.
+ * Loading a model reads the dsl.parameters rows its scorer needs (the
+ * scorer comes from the model's model_type: ModelOps.scorer, scorer.h; the
+ * inner-product scorer reads every 'user' and 'item' row) and every
+ * dsl.seen_items row of it; a stream of dsl.recommend() calls must not pay
+ * that each time, so the result is kept in backend-local memory.
  *
  * Validity.  A model's rows are never changed in place by dsl_rec: training
  * and retraining insert a new dsl.models row with a new model_id (replace
@@ -26,8 +28,6 @@
  */
 #include "postgres.h"
 
-#include <math.h>
-
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -40,6 +40,7 @@
 
 #include "dsl_util.h"
 #include "model_cache.h"
+#include "model_ops.h"
 #include "spvec.h"
 
 /* rows fetched from a cursor at a time while loading */
@@ -76,7 +77,7 @@ prepare_plans(void)
 
 	if (plan_lookup == NULL)
 		plan_lookup = prepare_saved(
-									"SELECT model_id, dim, xmin FROM dsl.models"
+									"SELECT model_id, dim, xmin, model_type FROM dsl.models"
 									" WHERE name OPERATOR(pg_catalog.=) $1",
 									1, text_arg);
 	if (plan_count == NULL)
@@ -101,11 +102,12 @@ prepare_plans(void)
 }
 
 /*
- * Read all rows of one part ('user' or 'item') into *ids_out and a dense
- * n x dim matrix, both allocated in cxt.  Returns n.
+ * See model_cache.h: scorers load their parts through this one reader, so
+ * every part gets the same checks (row count, ascending ids, dimension) and
+ * is read in LOAD_BATCH rows at a time with interrupts checked between.
  */
-static int
-load_part(ServeModel *m, const char *part, int64 **ids_out, float **emb_out)
+int
+serve_load_part(ServeModel *m, const char *part, int64 **ids_out, float **emb_out)
 {
 	Datum		args[2];
 	bool		isnull;
@@ -302,13 +304,55 @@ serve_entry_free(int slot)
 	}
 }
 
-/* load model (model_id, xmin) under the current SPI connection */
+/*
+ * The scorer of model `name`'s model_type.  A type this library does not
+ * know (a model stored by a newer version, restored into this one) or one
+ * without a scorer cannot be served: an error naming the model and its type,
+ * raised before anything is read.
+ */
+static const Scorer *
+serve_resolve_scorer(const char *name, const char *model_type)
+{
+	const ModelOps *ops = dsl_model_type_find(model_type);
+
+	if (ops == NULL || ops->scorer == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("model \"%s\" has model_type \"%s\", which this version of dsl_rec cannot serve",
+						name, model_type),
+				 ops == NULL ?
+				 errhint("dsl.model_types() lists the model types this version serves.") :
+				 errdetail("The model type provides no scorer.")));
+	if (ops->scorer->load == NULL || ops->scorer->rank_items == NULL ||
+		ops->scorer->score_items == NULL || ops->scorer->rank_users == NULL)
+		elog(ERROR, "scorer \"%s\" of model_type \"%s\" is incomplete",
+			 ops->scorer->name, model_type);
+	return ops->scorer;
+}
+
+/* See model_cache.h: the one message for an operation a type lacks. */
+void
+serve_unsupported(const ServeModel *m, const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("%s is not supported for model \"%s\" of model_type \"%s\"",
+					what, m->name, m->model_type)));
+	pg_unreachable();
+}
+
+/*
+ * Load model (model_id, xmin) under the current SPI connection: the scorer
+ * of its model_type reads its parameters (and sets the id maps), then the
+ * training items and popularity, which every scorer shares, are read.
+ */
 static ServeModel *
-serve_model_load(const char *name, int64 model_id, int dim,
-				 TransactionId xmin, MemoryContext parent)
+serve_model_load(const char *name, const char *model_type, int64 model_id,
+				 int dim, TransactionId xmin, MemoryContext parent)
 {
 	MemoryContext cxt;
 	ServeModel *m;
+	const Scorer *scorer = serve_resolve_scorer(name, model_type);
 
 	cxt = AllocSetContextCreate(parent, "dsl_rec served model",
 								ALLOCSET_DEFAULT_SIZES);
@@ -318,26 +362,13 @@ serve_model_load(const char *name, int64 model_id, int dim,
 	m->row_xmin = xmin;
 	m->role = GetUserId();
 	m->name = MemoryContextStrdup(cxt, name);
+	m->model_type = MemoryContextStrdup(cxt, model_type);
+	m->scorer = scorer;
 	m->dim = dim;
 	MemoryContextSetIdentifier(cxt, m->name);
 
-	m->n_users = load_part(m, "user", &m->user_ids, &m->user_emb);
-	m->n_items = load_part(m, "item", &m->item_ids, &m->item_emb);
+	scorer->load(m);
 	load_seen(m);
-
-	/* item norms: cosine similarity and the error bound of sgemv scores */
-	m->item_norm = MemoryContextAllocHuge(cxt, sizeof(double) * Max(m->n_items, 1));
-	m->max_item_norm = 0.0;
-	for (int i = 0; i < m->n_items; i++)
-	{
-		const float *row = m->item_emb + (Size) i * dim;
-		double		s = 0.0;
-
-		for (int d = 0; d < dim; d++)
-			s += (double) row[d] * row[d];
-		m->item_norm[i] = sqrt(s);
-		m->max_item_norm = Max(m->max_item_norm, m->item_norm[i]);
-	}
 	return m;
 }
 
@@ -350,6 +381,7 @@ serve_model_get(const char *name)
 	int64		model_id;
 	int			dim;
 	TransactionId xmin;
+	SPITupleTable *found;
 	Oid			role = GetUserId();
 	ServeModel *m = NULL;
 	int			slot = -1;
@@ -365,13 +397,10 @@ serve_model_get(const char *name)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("model \"%s\" does not exist", name)));
-	model_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-										   SPI_tuptable->tupdesc, 1, &isnull));
-	dim = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
-									  SPI_tuptable->tupdesc, 2, &isnull));
-	xmin = DatumGetTransactionId(SPI_getbinval(SPI_tuptable->vals[0],
-											   SPI_tuptable->tupdesc, 3, &isnull));
-	SPI_freetuptable(SPI_tuptable);
+	found = SPI_tuptable;		/* kept until a load has read model_type */
+	model_id = DatumGetInt64(SPI_getbinval(found->vals[0], found->tupdesc, 1, &isnull));
+	dim = DatumGetInt32(SPI_getbinval(found->vals[0], found->tupdesc, 2, &isnull));
+	xmin = DatumGetTransactionId(SPI_getbinval(found->vals[0], found->tupdesc, 3, &isnull));
 
 	for (int s = 0; s < SERVE_CACHE_SIZE; s++)
 	{
@@ -387,7 +416,9 @@ serve_model_get(const char *name)
 
 	if (m == NULL)
 	{
-		m = serve_model_load(name, model_id, dim, xmin, caller);
+		/* only a load needs the type (its scorer); SPI_finish frees it */
+		m = serve_model_load(name, SPI_getvalue(found->vals[0], found->tupdesc, 4),
+							 model_id, dim, xmin, caller);
 
 		/* complete: drop older versions of this name, then the LRU entry */
 		for (int s = 0; s < SERVE_CACHE_SIZE; s++)
@@ -416,6 +447,7 @@ serve_model_get(const char *name)
 	}
 	m->last_used = ++serve_clock;
 
+	SPI_freetuptable(found);
 	SPI_finish();
 	return m;
 }

@@ -1,10 +1,10 @@
 /*
  * model_cache.h - per-backend cache of models loaded for serving
  *
- * A served model is its 'user' and 'item' embeddings densified into float
- * matrices (rows in ascending id order), the sorted id arrays that map ids
- * to row indices, the training items of every user as index lists and the
- * items in popularity order.  It is read once from dsl.parameters and
+ * A served model is what its model type's scorer (scorer.h, resolved from
+ * dsl.models.model_type) loaded from dsl.parameters, the sorted id arrays that
+ * map ids to dense indices, the training items of every user as index lists
+ * and the items in popularity order.  It is read once from dsl.parameters and
  * dsl.seen_items and kept in backend-local memory.
  *
  * Every lookup first asks dsl.models, under the caller's snapshot, for the
@@ -19,6 +19,7 @@
 
 #include "interactions.h"
 #include "model.h"
+#include "scorer.h"
 
 #define SERVE_CACHE_SIZE 4
 
@@ -29,19 +30,20 @@ typedef struct ServeModel
 	TransactionId row_xmin;		/* xmin of the dsl.models row */
 	Oid			role;			/* role whose privileges loaded the rows */
 	char	   *name;
+	char	   *model_type;		/* dsl.models.model_type */
+
+	/* how scores are computed: the model type's scorer and what it loaded */
+	const Scorer *scorer;
+	void	   *scorer_state;
 
 	int			dim;
 	int			n_users;
 	int			n_items;
 	int64	   *user_ids;		/* n_users, ascending */
 	int64	   *item_ids;		/* n_items, ascending */
-	float	   *user_emb;		/* n_users x dim, row-major */
-	float	   *item_emb;		/* n_items x dim, row-major */
 	IndexCSR	seen;			/* training items of each user, by index */
 	int32	   *popularity;		/* per item: training users who saw it */
 	int32	   *pop_order;		/* item indices, most popular first, ties by id */
-	double	   *item_norm;		/* Euclidean norm of each item row */
-	double		max_item_norm;
 
 	/* bookkeeping */
 	MemoryContext cxt;			/* owns everything above */
@@ -57,6 +59,20 @@ typedef struct ServeModel
  */
 extern ServeModel *serve_model_get(const char *name);
 
+/*
+ * For scorers' load(): read every row of dsl.parameters part `part` of m,
+ * in ascending entity_id order, into *ids_out and a dense n x m->dim matrix
+ * (row-major), both allocated in m->cxt.  Returns n.
+ */
+extern int	serve_load_part(ServeModel *m, const char *part,
+							int64 **ids_out, float **emb_out);
+
+/*
+ * Error out with ERRCODE_FEATURE_NOT_SUPPORTED: m's model type does not
+ * provide `what` (an SQL function name).
+ */
+extern void serve_unsupported(const ServeModel *m, const char *what) pg_attribute_noreturn();
+
 /* Dense index of an id, or -1 when the model does not know it. */
 static inline int
 serve_user_index(const ServeModel *m, int64 user_id)
@@ -68,18 +84,6 @@ static inline int
 serve_item_index(const ServeModel *m, int64 item_id)
 {
 	return dsl_id_index(m->item_ids, m->n_items, item_id);
-}
-
-static inline const float *
-serve_user_row(const ServeModel *m, int u)
-{
-	return m->user_emb + (Size) u * m->dim;
-}
-
-static inline const float *
-serve_item_row(const ServeModel *m, int i)
-{
-	return m->item_emb + (Size) i * m->dim;
 }
 
 #endif							/* DSL_MODEL_CACHE_H */

@@ -1,10 +1,11 @@
 /*
- * model_ops.h - what a model type provides to dsl.train()
+ * model_ops.h - what a model type provides to dsl.train() and to serving
  *
  * train*.c own the shared arguments, the DSL engine, validation, the
  * stopping rule and storage; a model type owns its options, its parameter
- * tensors (registered with the engine), its training step and how serving
- * embeddings derive from its parameters.
+ * tensors (registered with the engine), its training step, how serving
+ * embeddings derive from its parameters, and its scorer: how a stored model
+ * of the type is loaded and scored when served (scorer.h).
  *
  * Adding a model type means writing one file, src/<type>.c, that defines
  *
@@ -22,6 +23,10 @@
  *   - tensor_parts: which of its tensors are stored under which
  *     dsl.parameters part name, keyed by user ids, item ids or its own row
  *     numbers 0..n-1;
+ *   - its scorer: &dot_scorer when its score is the inner product of the
+ *     stored 'user' and 'item' rows (MF, LightGCN); otherwise a Scorer of
+ *     its own (scorer.h) in src/scorer_<type>.c that loads its parts and
+ *     scores (NeuMF's MLP), declared in scorer.h;
  *   - one const ModelOps, declared extern below,
  *
  * and adding one line to the list in model_registry.c.  Its tests go to
@@ -123,6 +128,13 @@ typedef struct ModelOps
 	 * then they are stored exactly, active entries only).
 	 */
 	const StoredTensor *tensor_parts;
+
+	/*
+	 * How a stored model of this type is served: loading its parts from
+	 * dsl.parameters and scoring (scorer.h).  Every type whose score is the
+	 * inner product of its 'user' and 'item' rows uses &dot_scorer.
+	 */
+	const struct Scorer *scorer;
 } ModelOps;
 
 /* the model types (model_registry.c) */
@@ -134,6 +146,9 @@ extern const ModelOps lightgcn_ops;
  * and listing the registered types.
  */
 extern const ModelOps *dsl_model_type_lookup(const char *type);
+
+/* The ModelOps of model_type `type`, or NULL when there is none. */
+extern const ModelOps *dsl_model_type_find(const char *type);
 
 /* shared option parsers for set_option: ereport unless v is such a number */
 extern double dsl_option_float(const char *key, const JsonbValue *v);

@@ -2,7 +2,8 @@
  * model_registry.c - the model types dsl.train() knows
  *
  * The one list of model types: a new type adds its ModelOps here (see
- * model_ops.h).  dsl.models.model_type takes whatever this list names.
+ * model_ops.h); training and serving (ModelOps.scorer) both look types up
+ * here.  dsl.models.model_type takes whatever this list names.
  */
 #include "postgres.h"
 
@@ -23,17 +24,30 @@ static const ModelOps *const model_types[] = {
 };
 
 /*
+ * The ModelOps of model_type `type`, or NULL: serving reports an unknown
+ * type of a stored model in its own words (model_cache.c).
+ */
+const ModelOps *
+dsl_model_type_find(const char *type)
+{
+	for (int i = 0; i < lengthof(model_types); i++)
+		if (strcmp(type, model_types[i]->type) == 0)
+			return model_types[i];
+	return NULL;
+}
+
+/*
  * Find the ModelOps of model_type `type`.  An unknown type is an error that
  * names it and lists the registered types.
  */
 const ModelOps *
 dsl_model_type_lookup(const char *type)
 {
+	const ModelOps *ops = dsl_model_type_find(type);
 	StringInfoData known;
 
-	for (int i = 0; i < lengthof(model_types); i++)
-		if (strcmp(type, model_types[i]->type) == 0)
-			return model_types[i];
+	if (ops != NULL)
+		return ops;
 
 	initStringInfo(&known);
 	for (int i = 0; i < lengthof(model_types); i++)

@@ -2,15 +2,15 @@
  * recommend.c - serving: dsl.recommend, dsl.score, dsl.recommend_all,
  * dsl.similar_items
  *
- * All four rank by the inner product of the stored 'user' and 'item'
- * embeddings (dsl.similar_items by cosine unless asked otherwise), highest
- * first, equal scores by lower item id.  Scores are topk_dot() values, so
- * dsl.score(), dsl.recommend() and dsl.recommend_all() report the same number
- * for the same pair.  Models come from the per-backend cache (model_cache.c).
+ * All four rank by the model's scorer (scorer.h, resolved from its
+ * model_type by the per-backend cache, model_cache.c): highest score first,
+ * equal scores by lower item id.  Reported scores are the scorer's canonical
+ * ones (score_items; for the inner-product scorer topk_dot() of the 'user'
+ * and 'item' rows), so dsl.score(), dsl.recommend() and dsl.recommend_all()
+ * report the same number for the same pair.  dsl.similar_items needs the
+ * scorer's item-item similarity, which a model type may lack.
  */
 #include "postgres.h"
-
-#include <math.h>
 
 #include "catalog/pg_type.h"
 #include "funcapi.h"
@@ -23,17 +23,6 @@
 #include "interactions.h"
 #include "model_cache.h"
 #include "topk.h"
-
-/* Euclidean norm, in double */
-static double
-vector_norm(const float *x, int dim)
-{
-	double		s = 0.0;
-
-	for (int d = 0; d < dim; d++)
-		s += (double) x[d] * x[d];
-	return sqrt(s);
-}
 
 /*
  * Map a bigint[] of item ids to the sorted, distinct indices of the items the
@@ -133,7 +122,6 @@ dsl_recommend(PG_FUNCTION_ARGS)
 	}
 
 	{
-		const float *urow = serve_user_row(m, u);
 		const int32 *seen = m->seen.idx + m->seen.ptr[u];
 		int64		n_seen = exclude_seen ? m->seen.ptr[u + 1] - m->seen.ptr[u] : 0;
 		int			cap = Min(k, cand ? n_cand : m->n_items);
@@ -143,18 +131,22 @@ dsl_recommend(PG_FUNCTION_ARGS)
 
 		if (cand)
 		{
+			/* the unseen candidates, scored together, offered in order */
+			float	   *cscore = palloc(sizeof(float) * Max(n_cand, 1));
+			int			nc = 0;
+
 			for (int c = 0; c < n_cand; c++)
 			{
 				if (n_seen > 0 && dsl_sorted_contains(seen, n_seen, cand[c]))
 					continue;
-				topk_offer(&heap, topk_dot(urow, serve_item_row(m, cand[c]), m->dim),
-						   cand[c]);
+				cand[nc++] = cand[c];
 			}
+			m->scorer->score_items(m, u, cand, nc, cscore);
+			for (int c = 0; c < nc; c++)
+				topk_offer(&heap, cscore[c], cand[c]);
 		}
 		else
-			topk_rank_rows(m->item_emb, m->n_items, m->dim, urow,
-						   m->item_norm, m->max_item_norm, vector_norm(urow, m->dim),
-						   false, seen, n_seen, -1, &heap);
+			m->scorer->rank_items(m, u, seen, n_seen, &heap);
 	}
 
 	n = topk_sort(&heap);
@@ -180,7 +172,8 @@ dsl_score(PG_FUNCTION_ARGS)
 	char	   *model;
 	ServeModel *m;
 	int			u;
-	int			i;
+	int32		i;
+	float		score;
 
 	/* a NULL user or item is simply unknown; a NULL model is a mistake */
 	dsl_arg_not_null(fcinfo, 0, "model");
@@ -192,7 +185,8 @@ dsl_score(PG_FUNCTION_ARGS)
 	i = serve_item_index(m, PG_GETARG_INT64(2));
 	if (u < 0 || i < 0)
 		PG_RETURN_NULL();
-	PG_RETURN_FLOAT4(topk_dot(serve_user_row(m, u), serve_item_row(m, i), m->dim));
+	m->scorer->score_items(m, u, &i, 1, &score);
+	PG_RETURN_FLOAT4(score);
 }
 
 /* what recommend_all's emit callback needs */
@@ -200,13 +194,15 @@ typedef struct AllState
 {
 	ServeModel *m;
 	ReturnSetInfo *rsinfo;
+	float	   *canon;			/* k scratch entries: canonical scores */
 	float	   *score;			/* k scratch entries */
 	int32	   *idx;
 } AllState;
 
 /*
- * One user's top k from the sgemm pass: report topk_dot() scores (the ones
- * dsl.recommend shows), re-sorted by them, so the two functions agree.
+ * One user's top k from the block pass: report the scorer's canonical scores
+ * (the ones dsl.recommend shows), re-sorted by them, so the two functions
+ * agree.
  */
 static void
 recommend_all_emit(void *arg, int32 user, const int32 *items,
@@ -214,12 +210,12 @@ recommend_all_emit(void *arg, int32 user, const int32 *items,
 {
 	AllState   *st = (AllState *) arg;
 	ServeModel *m = st->m;
-	const float *urow = serve_user_row(m, user);
 
-	(void) scores;				/* replaced by topk_dot() values */
+	(void) scores;				/* replaced by canonical values */
+	m->scorer->score_items(m, user, items, n, st->canon);
 	for (int r = 0; r < n; r++)
 	{
-		float		s = topk_dot(urow, serve_item_row(m, items[r]), m->dim);
+		float		s = st->canon[r];
 		int32		x = items[r];
 		int			j = r;
 
@@ -258,8 +254,6 @@ dsl_recommend_all(PG_FUNCTION_ARGS)
 	bool		exclude_seen;
 	ServeModel *m;
 	AllState	st;
-	EmbeddingSource us,
-				is;
 	int32	   *list;
 	int			kk;
 
@@ -278,29 +272,29 @@ dsl_recommend_all(PG_FUNCTION_ARGS)
 		return (Datum) 0;
 	kk = Min(k, m->n_items);
 
-	us = embedding_source_dense(m->user_emb, m->n_users, m->dim);
-	is = embedding_source_dense(m->item_emb, m->n_items, m->dim);
-
 	list = palloc(sizeof(int32) * m->n_users);
 	for (int u = 0; u < m->n_users; u++)
 		list[u] = u;
 
 	st.m = m;
 	st.rsinfo = rsinfo;
+	st.canon = palloc(sizeof(float) * kk);
 	st.score = palloc(sizeof(float) * kk);
 	st.idx = palloc(sizeof(int32) * kk);
 
-	topk_rank_users(&us, &is, list, m->n_users,
-					exclude_seen ? &m->seen : NULL,
-					kk, (Size) work_mem * 1024,
-					recommend_all_emit, &st);
+	m->scorer->rank_users(m, list, m->n_users,
+						  exclude_seen ? &m->seen : NULL,
+						  kk, (Size) work_mem * 1024,
+						  recommend_all_emit, &st);
 	return (Datum) 0;
 }
 
 /*
  * dsl.similar_items(model, item, k, measure): the k items most similar to
  * item by cosine of the item embeddings (or by inner product), excluding item
- * itself.  A zero vector has cosine 0 with everything.
+ * itself.  A zero vector has cosine 0 with everything.  A model type whose
+ * scorer has no item-item similarity is an error (FEATURE_NOT_SUPPORTED),
+ * also for items it does not know, so the answer does not depend on the id.
  */
 PG_FUNCTION_INFO_V1(dsl_similar_items);
 Datum
@@ -345,15 +339,15 @@ dsl_similar_items(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 
 	m = serve_model_get(model);
+	if (m->scorer->similar_items == NULL)
+		serve_unsupported(m, "dsl.similar_items");
 	q = serve_item_index(m, item_id);
 	if (q < 0 || m->n_items < 2)
 		return (Datum) 0;
 
 	cap = Min(k, m->n_items - 1);
 	topk_init(&heap, cap, palloc(sizeof(float) * cap), palloc(sizeof(int32) * cap));
-	topk_rank_rows(m->item_emb, m->n_items, m->dim, serve_item_row(m, q),
-				   m->item_norm, m->max_item_norm, m->item_norm[q],
-				   cosine, NULL, 0, q, &heap);
+	m->scorer->similar_items(m, q, cosine, &heap);
 	n = topk_sort(&heap);
 	for (int r = 0; r < n; r++)
 	{

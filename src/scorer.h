@@ -1,0 +1,86 @@
+/*
+ * scorer.h - how a model type's served model scores users against items
+ *
+ * Serving (recommend.c, evaluate.c) never assumes how a score is computed: it
+ * asks the model's Scorer, which the serving cache resolves from the model's
+ * model_type (ModelOps.scorer) when it loads the model.  A scorer loads what
+ * its model type stored in dsl.parameters and answers four questions:
+ *
+ *   - rank_items: one user against the whole catalogue (dsl.recommend);
+ *   - score_items: one user against a list of items (dsl.score, candidate
+ *     lists, and the canonical scores dsl.recommend_all reports);
+ *   - rank_users: a block of users against all items (dsl.recommend_all,
+ *     dsl.evaluate), emitting each user's top k through a TopKEmit;
+ *   - similar_items: item-item similarity (dsl.similar_items), or NULL when
+ *     the model type has none (the SQL function then fails with
+ *     ERRCODE_FEATURE_NOT_SUPPORTED naming the model and its model_type).
+ *
+ * Whatever the scorer, the ranking rule is topk.h's (higher score first,
+ * equal scores by lower item index), and score_items() is the canonical
+ * score: rank_items() must rank exactly by it, so dsl.score and
+ * dsl.recommend agree; rank_users() may rank by a faster approximation
+ * (recommend_all re-scores what it keeps with score_items()).
+ *
+ * Scorers run in the calling backend; they may use palloc, ereport and
+ * CHECK_FOR_INTERRUPTS.  The inner-product scorer (scorer_dot.c) serves every
+ * model type whose serving rows are 'user' and 'item' embeddings.
+ */
+#ifndef DSL_SCORER_H
+#define DSL_SCORER_H
+
+#include "postgres.h"
+
+#include "model.h"
+#include "topk.h"
+
+struct ServeModel;
+
+typedef struct Scorer
+{
+	const char *name;			/* for messages */
+
+	/*
+	 * Read what the model type stored from dsl.parameters (usually with
+	 * serve_load_part()), under the caller's SPI connection, into m->cxt:
+	 * set m->n_users, m->user_ids, m->n_items, m->item_ids (ascending ids:
+	 * the index maps) and m->scorer_state.  m->model_id, name, model_type
+	 * and dim are set.
+	 */
+	void		(*load) (struct ServeModel *m);
+
+	/*
+	 * Offer every item's canonical score for user index `user` to h, except
+	 * the items listed in exclude (sorted indices, n_exclude of them).
+	 */
+	void		(*rank_items) (const struct ServeModel *m, int user,
+							   const int32 *exclude, int64 n_exclude, TopK *h);
+
+	/* scores[c] = canonical score of user index `user` and item items[c] */
+	void		(*score_items) (const struct ServeModel *m, int user,
+								const int32 *items, int n, float *scores);
+
+	/*
+	 * Rank all items for each of users[0..n_users-1] (indices, any order),
+	 * skipping exclude's row of the user when exclude is not NULL, and emit
+	 * each user's k best (k <= n_items) best first, from the calling backend.
+	 * Memory stays near mem_bytes.  The emitted scores are the ones ranked
+	 * by, which need not be the canonical ones.
+	 */
+	void		(*rank_users) (const struct ServeModel *m,
+							   const int32 *users, int n_users,
+							   const IndexCSR *exclude, int k, Size mem_bytes,
+							   TopKEmit emit, void *emit_arg);
+
+	/*
+	 * Offer every other item's similarity to item index `item` to h: the
+	 * cosine of the item representations, or with cosine = false their inner
+	 * product.  NULL: the model type has no item-item similarity.
+	 */
+	void		(*similar_items) (const struct ServeModel *m, int item,
+								  bool cosine, TopK *h);
+} Scorer;
+
+/* the inner-product scorer of 'user' x 'item' rows (scorer_dot.c) */
+extern const Scorer dot_scorer;
+
+#endif							/* DSL_SCORER_H */
