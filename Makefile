@@ -16,7 +16,7 @@ DATA = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*--*.sql))
 REGRESS = \
 	spvec_input spvec_ops spvec_copy \
 	train_args train_mf train_stopping train_storage train_lightgcn \
-	recommend evaluate \
+	recommend evaluate serve_scorer \
 	identifiers bad_calls security
 REGRESS_OPTS = --load-extension=$(EXTENSION)
 
