@@ -34,6 +34,7 @@ static const char *const arg_names[A_NARGS] = {
 	"eval_every", "patience", "k"
 };
 
+/* a NULL argument that must not be NULL: an error naming it */
 static void
 require_arg(FunctionCallInfo fcinfo, int i)
 {
@@ -43,6 +44,7 @@ require_arg(FunctionCallInfo fcinfo, int i)
 				 errmsg("%s must not be NULL", arg_names[i])));
 }
 
+/* the one message for a bad value: the name, the value, what is valid */
 static void
 bad_param(const char *name, const char *value, const char *valid)
 {
@@ -52,6 +54,7 @@ bad_param(const char *name, const char *value, const char *valid)
 			 errdetail("Valid values: %s.", valid)));
 }
 
+/* v within lo..hi (each bound inclusive or not), finite */
 static void
 check_range_f(const char *name, double v, double lo, bool lo_incl, double hi, bool hi_incl,
 			  const char *valid)
@@ -60,6 +63,7 @@ check_range_f(const char *name, double v, double lo, bool lo_incl, double hi, bo
 		bad_param(name, psprintf("%g", v), valid);
 }
 
+/* v within [lo, hi] */
 static void
 check_range_i(const char *name, int64 v, int64 lo, int64 hi)
 {
@@ -68,6 +72,7 @@ check_range_i(const char *name, int64 v, int64 lo, int64 hi)
 				  psprintf("integers from %lld to %lld", (long long) lo, (long long) hi));
 }
 
+/* v one of choices (NULL-terminated) */
 static void
 check_choice(const char *name, const char *v, const char *const *choices, const char *valid)
 {
