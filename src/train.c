@@ -156,10 +156,9 @@ set_schedule(Training *t, const Interactions *pairs, int64 epochs)
 	DslConfig  *cfg = &t->cfg;
 	int64		steps_per_epoch = a->ops->steps_per_epoch(pairs, &a->params);
 
-	a->interval = a->update_interval > 0 ? a->update_interval :
+	a->params.update_interval = a->update_interval > 0 ? a->update_interval :
 		steps_per_epoch * a->ops->default_interval_epochs;
 	a->params.steps_per_epoch = steps_per_epoch;
-	a->params.update_interval = a->interval;
 
 	memset(cfg, 0, sizeof(DslConfig));
 	cfg->density = a->density;
@@ -168,7 +167,7 @@ set_schedule(Training *t, const Interactions *pairs, int64 epochs)
 	cfg->schedule = strcmp(a->schedule, "constant") == 0 ? SCHEDULE_CONSTANT : SCHEDULE_COSINE;
 	cfg->update_ratio = a->update_ratio;
 	cfg->update_ratio_min = a->update_ratio_min;
-	cfg->update_interval = a->interval;
+	cfg->update_interval = a->params.update_interval;
 	cfg->total_steps = steps_per_epoch * epochs;
 	cfg->seed = (uint64) a->seed;
 	cfg->init_std = (float) a->init_std;

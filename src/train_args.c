@@ -317,7 +317,7 @@ dsl_train_hyperparams_json(const TrainArgs *a)
 					 a->dim, a->density,
 					 a->epochs > 0 ? psprintf("%d", a->epochs) : "null",
 					 a->batch_size, a->lr, a->reg,
-					 a->update_ratio, a->update_ratio_min, (long long) a->interval,
+					 a->update_ratio, a->update_ratio_min, (long long) a->params.update_interval,
 					 (long long) a->total_steps);
 	escape_json(&s, a->growth);
 	appendStringInfoString(&s, ", \"prune\": ");

@@ -60,7 +60,6 @@ typedef struct TrainArgs
 	int			refit_epochs;	/* what the refit ran: the chosen epochs */
 	int64		held_pairs;		/* what the hold-out took: pairs, users */
 	int			held_users;
-	int64		interval;		/* optimizer steps between DSL rounds */
 	int64		total_steps;	/* the stored model's schedule length */
 	/* the model type */
 	const ModelOps *ops;
