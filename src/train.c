@@ -57,6 +57,11 @@ typedef struct Training
 	int64		horizon;		/* epochs of the current schedule */
 	double		prev_best;		/* best validation recall of the schedules before */
 	double		stop_gain;		/* the last schedule's gain, when it stopped */
+	double		stop_end;		/* > 0: stopped because the next schedule
+								 * would end this many seconds after the
+								 * call began, past max_seconds */
+	int64		stop_next;		/* that schedule's epochs */
+	double		epoch_secs;		/* training seconds of the first phase */
 	double		best_recall;
 	int			since_best;		/* evaluations since the best */
 	SparseTensor *best[DSL_MAX_TENSORS];	/* weights of the best epoch */
@@ -257,12 +262,37 @@ train_epoch(Training *t, int epoch, double *secs)
 	INSTR_TIME_SET_CURRENT(t_epoch);
 	loss = t->a.ops->train_epoch(t->model);
 	*secs = elapsed_since(t_epoch);
+	t->epoch_secs += *secs;
 	dsl_mem_note();
 	check_diverged(&t->a, epoch, loss);
 	t->out.active = dsl_engine_active(&t->engine);
 	t->out.epochs_run = epoch;
 	t->out.final_loss = loss;
 	return loss;
+}
+
+/* whether the stopping rule ends with a refit on every pair */
+static bool
+refit_planned(const Training *t)
+{
+	return t->a.epochs == 0 && t->train != t->data && t->a.refit;
+}
+
+/*
+ * Expected seconds of `epochs` first-phase epochs on the training pairs
+ * (at the first phase's mean epoch time) plus, when a refit follows, of
+ * `refit_epochs` on every pair (epoch time grows with the pairs).
+ */
+static double
+projected_seconds(const Training *t, int64 epochs, int64 refit_epochs)
+{
+	double		per_epoch = t->epoch_secs / Max(t->out.epochs_run, 1);
+	double		secs = per_epoch * epochs;
+
+	if (refit_planned(t))
+		secs += per_epoch * refit_epochs *
+			((double) t->data->n_pairs / (double) Max(t->train->n_pairs, 1));
+	return secs;
 }
 
 /*
@@ -304,14 +334,31 @@ validate(Training *t, int epoch, bool time_up, EvalMetrics *m)
 	 * epochs => NULL: at the end of each schedule, go on over one twice as
 	 * long (redrawn, so lr and zeta rise again to where that schedule would
 	 * be) while a schedule's best validation recall beat the previous one's
-	 * by DSL_AUTO_MIN_GAIN; otherwise stop.
+	 * by DSL_AUTO_MIN_GAIN; otherwise stop.  max_seconds bounds the whole
+	 * call: a longer schedule that would end past it is not begun.  The
+	 * refit is not counted here: a longer schedule gains more than a refit
+	 * where time is short (large data, where the hold-out is a small share
+	 * of the pairs), and the refit runs afterwards only if it fits.
 	 */
 	if (a->epochs == 0 && !stop && !time_up && epoch == t->horizon && epoch < t->max_epochs)
 	{
-		if (t->best_recall > t->prev_best * (1.0 + DSL_AUTO_MIN_GAIN))
-		{
-			int64		next = Min((int64) t->max_epochs, t->horizon * 2);
+		int64		next = Min((int64) t->max_epochs, t->horizon * 2);
+		double		end = elapsed_since(t->t_start) +
+			projected_seconds(t, next - epoch, 0);
 
+		if (t->best_recall <= t->prev_best * (1.0 + DSL_AUTO_MIN_GAIN))
+		{
+			stop = true;		/* the last schedule did not pay */
+			t->stop_gain = t->prev_best > 0 ? t->best_recall / t->prev_best - 1.0 : 0.0;
+		}
+		else if (end > a->max_seconds)
+		{
+			stop = true;		/* it paid, but the next would overrun */
+			t->stop_end = end;
+			t->stop_next = next;
+		}
+		else
+		{
 			ereport(NOTICE,
 					(errmsg("model \"%s\": validation recall@%d %.4f after a schedule of %d epochs%s; continuing over one of %lld epochs",
 							a->name, a->k, t->best_recall, epoch,
@@ -320,11 +367,6 @@ validate(Training *t, int epoch, bool time_up, EvalMetrics *m)
 			t->prev_best = t->best_recall;
 			t->horizon = next;
 			dsl_engine_set_horizon(&t->engine, a->params.steps_per_epoch * next);
-		}
-		else
-		{
-			stop = true;
-			t->stop_gain = t->prev_best > 0 ? t->best_recall / t->prev_best - 1.0 : 0.0;
 		}
 	}
 	return stop;
@@ -375,13 +417,19 @@ run_epochs(Training *t)
 		if (time_up)
 		{
 			ereport(NOTICE,
-					(errmsg("model \"%s\": stopping at the time limit of %g s (option max_seconds); keeping epoch %d",
-							a->name, a->max_seconds, t->out.best_epoch)));
+					(errmsg("model \"%s\": stopping at the time limit of %g s (option max_seconds); keeping epoch %d%s",
+							a->name, a->max_seconds, t->out.best_epoch,
+							refit_planned(t) ? ", without a refit" : "")));
 			break;
 		}
 		if (stop)
 		{
-			if (a->patience > 0 && t->since_best >= a->patience)
+			if (t->stop_end > 0)
+				ereport(NOTICE,
+						(errmsg("model \"%s\": stopping after %d epochs: validation still improved, but a schedule of %lld epochs would end about %.0f s after the call began, past the time limit of %g s (option max_seconds); keeping epoch %d",
+								a->name, epoch, (long long) t->stop_next,
+								t->stop_end, a->max_seconds, t->out.best_epoch)));
+			else if (a->patience > 0 && t->since_best >= a->patience)
 				ereport(NOTICE,
 						(errmsg("model \"%s\": stopping early, no improvement in %d evaluations; keeping epoch %d",
 								a->name, a->patience, t->out.best_epoch)));
@@ -479,9 +527,22 @@ dsl_train(PG_FUNCTION_ARGS)
 	t->out.total = dsl_engine_total(&t->engine);
 	dsl_mem_note();
 	run_epochs(t);
-	if (a->epochs == 0 && t->train != t->data && a->refit && t->out.best_epoch > 0 &&
+	if (refit_planned(t) && t->out.best_epoch > 0 &&
 		elapsed_since(t->t_start) < a->max_seconds)
-		refit(t);
+	{
+		double		end = elapsed_since(t->t_start) +
+			projected_seconds(t, 0, t->out.best_epoch);
+
+		if (end <= a->max_seconds)
+			refit(t);
+		else
+			ereport(NOTICE,
+					(errmsg_plural("model \"%s\": not refitting: %d epoch on all pairs would end about %.0f s after the call began, past the time limit of %g s (option max_seconds); keeping epoch %d",
+								   "model \"%s\": not refitting: %d epochs on all pairs would end about %.0f s after the call began, past the time limit of %g s (option max_seconds); keeping epoch %d",
+								   t->out.best_epoch,
+								   a->name, t->out.best_epoch, end, a->max_seconds,
+								   t->out.best_epoch)));
+	}
 	a->total_steps = t->engine.cfg.total_steps;
 	t->out.seconds = elapsed_since(t->t_start);
 	t->out.peak_bytes = dsl_mem_peak();

@@ -1,0 +1,63 @@
+# max_seconds bounds the whole dsl.train call of the stopping rule: a longer
+# schedule that would end past the limit is not begun, and the refit runs
+# only if it fits in the time left.
+#
+# The limit is 1.4 times what 30 fixed epochs took on this machine in the
+# same test (the whole call), so the outcome holds while the two runs'
+# speeds stay within a factor of 1.4 of each other: the first schedule (30
+# epochs) ends before the limit, and 30 more epochs would end after it.
+# Nothing here asserts a time; the NOTICEs say what was decided.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use DslFixture;
+
+my $node = PostgreSQL::Test::Cluster->new('time_budget');
+$node->init;
+$node->append_conf('postgresql.conf', "maintenance_work_mem = '256MB'");
+$node->start;
+
+$node->safe_psql('postgres', 'CREATE EXTENSION dsl_rec;' . big_sql());
+
+# what 30 epochs of this data take here (the whole call, reading included)
+my $t30 = $node->safe_psql('postgres', q{
+	SET dsl_rec.progress = off;
+	SELECT count(*) FROM dsl.train('fixed30', 'big', dim => 8, epochs => 30, seed => 1);
+	SELECT train_seconds FROM dsl.models WHERE name = 'fixed30'});
+$t30 = (split /\n/, $t30)[-1];
+cmp_ok($t30, '>', 0, "30 fixed epochs took $t30 s");
+
+my $limit = 1.4 * $t30;
+my ($ret, $out, $err) = $node->psql('postgres', qq{
+	SET dsl_rec.progress = off;
+	SELECT count(*) FROM dsl.train('budget', 'big', dim => 8, seed => 1,
+	                               options => '{"max_seconds": $limit}');
+	SELECT epochs, best_epoch, hyperparams->>'refit' FROM dsl.models WHERE name = 'budget'});
+is($ret, 0, 'the stopping rule under a time limit trains and stores a model');
+like($err,
+	qr/stopping after 30 epochs: validation still improved, but a schedule of 60 epochs would end about \d+ s after the call began, past the time limit of [0-9.e+-]+ s \(option max_seconds\); keeping epoch 30/,
+	'the second schedule is not begun: it would overrun the limit');
+unlike($err, qr/stopping at the time limit/, '... so the limit itself is never hit mid-schedule');
+
+# the refit of the 30 chosen epochs would take about as long as the first
+# phase, so it does not fit in what is left: skipped, with a NOTICE (were
+# this run much faster than the 30-epoch one, it would fit and run)
+my ($epochs, $best, $refit) = split /\|/, (split /\n/, $out)[-1];
+if ($epochs == 60)
+{
+	like($err, qr/refitting on all \d+ pairs over 30 epochs/, 'refit of 30 epochs ran');
+	is($best, 60, '... and is the stored model');
+	is($refit, 'true', '... recorded in the hyperparameters');
+}
+else
+{
+	is($epochs, 30, 'no refit: the first 30 epochs are stored');
+	like($err, qr/not refitting: 30 epochs on all pairs would end about \d+ s after the call began, past the time limit/,
+		'... and a NOTICE says why');
+	is($best, 30, '... the kept epoch is the first schedule\'s end');
+}
+
+$node->stop;
+done_testing();
