@@ -153,8 +153,24 @@ SELECT p.part, count(*) AS n, min(p.entity_id), max(p.entity_id)
 FROM dsl.parameters p JOIN dsl.models m USING (model_id)
 WHERE m.name = 'square_lg' GROUP BY p.part ORDER BY p.part;
 
+-- lr, reg and batch_size left NULL: the model type's own defaults
+-- (docs/training.md): MF lr 0.005, reg 0.01, batch from 2048 down to 128
+-- for 256 steps an epoch; LightGCN lr 0.02, reg 0.001, batch from 8192 down
+-- to 128 for 16 steps an epoch (40,000 pairs: 2048; planted's 2,350: 128)
+CREATE TABLE forty AS SELECT u AS user_id, (u * 7 + k * 11) % 900 AS item_id
+FROM generate_series(1, 2000) u, generate_series(1, 20) k;
+SELECT count(*) FROM dsl.train('lg_defaults', 'forty', model_type => 'lightgcn', dim => 4,
+                               epochs => 1, seed => 1);
+SELECT count(*) FROM dsl.train('lg_defaults_small', 'planted', model_type => 'lightgcn', dim => 4,
+                               epochs => 1, seed => 1, lr => NULL, reg => NULL);
+SELECT count(*) FROM dsl.train('mf_defaults', 'forty', dim => 4, epochs => 1, seed => 1);
+SELECT name, n_interactions, hyperparams->>'lr' AS lr, hyperparams->>'reg' AS reg,
+       hyperparams->>'batch_size' AS batch_size
+FROM dsl.models WHERE name IN ('lg_defaults', 'lg_defaults_small', 'mf_defaults') ORDER BY name;
+
 DROP VIEW lg_params;
 DROP VIEW tiny_rows;
-DROP TABLE lg_run1, tiny, hood, hood_train, hood_test, planted, square;
+DROP TABLE lg_run1, tiny, hood, hood_train, hood_test, planted, square, forty;
 SELECT dsl.drop_model(name) FROM (VALUES ('planted_lg'), ('planted_lg_t1'), ('planted_lg_s2'),
-       ('tiny_lg'), ('tiny_lg0'), ('hood_mf'), ('hood_lg'), ('square_lg')) AS m(name);
+       ('tiny_lg'), ('tiny_lg0'), ('hood_mf'), ('hood_lg'), ('square_lg'),
+       ('lg_defaults'), ('lg_defaults_small'), ('mf_defaults')) AS m(name);

@@ -183,11 +183,20 @@ lgcn_tensor_rows(const Interactions *d, const TrainParams *p, int *rows)
 	return 2;
 }
 
-/* a fixed 2048: smaller batches repeat the neighbourhood propagation */
+/*
+ * 8192, halved (down to 128) while an epoch would have fewer than 16 steps.
+ * Every step propagates over (nearly) the whole graph, so an epoch costs
+ * about its number of steps; with the default lr 0.02 large batches lose
+ * little per epoch (docs/lightgcn.md, "Defaults").
+ */
 static int
 lgcn_default_batch_size(const Interactions *data)
 {
-	return 2048;
+	int			b = 8192;
+
+	while (b > 128 && data->n_pairs / b < 16)
+		b /= 2;
+	return b;
 }
 
 static int64
@@ -999,6 +1008,8 @@ const ModelOps lightgcn_ops = {
 	.option_keys = "layers",
 	.options_size = sizeof(LgcnOptions),
 	.default_interval_epochs = 1,
+	.default_lr = 0.02,
+	.default_reg = 1e-3,
 	.init_options = lgcn_init_options,
 	.set_option = lgcn_set_option,
 	.finish_options = NULL,

@@ -76,6 +76,8 @@ typedef struct ModelOps
 	Size		options_size;	/* sizeof its options struct */
 	int			default_interval_epochs;	/* update_interval NULL: this many
 											 * epochs' steps between rounds */
+	double		default_lr;		/* lr NULL: Adam's starting learning rate */
+	double		default_reg;	/* reg NULL: the L2 coefficient */
 
 	/* fill the options struct with the defaults */
 	void		(*init_options) (void *opts);

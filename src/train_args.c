@@ -211,7 +211,7 @@ dsl_train_parse_args(FunctionCallInfo fcinfo, TrainArgs *a)
 	memset(a, 0, sizeof(TrainArgs));
 	for (int i = 0; i < A_NARGS; i++)
 		if (i != A_INTERVAL && i != A_VALIDATION && i != A_EPOCHS && i != A_BATCH &&
-			i != A_EVAL_EVERY)
+			i != A_LR && i != A_REG && i != A_EVAL_EVERY)
 			require_arg(fcinfo, i);
 
 	a->name = text_to_cstring(PG_GETARG_TEXT_PP(A_NAME));
@@ -243,9 +243,10 @@ dsl_train_parse_args(FunctionCallInfo fcinfo, TrainArgs *a)
 		a->batch_size = PG_GETARG_INT32(A_BATCH);
 		check_range_i("batch_size", a->batch_size, 1, 1000000);
 	}
-	a->lr = PG_GETARG_FLOAT8(A_LR);
+	/* lr and reg NULL: the model type's defaults (docs/training.md) */
+	a->lr = PG_ARGISNULL(A_LR) ? a->ops->default_lr : PG_GETARG_FLOAT8(A_LR);
 	check_range_f("lr", a->lr, 0, false, HUGE_VAL, false, "finite numbers > 0");
-	a->reg = PG_GETARG_FLOAT8(A_REG);
+	a->reg = PG_ARGISNULL(A_REG) ? a->ops->default_reg : PG_GETARG_FLOAT8(A_REG);
 	check_range_f("reg", a->reg, 0, true, HUGE_VAL, false, "finite numbers >= 0");
 	a->update_ratio = PG_GETARG_FLOAT8(A_RATIO);
 	check_range_f("update_ratio", a->update_ratio, 0, true, 1, true, "[0, 1]");
