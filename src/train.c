@@ -279,20 +279,14 @@ refit_planned(const Training *t)
 }
 
 /*
- * Expected seconds of `epochs` first-phase epochs on the training pairs
- * (at the first phase's mean epoch time) plus, when a refit follows, of
- * `refit_epochs` on every pair (epoch time grows with the pairs).
+ * Expected seconds of one epoch on `pairs`: the first phase's mean epoch
+ * time, scaled by the number of pairs (the refit trains on every pair).
  */
 static double
-projected_seconds(const Training *t, int64 epochs, int64 refit_epochs)
+epoch_seconds(const Training *t, const Interactions *pairs)
 {
-	double		per_epoch = t->epoch_secs / Max(t->out.epochs_run, 1);
-	double		secs = per_epoch * epochs;
-
-	if (refit_planned(t))
-		secs += per_epoch * refit_epochs *
-			((double) t->data->n_pairs / (double) Max(t->train->n_pairs, 1));
-	return secs;
+	return t->epoch_secs / Max(t->out.epochs_run, 1) *
+		((double) pairs->n_pairs / (double) Max(t->train->n_pairs, 1));
 }
 
 /*
@@ -344,7 +338,7 @@ validate(Training *t, int epoch, bool time_up, EvalMetrics *m)
 	{
 		int64		next = Min((int64) t->max_epochs, t->horizon * 2);
 		double		end = elapsed_since(t->t_start) +
-			projected_seconds(t, next - epoch, 0);
+			(next - epoch) * epoch_seconds(t, t->train);
 
 		if (t->best_recall <= t->prev_best * (1.0 + DSL_AUTO_MIN_GAIN))
 		{
@@ -527,11 +521,12 @@ dsl_train(PG_FUNCTION_ARGS)
 	t->out.total = dsl_engine_total(&t->engine);
 	dsl_mem_note();
 	run_epochs(t);
+	/* not after the time limit stopped the first phase: that NOTICE said so */
 	if (refit_planned(t) && t->out.best_epoch > 0 &&
 		elapsed_since(t->t_start) < a->max_seconds)
 	{
 		double		end = elapsed_since(t->t_start) +
-			projected_seconds(t, 0, t->out.best_epoch);
+			t->out.best_epoch * epoch_seconds(t, t->data);
 
 		if (end <= a->max_seconds)
 			refit(t);
