@@ -1,16 +1,20 @@
 # dsl_rec - Dynamic Sparse Learning recommenders inside PostgreSQL (PGXS build)
 
 EXTENSION = dsl_rec
-EXTVERSION = 0.1.0
+EXTVERSION = 0.2.0
 
 MODULE_big = dsl_rec
 # every C file under src/ is part of the library
 OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 
-# The install script is assembled from one SQL file per concept, in order.
+# The install script of the version in development is assembled from one
+# SQL file per concept, in order.  A released version's script is frozen in
+# sql/ (sql/dsl_rec--0.1.0.sql) and never changes; it is installed as it is,
+# with every upgrade script sql/dsl_rec--A--B.sql.  A frozen copy of the
+# version being built would be installed twice: it is left out.
 SQL_PARTS = $(sort $(wildcard src/sql/*.sql))
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql
-DATA = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*--*.sql))
+DATA = $(filter-out sql/$(DATA_built),$(wildcard sql/$(EXTENSION)--*.sql))
 
 # pg_regress suites, run in this order against a running server
 REGRESS = \
