@@ -110,8 +110,9 @@ $node->safe_psql('postgres', 'CREATE DATABASE fresh');
 $node->safe_psql('fresh', 'CREATE EXTENSION dsl_rec');
 
 my $members_sql = q{
-	SELECT string_agg(pg_describe_object(d.classid, d.objid, d.objsubid), E'\n' ORDER BY 1)
-	FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid
+	SELECT string_agg(o.member, E'\n' ORDER BY o.member COLLATE "C")
+	FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid,
+	     LATERAL (SELECT pg_describe_object(d.classid, d.objid, d.objsubid) AS member) o
 	WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e' AND e.extname = 'dsl_rec'};
 my %members = map { $_ => $node->safe_psql($_, $members_sql) } ('upgraded', 'fresh');
 like($members{fresh}, qr/^event trigger dsl_rec_drop_guard$/m, 'fresh install: the drop guard is a member');
@@ -149,8 +150,8 @@ sub unified_diff
 {
 	my ($x, $y) = @_;
 	my $dir = PostgreSQL::Test::Utils::tempdir();
-	PostgreSQL::Test::Utils::append_to_file("$dir/upgraded", $x);
-	PostgreSQL::Test::Utils::append_to_file("$dir/fresh", $y);
+	PostgreSQL::Test::Utils::append_to_file("$dir/upgraded", "$x\n");
+	PostgreSQL::Test::Utils::append_to_file("$dir/fresh", "$y\n");
 	my ($out, $err) = run_command([ 'diff', '-u', "$dir/upgraded", "$dir/fresh" ]);
 	return "--- upgraded from 0.1.0, +++ fresh $new_version\n$out";
 }
