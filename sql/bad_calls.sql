@@ -49,11 +49,13 @@ SELECT count(*) FROM dsl.train('bc_m', 'bc', dim => 4, epochs => 1, seed => 1);
 CREATE ROLE regress_bc_reader;
 
 -- Every argument NULL in turn.  Every function checks its arguments: a NULL
--- is an error (22004) naming the argument, except dsl.train's
--- update_interval and validation and dsl.recommend's candidates (NULL means
+-- is an error (22004) naming the argument, except dsl.train's arguments
+-- whose default is NULL (the default: model_type, dim, density, epochs,
+-- batch_size, lr, reg, update_ratio, update_interval, eval_every; none:
+-- validation, warm_start) and dsl.recommend's candidates (NULL means
 -- "none"), and the user or item of dsl.recommend, dsl.score and
 -- dsl.similar_items (unknown: no rows or NULL, for outer joins).
-SELECT * FROM pg_temp.null_calls('dsl.train(text,regclass,text,text,text,integer,double precision,integer,integer,double precision,double precision,double precision,integer,text,text,text,text,bigint,boolean,jsonb,regclass,integer,integer,integer)',
+SELECT * FROM pg_temp.null_calls('dsl.train(text,regclass,text,text,text,integer,double precision,integer,integer,double precision,double precision,double precision,integer,text,text,text,text,bigint,boolean,jsonb,regclass,integer,integer,integer,text)',
     '{"model_name": "''bc_new''", "source": "''bc''", "dim": "2", "epochs": "1", "replace": "true"}',
     'SELECT count(*) FROM %s');
 SELECT * FROM pg_temp.null_calls('dsl.recommend(text,bigint,integer,boolean,bigint[])',

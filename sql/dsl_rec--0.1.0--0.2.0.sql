@@ -32,3 +32,53 @@ COMMENT ON EVENT TRIGGER dsl_rec_drop_guard IS
 -- ---------------------------------------------------------------------
 -- Further 0.2.0 changes follow here, in the order they were made.
 -- ---------------------------------------------------------------------
+
+-- ---------------------------------------------------------------------
+-- Continuations (src/warm_start.c, docs/lifecycle.md): dsl.train() gains
+-- warm_start; model_type, dim, density and update_ratio default to NULL
+-- (a fresh training's 'mf', 64, 0.5 and 0.5, or the stored model's);
+-- dsl.models records what a continuation started from.
+-- ---------------------------------------------------------------------
+
+ALTER TABLE dsl.models
+    ADD COLUMN continued_from bigint,
+    ADD COLUMN new_interactions bigint;
+
+DROP FUNCTION dsl.train(text, regclass, text, text, text, integer, double precision,
+    integer, integer, double precision, double precision, double precision, integer, text,
+    text, text, text, bigint, boolean, jsonb, regclass, integer, integer, integer);
+
+CREATE FUNCTION dsl.train(
+    model_name      text,
+    source          regclass,
+    user_col        text DEFAULT 'user_id',
+    item_col        text DEFAULT 'item_id',
+    model_type      text DEFAULT NULL,
+    dim             integer DEFAULT NULL,
+    density         double precision DEFAULT NULL,
+    epochs          integer DEFAULT NULL,
+    batch_size      integer DEFAULT NULL,
+    lr              double precision DEFAULT NULL,
+    reg             double precision DEFAULT NULL,
+    update_ratio    double precision DEFAULT NULL,
+    update_interval integer DEFAULT NULL,
+    growth          text DEFAULT 'gradient',
+    prune           text DEFAULT 'magnitude',
+    schedule        text DEFAULT 'cosine',
+    sparsity        text DEFAULT 'dynamic',
+    seed            bigint DEFAULT 0,
+    replace         boolean DEFAULT false,
+    options         jsonb DEFAULT '{}',
+    validation      regclass DEFAULT NULL,
+    eval_every      integer DEFAULT NULL,
+    patience        integer DEFAULT 0,
+    k               integer DEFAULT 20,
+    warm_start      text DEFAULT NULL)
+RETURNS SETOF dsl.train_epoch
+AS 'MODULE_PATHNAME', 'dsl_train'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION dsl.train(text, regclass, text, text, text, integer, double precision,
+    integer, integer, double precision, double precision, double precision, integer, text,
+    text, text, text, bigint, boolean, jsonb, regclass, integer, integer, integer, text)
+IS 'train a DSL-sparse recommender on (user, item) pairs of a relation and store it as rows of dsl.models/dsl.parameters/dsl.seen_items; one row per epoch';

@@ -51,7 +51,14 @@ SELECT * FROM dsl.train('m', 'ta', update_ratio => 0.1, options => '{"update_rat
 SELECT * FROM dsl.train(NULL, 'ta');
 SELECT * FROM dsl.train('m', NULL);
 SELECT * FROM dsl.train('m', 'ta', user_col => NULL);
-SELECT * FROM dsl.train('m', 'ta', density => NULL);
+SELECT * FROM dsl.train('m', 'ta', growth => NULL);
+-- NULL is the default for model_type, dim, density (and update_ratio):
+-- 'mf', 64, 0.5 (a continuation's: the stored model's, train_warm.sql)
+SELECT count(*) FROM dsl.train('m_nulls', 'ta', model_type => NULL, dim => NULL, density => NULL,
+                               update_ratio => NULL, epochs => 1);
+SELECT model_type, dim, density, (hyperparams->>'update_ratio')::float8 AS update_ratio
+FROM dsl.models WHERE name = 'm_nulls';
+SELECT dsl.drop_model('m_nulls');
 SELECT * FROM dsl.train('m', 'ta', seed => NULL);
 SELECT * FROM dsl.train('m', 'ta', options => NULL);
 -- the source and its columns

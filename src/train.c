@@ -27,6 +27,7 @@
 #include "model_ops.h"
 #include "train_args.h"
 #include "train_store.h"
+#include "warm_start.h"
 
 /*
  * epochs => NULL: the schedules of lr and zeta first span DSL_AUTO_HORIZON
@@ -50,6 +51,7 @@ typedef struct Training
 	Interactions *data;			/* every pair of the source: stored as seen */
 	Interactions *train;		/* the pairs trained on */
 	MappedPairs *val;			/* validation pairs, or NULL */
+	WarmStart  *ws;				/* the stored model continued, or NULL */
 	DslConfig	cfg;
 	DslEngine	engine;
 	void	   *model;
@@ -118,6 +120,39 @@ check_diverged(const TrainArgs *a, int epoch, double loss)
 }
 
 /*
+ * A continuation (warm_start): what is new in the source, and, with epochs
+ * => NULL, its length: the stored line's schedule length times the share of
+ * pairs that are new, at least 2 epochs and at most that length, so that
+ * its cost follows the growth (docs/lifecycle.md).
+ */
+static void
+compare_with_continued(Training *t)
+{
+	TrainArgs  *a = &t->a;
+	WarmStart  *ws = t->ws;
+
+	dsl_warm_start_compare(ws, t->data);
+	a->continued_from = ws->model_id;
+	a->new_pairs = ws->new_pairs;
+	a->base_epochs = ws->base_epochs;
+	if (a->epochs == 0)
+	{
+		double		share = (double) ws->new_pairs / (double) Max(t->data->n_pairs, 1);
+
+		a->epochs = (int) Min((double) Max(ws->base_epochs, 2),
+							  Max(2.0, ceil(ws->base_epochs * share)));
+	}
+	ereport(NOTICE,
+			(errmsg("model \"%s\": continuing model \"%s\" over %d epochs: %lld of %lld pairs are new (%.1f%%)",
+					a->name, ws->name, a->epochs, (long long) ws->new_pairs,
+					(long long) t->data->n_pairs,
+					100.0 * ws->new_pairs / Max(t->data->n_pairs, 1)),
+			 errdetail("%d new users and %d new items start fresh; %d users and %d items of model \"%s\" are no longer in the source and are left out.",
+					   ws->new_users, ws->new_items, ws->gone_users, ws->gone_items,
+					   ws->name)));
+}
+
+/*
  * Read the source's pairs and, with epochs => NULL and no validation
  * relation, hold out a seeded share of each user's pairs to validate on
  * (they are still stored as seen, so never recommended).
@@ -139,6 +174,8 @@ read_pairs(Training *t)
 						(long long) t->data->n_duplicate, dsl_relation_name(a->source))));
 
 	t->train = t->data;
+	if (t->ws)
+		compare_with_continued(t);
 	if (a->epochs == 0 && !OidIsValid(a->validation))
 	{
 		dsl_holdout_split(t->data, a->holdout, a->holdout_users, (uint64) a->seed,
@@ -220,6 +257,8 @@ check_budget(const Training *t)
 		dsl_engine_estimate_bytes(&t->cfg, rows, n_tensors, a->dim);
 	if (t->val != NULL || OidIsValid(a->validation))
 		need += dsl_engine_estimate_snapshot_bytes(rows, n_tensors, a->dim, a->density);
+	if (t->ws)					/* loading the stored model (warm_start.c) */
+		need += dsl_warm_start_bytes(t->ws, rows, n_tensors, a->dim, a->density);
 	if (t->train != t->data)	/* the hold-out split: both parts' items and offsets */
 		need += (Size) t->data->n_pairs * 2 * sizeof(int32) +
 			(Size) (t->data->n_users + 1) * 2 * sizeof(int64) +
@@ -250,6 +289,8 @@ start_model(Training *t, const Interactions *pairs)
 	MemoryContextSwitchTo(t->phase_ctx);
 	dsl_engine_init(&t->engine, &t->cfg);
 	t->model = t->a.ops->create(&t->engine, pairs, &t->a.params);
+	if (t->ws)
+		dsl_warm_start_load(t->ws, &t->engine, t->a.ops, pairs, t->cfg.seed);
 }
 
 /* train one epoch; the result row is the caller's */
@@ -495,6 +536,8 @@ dsl_train(PG_FUNCTION_ARGS)
 	INSTR_TIME_SET_CURRENT(t->t_start);
 
 	old_id = dsl_train_claim_name(a, &old_owner);
+	if (a->warm_start)
+		t->ws = dsl_warm_start_open(a);
 
 	t->train_ctx = AllocSetContextCreate(CurrentMemoryContext, "dsl_rec training",
 										 ALLOCSET_DEFAULT_SIZES);

@@ -17,6 +17,7 @@
 
 #include "dsl_rec.h"
 #include "train_args.h"
+#include "warm_start.h"
 
 /* argument positions of dsl.train, as declared in SQL */
 enum
@@ -24,14 +25,20 @@ enum
 	A_NAME, A_SOURCE, A_USER_COL, A_ITEM_COL, A_MODEL_TYPE, A_DIM, A_DENSITY,
 	A_EPOCHS, A_BATCH, A_LR, A_REG, A_RATIO, A_INTERVAL, A_GROWTH, A_PRUNE,
 	A_SCHEDULE, A_SPARSITY, A_SEED, A_REPLACE, A_OPTIONS, A_VALIDATION,
-	A_EVAL_EVERY, A_PATIENCE, A_K, A_NARGS
+	A_EVAL_EVERY, A_PATIENCE, A_K, A_WARM_START, A_NARGS
 };
+
+/*
+ * Version 0.1.0's dsl.train had no warm_start: one library serves both
+ * versions of the SQL, so the last argument is read only when passed.
+ */
+#define A_NARGS_0_1 A_WARM_START
 
 static const char *const arg_names[A_NARGS] = {
 	"model_name", "source", "user_col", "item_col", "model_type", "dim", "density",
 	"epochs", "batch_size", "lr", "reg", "update_ratio", "update_interval", "growth",
 	"prune", "schedule", "sparsity", "seed", "replace", "options", "validation",
-	"eval_every", "patience", "k"
+	"eval_every", "patience", "k", "warm_start"
 };
 
 /* a NULL argument that must not be NULL: an error naming it */
@@ -207,12 +214,24 @@ dsl_train_parse_args(FunctionCallInfo fcinfo, TrainArgs *a)
 	static const char *const prunes[] = {"magnitude", NULL};
 	static const char *const schedules[] = {"cosine", "constant", NULL};
 	static const char *const sparsities[] = {"dynamic", "static", NULL};
+	char	   *stored_type = NULL;
+	int			stored_dim = 0;
+	double		stored_density = 0;
 
 	memset(a, 0, sizeof(TrainArgs));
-	for (int i = 0; i < A_NARGS; i++)
+	if (PG_NARGS() != A_NARGS && PG_NARGS() != A_NARGS_0_1)
+		elog(ERROR, "dsl_rec: dsl.train() called with %d arguments", PG_NARGS());
+	for (int i = 0; i < PG_NARGS(); i++)
 		if (i != A_INTERVAL && i != A_VALIDATION && i != A_EPOCHS && i != A_BATCH &&
-			i != A_LR && i != A_REG && i != A_EVAL_EVERY)
+			i != A_LR && i != A_REG && i != A_EVAL_EVERY && i != A_RATIO &&
+			i != A_WARM_START && i != A_MODEL_TYPE && i != A_DIM && i != A_DENSITY)
 			require_arg(fcinfo, i);
+	if (PG_NARGS() > A_WARM_START && !PG_ARGISNULL(A_WARM_START))
+	{
+		a->warm_start = text_to_cstring(PG_GETARG_TEXT_PP(A_WARM_START));
+		if (a->warm_start[0] == '\0')
+			bad_param("warm_start", "\"\"", "the name of a stored model, or NULL");
+	}
 
 	a->name = text_to_cstring(PG_GETARG_TEXT_PP(A_NAME));
 	if (a->name[0] == '\0' || strlen(a->name) > 200)
@@ -220,14 +239,24 @@ dsl_train_parse_args(FunctionCallInfo fcinfo, TrainArgs *a)
 	a->source = PG_GETARG_OID(A_SOURCE);
 	a->user_col = text_to_cstring(PG_GETARG_TEXT_PP(A_USER_COL));
 	a->item_col = text_to_cstring(PG_GETARG_TEXT_PP(A_ITEM_COL));
-	a->model_type = text_to_cstring(PG_GETARG_TEXT_PP(A_MODEL_TYPE));
+	/*
+	 * model_type, dim and density NULL: a continuation's are the stored
+	 * model's (dsl_warm_start_open checks them again under its lock), a
+	 * fresh training's 'mf', 64 and 0.5.
+	 */
+	if (a->warm_start && (PG_ARGISNULL(A_MODEL_TYPE) || PG_ARGISNULL(A_DIM) ||
+						  PG_ARGISNULL(A_DENSITY)))
+		dsl_warm_start_peek(a->warm_start, &stored_type, &stored_dim, &stored_density);
+	a->model_type = !PG_ARGISNULL(A_MODEL_TYPE) ? text_to_cstring(PG_GETARG_TEXT_PP(A_MODEL_TYPE)) :
+		stored_type ? stored_type : "mf";
 	a->ops = dsl_model_type_lookup(a->model_type);
 	a->model_opts = palloc0(a->ops->options_size);
 	a->ops->init_options(a->model_opts);
 
-	a->dim = PG_GETARG_INT32(A_DIM);
+	a->dim = !PG_ARGISNULL(A_DIM) ? PG_GETARG_INT32(A_DIM) : stored_type ? stored_dim : 64;
 	check_range_i("dim", a->dim, 1, DSL_MAX_DIM);
-	a->density = PG_GETARG_FLOAT8(A_DENSITY);
+	a->density = !PG_ARGISNULL(A_DENSITY) ? PG_GETARG_FLOAT8(A_DENSITY) :
+		stored_type ? stored_density : 0.5;
 	check_range_f("density", a->density, 0, false, 1, true, "(0, 1]");
 	if (PG_ARGISNULL(A_EPOCHS))
 		a->epochs = 0;
@@ -243,12 +272,18 @@ dsl_train_parse_args(FunctionCallInfo fcinfo, TrainArgs *a)
 		a->batch_size = PG_GETARG_INT32(A_BATCH);
 		check_range_i("batch_size", a->batch_size, 1, 1000000);
 	}
-	/* lr and reg NULL: the model type's defaults (docs/training.md) */
-	a->lr = PG_ARGISNULL(A_LR) ? a->ops->default_lr : PG_GETARG_FLOAT8(A_LR);
+	/*
+	 * lr and reg NULL: the model type's defaults (docs/training.md); a
+	 * continuation's lr starts lower (docs/lifecycle.md)
+	 */
+	a->lr = !PG_ARGISNULL(A_LR) ? PG_GETARG_FLOAT8(A_LR) :
+		a->ops->default_lr * (a->warm_start ? DSL_CONTINUE_LR_SCALE : 1.0);
 	check_range_f("lr", a->lr, 0, false, HUGE_VAL, false, "finite numbers > 0");
 	a->reg = PG_ARGISNULL(A_REG) ? a->ops->default_reg : PG_GETARG_FLOAT8(A_REG);
 	check_range_f("reg", a->reg, 0, true, HUGE_VAL, false, "finite numbers >= 0");
-	a->update_ratio = PG_GETARG_FLOAT8(A_RATIO);
+	/* update_ratio NULL: zeta_0 0.5, or a continuation's smaller one */
+	a->update_ratio = !PG_ARGISNULL(A_RATIO) ? PG_GETARG_FLOAT8(A_RATIO) :
+		a->warm_start ? DSL_CONTINUE_RATIO : 0.5;
 	check_range_f("update_ratio", a->update_ratio, 0, true, 1, true, "[0, 1]");
 	if (PG_ARGISNULL(A_INTERVAL))
 		a->update_interval = 0;
@@ -347,6 +382,12 @@ dsl_train_hyperparams_json(const TrainArgs *a)
 		appendStringInfo(&s, ", \"refit\": %s, \"refit_epochs\": %s",
 						 a->refit ? "true" : "false",
 						 a->refit_epochs > 0 ? psprintf("%d", a->refit_epochs) : "null");
+	if (a->warm_start)
+	{
+		appendStringInfoString(&s, ", \"warm_start\": ");
+		escape_json(&s, a->warm_start);
+		appendStringInfo(&s, ", \"base_epochs\": %d", a->base_epochs);
+	}
 	if (OidIsValid(a->validation))
 	{
 		appendStringInfoString(&s, ", \"validation\": ");

@@ -15,6 +15,22 @@
 
 #include "model_ops.h"
 
+/*
+ * update_ratio NULL in a continuation (warm_start): zeta_0 of its own
+ * cosine schedule, a tenth of a fresh training's 0.5, so that the new rows'
+ * masks move but the stored model's settle (docs/lifecycle.md).
+ */
+#define DSL_CONTINUE_RATIO 0.05
+
+/*
+ * lr NULL in a continuation: the model type's default lr times this.  The
+ * stored model has converged at the end of its own schedule; Adam's moments
+ * start at zero, so its first steps move every touched weight by about lr:
+ * a fresh training's lr undoes more than the new pairs teach (measured on
+ * Gowalla, docs/lifecycle.md).
+ */
+#define DSL_CONTINUE_LR_SCALE 0.1
+
 /* dsl.train's arguments and options, validated, and what training decided */
 typedef struct TrainArgs
 {
@@ -43,6 +59,7 @@ typedef struct TrainArgs
 	int			eval_every;		/* 0: every epoch, or at schedule ends */
 	int			patience;
 	int			k;
+	char	   *warm_start;		/* the stored model to continue, or NULL */
 	/* from options */
 	double		init_std;
 	double		lr_min;
@@ -61,6 +78,10 @@ typedef struct TrainArgs
 	int64		held_pairs;		/* what the hold-out took: pairs, users */
 	int			held_users;
 	int64		total_steps;	/* the stored model's schedule length */
+	int64		continued_from; /* warm_start: the model_id continued */
+	int64		new_pairs;		/* ... pairs of the source it had not seen */
+	int			base_epochs;	/* ... the schedule length of the last
+								 * training from scratch in its line */
 	/* the model type */
 	const ModelOps *ops;
 	void	   *model_opts;		/* its options struct */

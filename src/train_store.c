@@ -262,7 +262,7 @@ typedef struct ModelColumn
 								 * number; NULL: the parameter itself */
 } ModelColumn;
 
-#define MODEL_COLUMNS 20
+#define MODEL_COLUMNS 22
 
 static void
 set_column(ModelColumn *cols, int *n, const char *name, Oid type, Datum value,
@@ -322,6 +322,14 @@ insert_model_row(const TrainArgs *a, const Interactions *d, const TrainOutcome *
 			   "COALESCE($%d, '{}')");
 	set_column(cols, &n, "train_peak_bytes", INT8OID, Int64GetDatum((int64) o->peak_bytes),
 			   false, NULL);
+	/* only in a continuation: version 0.1.0's table lacks these columns */
+	if (a->warm_start)
+	{
+		set_column(cols, &n, "continued_from", INT8OID, Int64GetDatum(a->continued_from),
+				   false, NULL);
+		set_column(cols, &n, "new_interactions", INT8OID, Int64GetDatum(a->new_pairs),
+				   false, NULL);
+	}
 
 	initStringInfo(&names);
 	initStringInfo(&values);

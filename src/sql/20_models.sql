@@ -36,7 +36,12 @@ CREATE TABLE dsl.models (
     train_seconds   double precision NOT NULL,
     readers         regrole[] NOT NULL DEFAULT '{}',
     -- peak bytes the training held (its memory context at its high points)
-    train_peak_bytes bigint
+    train_peak_bytes bigint,
+    -- a continuation (dsl.train(warm_start => ...)): the model_id it started
+    -- from (usually the version it replaced, so no foreign key) and the
+    -- pairs of its source that model had not trained on; NULL otherwise
+    continued_from  bigint,
+    new_interactions bigint
 );
 ALTER SEQUENCE dsl.models_model_id_seq OWNED BY dsl.models.model_id;
 

@@ -18,14 +18,14 @@ CREATE FUNCTION dsl.train(
     source          regclass,
     user_col        text DEFAULT 'user_id',
     item_col        text DEFAULT 'item_id',
-    model_type      text DEFAULT 'mf',
-    dim             integer DEFAULT 64,
-    density         double precision DEFAULT 0.5,
+    model_type      text DEFAULT NULL,
+    dim             integer DEFAULT NULL,
+    density         double precision DEFAULT NULL,
     epochs          integer DEFAULT NULL,
     batch_size      integer DEFAULT NULL,
     lr              double precision DEFAULT NULL,
     reg             double precision DEFAULT NULL,
-    update_ratio    double precision DEFAULT 0.5,
+    update_ratio    double precision DEFAULT NULL,
     update_interval integer DEFAULT NULL,
     growth          text DEFAULT 'gradient',
     prune           text DEFAULT 'magnitude',
@@ -37,14 +37,15 @@ CREATE FUNCTION dsl.train(
     validation      regclass DEFAULT NULL,
     eval_every      integer DEFAULT NULL,
     patience        integer DEFAULT 0,
-    k               integer DEFAULT 20)
+    k               integer DEFAULT 20,
+    warm_start      text DEFAULT NULL)
 RETURNS SETOF dsl.train_epoch
 AS 'MODULE_PATHNAME', 'dsl_train'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION dsl.train(text, regclass, text, text, text, integer, double precision,
     integer, integer, double precision, double precision, double precision, integer, text,
-    text, text, text, bigint, boolean, jsonb, regclass, integer, integer, integer)
+    text, text, text, bigint, boolean, jsonb, regclass, integer, integer, integer, text)
 IS 'train a DSL-sparse recommender on (user, item) pairs of a relation and store it as rows of dsl.models/dsl.parameters/dsl.seen_items; one row per epoch';
 
 -- Whether a model name is in use, also by a model the caller cannot see
