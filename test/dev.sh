@@ -127,6 +127,8 @@ missing_packages() {
 	[ -f "$(dirname "$pgxs")/../test/perl/PostgreSQL/Test/Cluster.pm" ] || echo "$client"
 	command -v prove >/dev/null || echo perl
 	perl -MIPC::Run -e 1 2>/dev/null || echo libipc-run-perl
+	# the scheduled-continuation TAP test: pg_cron's library in this server
+	[ -f "$pkglibdir/pg_cron.so" ] || echo "postgresql-$PGMAJOR-cron"
 	# the fuzz smoke run: clang, PostgreSQL's static libraries, libFuzzer
 	[ -f "$pkglibdir/libpgcommon_shlib.a" ] && [ -f "$pkglibdir/libpgport_shlib.a" ] || echo "$serverdev"
 	if ! command -v clang >/dev/null; then
