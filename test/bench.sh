@@ -29,6 +29,7 @@
 #                   (data sets among those loaded, densities; empty skips it)
 #   BENCH_VS_IMPLICIT=0  skip the paired timing against implicit's BPR;
 #   BENCH_VS_PAIRS, BENCH_VS_EPOCHS  its pairs and epochs per block
+#   BENCH_FRESH=0   skip the "keeping fresh" block (continuation vs retraining)
 #   DSL_VENDOR      folder with implicit-0.7.3.tar.gz and its build script
 #                   (default: ../shared/vendor next to the repo); the paired
 #                   timing skips with a message without them
@@ -105,6 +106,14 @@ QUICK_DEFAULTS_DENSITIES="1.0 0.5"
 QUICK_DEFAULTS_MAX_EPOCHS=4        # QUICK only: options => '{"max_epochs": 4}'
 QUICK_VS_PAIRS=3
 QUICK_VS_EPOCHS=4
+# "Keeping fresh": yesterday's model (FRESH_EPOCHS epochs at FRESH_DENSITY)
+# continued on today's table with warm_start and the defaults, against a
+# training from scratch on today's table with yesterday's settings
+# (test/bench/keep_fresh.sql has the replay).
+FRESH_DATASET=gowalla
+FRESH_DENSITY=0.5
+FRESH_EPOCHS=60                    # what the stopping rule chose for Gowalla MF
+QUICK_FRESH_EPOCHS=6
 # ============================================================================
 
 T_START=$(date +%s.%N)
@@ -139,6 +148,7 @@ if [ "$QUICK" = 1 ]; then
 	DEFAULTS_MAX_EPOCHS=$QUICK_DEFAULTS_MAX_EPOCHS
 	VS_PAIRS=${BENCH_VS_PAIRS:-$QUICK_VS_PAIRS}
 	VS_EPOCHS=${BENCH_VS_EPOCHS:-$QUICK_VS_EPOCHS}
+	FRESH_EPOCHS=$QUICK_FRESH_EPOCHS
 	WRITE_DOCS=${BENCH_DOCS:-0}
 else
 	SETTINGS=$SETTINGS_FULL
@@ -407,6 +417,35 @@ for ds in $DEFAULTS_DATASETS; do
 		fi
 	done
 done
+
+# --- keeping fresh: a continuation against a training from scratch ------------------
+mkdir -p "$OUT/fresh"
+rm -f "$OUT/fresh/"*.csv
+case " $LOADED " in *" $FRESH_DATASET "*) fresh_ok=1 ;; *) fresh_ok=0 ;; esac
+case " $AVAILABLE " in *" mf "*) ;; *) fresh_ok=0 ;; esac
+if [ "${BENCH_FRESH:-1}" = 0 ]; then
+	echo "BENCH_FRESH=0" >"$OUT/fresh/skipped.txt"
+elif [ "$fresh_ok" = 0 ]; then
+	echo "$FRESH_DATASET or MF not available" >"$OUT/fresh/skipped.txt"
+	log "keeping fresh: skipped ($FRESH_DATASET or MF not available)"
+else
+	rm -f "$OUT/fresh/skipped.txt"
+	log "keeping fresh: $FRESH_DATASET MF d = $FRESH_DENSITY, $FRESH_EPOCHS epochs, continued vs retrained"
+	t0=$(now)
+	if psql_db --csv -v outdir="$OUT/fresh" -v source="${FRESH_DATASET}_train" \
+		-v test="${FRESH_DATASET}_test" -v density="$FRESH_DENSITY" -v epochs="$FRESH_EPOCHS" \
+		-v seed="$SEED" -v k="$K" -f "$BENCH/keep_fresh.sql" >"$OUT/fresh/psql.log" 2>&1; then
+		log "  done in $(elapsed "$t0" "$(now)")s"
+	else
+		n_fail=$((n_fail + 1))
+		log "FAILED: keeping fresh (see $OUT/fresh/psql.log)"
+	fi
+fi
+{
+	echo "fresh_dataset=$FRESH_DATASET"
+	echo "fresh_density=$FRESH_DENSITY"
+	echo "fresh_epochs=$FRESH_EPOCHS"
+} >>"$OUT/machine.txt"
 
 # --- training speed: the densities alternated and repeated --------------------------
 # Single long runs on a shared VM catch its slow and fast spells unevenly;
