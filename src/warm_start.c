@@ -11,11 +11,12 @@
  * they are compared with the stored model's dsl.seen_items (its training
  * pairs) to count what is new.  After the model type has created its
  * tensors, each row whose user or item the stored model has is replaced by
- * the stored row, pattern and weights; rows of new users and items keep
- * their fresh initialisation (a random mask at the density, small random
- * weights); stored rows of users and items that are no longer in the
- * source are left out, as a training from scratch would.  Adam's moments
- * start at zero: they are not stored.
+ * the stored row, pattern and weights; rows of new users and items are
+ * folded in: they take the direction of their partners' stored rows (a new
+ * user's items, a new item's users), so they start where the model already
+ * puts what they interacted with; stored rows of users and items that are
+ * no longer in the source are left out, as a training from scratch would.
+ * Adam's moments start at zero: they are not stored.
  *
  * The tensors have grown, so their budgets are recomputed and made exact:
  * when the rows add up to more than the budget, the smallest-magnitude
