@@ -60,6 +60,7 @@ complete_stub() {
 	chmod +x "$d/lib/pgxs/src/test/regress/pg_regress"
 	touch "$d/lib/pgxs/src/test/perl/PostgreSQL/Test/Cluster.pm"
 	touch "$d/lib/libpgcommon_shlib.a" "$d/lib/libpgport_shlib.a"
+	touch "$d/lib/pg_cron.so"
 }
 missing() { # missing STUBDIR [build|test] -> the list on one line
 	local d=$1
@@ -99,7 +100,13 @@ rm "$T/nostatic/lib/libpgcommon_shlib.a"
 check "libpgcommon_shlib.a missing: server-dev reported for the tests" \
 	"postgresql-server-dev-15" "$(missing "$T/nostatic" test)"
 
-# 6. OpenBLAS found by compiling and linking with the Makefile's flags:
+# 6. pg_cron, for the scheduled-continuation TAP test only
+complete_stub "$T/nocron"
+rm "$T/nocron/lib/pg_cron.so"
+check "pg_cron missing: postgresql-15-cron reported for the tests only" \
+	"|postgresql-15-cron" "$(missing "$T/nocron" build)|$(missing "$T/nocron" test)"
+
+# 7. OpenBLAS found by compiling and linking with the Makefile's flags:
 #    a header directory without cblas.h, or a library that does not exist
 mkdir -p "$T/badinc"
 printf '#error not the OpenBLAS header\n' >"$T/badinc/cblas.h"
@@ -108,13 +115,13 @@ check "OpenBLAS header unusable with OPENBLAS_CFLAGS: libopenblas-dev reported" 
 check "OpenBLAS library not found with OPENBLAS_LIBS: libopenblas-dev reported" \
 	"libopenblas-dev" "$(OPENBLAS_LIBS=-lno_such_blas_library missing "$T/full" build)"
 
-# 7. a PG_CONFIG that names nothing: a clear error, not a guess
+# 8. a PG_CONFIG that names nothing: a clear error, not a guess
 out=$(env PG_CONFIG="$T/none/bin/pg_config" bash "$ROOT/test/dev.sh" missing 2>&1)
 rc=$?
 check "PG_CONFIG naming no executable: exit 1 with a message" \
 	"1|error: PG_CONFIG names no executable pg_config" "$rc|$out"
 
-# 8. not root: `dev.sh deps` prints the one apt-get line and stops before
+# 9. not root: `dev.sh deps` prints the one apt-get line and stops before
 #    any build step (as root, checked as the unprivileged user nobody)
 chmod 755 "$T"
 if [ "$(id -u)" -eq 0 ]; then
