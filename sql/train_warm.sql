@@ -52,6 +52,21 @@ SELECT count(*) FILTER (WHERE part = 'user' AND entity_id = 1000) AS gone_user_r
        count(*) FILTER (WHERE part = 'item' AND entity_id >= 114) AS new_item_rows
 FROM dsl.parameters JOIN dsl.models USING (model_id) WHERE name = 'w_new';
 
+-- option keep_missing keeps them: trained on with no pairs, inside budgets
+-- grown by their rows
+CREATE TABLE w_keep_run AS
+SELECT * FROM dsl.train('w_keep', 'w_today', batch_size => 128, seed => 42,
+                        warm_start => 'w_old', options => '{"keep_missing": true}');
+SELECT n_users, n_items, n_interactions, hyperparams->>'keep_missing' AS keep_missing,
+       (SELECT bool_and(active_params = round(0.5 * 241 * 16) + round(0.5 * 121 * 16)) FROM w_keep_run)
+         AS budget_exact
+FROM dsl.models WHERE name = 'w_keep';
+SELECT count(*) FILTER (WHERE part = 'user' AND entity_id = 1000) AS kept_user_rows,
+       count(*) FILTER (WHERE part = 'item' AND entity_id = 500) AS kept_item_rows
+FROM dsl.parameters JOIN dsl.models USING (model_id) WHERE name = 'w_keep';
+-- the kept user is served from its row (it has no seen items any more)
+SELECT count(*) AS recs, bool_and(NOT cold_start) AS from_its_row FROM dsl.recommend('w_keep', 1000, 5);
+
 -- it starts where the stored model ended: its first epoch's loss is far
 -- below a fresh training's (about log 2)
 CREATE TABLE w_fresh_run AS
@@ -134,6 +149,8 @@ SELECT count(*) FROM dsl.train('w_bad', 'w_today', model_type => 'lightgcn', dim
                                density => 0.5, warm_start => 'w_old');
 SELECT count(*) FROM dsl.train('w_bad', 'w_today', dim => 16, warm_start => 'no_such_model');
 SELECT count(*) FROM dsl.train('w_bad', 'w_today', dim => 16, warm_start => '');
+SELECT count(*) FROM dsl.train('w_bad', 'w_today', options => '{"keep_missing": true}');
+SELECT count(*) FROM dsl.train('w_bad', 'w_today', warm_start => 'w_old', options => '{"keep_missing": 1}');
 CREATE ROLE regress_warm_other;
 GRANT SELECT ON w_today TO regress_warm_other;
 SELECT dsl.grant_model('w_old', 'regress_warm_other');
@@ -147,5 +164,5 @@ SELECT count(*) AS stored_bad FROM dsl.models WHERE name = 'w_bad';
 
 SELECT dsl.drop_model(name) FROM dsl.models WHERE name LIKE 'w\_%' ORDER BY name;
 
-DROP TABLE w_split, w_today, w_test, w_test_new, w_yesterday, w_run, w_fresh_run, w_before, w_lg_run;
+DROP TABLE w_split, w_today, w_test, w_test_new, w_yesterday, w_run, w_keep_run, w_fresh_run, w_before, w_lg_run;
 DROP ROLE regress_warm_other;

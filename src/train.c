@@ -142,14 +142,16 @@ compare_with_continued(Training *t)
 		a->epochs = (int) Min((double) Max(ws->base_epochs, 2),
 							  Max(2.0, ceil(ws->base_epochs * share)));
 	}
+	if (a->keep_missing)
+		dsl_warm_start_keep_missing(ws, t->data);
 	ereport(NOTICE,
 			(errmsg("model \"%s\": continuing model \"%s\" over %d epochs: %lld of %lld pairs are new (%.1f%%)",
 					a->name, ws->name, a->epochs, (long long) ws->new_pairs,
 					(long long) t->data->n_pairs,
 					100.0 * ws->new_pairs / Max(t->data->n_pairs, 1)),
-			 errdetail("%d new users and %d new items start fresh; %d users and %d items of model \"%s\" are no longer in the source and are left out.",
+			 errdetail("%d new users and %d new items start from what they interacted with; %d users and %d items of model \"%s\" are no longer in the source and are %s.",
 					   ws->new_users, ws->new_items, ws->gone_users, ws->gone_items,
-					   ws->name)));
+					   ws->name, a->keep_missing ? "kept (option keep_missing)" : "left out")));
 }
 
 /*

@@ -93,7 +93,7 @@ check_choice(const char *name, const char *v, const char *const *choices, const 
 static void
 parse_options(TrainArgs *a)
 {
-	static const char *const common = "init_std, lr_min, adam_beta1, adam_beta2, adam_eps, update_ratio_min, max_epochs, max_seconds, holdout, holdout_users, refit";
+	static const char *const common = "init_std, lr_min, adam_beta1, adam_beta2, adam_eps, update_ratio_min, max_epochs, max_seconds, holdout, holdout_users, refit, keep_missing";
 	char	   *valid;
 	JsonbIterator *it;
 	JsonbValue	v;
@@ -183,6 +183,19 @@ parse_options(TrainArgs *a)
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 						 errmsg("option \"refit\" must be true or false")));
 			a->refit = v.val.boolean;
+		}
+		else if (strcmp(key, "keep_missing") == 0)
+		{
+			if (v.type != jbvBool)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("option \"keep_missing\" must be true or false")));
+			if (!a->warm_start)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("option \"keep_missing\" applies to a continuation only"),
+						 errhint("Pass warm_start => the model to continue, or leave the option out.")));
+			a->keep_missing = v.val.boolean;
 		}
 		else if (strcmp(key, "holdout") == 0)
 		{
@@ -386,7 +399,8 @@ dsl_train_hyperparams_json(const TrainArgs *a)
 	{
 		appendStringInfoString(&s, ", \"warm_start\": ");
 		escape_json(&s, a->warm_start);
-		appendStringInfo(&s, ", \"base_epochs\": %d", a->base_epochs);
+		appendStringInfo(&s, ", \"base_epochs\": %d, \"keep_missing\": %s", a->base_epochs,
+						 a->keep_missing ? "true" : "false");
 	}
 	if (OidIsValid(a->validation))
 	{

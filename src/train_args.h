@@ -73,6 +73,8 @@ typedef struct TrainArgs
 								 * share of each user's pairs held out */
 	int			holdout_users;	/* ... from at most this many users */
 	bool		refit;			/* ... then train again on every pair */
+	bool		keep_missing;	/* warm_start: keep the rows of users and
+								 * items no longer in the source */
 	/* what training decided, for the hyperparameters JSON */
 	int			refit_epochs;	/* what the refit ran: the chosen epochs */
 	int64		held_pairs;		/* what the hold-out took: pairs, users */

@@ -257,6 +257,125 @@ dsl_warm_start_compare(WarmStart *ws, const Interactions *d)
 	ws->gone_items = ws->stored_items - known_items;
 }
 
+/* the entity ids of a stored part, ascending (every model stores 'user' and 'item') */
+static int64 *
+stored_ids(const WarmStart *ws, const char *part, int64 *n)
+{
+	Datum		args[2] = {Int64GetDatum(ws->model_id), CStringGetTextDatum(part)};
+	Oid			types[2] = {INT8OID, TEXTOID};
+	MemoryContext caller = CurrentMemoryContext;
+	int64		cap = 1024;
+	int64	   *ids = palloc_extended(sizeof(int64) * cap, MCXT_ALLOC_HUGE);
+	Portal		portal;
+
+	*n = 0;
+	SPI_connect();
+	portal = SPI_cursor_open_with_args(NULL,
+									   "SELECT entity_id FROM dsl.parameters "
+									   "WHERE model_id OPERATOR(pg_catalog.=) $1 "
+									   "AND part OPERATOR(pg_catalog.=) $2 ORDER BY entity_id",
+									   2, types, args, NULL, true, CURSOR_OPT_NO_SCROLL);
+	for (;;)
+	{
+		SPI_cursor_fetch(portal, true, WARM_FETCH);
+		if (SPI_processed == 0)
+			break;
+		if (*n + (int64) SPI_processed > cap)
+		{
+			MemoryContext old = MemoryContextSwitchTo(caller);
+
+			cap = Max(cap * 2, *n + (int64) SPI_processed);
+			ids = repalloc_huge(ids, sizeof(int64) * cap);
+			MemoryContextSwitchTo(old);
+		}
+		for (uint64 k = 0; k < SPI_processed; k++)
+		{
+			bool		isnull;
+
+			ids[(*n)++] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[k],
+													  SPI_tuptable->tupdesc, 1, &isnull));
+		}
+		SPI_freetuptable(SPI_tuptable);
+		CHECK_FOR_INTERRUPTS();
+	}
+	SPI_cursor_close(portal);
+	SPI_finish();
+	MemoryContextSwitchTo(caller);
+	return ids;
+}
+
+/*
+ * The ascending union of a[0..na) and b[0..nb); map[i] (if map) is the
+ * position of a[i] in it.
+ */
+static int64 *
+merge_ids(const int64 *a, int64 na, const int64 *b, int64 nb, int64 *n, int32 *map)
+{
+	int64	   *out = palloc_extended(sizeof(int64) * Max(na + nb, 1), MCXT_ALLOC_HUGE);
+	int64		i = 0,
+				j = 0,
+				k = 0;
+
+	while (i < na || j < nb)
+	{
+		if (j >= nb || (i < na && a[i] <= b[j]))
+		{
+			if (j < nb && a[i] == b[j])
+				j++;
+			if (map)
+				map[i] = (int32) k;
+			out[k++] = a[i++];
+		}
+		else
+			out[k++] = b[j++];
+	}
+	*n = k;
+	return out;
+}
+
+void
+dsl_warm_start_keep_missing(WarmStart *ws, Interactions *d)
+{
+	int64		n_su,
+				n_si,
+				n_u,
+				n_i;
+	int64	   *su = stored_ids(ws, "user", &n_su);
+	int64	   *si = stored_ids(ws, "item", &n_si);
+	int64	   *uids = merge_ids(d->user_ids, d->n_users, su, n_su, &n_u, NULL);
+	int32	   *imap = palloc_extended(sizeof(int32) * Max(d->n_items, 1), MCXT_ALLOC_HUGE);
+	int64	   *iids = merge_ids(d->item_ids, d->n_items, si, n_si, &n_i, imap);
+	int64	   *ptr;
+	int64		u = 0;
+
+	if (n_u > PG_INT32_MAX || n_i > PG_INT32_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("too many users or items with those of model \"%s\" kept", ws->name)));
+	/* users: the kept ones get empty pair ranges */
+	ptr = palloc_extended(sizeof(int64) * (n_u + 1), MCXT_ALLOC_HUGE);
+	for (int64 k = 0; k < n_u; k++)
+	{
+		ptr[k] = d->ptr[u];
+		if (u < d->n_users && d->user_ids[u] == uids[k])
+			u++;
+	}
+	ptr[n_u] = d->n_pairs;
+	/* items: indices move up past the kept ones, in the same order */
+	for (int64 p = 0; p < d->n_pairs; p++)
+		d->items[p] = imap[d->items[p]];
+	ws->kept_users = (int) (n_u - d->n_users);
+	ws->kept_items = (int) (n_i - d->n_items);
+	d->user_ids = uids;
+	d->ptr = ptr;
+	d->n_users = (int) n_u;
+	d->item_ids = iids;
+	d->n_items = (int) n_i;
+	pfree(su);
+	pfree(si);
+	pfree(imap);
+}
+
 /* one tensor's rows as stored, in row order: the rows the data still have */
 typedef struct StoredRowsOf
 {

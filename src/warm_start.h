@@ -23,6 +23,8 @@ typedef struct WarmStart
 	int			gone_users;		/* its users no longer in the source */
 	int			new_items;		/* the same for items */
 	int			gone_items;
+	int			kept_users;		/* keep_missing: gone ones given rows */
+	int			kept_items;
 } WarmStart;
 
 /*
@@ -40,6 +42,14 @@ extern WarmStart *dsl_warm_start_open(const TrainArgs *a);
 
 /* count the pairs, users and items of d the stored model did not have */
 extern void dsl_warm_start_compare(WarmStart *ws, const Interactions *d);
+
+/*
+ * keep_missing: add the stored model's users and items that d does not
+ * have to d, with no pairs, so that their rows are loaded and trained on
+ * (items as negatives) within the grown budgets.  After
+ * dsl_warm_start_compare.
+ */
+extern void dsl_warm_start_keep_missing(WarmStart *ws, Interactions *d);
 
 /*
  * Bytes a warm start holds at most on top of the fresh tensors (after
