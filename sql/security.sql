@@ -8,8 +8,9 @@ SET client_min_messages = warning;
 -- ---------------------------------------------------------------------
 -- Declarations
 -- ---------------------------------------------------------------------
--- no function of the extension is SECURITY DEFINER; every PL/pgSQL or SQL
--- function pins its search_path
+-- one function of the extension is SECURITY DEFINER, dsl.model_name_taken
+-- (it tells only whether a name is taken); every PL/pgSQL or SQL function
+-- pins its search_path
 SELECT p.oid::regprocedure AS function, l.lanname, p.prosecdef, p.proconfig
 FROM pg_proc p
 JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
