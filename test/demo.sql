@@ -2,7 +2,8 @@
 --
 -- 1. generate interactions with planted structure, 2. split them per user,
 -- 3. train a DSL-sparse MF-BPR model with validation, 4. evaluate it beside a
--- popularity baseline, 5. recommend in a SELECT.
+-- popularity baseline, 5. recommend in a SELECT, 6. continue the model on a
+-- grown table (warm_start).
 \set ON_ERROR_STOP on
 \pset footer off
 SET client_min_messages = notice;
@@ -100,3 +101,22 @@ LIMIT 3;
 
 \echo '   a new user gets the popular items (cold start)'
 SELECT * FROM dsl.recommend('demo', -1, k => 3);
+
+\echo
+\echo '== 6. the next day: 100 new users and more pairs of the others arrive; the model'
+\echo '      is continued on the grown table (warm_start) instead of trained again'
+CREATE TABLE demo_train_today AS
+SELECT user_id, item_id FROM demo_train
+UNION
+SELECT u, (u % 12) + 12 * floor(125 * random() ^ 2)::int
+FROM generate_series(1, 3100) AS u, generate_series(1, 3) AS k;
+SELECT count(*) AS epochs, round(sum(seconds)::numeric, 2) AS seconds
+FROM dsl.train('demo', 'demo_train_today', batch_size => 1024, seed => 42,
+               warm_start => 'demo', replace => true);
+SELECT name, n_users, n_interactions, new_interactions, continued_from, epochs,
+       round(train_seconds::numeric, 2) AS train_seconds
+FROM dsl.models WHERE name = 'demo';
+\echo '   a user who arrived today already gets recommendations of their own taste'
+SELECT item_id, round(score::numeric, 3) AS score, item_id % 12 = 3050 % 12 AS their_taste, cold_start
+FROM dsl.recommend('demo', 3050, k => 5);
+DROP TABLE demo_train_today;
