@@ -23,11 +23,11 @@ COMMENT ON FUNCTION dsl.drop_guard() IS
     'event trigger: refuse DROP EXTENSION dsl_rec without CASCADE while dsl.models has rows';
 
 CREATE EVENT TRIGGER dsl_rec_drop_guard ON ddl_command_start
-    WHEN TAG IN ('DROP EXTENSION')
+    WHEN TAG IN ('DROP EXTENSION', 'DROP OWNED')
     EXECUTE FUNCTION dsl.drop_guard();
 
 COMMENT ON EVENT TRIGGER dsl_rec_drop_guard IS
-    'refuses DROP EXTENSION dsl_rec without CASCADE while models are stored (dsl.drop_guard)';
+    'refuses DROP EXTENSION dsl_rec, and DROP OWNED BY its owner, without CASCADE while models are stored (dsl.drop_guard)';
 
 -- ---------------------------------------------------------------------
 -- Further 0.2.0 changes follow here, in the order they were made.

@@ -30,13 +30,17 @@
  * A training that commits while the DROP runs is counted too: the guard
  * locks dsl.models against writers before counting (count_models).
  *
+ * DROP OWNED BY the extension's owner drops the extension too, members and
+ * all, even without CASCADE: it is refused the same way (tag DROP OWNED).
+ *
  * Limits (docs/lifecycle.md): event triggers do not fire in single-user
  * mode, nor while session_replication_role is replica, nor once the
- * trigger is disabled with ALTER EVENT TRIGGER; DROP SCHEMA dsl CASCADE,
- * DROP OWNED and DROP DATABASE are other commands.
+ * trigger is disabled with ALTER EVENT TRIGGER; DROP SCHEMA dsl CASCADE
+ * and DROP DATABASE are other commands.
  */
 #include "postgres.h"
 
+#include "catalog/pg_extension.h"
 #include "catalog/pg_type.h"
 #include "commands/event_trigger.h"
 #include "commands/extension.h"
@@ -57,6 +61,33 @@
 /* how many model names the error's detail lists */
 #define DROP_GUARD_NAMES 3
 
+/*
+ * Whether a DROP OWNED statement without CASCADE names the role that owns
+ * the extension ext_oid: it would drop the extension, and every model with
+ * its member tables, as a plain DROP EXTENSION would.
+ */
+static bool
+drops_owner_restrict(DropOwnedStmt *stmt, Oid ext_oid)
+{
+	Oid			owner;
+	HeapTuple	tup;
+	ListCell   *lc;
+
+	if (stmt->behavior == DROP_CASCADE || !OidIsValid(ext_oid))
+		return false;
+	tup = SearchSysCache1(EXTENSIONOID, ObjectIdGetDatum(ext_oid));
+	if (!HeapTupleIsValid(tup))
+		return false;
+	owner = ((Form_pg_extension) GETSTRUCT(tup))->extowner;
+	ReleaseSysCache(tup);
+	foreach(lc, stmt->roles)
+	{
+		if (get_rolespec_oid((RoleSpec *) lfirst(lc), true) == owner)
+			return true;
+	}
+	return false;
+}
+
 /* whether a DROP EXTENSION statement names dsl_rec without CASCADE */
 static bool
 drops_dsl_rec_restrict(Node *parsetree)
@@ -64,7 +95,12 @@ drops_dsl_rec_restrict(Node *parsetree)
 	DropStmt   *stmt;
 	ListCell   *lc;
 
-	if (parsetree == NULL || !IsA(parsetree, DropStmt))
+	if (parsetree == NULL)
+		return false;
+	if (IsA(parsetree, DropOwnedStmt))
+		return drops_owner_restrict((DropOwnedStmt *) parsetree,
+									get_extension_oid(DSL_EXTENSION_NAME, true));
+	if (!IsA(parsetree, DropStmt))
 		return false;
 	stmt = (DropStmt *) parsetree;
 	if (stmt->removeType != OBJECT_EXTENSION || stmt->behavior == DROP_CASCADE)
@@ -224,6 +260,12 @@ dsl_drop_guard(PG_FUNCTION_ARGS)
 								  names.data) :
 				 errdetail("The models include %s and %lld more.", names.data,
 						   (long long) (n - DROP_GUARD_NAMES)),
+				 IsA(trigdata->parsetree, DropOwnedStmt) ?
+				 errhint("DROP OWNED would drop extension %s, which the role owns. "
+						 "Drop the models with dsl.drop_model() first, "
+						 "or export them first with pg_dump --data-only --schema=dsl, "
+						 "or use DROP OWNED ... CASCADE to drop the extension with every model.",
+						 DSL_EXTENSION_NAME) :
 				 errhint("Drop the models with dsl.drop_model() first, "
 						 "or export them first with pg_dump --data-only --schema=dsl, "
 						 "or use DROP EXTENSION %s CASCADE to drop the extension with every model.",

@@ -325,5 +325,28 @@ $node->safe_psql('fresh', "SELECT dsl.drop_model('late')");
 ($ret, $err) = psql_verbose('fresh', 'DROP EXTENSION dsl_rec');
 is($ret, 0, 'a plain DROP EXTENSION of an install without models succeeds');
 
+# DROP OWNED BY the extension's owner would drop the extension with every
+# model, even without CASCADE: refused the same way; CASCADE goes through
+$node->safe_psql('postgres', 'CREATE ROLE regress_ext_admin SUPERUSER; CREATE DATABASE owned_by_admin');
+$node->safe_psql('owned_by_admin', q{
+	SET ROLE regress_ext_admin;
+	CREATE EXTENSION dsl_rec;
+	SET dsl_rec.progress = off;
+	CREATE TABLE inter AS SELECT u AS user_id, (u * 7 + k) % 50 AS item_id
+	FROM generate_series(1, 60) u, generate_series(1, 5) k;
+	SELECT count(*) FROM dsl.train('m', 'inter', dim => 4, epochs => 1);
+});
+($ret, $err) = psql_verbose('owned_by_admin', 'DROP OWNED BY regress_ext_admin');
+isnt($ret, 0, "DROP OWNED BY the extension's owner with models fails");
+like($err, qr/ERROR:  2BP01: cannot drop extension dsl_rec because it holds 1 trained model\n/,
+	'... with 2BP01 and the count');
+like($err, qr/HINT:  DROP OWNED would drop extension dsl_rec, which the role owns\./,
+	'... and a hint saying why');
+is($node->safe_psql('owned_by_admin', 'SELECT count(*) FROM dsl.models'), '1', '... the model is kept');
+($ret, $err) = psql_verbose('owned_by_admin', 'DROP OWNED BY regress_ext_admin CASCADE');
+is($ret, 0, 'DROP OWNED ... CASCADE drops them');
+is($node->safe_psql('owned_by_admin', "SELECT count(*) FROM pg_extension WHERE extname = 'dsl_rec'"),
+	'0', '... the extension with them');
+
 $node->stop;
 done_testing();
