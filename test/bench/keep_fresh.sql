@@ -61,12 +61,17 @@ SELECT m.name AS run, m.epochs, m.new_interactions,
        CASE m.name WHEN 'fresh_yesterday' THEN :s_yesterday
                    WHEN 'fresh_continued' THEN :s_continued ELSE :s_retrained END AS call_seconds,
        (m.hyperparams->>'lr') AS lr, (m.hyperparams->>'update_ratio') AS update_ratio,
-       (SELECT value FROM dsl.evaluate(m.name, :'test', 'user_id', 'item_id', :k) WHERE metric = 'recall') AS recall,
-       (SELECT value FROM dsl.evaluate(m.name, :'test', 'user_id', 'item_id', :k) WHERE metric = 'ndcg') AS ndcg,
-       (SELECT value FROM dsl.evaluate(m.name, 'fresh_test_known', 'user_id', 'item_id', :k) WHERE metric = 'recall') AS recall_known,
-       (SELECT value FROM dsl.evaluate(m.name, 'fresh_test_new', 'user_id', 'item_id', :k) WHERE metric = 'recall') AS recall_new,
-       (SELECT value FROM dsl.evaluate(m.name, :'test', 'user_id', 'item_id', :k) WHERE metric = 'users_unknown') AS users_unknown
-FROM dsl.models m
+       a.recall, a.ndcg, k.recall AS recall_known, n.recall AS recall_new, a.users_unknown
+FROM dsl.models m,
+     -- one evaluation per model and test set, its metrics side by side
+     LATERAL (SELECT max(value) FILTER (WHERE metric = 'recall') AS recall,
+                     max(value) FILTER (WHERE metric = 'ndcg') AS ndcg,
+                     max(value) FILTER (WHERE metric = 'users_unknown') AS users_unknown
+              FROM dsl.evaluate(m.name, :'test', 'user_id', 'item_id', :k)) a,
+     LATERAL (SELECT max(value) FILTER (WHERE metric = 'recall') AS recall
+              FROM dsl.evaluate(m.name, 'fresh_test_known', 'user_id', 'item_id', :k)) k,
+     LATERAL (SELECT max(value) FILTER (WHERE metric = 'recall') AS recall
+              FROM dsl.evaluate(m.name, 'fresh_test_new', 'user_id', 'item_id', :k)) n
 WHERE m.name IN ('fresh_yesterday', 'fresh_continued', 'fresh_retrained')
 ORDER BY m.model_id;
 \o
