@@ -35,6 +35,7 @@
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/memutils.h"
 
 #include "bitmap.h"
 #include "sparse_tensor.h"
@@ -170,6 +171,47 @@ dsl_warm_start_open(const TrainArgs *a)
 	return ws;
 }
 
+/* called for every row of a scan_rows query */
+typedef void (*ScanRowFn) (HeapTuple tup, TupleDesc desc, void *arg);
+
+/*
+ * Run sql through a cursor, WARM_FETCH rows at a time, and call fn for every
+ * row.  fn runs in a memory context that is reset after each batch (values
+ * it detoasts go with it); what it keeps must live in memory allocated
+ * before, which repalloc leaves in its own context.
+ */
+static void
+scan_rows(const char *sql, int nargs, Oid *types, Datum *args, ScanRowFn fn, void *arg)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	MemoryContext batch = AllocSetContextCreate(caller, "dsl_rec warm start batch",
+												ALLOCSET_DEFAULT_SIZES);
+	Portal		portal;
+
+	SPI_connect();
+	portal = SPI_cursor_open_with_args(NULL, sql, nargs, types, args, NULL, true,
+									   CURSOR_OPT_NO_SCROLL);
+	for (;;)
+	{
+		MemoryContext spi;
+
+		SPI_cursor_fetch(portal, true, WARM_FETCH);
+		if (SPI_processed == 0)
+			break;
+		spi = MemoryContextSwitchTo(batch);
+		for (uint64 k = 0; k < SPI_processed; k++)
+			fn(SPI_tuptable->vals[k], SPI_tuptable->tupdesc, arg);
+		MemoryContextSwitchTo(spi);
+		MemoryContextReset(batch);
+		SPI_freetuptable(SPI_tuptable);
+		CHECK_FOR_INTERRUPTS();
+	}
+	SPI_cursor_close(portal);
+	SPI_finish();
+	MemoryContextSwitchTo(caller);
+	MemoryContextDelete(batch);
+}
+
 /*
  * The pairs of user row u of d whose item is in the ascending id array
  * b[0..nb); those items are marked known.
@@ -201,60 +243,74 @@ count_known(const Interactions *d, int u, const int64 *b, int64 nb, bool *known)
 	return n;
 }
 
+/* what dsl_warm_start_compare counts, row by row of dsl.seen_items */
+typedef struct CompareScan
+{
+	const Interactions *d;
+	bool	   *known;			/* per item of d: the stored model had it */
+	int64		known_pairs;
+	int			known_users;
+} CompareScan;
+
+static void
+compare_row(HeapTuple tup, TupleDesc desc, void *arg)
+{
+	CompareScan *c = arg;
+	bool		isnull;
+	int			u = dsl_id_index(c->d->user_ids, c->d->n_users,
+								 DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull)));
+	ArrayType  *arr;
+
+	if (u < 0)
+		return;
+	c->known_users++;
+	arr = DatumGetArrayTypeP(SPI_getbinval(tup, desc, 2, &isnull));
+	/* item indices ascend with item ids: a merge */
+	c->known_pairs += count_known(c->d, u, (const int64 *) ARR_DATA_PTR(arr),
+								  ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr)), c->known);
+}
+
 void
 dsl_warm_start_compare(WarmStart *ws, const Interactions *d)
 {
 	Datum		args[1] = {Int64GetDatum(ws->model_id)};
 	Oid			types[1] = {INT8OID};
-	Portal		portal;
-	int64		known_pairs = 0;
-	int			known_users = 0,
-				known_items = 0;
-	bool	   *known = palloc0(sizeof(bool) * Max(d->n_items, 1));
+	CompareScan c = {d, palloc0(sizeof(bool) * Max(d->n_items, 1)), 0, 0};
+	int			known_items = 0;
 
-	SPI_connect();
-	portal = SPI_cursor_open_with_args(NULL,
-									   "SELECT user_id, items FROM dsl.seen_items "
-									   "WHERE model_id OPERATOR(pg_catalog.=) $1",
-									   1, types, args, NULL, true, CURSOR_OPT_NO_SCROLL);
-	for (;;)
-	{
-		SPI_cursor_fetch(portal, true, WARM_FETCH);
-		if (SPI_processed == 0)
-			break;
-		for (uint64 k = 0; k < SPI_processed; k++)
-		{
-			HeapTuple	tup = SPI_tuptable->vals[k];
-			bool		isnull;
-			int64		user = DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull));
-			int			u = dsl_id_index(d->user_ids, d->n_users, user);
-			ArrayType  *arr;
-			Datum		raw;
-
-			if (u < 0)
-				continue;
-			known_users++;
-			raw = SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull);
-			arr = DatumGetArrayTypeP(raw);
-			/* item indices ascend with item ids: a merge */
-			known_pairs += count_known(d, u, (const int64 *) ARR_DATA_PTR(arr),
-									   ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr)), known);
-			if ((Pointer) arr != DatumGetPointer(raw))
-				pfree(arr);		/* a detoasted copy */
-		}
-		SPI_freetuptable(SPI_tuptable);
-		CHECK_FOR_INTERRUPTS();
-	}
-	SPI_cursor_close(portal);
-	SPI_finish();
+	scan_rows("SELECT user_id, items FROM dsl.seen_items "
+			  "WHERE model_id OPERATOR(pg_catalog.=) $1",
+			  1, types, args, compare_row, &c);
 	for (int i = 0; i < d->n_items; i++)
-		known_items += known[i];
-	pfree(known);
-	ws->new_pairs = d->n_pairs - known_pairs;
-	ws->new_users = d->n_users - known_users;
-	ws->gone_users = ws->stored_users - known_users;
+		known_items += c.known[i];
+	pfree(c.known);
+	ws->new_pairs = d->n_pairs - c.known_pairs;
+	ws->new_users = d->n_users - c.known_users;
+	ws->gone_users = ws->stored_users - c.known_users;
 	ws->new_items = d->n_items - known_items;
 	ws->gone_items = ws->stored_items - known_items;
+}
+
+/* an ascending array of ids, grown as rows come */
+typedef struct IdScan
+{
+	int64	   *ids;
+	int64		n;
+	int64		cap;
+} IdScan;
+
+static void
+id_row(HeapTuple tup, TupleDesc desc, void *arg)
+{
+	IdScan	   *a = arg;
+	bool		isnull;
+
+	if (a->n == a->cap)
+	{
+		a->cap *= 2;
+		a->ids = repalloc_huge(a->ids, sizeof(int64) * a->cap);
+	}
+	a->ids[a->n++] = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
 }
 
 /* the entity ids of a stored part, ascending (every model stores 'user' and 'item') */
@@ -263,45 +319,14 @@ stored_ids(const WarmStart *ws, const char *part, int64 *n)
 {
 	Datum		args[2] = {Int64GetDatum(ws->model_id), CStringGetTextDatum(part)};
 	Oid			types[2] = {INT8OID, TEXTOID};
-	MemoryContext caller = CurrentMemoryContext;
-	int64		cap = 1024;
-	int64	   *ids = palloc_extended(sizeof(int64) * cap, MCXT_ALLOC_HUGE);
-	Portal		portal;
+	IdScan		a = {palloc_extended(sizeof(int64) * 1024, MCXT_ALLOC_HUGE), 0, 1024};
 
-	*n = 0;
-	SPI_connect();
-	portal = SPI_cursor_open_with_args(NULL,
-									   "SELECT entity_id FROM dsl.parameters "
-									   "WHERE model_id OPERATOR(pg_catalog.=) $1 "
-									   "AND part OPERATOR(pg_catalog.=) $2 ORDER BY entity_id",
-									   2, types, args, NULL, true, CURSOR_OPT_NO_SCROLL);
-	for (;;)
-	{
-		SPI_cursor_fetch(portal, true, WARM_FETCH);
-		if (SPI_processed == 0)
-			break;
-		if (*n + (int64) SPI_processed > cap)
-		{
-			MemoryContext old = MemoryContextSwitchTo(caller);
-
-			cap = Max(cap * 2, *n + (int64) SPI_processed);
-			ids = repalloc_huge(ids, sizeof(int64) * cap);
-			MemoryContextSwitchTo(old);
-		}
-		for (uint64 k = 0; k < SPI_processed; k++)
-		{
-			bool		isnull;
-
-			ids[(*n)++] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[k],
-													  SPI_tuptable->tupdesc, 1, &isnull));
-		}
-		SPI_freetuptable(SPI_tuptable);
-		CHECK_FOR_INTERRUPTS();
-	}
-	SPI_cursor_close(portal);
-	SPI_finish();
-	MemoryContextSwitchTo(caller);
-	return ids;
+	scan_rows("SELECT entity_id FROM dsl.parameters "
+			  "WHERE model_id OPERATOR(pg_catalog.=) $1 "
+			  "AND part OPERATOR(pg_catalog.=) $2 ORDER BY entity_id",
+			  2, types, args, id_row, &a);
+	*n = a.n;
+	return a.ids;
 }
 
 /*
@@ -389,15 +414,69 @@ typedef struct StoredRowsOf
 	int			left_out;		/* stored rows of entities not in the data */
 } StoredRowsOf;
 
+/* read_stored_rows' state, row by row of the part */
+typedef struct RowScan
+{
+	const WarmStart *ws;
+	const char *part;
+	const int64 *ids;			/* the tensor's entity ids, or NULL: own rows */
+	const SparseTensor *t;
+	StoredRowsOf *s;
+	int32	   *idx;			/* dim column indices of one row */
+} RowScan;
+
+static void
+stored_row(HeapTuple tup, TupleDesc desc, void *arg)
+{
+	RowScan    *rs = arg;
+	StoredRowsOf *s = rs->s;
+	const SparseTensor *t = rs->t;
+	bool		isnull;
+	int64		id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+	int			r = rs->ids ? dsl_id_index(rs->ids, t->n_rows, id) :
+		(id >= 0 && id < t->n_rows ? (int) id : -1);
+	SpVec	   *v;
+	int			nnz;
+
+	if (r < 0)
+	{
+		s->left_out++;
+		return;
+	}
+	v = DatumGetSpVecP(SPI_getbinval(tup, desc, 2, &isnull));
+	if (spvec_dim(v) != t->dim || s->start[r] >= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("model \"%s\": stored row %lld of part \"%s\" does not fit its model",
+						rs->ws->name, (long long) id, rs->part),
+				 errdetail("dim %d, expected %d%s.", spvec_dim(v), t->dim,
+						   s->start[r] >= 0 ? "; the row is stored twice" : "")));
+	nnz = spvec_nnz(v);
+	spvec_indices(v, rs->idx);
+	if (s->n + nnz > s->cap)
+	{
+		s->cap = Max(s->cap * 2, s->n + nnz);
+		s->col = repalloc_huge(s->col, sizeof(uint16) * s->cap);
+		s->w = repalloc_huge(s->w, sizeof(float) * s->cap);
+	}
+	s->start[r] = s->n;
+	s->count[r] = nnz;
+	for (int c = 0; c < nnz; c++)
+	{
+		s->col[s->n + c] = (uint16) rs->idx[c];
+		s->w[s->n + c] = spvec_values(v)[c];
+	}
+	s->n += nnz;
+	s->rows++;
+}
+
 static void
 read_stored_rows(const WarmStart *ws, const char *part, const int64 *ids,
 				 const SparseTensor *t, StoredRowsOf *s)
 {
 	Datum		args[2] = {Int64GetDatum(ws->model_id), CStringGetTextDatum(part)};
 	Oid			types[2] = {INT8OID, TEXTOID};
-	MemoryContext caller = CurrentMemoryContext;
-	int32	   *idx = palloc(sizeof(int32) * t->dim);
-	Portal		portal;
+	RowScan		rs = {ws, part, ids, t, s, palloc(sizeof(int32) * t->dim)};
 
 	memset(s, 0, sizeof(StoredRowsOf));
 	s->start = palloc_extended(sizeof(int64) * t->n_rows, MCXT_ALLOC_HUGE);
@@ -408,72 +487,11 @@ read_stored_rows(const WarmStart *ws, const char *part, const int64 *ids,
 	s->col = palloc_extended(sizeof(uint16) * s->cap, MCXT_ALLOC_HUGE);
 	s->w = palloc_extended(sizeof(float) * s->cap, MCXT_ALLOC_HUGE);
 
-	SPI_connect();
-	portal = SPI_cursor_open_with_args(NULL,
-									   "SELECT entity_id, vec FROM dsl.parameters "
-									   "WHERE model_id OPERATOR(pg_catalog.=) $1 "
-									   "AND part OPERATOR(pg_catalog.=) $2",
-									   2, types, args, NULL, true, CURSOR_OPT_NO_SCROLL);
-	for (;;)
-	{
-		SPI_cursor_fetch(portal, true, WARM_FETCH);
-		if (SPI_processed == 0)
-			break;
-		for (uint64 k = 0; k < SPI_processed; k++)
-		{
-			HeapTuple	tup = SPI_tuptable->vals[k];
-			bool		isnull;
-			int64		id = DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull));
-			int			r = ids ? dsl_id_index(ids, t->n_rows, id) :
-				(id >= 0 && id < t->n_rows ? (int) id : -1);
-			Datum		raw;
-			SpVec	   *v;
-			int			nnz;
-			MemoryContext old;
-
-			if (r < 0)
-			{
-				s->left_out++;
-				continue;
-			}
-			raw = SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull);
-			v = DatumGetSpVecP(raw);
-			if (spvec_dim(v) != t->dim || s->start[r] >= 0)
-				ereport(ERROR,
-						(errcode(ERRCODE_DATA_CORRUPTED),
-						 errmsg("model \"%s\": stored row %lld of part \"%s\" does not fit its model",
-								ws->name, (long long) id, part),
-						 errdetail("dim %d, expected %d%s.", spvec_dim(v), t->dim,
-								   s->start[r] >= 0 ? "; the row is stored twice" : "")));
-			nnz = spvec_nnz(v);
-			spvec_indices(v, idx);
-			old = MemoryContextSwitchTo(caller);
-			if (s->n + nnz > s->cap)
-			{
-				s->cap = Max(s->cap * 2, s->n + nnz);
-				s->col = repalloc_huge(s->col, sizeof(uint16) * s->cap);
-				s->w = repalloc_huge(s->w, sizeof(float) * s->cap);
-			}
-			MemoryContextSwitchTo(old);
-			s->start[r] = s->n;
-			s->count[r] = nnz;
-			for (int c = 0; c < nnz; c++)
-			{
-				s->col[s->n + c] = (uint16) idx[c];
-				s->w[s->n + c] = spvec_values(v)[c];
-			}
-			s->n += nnz;
-			s->rows++;
-			if ((Pointer) v != DatumGetPointer(raw))
-				pfree(v);		/* a detoasted copy: one row at a time */
-		}
-		SPI_freetuptable(SPI_tuptable);
-		CHECK_FOR_INTERRUPTS();
-	}
-	SPI_cursor_close(portal);
-	SPI_finish();
-	MemoryContextSwitchTo(caller);
-	pfree(idx);
+	scan_rows("SELECT entity_id, vec FROM dsl.parameters "
+			  "WHERE model_id OPERATOR(pg_catalog.=) $1 "
+			  "AND part OPERATOR(pg_catalog.=) $2",
+			  2, types, args, stored_row, &rs);
+	pfree(rs.idx);
 }
 
 /* qsort: doubles ascending */
