@@ -37,45 +37,13 @@ $primary->safe_psql('postgres', q{
 });
 $primary->wait_for_catchup($standby, 'replay', $primary->lsn('insert'));
 
-# everything a client can ask of the models; one value per query
-my %serving = (
-	recommend => q{SELECT md5(string_agg(r.item_id || ':' || r.score || ':' || r.cold_start, ',' ORDER BY u, r.rank))
-		FROM generate_series(1, 420, 7) u, dsl.recommend('MODEL', u, 10) r},
-	candidates => q{SELECT string_agg(item_id || ':' || score, ',' ORDER BY rank)
-		FROM dsl.recommend('MODEL', 5, 5, false, ARRAY[1, 2, 3, 50, 60, 70, 299])},
-	score => q{SELECT string_agg(dsl.score('MODEL', u, u % 300)::text, ',' ORDER BY u) FROM generate_series(1, 400, 13) u},
-	recommend_all => q{SELECT md5(string_agg(user_id || ':' || item_id || ':' || score, ',' ORDER BY user_id, rank))
-		FROM dsl.recommend_all('MODEL', 5)},
-	similar => q{SELECT string_agg(item_id || ':' || score, ',' ORDER BY rank) FROM dsl.similar_items('MODEL', 7, 10)},
-	evaluate => q{SELECT string_agg(metric || '=' || value, ',' ORDER BY metric) FROM dsl.evaluate('MODEL', 'test_pairs', k => 10)},
-	rows => q{SELECT count(*) || ':' || md5(string_agg(part || entity_id || vec::text, ',' ORDER BY part, entity_id))
-		FROM dsl.parameters JOIN dsl.models USING (model_id) WHERE name = 'MODEL'},
-	seen => q{SELECT count(*) || ':' || md5(string_agg(user_id || items::text, ',' ORDER BY user_id))
-		FROM dsl.seen_items JOIN dsl.models USING (model_id) WHERE name = 'MODEL'},
-	model => q{SELECT model_id || ':' || owner || ':' || readers::text || ':' || model_type || ':' || dim || ':' || density
-		|| ':' || n_users || ':' || n_items || ':' || hyperparams::text || ':' || trained_at FROM dsl.models WHERE name = 'MODEL'});
-
-sub serving_results
-{
-	my ($node, $db) = @_;
-	my %r;
-	for my $m ('m1', 'm2')
-	{
-		for my $q (sort keys %serving)
-		{
-			(my $sql = $serving{$q}) =~ s/MODEL/$m/g;
-			$r{"$m $q"} = $node->safe_psql($db, $sql);
-		}
-	}
-	return \%r;
-}
-
-my $on_primary = serving_results($primary, 'postgres');
+# everything a client can ask of the models (DslFixture::serving_results)
+my $on_primary = serving_results($primary, 'postgres', 'test_pairs', 'm1', 'm2');
 ok(length($on_primary->{'m1 recommend'}) == 32 && $on_primary->{'m2 rows'} =~ /^7\d\d:/,
 	'the primary serves both models');
 
 # --- hot standby ----------------------------------------------------------
-my $on_standby = serving_results($standby, 'postgres');
+my $on_standby = serving_results($standby, 'postgres', 'test_pairs', 'm1', 'm2');
 for my $k (sort keys %$on_primary)
 {
 	is($on_standby->{$k}, $on_primary->{$k}, "standby: $k as on the primary");
@@ -115,8 +83,8 @@ isnt($new_primary, $cached, 'the retrained m1 recommends differently');
 is($reader->query_safe("SELECT string_agg(item_id::text, ',' ORDER BY rank) FROM dsl.recommend('m1', 5, 10)"),
 	$new_primary, 'a standby session with m1 cached serves the retrained m1 after replay');
 $reader->quit;
-$on_primary = serving_results($primary, 'postgres');
-$on_standby = serving_results($standby, 'postgres');
+$on_primary = serving_results($primary, 'postgres', 'test_pairs', 'm1', 'm2');
+$on_standby = serving_results($standby, 'postgres', 'test_pairs', 'm1', 'm2');
 is_deeply($on_standby, $on_primary, 'standby: everything still as on the primary after the retrain');
 
 # --- pg_dump / pg_restore into a fresh cluster ----------------------------------
@@ -136,7 +104,7 @@ $fresh->safe_psql('postgres', 'CREATE DATABASE restored');
 $fresh->command_ok([ 'pg_restore', '--exit-on-error', '-d', $fresh->connstr('restored'), $dump ],
 	'pg_restore without errors');
 
-my $restored = serving_results($fresh, 'restored');
+my $restored = serving_results($fresh, 'restored', 'test_pairs', 'm1', 'm2');
 for my $k (sort keys %$on_primary)
 {
 	is($restored->{$k}, $on_primary->{$k}, "restored: $k as on the primary");

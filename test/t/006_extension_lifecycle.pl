@@ -40,41 +40,8 @@ is($node->safe_psql('upgraded', "SELECT extversion FROM pg_extension WHERE extna
 is($node->safe_psql('upgraded', q{SELECT string_agg(name || ':' || model_type, ',' ORDER BY name) FROM dsl.models}),
 	'm1:mf,m2:lightgcn', 'an MF and a LightGCN model trained through the 0.1.0 SQL');
 
-# everything a client can ask of a model; one value per query (as in 003)
-my %serving = (
-	recommend => q{SELECT md5(string_agg(r.item_id || ':' || r.score || ':' || r.cold_start, ',' ORDER BY u, r.rank))
-		FROM generate_series(1, 420, 7) u, dsl.recommend('MODEL', u, 10) r},
-	candidates => q{SELECT string_agg(item_id || ':' || score, ',' ORDER BY rank)
-		FROM dsl.recommend('MODEL', 5, 5, false, ARRAY[1, 2, 3, 50, 60, 70, 299])},
-	score => q{SELECT string_agg(dsl.score('MODEL', u, u % 300)::text, ',' ORDER BY u) FROM generate_series(1, 400, 13) u},
-	recommend_all => q{SELECT md5(string_agg(user_id || ':' || item_id || ':' || score, ',' ORDER BY user_id, rank))
-		FROM dsl.recommend_all('MODEL', 5)},
-	similar => q{SELECT string_agg(item_id || ':' || score, ',' ORDER BY rank) FROM dsl.similar_items('MODEL', 7, 10)},
-	evaluate => q{SELECT string_agg(metric || '=' || value, ',' ORDER BY metric) FROM dsl.evaluate('MODEL', 'src.test_pairs', k => 10)},
-	rows => q{SELECT count(*) || ':' || md5(string_agg(part || entity_id || vec::text, ',' ORDER BY part, entity_id))
-		FROM dsl.parameters JOIN dsl.models USING (model_id) WHERE name = 'MODEL'},
-	seen => q{SELECT count(*) || ':' || md5(string_agg(user_id || items::text, ',' ORDER BY user_id))
-		FROM dsl.seen_items JOIN dsl.models USING (model_id) WHERE name = 'MODEL'},
-	model => q{SELECT model_id || ':' || owner || ':' || readers::text || ':' || model_type || ':' || dim || ':' || density
-		|| ':' || n_users || ':' || n_items || ':' || hyperparams::text || ':' || trained_at FROM dsl.models WHERE name = 'MODEL'});
-
-# each model's answers, from a new session per query (no serving cache)
-sub serving_results
-{
-	my ($db, @models) = @_;
-	my %r;
-	for my $m (@models)
-	{
-		for my $q (sort keys %serving)
-		{
-			(my $sql = $serving{$q}) =~ s/MODEL/$m/g;
-			$r{"$m $q"} = $node->safe_psql($db, $sql);
-		}
-	}
-	return \%r;
-}
-
-my $before = serving_results('upgraded', 'm1', 'm2');
+# each model's answers to everything a client can ask (DslFixture)
+my $before = serving_results($node, 'upgraded', 'src.test_pairs', 'm1', 'm2');
 ok(length($before->{'m1 recommend'}) == 32 && length($before->{'m2 recommend'}) == 32
 	  && $before->{'m2 similar'} =~ /^\d+:/,
 	'both models serve under 0.1.0');
@@ -82,7 +49,7 @@ ok(length($before->{'m1 recommend'}) == 32 && length($before->{'m2 recommend'}) 
 $node->safe_psql('upgraded', 'ALTER EXTENSION dsl_rec UPDATE');
 is($node->safe_psql('upgraded', "SELECT extversion FROM pg_extension WHERE extname = 'dsl_rec'"),
 	$new_version, "ALTER EXTENSION dsl_rec UPDATE: version $new_version");
-my $after = serving_results('upgraded', 'm1', 'm2');
+my $after = serving_results($node, 'upgraded', 'src.test_pairs', 'm1', 'm2');
 for my $k (sort keys %$before)
 {
 	is($after->{$k}, $before->{$k}, "after the update: $k as before");
@@ -92,7 +59,7 @@ $node->safe_psql('upgraded', q{
 	SET dsl_rec.progress = off;
 	SELECT count(*) FROM dsl.train('m3', 'src.inter', dim => 8, epochs => 2, seed => 3);
 });
-my $m3 = serving_results('upgraded', 'm3');
+my $m3 = serving_results($node, 'upgraded', 'src.test_pairs', 'm3');
 ok(length($m3->{'m3 recommend'}) == 32 && $m3->{'m3 rows'} =~ /^700:/,
 	'a model trained after the update serves');
 is($node->safe_psql('upgraded', "SELECT string_agg(name, ',' ORDER BY model_id) FROM dsl.models"),
@@ -249,7 +216,7 @@ $node->safe_psql('postgres', 'ALTER ROLE regress_admin SUPERUSER');
 
 # export, then DROP ... CASCADE, then restore into a new CREATE EXTENSION:
 # what the hint recommends
-my $everything = serving_results('upgraded', 'm1', 'm2', 'm3');
+my $everything = serving_results($node, 'upgraded', 'src.test_pairs', 'm1', 'm2', 'm3');
 my $export = $node->basedir . '/models.sql';
 $node->command_ok([ 'pg_dump', '--data-only', '--schema=dsl', '-f', $export, '-d', $node->connstr('upgraded') ],
 	'pg_dump --data-only --schema=dsl exports the models');
@@ -265,7 +232,7 @@ is($node->safe_psql('upgraded', q{
 $node->safe_psql('upgraded', 'CREATE EXTENSION dsl_rec');
 $node->command_ok([ 'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-f', $export, '-d', $node->connstr('upgraded') ],
 	'the export restores into a new CREATE EXTENSION dsl_rec with psql');
-is_deeply(serving_results('upgraded', 'm1', 'm2', 'm3'), $everything,
+is_deeply(serving_results($node, 'upgraded', 'src.test_pairs', 'm1', 'm2', 'm3'), $everything,
 	'the restored models serve exactly what they served before');
 is($node->safe_psql('upgraded', q{
 	SET dsl_rec.progress = off;
