@@ -20,7 +20,7 @@ DATA = $(filter-out sql/$(DATA_built),$(wildcard sql/$(EXTENSION)--*.sql))
 REGRESS = \
 	spvec_input spvec_ops spvec_copy \
 	train_args train_mf train_stopping train_storage train_lightgcn train_warm \
-	recommend evaluate serve_scorer \
+	recommend recommend_for_items evaluate serve_scorer \
 	identifiers bad_calls security
 REGRESS_OPTS = --load-extension=$(EXTENSION)
 

@@ -52,14 +52,17 @@ CREATE ROLE regress_bc_reader;
 -- is an error (22004) naming the argument, except dsl.train's arguments
 -- whose default is NULL (the default: model_type, dim, density, epochs,
 -- batch_size, lr, reg, update_ratio, update_interval, eval_every; none:
--- validation, warm_start) and dsl.recommend's candidates (NULL means
--- "none"), and the user or item of dsl.recommend, dsl.score and
--- dsl.similar_items (unknown: no rows or NULL, for outer joins).
+-- validation, warm_start) and the candidates of dsl.recommend and
+-- dsl.recommend_for_items (NULL means "none"), and the user or item of
+-- dsl.recommend, dsl.score and dsl.similar_items and the history of
+-- dsl.recommend_for_items (unknown: no rows or NULL, for outer joins).
 SELECT * FROM pg_temp.null_calls('dsl.train(text,regclass,text,text,text,integer,double precision,integer,integer,double precision,double precision,double precision,integer,text,text,text,text,bigint,boolean,jsonb,regclass,integer,integer,integer,text)',
     '{"model_name": "''bc_new''", "source": "''bc''", "dim": "2", "epochs": "1", "replace": "true"}',
     'SELECT count(*) FROM %s');
 SELECT * FROM pg_temp.null_calls('dsl.recommend(text,bigint,integer,boolean,bigint[])',
     '{"model": "''bc_m''", "user_id": "1"}', 'SELECT count(*) FROM %s');
+SELECT * FROM pg_temp.null_calls('dsl.recommend_for_items(text,bigint[],integer,boolean,bigint[])',
+    '{"model": "''bc_m''", "items": "''{1}''"}', 'SELECT count(*) FROM %s');
 SELECT * FROM pg_temp.null_calls('dsl.score(text,bigint,bigint)',
     '{"model": "''bc_m''", "user_id": "1", "item_id": "1"}', 'SELECT %s IS NULL');
 SELECT * FROM pg_temp.null_calls('dsl.recommend_all(text,integer,boolean)',

@@ -82,3 +82,21 @@ COMMENT ON FUNCTION dsl.train(text, regclass, text, text, text, integer, double 
     integer, integer, double precision, double precision, double precision, integer, text,
     text, text, text, bigint, boolean, jsonb, regclass, integer, integer, integer, text)
 IS 'train a DSL-sparse recommender on (user, item) pairs of a relation and store it as rows of dsl.models/dsl.parameters/dsl.seen_items; one row per epoch';
+
+-- ---------------------------------------------------------------------
+-- Recommendations for an ad-hoc history (src/recommend.c, src/fold_in.c,
+-- docs/serving.md): dsl.recommend_for_items.
+-- ---------------------------------------------------------------------
+
+CREATE FUNCTION dsl.recommend_for_items(
+    model           text,
+    items           bigint[],
+    k               integer DEFAULT 10,
+    exclude_seen    boolean DEFAULT true,
+    candidates      bigint[] DEFAULT NULL)
+RETURNS TABLE (item_id bigint, score real, rank integer, cold_start boolean)
+AS 'MODULE_PATHNAME', 'dsl_recommend_for_items'
+LANGUAGE C STABLE PARALLEL RESTRICTED COST 1000 ROWS 10;
+
+COMMENT ON FUNCTION dsl.recommend_for_items(text, bigint[], integer, boolean, bigint[]) IS
+    'top k items for an ad-hoc history of item ids (a new user, a session, a what-if), best first (ties: lower item id): embedding models fold the history in (the user row that best explains it against the fixed item rows); the history''s items are excluded unless exclude_seen is false, unknown ids are ignored (a NOTICE counts them), a history with no known item gets the most popular items with cold_start = true';

@@ -89,6 +89,7 @@ SELECT count(*) FROM dsl.models;
 SELECT count(*) FROM dsl.parameters;
 SELECT count(*) FROM dsl.seen_items;
 SELECT * FROM dsl.recommend('sec_am', 3, 5);
+SELECT * FROM dsl.recommend_for_items('sec_am', ARRAY[1, 2], 5);
 SELECT dsl.score('sec_am', 3, 1);
 SELECT count(*) FROM dsl.recommend_all('sec_am');
 SELECT count(*) FROM dsl.similar_items('sec_am', 1);
@@ -125,6 +126,7 @@ INSERT INTO sec.seen SELECT 'bob', 'evaluate', string_agg(metric || ':' || value
 FROM dsl.evaluate('sec_am', 'sec.test', k => 5);
 INSERT INTO sec.seen SELECT 'bob', 'rows', count(*) FROM dsl.parameters;
 SELECT dsl.score('sec_am', 3, 1) IS NOT NULL AS scored,
+       (SELECT count(*) FROM dsl.recommend_for_items('sec_am', ARRAY[1, 2], 3)) AS folded_in_rows,
        (SELECT count(*) FROM dsl.recommend_all('sec_am', 2)) AS all_rows,
        (SELECT count(*) FROM dsl.similar_items('sec_am', 1, 3)) AS similar_rows;
 -- ... but does not write: dsl.train and dsl.drop_model look the model up
@@ -342,6 +344,7 @@ BEGIN
     PERFORM pg_catalog.count(*) FROM dsl.recommend('sec_vm', 3, 5);
     PERFORM pg_catalog.count(*) FROM dsl.recommend('sec_vm', 3, 5, false, ARRAY[1, 2, 3]::pg_catalog.int8[]);
     PERFORM pg_catalog.count(*) FROM dsl.recommend('sec_vm', 12345, 5);
+    PERFORM pg_catalog.count(*) FROM dsl.recommend_for_items('sec_vm', ARRAY[1, 2]::pg_catalog.int8[], 5);
     PERFORM dsl.score('sec_vm', 3, 1);
     PERFORM pg_catalog.count(*) FROM dsl.recommend_all('sec_vm', 3);
     PERFORM pg_catalog.count(*) FROM dsl.similar_items('sec_vm', 1, 3);

@@ -323,8 +323,9 @@ serve_resolve_scorer(const char *name, const char *model_type)
 				 ops == NULL ?
 				 errhint("dsl.model_types() lists the model types this version serves.") :
 				 errdetail("The model type provides no scorer.")));
-	if (ops->scorer->load == NULL || ops->scorer->rank_items == NULL ||
-		ops->scorer->score_items == NULL || ops->scorer->rank_users == NULL)
+	if (ops->scorer->load == NULL || ops->scorer->user_vector == NULL ||
+		ops->scorer->rank_items == NULL || ops->scorer->score_items == NULL ||
+		ops->scorer->rank_users == NULL)
 		elog(ERROR, "scorer \"%s\" of model_type \"%s\" is incomplete",
 			 ops->scorer->name, model_type);
 	return ops->scorer;

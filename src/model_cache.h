@@ -37,6 +37,7 @@ typedef struct ServeModel
 	void	   *scorer_state;
 
 	int			dim;
+	int			user_dim;		/* floats in a user representation (Scorer) */
 	int			n_users;
 	int			n_items;
 	int64	   *user_ids;		/* n_users, ascending */

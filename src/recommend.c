@@ -1,6 +1,6 @@
 /*
  * recommend.c - serving: dsl.recommend, dsl.score, dsl.recommend_all,
- * dsl.similar_items
+ * dsl.similar_items, dsl.recommend_for_items
  *
  * All four rank by the model's scorer (scorer.h, resolved from its
  * model_type by the per-backend cache, model_cache.c): highest score first,
@@ -26,16 +26,19 @@
 
 /*
  * Map a bigint[] of item ids to the sorted, distinct indices of the items the
- * model knows; NULL elements and unknown ids are ignored.
+ * model knows.  *n_given counts the non-NULL elements, *n_unknown those the
+ * model does not know (both may be NULL).
  */
 static int32 *
-candidate_indices(const ServeModel *m, ArrayType *arr, int *n_out)
+id_array_indices(const ServeModel *m, ArrayType *arr, int *n_out,
+				 int *n_given, int *n_unknown)
 {
 	Datum	   *elems;
 	bool	   *nulls;
 	int			nel;
 	int32	   *out;
 	int			n = 0;
+	int			given = 0;
 
 	deconstruct_array(arr, INT8OID, sizeof(int64), FLOAT8PASSBYVAL,
 					  TYPALIGN_DOUBLE, &elems, &nulls, &nel);
@@ -46,15 +49,118 @@ candidate_indices(const ServeModel *m, ArrayType *arr, int *n_out)
 
 		if (nulls[e])
 			continue;
+		given++;
 		i = serve_item_index(m, DatumGetInt64(elems[e]));
 		if (i >= 0)
 			out[n++] = i;
 	}
+	if (n_given)
+		*n_given = given;
+	if (n_unknown)
+		*n_unknown = given - n;
 	n = (int) dsl_sort_unique_int32(out, n);
 	pfree(elems);
 	pfree(nulls);
 	*n_out = n;
 	return out;
+}
+
+/* candidate lists: NULL elements and unknown ids are ignored */
+static int32 *
+candidate_indices(const ServeModel *m, ArrayType *arr, int *n_out)
+{
+	return id_array_indices(m, arr, n_out, NULL, NULL);
+}
+
+/* cold start: the most popular training items, ties by lower id */
+static void
+emit_popular(const ServeModel *m, const int32 *cand, int n_cand, int k,
+			 ReturnSetInfo *rsinfo)
+{
+	int			rank = 0;
+
+	for (int p = 0; p < m->n_items && rank < k; p++)
+	{
+		int32		i = m->pop_order[p];
+		Datum		values[4];
+		bool		nulls[4] = {false, true, false, false};
+
+		if (cand && !dsl_sorted_contains(cand, n_cand, i))
+			continue;
+		values[0] = Int64GetDatum(m->item_ids[i]);
+		values[1] = (Datum) 0;
+		values[2] = Int32GetDatum(++rank);
+		values[3] = BoolGetDatum(true);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+}
+
+/*
+ * The k best items for the user representation uvec, leaving out exclude
+ * (sorted indices) and keeping only cand (sorted indices) when it is given.
+ */
+static void
+emit_ranked(const ServeModel *m, const float *uvec, const int32 *cand,
+			int n_cand, int k, const int32 *exclude, int64 n_exclude,
+			ReturnSetInfo *rsinfo)
+{
+	int			cap = Max(Min(k, cand ? n_cand : m->n_items), 1);
+	TopK		heap;
+	int			n;
+
+	topk_init(&heap, cap, palloc(sizeof(float) * cap), palloc(sizeof(int32) * cap));
+	if (cand)
+	{
+		/* the candidates not excluded, scored together, offered in order */
+		int32	   *keep = palloc(sizeof(int32) * Max(n_cand, 1));
+		float	   *cscore = palloc(sizeof(float) * Max(n_cand, 1));
+		int			nc = 0;
+
+		for (int c = 0; c < n_cand; c++)
+		{
+			if (n_exclude > 0 && dsl_sorted_contains(exclude, n_exclude, cand[c]))
+				continue;
+			keep[nc++] = cand[c];
+		}
+		m->scorer->score_items(m, uvec, keep, nc, cscore);
+		for (int c = 0; c < nc; c++)
+			topk_offer(&heap, cscore[c], keep[c]);
+	}
+	else
+		m->scorer->rank_items(m, uvec, exclude, n_exclude, &heap);
+
+	n = topk_sort(&heap);
+	for (int r = 0; r < n; r++)
+	{
+		Datum		values[4];
+		bool		nulls[4] = {false, false, false, false};
+
+		values[0] = Int64GetDatum(m->item_ids[heap.idx[r]]);
+		values[1] = Float4GetDatum(heap.score[r]);
+		values[2] = Int32GetDatum(r + 1);
+		values[3] = BoolGetDatum(false);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+}
+
+/*
+ * The arguments dsl.recommend and dsl.recommend_for_items share: model, k
+ * and exclude_seen must not be NULL and k must be positive; the result set
+ * is prepared.  False when argument 1 (the user, the history) is NULL: no
+ * rows, as a strict function would give.
+ */
+static bool
+recommend_args(FunctionCallInfo fcinfo, int32 *k, bool *exclude_seen)
+{
+	dsl_arg_not_null(fcinfo, 0, "model");
+	dsl_arg_not_null(fcinfo, 2, "k");
+	dsl_arg_not_null(fcinfo, 3, "exclude_seen");
+	*k = PG_GETARG_INT32(2);
+	dsl_check_k(*k);
+	*exclude_seen = PG_GETARG_BOOL(3);
+
+	InitMaterializedSRF(fcinfo, 0);
+	return !PG_ARGISNULL(1);
 }
 
 /*
@@ -75,24 +181,12 @@ dsl_recommend(PG_FUNCTION_ARGS)
 	int32	   *cand = NULL;
 	int			n_cand = 0;
 	int			u;
-	TopK		heap;
-	int			n;
+	float	   *uvec;
 
-	dsl_arg_not_null(fcinfo, 0, "model");
-	dsl_arg_not_null(fcinfo, 2, "k");
-	dsl_arg_not_null(fcinfo, 3, "exclude_seen");
-	k = PG_GETARG_INT32(2);
-	dsl_check_k(k);
-
-	InitMaterializedSRF(fcinfo, 0);
-
-	/* like a strict function: no user, no rows */
-	if (PG_ARGISNULL(1))
+	if (!recommend_args(fcinfo, &k, &exclude_seen))
 		return (Datum) 0;
-
 	model = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	user_id = PG_GETARG_INT64(1);
-	exclude_seen = PG_GETARG_BOOL(3);
 
 	m = serve_model_get(model);
 	if (!PG_ARGISNULL(4))
@@ -101,66 +195,68 @@ dsl_recommend(PG_FUNCTION_ARGS)
 	u = serve_user_index(m, user_id);
 	if (u < 0)
 	{
-		/* cold start: most popular training items, ties by lower id */
-		int			rank = 0;
-
-		for (int p = 0; p < m->n_items && rank < k; p++)
-		{
-			int32		i = m->pop_order[p];
-			Datum		values[4];
-			bool		nulls[4] = {false, true, false, false};
-
-			if (cand && !dsl_sorted_contains(cand, n_cand, i))
-				continue;
-			values[0] = Int64GetDatum(m->item_ids[i]);
-			values[1] = (Datum) 0;
-			values[2] = Int32GetDatum(++rank);
-			values[3] = BoolGetDatum(true);
-			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-		}
+		emit_popular(m, cand, n_cand, k, rsinfo);
 		return (Datum) 0;
 	}
+	uvec = palloc(sizeof(float) * Max(m->user_dim, 1));
+	m->scorer->user_vector(m, u, uvec);
+	emit_ranked(m, uvec, cand, n_cand, k, m->seen.idx + m->seen.ptr[u],
+				exclude_seen ? m->seen.ptr[u + 1] - m->seen.ptr[u] : 0, rsinfo);
+	return (Datum) 0;
+}
 
+/*
+ * dsl.recommend_for_items(model, items, k, exclude_seen, candidates): the k
+ * best items for a history that belongs to no stored user, through the
+ * model type's history_vector (a fold-in for embedding models).  The
+ * history's items are left out with exclude_seen.  Item ids the model does
+ * not know are ignored (a NOTICE counts them); a history with no known item
+ * gets the most popular items, as a user the model does not know does.
+ */
+PG_FUNCTION_INFO_V1(dsl_recommend_for_items);
+Datum
+dsl_recommend_for_items(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *model;
+	ArrayType  *arr;
+	int32		k;
+	bool		exclude_seen;
+	ServeModel *m;
+	int32	   *hist;
+	int			n_hist;
+	int			n_given;
+	int			n_unknown;
+	int32	   *cand = NULL;
+	int			n_cand = 0;
+	float	   *uvec;
+
+	if (!recommend_args(fcinfo, &k, &exclude_seen))
+		return (Datum) 0;
+	model = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	arr = PG_GETARG_ARRAYTYPE_P(1);
+
+	m = serve_model_get(model);
+	if (m->scorer->history_vector == NULL)
+		serve_unsupported(m, "dsl.recommend_for_items");
+
+	hist = id_array_indices(m, arr, &n_hist, &n_given, &n_unknown);
+	if (n_unknown > 0)
+		ereport(NOTICE,
+				(errmsg("%d of the %d item ids given are not items of model \"%s\" and were ignored",
+						n_unknown, n_given, m->name)));
+	if (!PG_ARGISNULL(4))
+		cand = candidate_indices(m, PG_GETARG_ARRAYTYPE_P(4), &n_cand);
+
+	if (n_hist == 0)
 	{
-		const int32 *seen = m->seen.idx + m->seen.ptr[u];
-		int64		n_seen = exclude_seen ? m->seen.ptr[u + 1] - m->seen.ptr[u] : 0;
-		int			cap = Min(k, cand ? n_cand : m->n_items);
-
-		cap = Max(cap, 1);
-		topk_init(&heap, cap, palloc(sizeof(float) * cap), palloc(sizeof(int32) * cap));
-
-		if (cand)
-		{
-			/* the unseen candidates, scored together, offered in order */
-			float	   *cscore = palloc(sizeof(float) * Max(n_cand, 1));
-			int			nc = 0;
-
-			for (int c = 0; c < n_cand; c++)
-			{
-				if (n_seen > 0 && dsl_sorted_contains(seen, n_seen, cand[c]))
-					continue;
-				cand[nc++] = cand[c];
-			}
-			m->scorer->score_items(m, u, cand, nc, cscore);
-			for (int c = 0; c < nc; c++)
-				topk_offer(&heap, cscore[c], cand[c]);
-		}
-		else
-			m->scorer->rank_items(m, u, seen, n_seen, &heap);
+		/* nothing known to fold in: as for a user the model does not know */
+		emit_popular(m, cand, n_cand, k, rsinfo);
+		return (Datum) 0;
 	}
-
-	n = topk_sort(&heap);
-	for (int r = 0; r < n; r++)
-	{
-		Datum		values[4];
-		bool		nulls[4] = {false, false, false, false};
-
-		values[0] = Int64GetDatum(m->item_ids[heap.idx[r]]);
-		values[1] = Float4GetDatum(heap.score[r]);
-		values[2] = Int32GetDatum(r + 1);
-		values[3] = BoolGetDatum(false);
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-	}
+	uvec = palloc(sizeof(float) * Max(m->user_dim, 1));
+	m->scorer->history_vector(m, hist, n_hist, uvec);
+	emit_ranked(m, uvec, cand, n_cand, k, hist, exclude_seen ? n_hist : 0, rsinfo);
 	return (Datum) 0;
 }
 
@@ -174,6 +270,7 @@ dsl_score(PG_FUNCTION_ARGS)
 	int			u;
 	int32		i;
 	float		score;
+	float	   *uvec;
 
 	/* a NULL user or item is simply unknown; a NULL model is a mistake */
 	dsl_arg_not_null(fcinfo, 0, "model");
@@ -185,7 +282,9 @@ dsl_score(PG_FUNCTION_ARGS)
 	i = serve_item_index(m, PG_GETARG_INT64(2));
 	if (u < 0 || i < 0)
 		PG_RETURN_NULL();
-	m->scorer->score_items(m, u, &i, 1, &score);
+	uvec = palloc(sizeof(float) * Max(m->user_dim, 1));
+	m->scorer->user_vector(m, u, uvec);
+	m->scorer->score_items(m, uvec, &i, 1, &score);
 	PG_RETURN_FLOAT4(score);
 }
 
@@ -194,6 +293,7 @@ typedef struct AllState
 {
 	ServeModel *m;
 	ReturnSetInfo *rsinfo;
+	float	   *uvec;			/* user_dim scratch entries */
 	float	   *canon;			/* k scratch entries: canonical scores */
 	float	   *score;			/* k scratch entries */
 	int32	   *idx;
@@ -212,7 +312,8 @@ recommend_all_emit(void *arg, int32 user, const int32 *items,
 	ServeModel *m = st->m;
 
 	(void) scores;				/* replaced by canonical values */
-	m->scorer->score_items(m, user, items, n, st->canon);
+	m->scorer->user_vector(m, user, st->uvec);
+	m->scorer->score_items(m, st->uvec, items, n, st->canon);
 	for (int r = 0; r < n; r++)
 	{
 		float		s = st->canon[r];
@@ -278,6 +379,7 @@ dsl_recommend_all(PG_FUNCTION_ARGS)
 
 	st.m = m;
 	st.rsinfo = rsinfo;
+	st.uvec = palloc(sizeof(float) * Max(m->user_dim, 1));
 	st.canon = palloc(sizeof(float) * kk);
 	st.score = palloc(sizeof(float) * kk);
 	st.idx = palloc(sizeof(int32) * kk);

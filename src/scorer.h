@@ -4,11 +4,18 @@
  * Serving (recommend.c, evaluate.c) never assumes how a score is computed: it
  * asks the model's Scorer, which the serving cache resolves from the model's
  * model_type (ModelOps.scorer) when it loads the model.  A scorer loads what
- * its model type stored in dsl.parameters and answers four questions:
+ * its model type stored in dsl.parameters and answers these questions:
  *
- *   - rank_items: one user against the whole catalogue (dsl.recommend);
- *   - score_items: one user against a list of items (dsl.score, candidate
- *     lists, and the canonical scores dsl.recommend_all reports);
+ *   - user_vector: a stored user's representation, m->user_dim floats
+ *     (for the inner-product scorer its 'user' row);
+ *   - history_vector: the representation of an ad-hoc user given only a
+ *     history of items (dsl.recommend_for_items): a fold-in for embedding
+ *     models, an encoder for autoencoders; NULL when the type has none;
+ *   - rank_items: one user representation against the whole catalogue
+ *     (dsl.recommend);
+ *   - score_items: one user representation against a list of items
+ *     (dsl.score, candidate lists, and the canonical scores
+ *     dsl.recommend_all reports);
  *   - rank_users: a block of users against all items (dsl.recommend_all,
  *     dsl.evaluate), emitting each user's top k through a TopKEmit;
  *   - similar_items: item-item similarity (dsl.similar_items), or NULL when
@@ -43,20 +50,33 @@ typedef struct Scorer
 	 * Read what the model type stored from dsl.parameters (usually with
 	 * serve_load_part()), under the caller's SPI connection, into m->cxt:
 	 * set m->n_users, m->user_ids, m->n_items, m->item_ids (ascending ids:
-	 * the index maps) and m->scorer_state.  m->model_id, name, model_type
-	 * and dim are set.
+	 * the index maps), m->user_dim and m->scorer_state.  m->model_id, name,
+	 * model_type and dim are set.
 	 */
 	void		(*load) (struct ServeModel *m);
 
+	/* out[0..m->user_dim-1] = the representation of user index `user` */
+	void		(*user_vector) (const struct ServeModel *m, int user, float *out);
+
 	/*
-	 * Offer every item's canonical score for user index `user` to h, except
-	 * the items listed in exclude (sorted indices, n_exclude of them).
+	 * out[0..m->user_dim-1] = the representation of a user whose history is
+	 * items[0..n-1] (sorted, distinct item indices, n >= 1).  May keep what
+	 * it derives once per model (in m->cxt, through m->scorer_state).  NULL:
+	 * the model type cannot recommend for an ad-hoc history.
 	 */
-	void		(*rank_items) (const struct ServeModel *m, int user,
+	void		(*history_vector) (struct ServeModel *m, const int32 *items,
+								   int n, float *out);
+
+	/*
+	 * Offer every item's canonical score for the user representation `user`
+	 * to h, except the items listed in exclude (sorted indices, n_exclude of
+	 * them).
+	 */
+	void		(*rank_items) (const struct ServeModel *m, const float *user,
 							   const int32 *exclude, int64 n_exclude, TopK *h);
 
-	/* scores[c] = canonical score of user index `user` and item items[c] */
-	void		(*score_items) (const struct ServeModel *m, int user,
+	/* scores[c] = canonical score of representation `user` and item items[c] */
+	void		(*score_items) (const struct ServeModel *m, const float *user,
 								const int32 *items, int n, float *scores);
 
 	/*

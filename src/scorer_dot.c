@@ -7,12 +7,14 @@
  * (rows in ascending id order) plus each item row's norm.  The canonical
  * score is topk_dot(); catalogue scans use topk_rank_rows() (one cblas_sgemv,
  * exact rescoring near the k-th score, bounded by the norms), blocks of users
- * topk_rank_users() (cblas_sgemm).  See topk.h and docs/serving.md.
+ * topk_rank_users() (cblas_sgemm).  An ad-hoc history is folded in
+ * (fold_in.c).  See topk.h and docs/serving.md.
  */
 #include "postgres.h"
 
 #include <math.h>
 
+#include "fold_in.h"
 #include "model_cache.h"
 #include "scorer.h"
 #include "topk.h"
@@ -24,6 +26,7 @@ typedef struct DotState
 	float	   *item_emb;		/* n_items x dim, row-major */
 	double	   *item_norm;		/* Euclidean norm of each item row */
 	double		max_item_norm;
+	FoldIn	   *fold;			/* the fold-in's per-model part, at first use */
 } DotState;
 
 static inline const DotState *
@@ -67,6 +70,7 @@ dot_load(ServeModel *m)
 
 	m->n_users = serve_load_part(m, "user", &m->user_ids, &st->user_emb);
 	m->n_items = serve_load_part(m, "item", &m->item_ids, &st->item_emb);
+	m->user_dim = m->dim;
 
 	st->item_norm = MemoryContextAllocHuge(m->cxt, sizeof(double) * Max(m->n_items, 1));
 	st->max_item_norm = 0.0;
@@ -78,28 +82,47 @@ dot_load(ServeModel *m)
 	m->scorer_state = st;
 }
 
+/* a stored user is its 'user' row */
+static void
+dot_user_vector(const ServeModel *m, int user, float *out)
+{
+	memcpy(out, dot_user_row(m, user), sizeof(float) * m->dim);
+}
+
+/*
+ * An ad-hoc history: the user row that best explains it against the fixed
+ * item rows (fold_in.h); the items' Gram matrix is derived at the first call
+ * and kept with the model.
+ */
+static void
+dot_history_vector(ServeModel *m, const int32 *items, int n, float *out)
+{
+	DotState   *st = (DotState *) m->scorer_state;
+
+	if (st->fold == NULL)
+		st->fold = fold_in_prepare(st->item_emb, m->n_items, m->dim, m->cxt);
+	fold_in_solve(st->fold, st->item_emb, items, n, out);
+}
+
 /* the whole catalogue for one user: sgemv plus exact rescoring near the k-th */
 static void
-dot_rank_items(const ServeModel *m, int user,
+dot_rank_items(const ServeModel *m, const float *user,
 			   const int32 *exclude, int64 n_exclude, TopK *h)
 {
 	const DotState *st = dot_state(m);
-	const float *urow = dot_user_row(m, user);
 
-	topk_rank_rows(st->item_emb, m->n_items, m->dim, urow,
-				   st->item_norm, st->max_item_norm, vector_norm(urow, m->dim),
+	topk_rank_rows(st->item_emb, m->n_items, m->dim, user,
+				   st->item_norm, st->max_item_norm, vector_norm(user, m->dim),
 				   false, exclude, n_exclude, -1, h);
 }
 
 /* the canonical score, one topk_dot() per listed item */
 static void
-dot_score_items(const ServeModel *m, int user, const int32 *items, int n,
-				float *scores)
+dot_score_items(const ServeModel *m, const float *user, const int32 *items,
+				int n, float *scores)
 {
-	const float *urow = dot_user_row(m, user);
-
 	for (int c = 0; c < n; c++)
-		scores[c] = topk_dot(urow, dot_item_row(m, items[c]), m->dim);
+		scores[c] = topk_dot(user, dot_item_row(m, items[c]), m->dim);
 }
 
 /* blocks of users against blocks of items with sgemm, float32 scores */
@@ -130,6 +153,8 @@ dot_similar_items(const ServeModel *m, int item, bool cosine, TopK *h)
 const Scorer dot_scorer = {
 	.name = "inner_product",
 	.load = dot_load,
+	.user_vector = dot_user_vector,
+	.history_vector = dot_history_vector,
 	.rank_items = dot_rank_items,
 	.score_items = dot_score_items,
 	.rank_users = dot_rank_users,

@@ -549,7 +549,7 @@ else
 			log "serving benchmarks of $model skipped: user ids are not contiguous"
 			continue
 		fi
-		for q in recommend recommend_sql; do
+		for q in recommend recommend_for_items recommend_sql; do
 			script=$OUT/serve/${model}_$q.pgbench
 			sed -e "s/@MODEL@/$model/g" -e "s/@MID@/$mid/g" -e "s/@UMIN@/$umin/g" -e "s/@UMAX@/$umax/g" \
 				"$BENCH/$q.pgbench" >"$script"

@@ -876,6 +876,8 @@ if serve:
       "picks a random user of the model each transaction (scripts in `test/bench/*.pgbench`):")
     w("")
     w("- `dsl.recommend`: `SELECT * FROM dsl.recommend('<model>', :uid, 20)` (training items excluded);")
+    w("- `dsl.recommend_for_items`: top 20 for a 50-item history (a random user's training items, topped")
+    w("  up with the next users' to 50), read from `dsl.seen_items` in the same statement and folded in;")
     w("- plain SQL: `SELECT i.entity_id, i.vec <#> u.vec FROM dsl.parameters u JOIN dsl.parameters i ...")
     w("  ORDER BY i.vec <#> u.vec LIMIT 20` over the stored rows (exact, no index, seen items not")
     w("  excluded).")
@@ -888,7 +890,8 @@ if serve:
     w("| model | query | clients | transactions | p50 (ms) | p99 (ms) | mean (ms) | warm tx/s | pgbench tx/s | first call (ms) |")
     w("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for s in serve:
-        q = "`dsl.recommend`" if s["query"] == "recommend" else "plain SQL `<#>`"
+        q = {"recommend": "`dsl.recommend`", "recommend_for_items": "`dsl.recommend_for_items`"}.get(
+            s["query"], "plain SQL `<#>`")
         w(f"| {s['model']} | {q} | {s['clients']} | {big(s['n'])} | {f2(s['p50'])} | {f2(s['p99'])} "
           f"| {f2(s['mean'])} | {f1(s['warm_tps'])} | {f1(num(s['pgbench_tps']))} | {f1(s['first'])} |")
     w("")

@@ -54,6 +54,9 @@ for my $k (sort keys %$before)
 {
 	is($after->{$k}, $before->{$k}, "after the update: $k as before");
 }
+ok(!exists $before->{'m1 for_items'} && length($after->{'m1 for_items'} // '') == 32
+	  && length($after->{'m2 for_items'} // '') == 32,
+	'0.2.0 functions serve the models stored under 0.1.0 (dsl.recommend_for_items)');
 
 $node->safe_psql('upgraded', q{
 	SET dsl_rec.progress = off;
