@@ -53,7 +53,7 @@ $(DATA_built): $(SQL_PARTS)
 $(OBJS:.o=.bc): %.bc: %.o
 
 # Developer workflow: deps, private cluster, tests, demo, benchmarks.
-.PHONY: demo test stop clean-cluster bench tap memcheck fuzz
+.PHONY: demo test stop clean-cluster bench bench-lightgcn tap memcheck fuzz
 demo:
 	@bash test/dev.sh demo
 test:
@@ -62,6 +62,9 @@ tap:
 	@bash test/dev.sh tap
 bench:
 	@bash test/dev.sh bench
+# LightGCN with its defaults to the end on Gowalla (about 2.5 hours; not in bench)
+bench-lightgcn:
+	@bash test/dev.sh bench-lightgcn
 stop:
 	@bash test/dev.sh stop
 clean-cluster:

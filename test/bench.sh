@@ -403,8 +403,8 @@ for ds in $DEFAULTS_DATASETS; do
 		t0=$(now)
 		status=ok
 		if ! psql_db --csv -v outdir="$dir" -v model="$run" -v source="${ds}_train" -v test="${ds}_test" \
-			-v density="$d" -v seed="$SEED" -v capped="$capped" -v options="$defaults_options" -v k="$K" \
-			-f "$BENCH/train_defaults.sql" >"$dir/psql.log" 2>&1; then
+			-v model_type="$DEFAULTS_MODEL" -v density="$d" -v sparsity=dynamic -v seed="$SEED" -v capped="$capped" \
+			-v options="$defaults_options" -v k="$K" -f "$BENCH/train_defaults.sql" >"$dir/psql.log" 2>&1; then
 			status=failed
 			n_fail=$((n_fail + 1))
 			log "FAILED: $run (see $dir/psql.log)"
@@ -585,7 +585,12 @@ log "writing the report"
 python3 "$BENCH/report.py" "$OUT" "$OUT/report" || die "report generation failed"
 if [ "$WRITE_DOCS" = 1 ]; then
 	mkdir -p "$ROOT/docs/img"
+	# make bench-lightgcn's section (test/bench_lightgcn.sh) is kept
+	sed -n '/^<!-- bench-lightgcn -->$/,/^<!-- \/bench-lightgcn -->$/p' "$ROOT/docs/benchmarks.md" \
+		>"$OUT/report/lightgcn_section.md" 2>/dev/null || true
 	cp "$OUT/report/benchmarks.md" "$ROOT/docs/benchmarks.md"
+	[ ! -s "$OUT/report/lightgcn_section.md" ] ||
+		python3 "$BENCH/report_lightgcn.py" --merge "$OUT/report/lightgcn_section.md" "$ROOT/docs/benchmarks.md"
 	cp "$OUT"/report/img/*.png "$ROOT/docs/img/"
 	log "wrote docs/benchmarks.md and docs/img/*.png"
 else

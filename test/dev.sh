@@ -413,6 +413,13 @@ cmd_bench() {
 	PGBIN=$PGBIN PG_CONFIG=$PG_CONFIG bash "$ROOT/test/bench.sh"
 }
 
+cmd_bench_lightgcn() {
+	deps bench
+	build
+	start
+	PGBIN=$PGBIN bash "$ROOT/test/bench_lightgcn.sh"
+}
+
 case "${1:-}" in
 deps) deps "${2:-test}" ;;
 missing) detect_pg; missing_packages "${2:-test}" | awk '!seen[$0]++' ;;
@@ -425,5 +432,6 @@ regress) cmd_test regress-only ;;
 tap) deps; build; start; run_tap; echo "summary: $PASSED passed, $FAILED failed"; [ "$FAILED" -eq 0 ] ;;
 demo) cmd_demo ;;
 bench) cmd_bench ;;
-*) die "usage: $0 {deps|missing [build|test|bench]|build|start|stop|clean|test|regress|tap|demo|bench}" ;;
+bench-lightgcn) cmd_bench_lightgcn ;;
+*) die "usage: $0 {deps|missing [build|test|bench]|build|start|stop|clean|test|regress|tap|demo|bench|bench-lightgcn}" ;;
 esac

@@ -10,8 +10,9 @@
 -- In a fresh connection of its own, like train_run.sql; every result goes to
 -- a CSV file under :outdir.
 --
--- Variables: outdir model source test density seed capped (true|false)
--- options (used when capped) k
+-- Variables: outdir model source test model_type density sparsity (dynamic,
+-- the default, or static for the fixed-mask baseline) seed capped
+-- (true|false) options (used when capped) k
 \set ON_ERROR_STOP on
 \pset footer off
 SET client_min_messages = warning;
@@ -26,10 +27,11 @@ SELECT extract(epoch FROM clock_timestamp()) AS t_train \gset
 \set f :outdir '/epochs.csv'
 \o :f
 \if :capped
-SELECT * FROM dsl.train(:'model', :'source', density => :density, seed => :seed,
-    options => :'options'::jsonb);
+SELECT * FROM dsl.train(:'model', :'source', model_type => :'model_type',
+    density => :density, sparsity => :'sparsity', seed => :seed, options => :'options'::jsonb);
 \else
-SELECT * FROM dsl.train(:'model', :'source', density => :density, seed => :seed);
+SELECT * FROM dsl.train(:'model', :'source', model_type => :'model_type',
+    density => :density, sparsity => :'sparsity', seed => :seed);
 \endif
 \set f :outdir '/train_time.csv'
 \o :f
