@@ -100,3 +100,30 @@ LANGUAGE C STABLE PARALLEL RESTRICTED COST 1000 ROWS 10;
 
 COMMENT ON FUNCTION dsl.recommend_for_items(text, bigint[], integer, boolean, bigint[]) IS
     'top k items for an ad-hoc history of item ids (a new user, a session, a what-if), best first (ties: lower item id): embedding models fold the history in (the user row that best explains it against the fixed item rows); the history''s items are excluded unless exclude_seen is false, unknown ids are ignored (a NOTICE counts them), a history with no known item gets the most popular items with cold_start = true';
+
+-- ---------------------------------------------------------------------
+-- One copy per server of served models (src/serve_shared.c,
+-- docs/serving.md): dsl.serving_cache() says which entries are shared.
+-- ---------------------------------------------------------------------
+
+DROP FUNCTION dsl.serving_cache();
+
+CREATE FUNCTION dsl.serving_cache()
+RETURNS TABLE (name text, model_id bigint, role regrole, n_users integer,
+               n_items integer, dim integer, hits bigint, bytes bigint,
+               shared boolean)
+AS 'MODULE_PATHNAME', 'dsl_serving_cache'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+
+COMMENT ON FUNCTION dsl.serving_cache() IS
+    'models this backend serves from its cache, most recently used first, with how often each was reused, its memory and whether that is the server''s shared copy (dsl_rec in shared_preload_libraries) or this backend''s own';
+
+CREATE FUNCTION dsl.serving_shared()
+RETURNS TABLE (model_id bigint, bytes bigint)
+AS 'MODULE_PATHNAME', 'dsl_serving_shared'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+
+COMMENT ON FUNCTION dsl.serving_shared() IS
+    'the server''s shared copies of served models (dsl_rec in shared_preload_libraries), most recently used first: model_id and bytes; for pg_monitor, since it lists models the caller may not see';
+REVOKE ALL ON FUNCTION dsl.serving_shared() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dsl.serving_shared() TO pg_monitor;

@@ -9,6 +9,7 @@
 #include "utils/guc.h"
 
 #include "dsl_rec.h"
+#include "serve_shared.h"
 
 PG_MODULE_MAGIC;
 
@@ -37,6 +38,8 @@ _PG_init(void)
 							 PGC_USERSET,
 							 0,
 							 NULL, NULL, NULL);
+
+	serve_shared_init();
 
 	MarkGUCPrefixReserved("dsl_rec");
 }

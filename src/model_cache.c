@@ -19,6 +19,13 @@
  * therefore picked up by the next statement, a dropped model is an error, and
  * a transaction that cannot see a newer model keeps using what it can see.
  *
+ * One copy per server.  With dsl_rec preloaded, a version is loaded once
+ * per server: the first backend that loads it copies it into shared memory
+ * and every backend (itself included) maps that copy (serve_shared.h); the
+ * entries below then hold the local part and the mapping.  The lookup above
+ * comes first all the same, so the snapshot and the privileges of the
+ * caller decide which version, if any, it may serve.
+ *
  * Entries live in their own memory context under CacheMemoryContext.  While
  * a model is being loaded that context hangs under the caller's context, so
  * an error half-way frees it; it is moved under CacheMemoryContext only when
@@ -41,6 +48,7 @@
 #include "dsl_util.h"
 #include "model_cache.h"
 #include "model_ops.h"
+#include "serve_shared.h"
 #include "spvec.h"
 
 /* rows fetched from a cursor at a time while loading */
@@ -342,6 +350,16 @@ serve_unsupported(const ServeModel *m, const char *what)
 	pg_unreachable();
 }
 
+/* the role, name and type of an entry (the shared part has none of them) */
+static void
+serve_set_identity(ServeModel *m, const char *name, const char *model_type)
+{
+	m->role = GetUserId();
+	m->name = MemoryContextStrdup(m->cxt, name);
+	m->model_type = MemoryContextStrdup(m->cxt, model_type);
+	MemoryContextSetIdentifier(m->cxt, m->name);
+}
+
 /*
  * Load model (model_id, xmin) under the current SPI connection: the scorer
  * of its model_type reads its parameters (and sets the id maps), then the
@@ -361,12 +379,9 @@ serve_model_load(const char *name, const char *model_type, int64 model_id,
 	m->cxt = cxt;
 	m->model_id = model_id;
 	m->row_xmin = xmin;
-	m->role = GetUserId();
-	m->name = MemoryContextStrdup(cxt, name);
-	m->model_type = MemoryContextStrdup(cxt, model_type);
 	m->scorer = scorer;
 	m->dim = dim;
-	MemoryContextSetIdentifier(cxt, m->name);
+	serve_set_identity(m, name, model_type);
 
 	scorer->load(m);
 	load_seen(m);
@@ -418,8 +433,27 @@ serve_model_get(const char *name)
 	if (m == NULL)
 	{
 		/* only a load needs the type (its scorer); SPI_finish frees it */
-		m = serve_model_load(name, SPI_getvalue(found->vals[0], found->tupdesc, 4),
-							 model_id, dim, xmin, caller);
+		char	   *model_type = SPI_getvalue(found->vals[0], found->tupdesc, 4);
+		const Scorer *scorer = serve_resolve_scorer(name, model_type);
+
+		/* this server's shared copy of the version, or a load of it */
+		m = serve_shared_attach(model_id, xmin, scorer, caller);
+		if (m == NULL)
+		{
+			ServeModel *shared;
+
+			m = serve_model_load(name, model_type, model_id, dim, xmin, caller);
+			shared = serve_shared_publish(m, name, caller);
+			if (shared != NULL)
+			{
+				MemoryContextDelete(m->cxt);
+				m = shared;
+			}
+			else
+				serve_shared_note_local(name);
+		}
+		if (m->shared_bytes > 0)
+			serve_set_identity(m, name, model_type);
 
 		/* complete: drop older versions of this name, then the LRU entry */
 		for (int s = 0; s < SERVE_CACHE_SIZE; s++)
@@ -481,8 +515,8 @@ dsl_serving_cache(PG_FUNCTION_ARGS)
 	for (int j = 0; j < n; j++)
 	{
 		ServeModel *m = serve_cache[order[j]];
-		Datum		values[8];
-		bool		nulls[8] = {0};
+		Datum		values[9];
+		bool		nulls[9] = {0};
 
 		values[0] = CStringGetTextDatum(m->name);
 		values[1] = Int64GetDatum(m->model_id);
@@ -491,7 +525,13 @@ dsl_serving_cache(PG_FUNCTION_ARGS)
 		values[4] = Int32GetDatum(m->n_items);
 		values[5] = Int32GetDatum(m->dim);
 		values[6] = Int64GetDatum(m->hits);
-		values[7] = Int64GetDatum((int64) MemoryContextMemAllocated(m->cxt, true));
+		values[7] = Int64GetDatum((int64) (MemoryContextMemAllocated(m->cxt, true) +
+										   m->shared_bytes));
+		/*
+		 * The 0.1.0 declaration has no shared column: a row takes as many
+		 * values as the declared result has columns.
+		 */
+		values[8] = BoolGetDatum(m->shared_bytes > 0);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;

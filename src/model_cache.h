@@ -47,7 +47,9 @@ typedef struct ServeModel
 	int32	   *pop_order;		/* item indices, most popular first, ties by id */
 
 	/* bookkeeping */
-	MemoryContext cxt;			/* owns everything above */
+	MemoryContext cxt;			/* owns everything above, or with a shared
+								 * copy the local part and the mapping */
+	Size		shared_bytes;	/* size of the shared copy mapped; 0: local */
 	uint64		last_used;
 	int64		hits;			/* lookups answered without loading */
 } ServeModel;

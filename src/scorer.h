@@ -98,6 +98,16 @@ typedef struct Scorer
 	 */
 	void		(*similar_items) (const struct ServeModel *m, int item,
 								  bool cosine, TopK *h);
+
+	/*
+	 * The shared copy of a model (serve_shared.h): the bytes of the loaded
+	 * state, its copy written at dst (MAXALIGNed), and m->scorer_state
+	 * rebuilt over such a copy, which is shared and read-only, with anything
+	 * else in m->cxt.  NULL: the type's models are kept per backend.
+	 */
+	Size		(*state_bytes) (const struct ServeModel *m);
+	void		(*state_write) (const struct ServeModel *m, char *dst);
+	void		(*state_attach) (struct ServeModel *m, const char *src);
 } Scorer;
 
 /* the inner-product scorer of 'user' x 'item' rows (scorer_dot.c) */

@@ -150,6 +150,45 @@ dot_similar_items(const ServeModel *m, int item, bool cosine, TopK *h)
 				   cosine, NULL, 0, item, h);
 }
 
+/*
+ * The shared copy of the state: the largest item norm, the item norms, then
+ * the user and item rows.
+ */
+static Size
+dot_state_bytes(const ServeModel *m)
+{
+	return sizeof(double) * (1 + (Size) m->n_items) +
+		sizeof(float) * ((Size) m->n_users + m->n_items) * m->dim;
+}
+
+static void
+dot_state_write(const ServeModel *m, char *dst)
+{
+	const DotState *st = dot_state(m);
+	double	   *norms = (double *) dst;
+	float	   *rows = (float *) (norms + 1 + m->n_items);
+
+	norms[0] = st->max_item_norm;
+	memcpy(norms + 1, st->item_norm, sizeof(double) * m->n_items);
+	memcpy(rows, st->user_emb, sizeof(float) * m->n_users * m->dim);
+	memcpy(rows + (Size) m->n_users * m->dim, st->item_emb,
+		   sizeof(float) * m->n_items * m->dim);
+}
+
+static void
+dot_state_attach(ServeModel *m, const char *src)
+{
+	DotState   *st = MemoryContextAllocZero(m->cxt, sizeof(DotState));
+	const double *norms = (const double *) src;
+	const float *rows = (const float *) (norms + 1 + m->n_items);
+
+	st->max_item_norm = norms[0];
+	st->item_norm = (double *) (norms + 1);
+	st->user_emb = (float *) rows;
+	st->item_emb = (float *) (rows + (Size) m->n_users * m->dim);
+	m->scorer_state = st;
+}
+
 const Scorer dot_scorer = {
 	.name = "inner_product",
 	.load = dot_load,
@@ -159,4 +198,7 @@ const Scorer dot_scorer = {
 	.score_items = dot_score_items,
 	.rank_users = dot_rank_users,
 	.similar_items = dot_similar_items,
+	.state_bytes = dot_state_bytes,
+	.state_write = dot_state_write,
+	.state_attach = dot_state_attach,
 };

@@ -245,10 +245,26 @@ as_runner() {
 	fi
 }
 
+# Settings every start enforces, also on a cluster an older dev.sh made:
+# dsl_rec preloaded, so that served models are shared (docs/serving.md).
+cluster_conf() {
+	echo "shared_preload_libraries = 'dsl_rec'" | as_runner tee "$PGDATA/dsl_rec.conf" >/dev/null
+	grep -q "^include_if_exists = 'dsl_rec.conf'" "$PGDATA/postgresql.conf" ||
+		echo "include_if_exists = 'dsl_rec.conf'" | as_runner tee -a "$PGDATA/postgresql.conf" >/dev/null
+}
+
 start() {
 	setup_runner
 	if [ -f "$PGDATA/postmaster.pid" ] && as_runner pg_ctl -D "$PGDATA" status >/dev/null 2>&1; then
-		log "reusing the private cluster on port $PORT ($PGDATA)"
+		if "$PGBIN/psql" -X -At -h "$SOCK" -p "$PORT" -U "$RUNNER" -d postgres \
+			-c 'SHOW shared_preload_libraries' 2>/dev/null | grep -q dsl_rec; then
+			log "reusing the private cluster on port $PORT ($PGDATA)"
+			return 0
+		fi
+		log "restarting the private cluster to preload dsl_rec"
+		cluster_conf
+		as_runner pg_ctl -D "$PGDATA" -l "$RUN/server.log" -w -t 60 restart >/dev/null ||
+			{ tail -20 "$RUN/server.log" >&2; die "server did not restart"; }
 		return 0
 	fi
 	if [ ! -f "$PGDATA/PG_VERSION" ]; then
@@ -271,6 +287,7 @@ start() {
 			lc_messages = 'C'
 		EOF
 	fi
+	cluster_conf
 	as_runner mkdir -p "$SOCK"
 	log "starting the private cluster on port $PORT"
 	as_runner pg_ctl -D "$PGDATA" -l "$RUN/server.log" -w -t 60 start >/dev/null ||

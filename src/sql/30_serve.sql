@@ -78,15 +78,26 @@ LANGUAGE C STABLE PARALLEL RESTRICTED COST 100000 ROWS 8;
 COMMENT ON FUNCTION dsl.evaluate(text, regclass, text, text, integer) IS
     'full-ranking evaluation on the (user, item) test pairs of a relation, training items excluded: recall, ndcg, precision, hit_rate, mrr at k, users_evaluated, users_unknown, item_coverage';
 
--- The per-backend serving cache.
+-- The per-backend serving cache (its entries may map the shared copies).
 CREATE FUNCTION dsl.serving_cache()
 RETURNS TABLE (name text, model_id bigint, role regrole, n_users integer,
-               n_items integer, dim integer, hits bigint, bytes bigint)
+               n_items integer, dim integer, hits bigint, bytes bigint,
+               shared boolean)
 AS 'MODULE_PATHNAME', 'dsl_serving_cache'
 LANGUAGE C VOLATILE PARALLEL RESTRICTED;
 
 COMMENT ON FUNCTION dsl.serving_cache() IS
-    'models this backend holds in its serving cache, most recently used first, with how often each was reused and its memory';
+    'models this backend serves from its cache, most recently used first, with how often each was reused, its memory and whether that is the server''s shared copy (dsl_rec in shared_preload_libraries) or this backend''s own';
+
+CREATE FUNCTION dsl.serving_shared()
+RETURNS TABLE (model_id bigint, bytes bigint)
+AS 'MODULE_PATHNAME', 'dsl_serving_shared'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+
+COMMENT ON FUNCTION dsl.serving_shared() IS
+    'the server''s shared copies of served models (dsl_rec in shared_preload_libraries), most recently used first: model_id and bytes; for pg_monitor, since it lists models the caller may not see';
+REVOKE ALL ON FUNCTION dsl.serving_shared() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dsl.serving_shared() TO pg_monitor;
 
 CREATE FUNCTION dsl.serving_cache_reset()
 RETURNS integer

@@ -12,6 +12,7 @@ use DslFixture;
 my $node = PostgreSQL::Test::Cluster->new('sessions');
 $node->init;
 $node->append_conf('postgresql.conf', "maintenance_work_mem = '256MB'");
+$node->append_conf('postgresql.conf', "shared_preload_libraries = 'dsl_rec'");
 $node->start;
 
 $node->safe_psql('postgres',

@@ -14,6 +14,7 @@ use DslFixture;
 my $node = PostgreSQL::Test::Cluster->new('faults');
 $node->init;
 $node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'dsl_rec'
 maintenance_work_mem = '256MB'
 restart_after_crash = on
 });

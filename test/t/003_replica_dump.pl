@@ -12,6 +12,7 @@ use DslFixture;
 
 my $primary = PostgreSQL::Test::Cluster->new('primary');
 $primary->init(allows_streaming => 1);
+$primary->append_conf('postgresql.conf', "shared_preload_libraries = 'dsl_rec'");
 $primary->start;
 $primary->safe_psql('postgres', q{
 	CREATE EXTENSION dsl_rec;
@@ -97,6 +98,7 @@ $primary->command_ok([ 'pg_dumpall', '--roles-only', '-f', $globals, '-d', $prim
 
 my $fresh = PostgreSQL::Test::Cluster->new('fresh');
 $fresh->init;
+$fresh->append_conf('postgresql.conf', "shared_preload_libraries = 'dsl_rec'");
 $fresh->start;
 $fresh->command_ok([ 'psql', '-X', '-q', '-d', $fresh->connstr('postgres'), '-f', $globals ],
 	'roles restored into the fresh cluster');

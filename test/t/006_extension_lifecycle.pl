@@ -13,6 +13,7 @@ use DslFixture;
 
 my $node = PostgreSQL::Test::Cluster->new('lifecycle');
 $node->init;
+$node->append_conf('postgresql.conf', "shared_preload_libraries = 'dsl_rec'");
 $node->start;
 
 my $new_version = '0.2.0';

@@ -20,7 +20,7 @@ my $node = PostgreSQL::Test::Cluster->new('cron');
 $node->init;
 # background workers: pg_cron needs no TCP connection to the server
 $node->append_conf('postgresql.conf', q{
-shared_preload_libraries = 'pg_cron'
+shared_preload_libraries = 'pg_cron,dsl_rec'
 cron.database_name = 'postgres'
 cron.use_background_workers = on
 max_worker_processes = 16
