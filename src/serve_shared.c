@@ -24,6 +24,7 @@
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
+#include "utils/elog.h"
 
 #include "serve_shared.h"
 
@@ -272,6 +273,52 @@ layout(const ServeModel *m, SharedHeader *h)
 	return off;
 }
 
+/*
+ * A new segment of size bytes, its mapping pinned, or NULL.  Creating one
+ * can fail where dynamic shared memory is small (a container's 64 MB
+ * /dev/shm): that is a WARNING and the model is served per backend, not an
+ * error of the serving call.  The attempt runs in a subtransaction so that
+ * the error can be caught safely.
+ */
+static dsm_segment *
+create_segment(Size size, const char *name)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	dsm_segment *volatile seg = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		seg = dsm_create(size, DSM_CREATE_NULL_IF_MAXSEGMENTS);
+		if (seg != NULL)
+			dsm_pin_mapping(seg);	/* outlives the subtransaction */
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		ereport(WARNING,
+				(errmsg("could not share model \"%s\" (%zu bytes): %s", name, size, edata->message),
+				 errdetail("This connection serves it from a copy of its own."),
+				 errhint("Dynamic shared memory is limited by dynamic_shared_memory_type and, with \"posix\", by the size of /dev/shm.")));
+		FreeErrorData(edata);
+		seg = NULL;
+	}
+	PG_END_TRY();
+	return seg;
+}
+
 ServeModel *
 serve_shared_publish(const ServeModel *m, const char *name, MemoryContext parent)
 {
@@ -302,7 +349,7 @@ serve_shared_publish(const ServeModel *m, const char *name, MemoryContext parent
 	h.n_items = m->n_items;
 	h.n_seen = m->seen.ptr[m->n_users];
 
-	seg = dsm_create(total, DSM_CREATE_NULL_IF_MAXSEGMENTS);
+	seg = create_segment(total, name);
 	if (seg == NULL)
 		return NULL;
 	base = dsm_segment_address(seg);
@@ -382,7 +429,6 @@ serve_shared_publish(const ServeModel *m, const char *name, MemoryContext parent
 		dsm_detach(seg);
 		return exists ? serve_shared_attach(m->model_id, m->row_xmin, m->scorer, parent) : NULL;
 	}
-	dsm_pin_mapping(seg);
 	return map_copy(seg, m->scorer, parent);
 }
 
