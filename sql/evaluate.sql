@@ -184,6 +184,8 @@ SELECT 'hit_rate', avg((hits > 0)::integer::float8) FROM pu
 UNION ALL
 SELECT 'mrr', avg(coalesce(1.0 / first, 0)::float8) FROM pu
 UNION ALL
+SELECT 'recall_truncated', avg(hits::float8 / least(k, n)) FROM pu
+UNION ALL
 SELECT 'users_evaluated', count(*)::float8 FROM pu
 UNION ALL
 SELECT 'users_unknown', count(DISTINCT uid)::float8 FROM t

@@ -42,6 +42,7 @@ typedef struct EvalAcc
 	double		precision;
 	double		hit_rate;
 	double		mrr;
+	double		recall_truncated;
 	int64		users;
 } EvalAcc;
 
@@ -77,6 +78,7 @@ eval_emit(void *arg, int32 user, const int32 *items, const float *scores, int n)
 	acc->ndcg += dcg / acc->idcg[Min(total, acc->k)];
 	acc->hit_rate += hits > 0 ? 1.0 : 0.0;
 	acc->mrr += first > 0 ? 1.0 / first : 0.0;
+	acc->recall_truncated += (double) hits / Min(total, acc->k);
 	acc->users++;
 }
 
@@ -162,6 +164,7 @@ evaluate_ranked(int n_users, int n_items,
 		out->precision = acc.precision / acc.users;
 		out->hit_rate = acc.hit_rate / acc.users;
 		out->mrr = acc.mrr / acc.users;
+		out->recall_truncated = acc.recall_truncated / acc.users;
 	}
 	out->item_coverage = (double) covered / n_items;
 
@@ -272,21 +275,22 @@ dsl_evaluate(PG_FUNCTION_ARGS)
 	have_users = res.users_evaluated > 0;
 	{
 		const char *names[] = {"recall", "ndcg", "precision", "hit_rate", "mrr",
-		"users_evaluated", "users_unknown", "item_coverage"};
-		double		vals[8];
-		bool		isnull[8] = {!have_users, !have_users, !have_users,
-			!have_users, !have_users, false, false, false};
+			"recall_truncated", "users_evaluated", "users_unknown", "item_coverage"};
+		double		vals[9];
+		bool		isnull[9] = {!have_users, !have_users, !have_users,
+			!have_users, !have_users, !have_users, false, false, false};
 
 		vals[0] = res.recall;
 		vals[1] = res.ndcg;
 		vals[2] = res.precision;
 		vals[3] = res.hit_rate;
 		vals[4] = res.mrr;
-		vals[5] = (double) res.users_evaluated;
-		vals[6] = (double) mp->users_unknown;
-		vals[7] = res.item_coverage;
+		vals[5] = res.recall_truncated;
+		vals[6] = (double) res.users_evaluated;
+		vals[7] = (double) mp->users_unknown;
+		vals[8] = res.item_coverage;
 
-		for (int r = 0; r < 8; r++)
+		for (int r = 0; r < 9; r++)
 		{
 			Datum		values[2];
 			bool		nulls[2] = {false, isnull[r]};

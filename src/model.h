@@ -71,6 +71,7 @@ typedef struct EvalMetrics
 	double		precision;
 	double		hit_rate;
 	double		mrr;
+	double		recall_truncated;	/* hits / min(k, |test|) (MultVAE, DSL) */
 	int64		users_evaluated;	/* model users with >= 1 test item */
 	double		item_coverage;	/* distinct items recommended / n_items */
 } EvalMetrics;
