@@ -71,6 +71,8 @@ SELECT * FROM pg_temp.null_calls('dsl.similar_items(text,bigint,integer,text)',
     '{"model": "''bc_m''", "item": "1"}', 'SELECT count(*) FROM %s');
 SELECT * FROM pg_temp.null_calls('dsl.evaluate(text,regclass,text,text,integer)',
     '{"model": "''bc_m''", "test_source": "''bc_test''"}', 'SELECT count(*) FROM %s');
+SELECT * FROM pg_temp.null_calls('dsl.evaluate_histories(text,regclass,regclass,text,text,integer)',
+    '{"model": "''bc_m''", "history_source": "''bc''", "test_source": "''bc_test''"}', 'SELECT count(*) FROM %s');
 SELECT * FROM pg_temp.null_calls('dsl.split(regclass,text,text,double precision,bigint)',
     '{"source": "''bc''"}', 'SELECT count(*) FROM %s');
 SELECT * FROM pg_temp.null_calls('dsl.check_id_columns(regclass,text,text)',

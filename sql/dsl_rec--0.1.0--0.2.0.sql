@@ -127,3 +127,27 @@ COMMENT ON FUNCTION dsl.serving_shared() IS
     'the server''s shared copies of served models (dsl_rec in shared_preload_libraries), most recently used first: model_id and bytes; for pg_monitor, since it lists models the caller may not see';
 REVOKE ALL ON FUNCTION dsl.serving_shared() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION dsl.serving_shared() TO pg_monitor;
+
+-- ---------------------------------------------------------------------
+-- Evaluation (src/evaluate.c, docs/evaluation.md): dsl.evaluate returns a
+-- ninth row, recall_truncated; dsl.evaluate_histories evaluates users given
+-- by their histories.
+-- ---------------------------------------------------------------------
+
+ALTER FUNCTION dsl.evaluate(text, regclass, text, text, integer) ROWS 9;
+COMMENT ON FUNCTION dsl.evaluate(text, regclass, text, text, integer) IS
+    'full-ranking evaluation on the (user, item) test pairs of a relation, training items excluded: recall, ndcg, precision, hit_rate, mrr, recall_truncated at k, users_evaluated, users_unknown, item_coverage';
+
+CREATE FUNCTION dsl.evaluate_histories(
+    model           text,
+    history_source  regclass,
+    test_source     regclass,
+    user_col        text DEFAULT 'user_id',
+    item_col        text DEFAULT 'item_id',
+    k               integer DEFAULT 20)
+RETURNS TABLE (metric text, value double precision)
+AS 'MODULE_PATHNAME', 'dsl_evaluate_histories'
+LANGUAGE C STABLE PARALLEL RESTRICTED COST 100000 ROWS 9;
+
+COMMENT ON FUNCTION dsl.evaluate_histories(text, regclass, regclass, text, text, integer) IS
+    'full-ranking evaluation of users given by a history (strong generalization): each test_source user''s pairs in history_source are folded in as by dsl.recommend_for_items, the history excluded, and the rest compared with its test pairs: the metrics of dsl.evaluate, with users_without_history in place of users_unknown';

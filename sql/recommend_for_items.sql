@@ -155,6 +155,45 @@ SELECT * FROM dsl.recommend_for_items(NULL, ARRAY[1]);
 SELECT * FROM dsl.recommend_for_items('rfi_mf', ARRAY[1], 5, NULL);
 \echo :LAST_ERROR_SQLSTATE
 
+-- dsl.evaluate_histories: users given by a history (strong generalization)
+-- rank as dsl.recommend_for_items ranks them.  Users 1..40 fold in all but
+-- their highest item and are tested on it; user 900 has no history (the
+-- popular items), user 901 a history of unknown items only, and its test
+-- item 7777 is unknown too.
+CREATE TABLE rfi_hist AS
+SELECT p.user_id + 1000 AS user_id, p.item_id FROM rfi_pairs p
+ WHERE p.item_id < (SELECT max(item_id) FROM rfi_pairs q WHERE q.user_id = p.user_id)
+UNION ALL SELECT 1901, 8888;
+CREATE TABLE rfi_held AS
+SELECT user_id + 1000 AS user_id, max(item_id) AS item_id FROM rfi_pairs GROUP BY user_id
+UNION ALL SELECT 1900, 0 UNION ALL SELECT 1901, 1 UNION ALL SELECT 1901, 7777;
+CREATE TABLE rfi_ref AS
+SELECT t.user_id, count(*) AS n_test,
+       (SELECT count(*) FROM rfi_held x
+          JOIN dsl.recommend_for_items('rfi_mf',
+                 coalesce((SELECT array_agg(h.item_id) FROM rfi_hist h WHERE h.user_id = t.user_id), '{}'), 5) r
+            ON r.item_id = x.item_id
+         WHERE x.user_id = t.user_id) AS hits
+  FROM rfi_held t GROUP BY t.user_id;
+SELECT e.metric, round(e.value::numeric, 9) = round(r.value::numeric, 9) AS agree, r.value > 0 AS nonzero
+  FROM dsl.evaluate_histories('rfi_mf', 'rfi_hist', 'rfi_held', k => 5) e
+  JOIN (SELECT 'recall' AS metric, avg(hits::float8 / n_test) AS value FROM rfi_ref
+        UNION ALL SELECT 'precision', avg(hits::float8 / 5) FROM rfi_ref
+        UNION ALL SELECT 'hit_rate', avg((hits > 0)::int::float8) FROM rfi_ref
+        UNION ALL SELECT 'recall_truncated', avg(hits::float8 / least(5, n_test)) FROM rfi_ref
+        UNION ALL SELECT 'users_evaluated', count(*) FROM rfi_ref) r USING (metric)
+ ORDER BY e.metric;
+SELECT metric, value FROM dsl.evaluate_histories('rfi_mf', 'rfi_hist', 'rfi_held', k => 5)
+ WHERE metric IN ('users_evaluated', 'users_without_history');
+-- bad arguments
+SELECT count(*) FROM dsl.evaluate_histories('rfi_mf', 'rfi_hist', 'rfi_held', k => 0);
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) FROM dsl.evaluate_histories('rfi_mf', 'rfi_hist', 'no_such_table');
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) FROM dsl.evaluate_histories('rfi_mf', 'rfi_hist', 'rfi_held', 'no_col');
+\echo :LAST_ERROR_SQLSTATE
+DROP TABLE rfi_hist, rfi_held, rfi_ref;
+
 -- every model type: a training user's own history, folded in, ranks like
 -- the stored user (top 5 of 40 items, training items excluded)
 SET client_min_messages = warning;

@@ -224,6 +224,43 @@ dsl_evaluate_full(const EmbeddingSource *users,
 }
 
 /*
+ * The rows of dsl.evaluate and dsl.evaluate_histories: the metrics (NULL
+ * when no user was evaluated), users evaluated, a count of users left out
+ * (named by the caller) and item coverage.
+ */
+static void
+emit_metric_rows(ReturnSetInfo *rsinfo, const EvalMetrics *res,
+				 const char *left_out_name, int64 left_out)
+{
+	bool		have_users = res->users_evaluated > 0;
+	const char *names[] = {"recall", "ndcg", "precision", "hit_rate", "mrr",
+		"recall_truncated", "users_evaluated", left_out_name, "item_coverage"};
+	double		vals[9];
+	bool		isnull[9] = {!have_users, !have_users, !have_users,
+		!have_users, !have_users, !have_users, false, false, false};
+
+	vals[0] = res->recall;
+	vals[1] = res->ndcg;
+	vals[2] = res->precision;
+	vals[3] = res->hit_rate;
+	vals[4] = res->mrr;
+	vals[5] = res->recall_truncated;
+	vals[6] = (double) res->users_evaluated;
+	vals[7] = (double) left_out;
+	vals[8] = res->item_coverage;
+
+	for (int r = 0; r < 9; r++)
+	{
+		Datum		values[2];
+		bool		nulls[2] = {false, isnull[r]};
+
+		values[0] = CStringGetTextDatum(names[r]);
+		values[1] = Float8GetDatum(vals[r]);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+}
+
+/*
  * dsl.evaluate(model, test_source, user_col, item_col, k): metric rows.  The
  * test pairs are read (interactions.c's reader, columns checked there) before
  * the model is fetched from the serving cache, so that a test source whose
@@ -244,7 +281,6 @@ dsl_evaluate(PG_FUNCTION_ARGS)
 	ServeModel *m;
 	IndexCSR	test;
 	EvalMetrics res;
-	bool		have_users;
 	static const char *const arg_names[] = {"model", "test_source", "user_col", "item_col", "k"};
 
 	for (int a = 0; a < 5; a++)
@@ -272,33 +308,152 @@ dsl_evaluate(PG_FUNCTION_ARGS)
 	evaluate_ranked(m->n_users, m->n_items, &m->seen, &test, mp->total, k,
 					(Size) work_mem * 1024, rank_served, m, &res);
 
-	have_users = res.users_evaluated > 0;
+	emit_metric_rows(rsinfo, &res, "users_unknown", mp->users_unknown);
+	return (Datum) 0;
+}
+
+/* what rank_histories() needs: the model and each evaluated user's history */
+typedef struct HistoryRank
+{
+	ServeModel *m;
+	const IndexCSR *hist;		/* per evaluated user: known history items */
+} HistoryRank;
+
+/*
+ * EvalRankFn of dsl.evaluate_histories: each user's history through the
+ * scorer's history_vector (a fold-in for embedding models), ranked like
+ * dsl.recommend_for_items (the history excluded, exact scores); a user
+ * with no known history item gets the popular items, as there.
+ */
+static void
+rank_histories(void *arg, const int32 *users, int n_users,
+			   const IndexCSR *exclude, int k, Size mem_bytes,
+			   TopKEmit emit, void *emit_arg)
+{
+	HistoryRank *hr = (HistoryRank *) arg;
+	ServeModel *m = hr->m;
+	float	   *uvec = palloc(sizeof(float) * Max(m->user_dim, 1));
+	float	   *score = palloc(sizeof(float) * k);
+	int32	   *idx = palloc(sizeof(int32) * k);
+	int32	   *pop = palloc(sizeof(int32) * k);
+	float	   *pop_score = palloc0(sizeof(float) * k);
+	int			n_pop = Min(k, m->n_items);
+
+	(void) exclude;				/* the history is what is excluded */
+	(void) mem_bytes;			/* one user at a time */
+	memcpy(pop, m->pop_order, sizeof(int32) * n_pop);
+	for (int j = 0; j < n_users; j++)
 	{
-		const char *names[] = {"recall", "ndcg", "precision", "hit_rate", "mrr",
-			"recall_truncated", "users_evaluated", "users_unknown", "item_coverage"};
-		double		vals[9];
-		bool		isnull[9] = {!have_users, !have_users, !have_users,
-			!have_users, !have_users, !have_users, false, false, false};
+		int32		u = users[j];
+		const int32 *h = hr->hist->idx + hr->hist->ptr[u];
+		int64		nh = hr->hist->ptr[u + 1] - hr->hist->ptr[u];
+		TopK		heap;
+		int			n;
 
-		vals[0] = res.recall;
-		vals[1] = res.ndcg;
-		vals[2] = res.precision;
-		vals[3] = res.hit_rate;
-		vals[4] = res.mrr;
-		vals[5] = res.recall_truncated;
-		vals[6] = (double) res.users_evaluated;
-		vals[7] = (double) mp->users_unknown;
-		vals[8] = res.item_coverage;
-
-		for (int r = 0; r < 9; r++)
+		CHECK_FOR_INTERRUPTS();
+		if (nh == 0)
 		{
-			Datum		values[2];
-			bool		nulls[2] = {false, isnull[r]};
-
-			values[0] = CStringGetTextDatum(names[r]);
-			values[1] = Float8GetDatum(vals[r]);
-			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+			emit(emit_arg, u, pop, pop_score, n_pop);
+			continue;
 		}
+		topk_init(&heap, k, score, idx);
+		m->scorer->history_vector(m, h, (int) nh, uvec);
+		m->scorer->rank_items(m, uvec, h, nh, &heap);
+		n = topk_sort(&heap);
+		emit(emit_arg, u, heap.idx, heap.score, n);
 	}
+	pfree(uvec);
+	pfree(score);
+	pfree(idx);
+	pfree(pop);
+	pfree(pop_score);
+}
+
+/*
+ * dsl.evaluate_histories(model, history_source, test_source, user_col,
+ * item_col, k): the metrics of dsl.evaluate for users given by a history
+ * instead of by a stored row (strong generalization, the MultVAE protocol:
+ * fold in part of each held-out user's items, predict the rest).  The users
+ * are those of test_source, with ids of their own (they need not be users of
+ * the model); each one's history is its pairs in history_source (items the
+ * model does not know are ignored).  A test user without a known history
+ * item is ranked with the popular items and counted in
+ * users_without_history.
+ */
+PG_FUNCTION_INFO_V1(dsl_evaluate_histories);
+Datum
+dsl_evaluate_histories(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *model;
+	Oid			hist_relid;
+	Oid			test_relid;
+	char	   *ucol;
+	char	   *icol;
+	int32		k;
+	PairIds		hist_pairs;
+	PairIds		test_pairs;
+	int64	   *ids;
+	int64		n_ids;
+	MappedPairs *hp;
+	MappedPairs *tp;
+	ServeModel *m;
+	IndexCSR	hist;
+	IndexCSR	test;
+	HistoryRank hr;
+	EvalMetrics res;
+	int64		without = 0;
+	static const char *const arg_names[] = {"model", "history_source", "test_source",
+	"user_col", "item_col", "k"};
+
+	for (int a = 0; a < 6; a++)
+		dsl_arg_not_null(fcinfo, a, arg_names[a]);
+	model = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	hist_relid = PG_GETARG_OID(1);
+	test_relid = PG_GETARG_OID(2);
+	ucol = text_to_cstring(PG_GETARG_TEXT_PP(3));
+	icol = text_to_cstring(PG_GETARG_TEXT_PP(4));
+	k = PG_GETARG_INT32(5);
+	(void) dsl_relation_name(hist_relid);
+	(void) dsl_relation_name(test_relid);
+	dsl_check_k(k);
+
+	InitMaterializedSRF(fcinfo, 0);
+
+	/* both sources before the model, as dsl.evaluate reads its test pairs */
+	dsl_read_pair_ids(hist_relid, ucol, icol, SIZE_MAX, "work_mem", &hist_pairs);
+	dsl_read_pair_ids(test_relid, ucol, icol, SIZE_MAX, "work_mem", &test_pairs);
+	m = serve_model_get(model);
+	if (m->scorer->history_vector == NULL)
+		serve_unsupported(m, "dsl.evaluate_histories");
+
+	/* the evaluated users: those of the test pairs, by their own ids */
+	ids = palloc_extended(sizeof(int64) * Max(test_pairs.n, 1), MCXT_ALLOC_HUGE);
+	memcpy(ids, test_pairs.u, sizeof(int64) * test_pairs.n);
+	n_ids = dsl_sort_unique_int64(ids, test_pairs.n);
+	if (n_ids > PG_INT32_MAX / 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("too many test users: %lld", (long long) n_ids)));
+	tp = dsl_map_pairs(&test_pairs, ids, (int) n_ids, m->item_ids, m->n_items);
+	hp = dsl_map_pairs(&hist_pairs, ids, (int) n_ids, m->item_ids, m->n_items);
+	dsl_free_pair_ids(&hist_pairs);
+	dsl_free_pair_ids(&test_pairs);
+
+	test.n_rows = hist.n_rows = (int) n_ids;
+	test.ptr = tp->ptr;
+	test.idx = tp->items;
+	hist.ptr = hp->ptr;
+	hist.idx = hp->items;
+	for (int64 u = 0; u < n_ids; u++)
+		if (hist.ptr[u + 1] == hist.ptr[u])
+			without++;
+
+	hr.m = m;
+	hr.hist = &hist;
+	evaluate_ranked((int) n_ids, m->n_items, NULL, &test, tp->total, k,
+					(Size) work_mem * 1024, rank_histories, &hr, &res);
+
+	emit_metric_rows(rsinfo, &res, "users_without_history", without);
 	return (Datum) 0;
 }

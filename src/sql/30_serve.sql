@@ -73,10 +73,24 @@ CREATE FUNCTION dsl.evaluate(
     k               integer DEFAULT 20)
 RETURNS TABLE (metric text, value double precision)
 AS 'MODULE_PATHNAME', 'dsl_evaluate'
-LANGUAGE C STABLE PARALLEL RESTRICTED COST 100000 ROWS 8;
+LANGUAGE C STABLE PARALLEL RESTRICTED COST 100000 ROWS 9;
 
 COMMENT ON FUNCTION dsl.evaluate(text, regclass, text, text, integer) IS
-    'full-ranking evaluation on the (user, item) test pairs of a relation, training items excluded: recall, ndcg, precision, hit_rate, mrr at k, users_evaluated, users_unknown, item_coverage';
+    'full-ranking evaluation on the (user, item) test pairs of a relation, training items excluded: recall, ndcg, precision, hit_rate, mrr, recall_truncated at k, users_evaluated, users_unknown, item_coverage';
+
+CREATE FUNCTION dsl.evaluate_histories(
+    model           text,
+    history_source  regclass,
+    test_source     regclass,
+    user_col        text DEFAULT 'user_id',
+    item_col        text DEFAULT 'item_id',
+    k               integer DEFAULT 20)
+RETURNS TABLE (metric text, value double precision)
+AS 'MODULE_PATHNAME', 'dsl_evaluate_histories'
+LANGUAGE C STABLE PARALLEL RESTRICTED COST 100000 ROWS 9;
+
+COMMENT ON FUNCTION dsl.evaluate_histories(text, regclass, regclass, text, text, integer) IS
+    'full-ranking evaluation of users given by a history (strong generalization): each test_source user''s pairs in history_source are folded in as by dsl.recommend_for_items, the history excluded, and the rest compared with its test pairs: the metrics of dsl.evaluate, with users_without_history in place of users_unknown';
 
 -- The per-backend serving cache (its entries may map the shared copies).
 CREATE FUNCTION dsl.serving_cache()
