@@ -81,6 +81,8 @@ fold_in_solve(const FoldIn *f, const float *item_rows, const int32 *hist, int n,
 	{
 		const float *q = item_rows + (Size) hist[h] * dim;
 
+		if ((h & 1023) == 1023)
+			CHECK_FOR_INTERRUPTS();	/* a history may be the whole catalogue */
 		for (int r = 0; r < dim; r++)
 		{
 			double		qr = q[r];
