@@ -30,6 +30,8 @@
 #   BENCH_VS_IMPLICIT=0  skip the paired timing against implicit's BPR;
 #   BENCH_VS_PAIRS, BENCH_VS_EPOCHS  its pairs and epochs per block
 #   BENCH_FRESH=0   skip the "keeping fresh" block (continuation vs retraining)
+#   BENCH_FOLD=0    skip the "new users" block (fold-in; MovieLens-1M strong
+#                   generalization)
 #   DSL_VENDOR      folder with implicit-0.7.3.tar.gz and its build script
 #                   (default: ../shared/vendor next to the repo); the paired
 #                   timing skips with a message without them
@@ -106,6 +108,11 @@ QUICK_DEFAULTS_DENSITIES="1.0 0.5"
 QUICK_DEFAULTS_MAX_EPOCHS=4        # QUICK only: options => '{"max_epochs": 4}'
 QUICK_VS_PAIRS=3
 QUICK_VS_EPOCHS=4
+# "New users": MF with the defaults on the DSL reference's MovieLens-1M
+# strong-generalization split (../shared/data/ml-1m/dsl_multvae_pro_sg),
+# evaluated by folding in held-out users' histories (test/bench/fold_in.sql).
+SG_DENSITIES="1.0 0.5"
+QUICK_SG_DENSITIES="1.0"
 # "Keeping fresh": yesterday's model (FRESH_EPOCHS epochs at FRESH_DENSITY)
 # continued on today's table with warm_start and the defaults, against a
 # training from scratch on today's table with yesterday's settings
@@ -149,6 +156,7 @@ if [ "$QUICK" = 1 ]; then
 	VS_PAIRS=${BENCH_VS_PAIRS:-$QUICK_VS_PAIRS}
 	VS_EPOCHS=${BENCH_VS_EPOCHS:-$QUICK_VS_EPOCHS}
 	FRESH_EPOCHS=$QUICK_FRESH_EPOCHS
+	SG_DENSITIES=$QUICK_SG_DENSITIES
 	WRITE_DOCS=${BENCH_DOCS:-0}
 else
 	SETTINGS=$SETTINGS_FULL
@@ -417,6 +425,44 @@ for ds in $DEFAULTS_DATASETS; do
 		fi
 	done
 done
+
+# --- new users: the fold-in (dsl.recommend_for_items, dsl.evaluate_histories) ---------
+# The defaults block's models: each test user's training items folded in
+# against the user's stored row; and MF with the defaults on the DSL
+# reference's MovieLens-1M strong-generalization split when it is there.
+mkdir -p "$OUT/fold"
+rm -f "$OUT/fold/"*.csv
+fold_models=""
+for ds in $DEFAULTS_DATASETS; do
+	for d in $DEFAULTS_DENSITIES; do
+		fold_models="${fold_models:+$fold_models,}defaults_${ds}_${DEFAULTS_MODEL}_d${d}:$ds"
+	done
+done
+SG_DIR=$DATA/ml-1m/dsl_multvae_pro_sg
+sg=false
+if [ "${BENCH_FOLD:-1}" != 0 ] && [ -f "$SG_DIR/train.csv" ] && [ -f "$SG_DIR/test_tr.csv" ] &&
+	[ -f "$SG_DIR/test_te.csv" ]; then
+	sg=true
+fi
+if [ "${BENCH_FOLD:-1}" = 0 ]; then
+	echo "BENCH_FOLD=0" >"$OUT/fold/skipped.txt"
+else
+	log "new users: fold-in of the defaults models' test users${fold_models:+ ($fold_models)}$([ "$sg" = true ] && echo "; MovieLens-1M strong generalization, MF d = $SG_DENSITIES")"
+	t0=$(now)
+	if psql_db --csv -v outdir="$OUT/fold" -v models="$fold_models" -v sg="$sg" -v sgdir="$SG_DIR" \
+		-v sg_densities="${SG_DENSITIES// /,}" -v sg_options="$defaults_options" -v seed="$SEED" \
+		-v k="$K" -f "$BENCH/fold_in.sql" \
+		>"$OUT/fold/psql.log" 2>&1; then
+		log "  done in $(elapsed "$t0" "$(now)")s"
+	else
+		n_fail=$((n_fail + 1))
+		log "FAILED: new users (see $OUT/fold/psql.log)"
+	fi
+fi
+{
+	echo "sg_densities=$SG_DENSITIES"
+	echo "sg_split=$sg"
+} >>"$OUT/machine.txt"
 
 # --- keeping fresh: a continuation against a training from scratch ------------------
 mkdir -p "$OUT/fresh"
