@@ -7,12 +7,13 @@ Reads only the files bench.sh wrote under RESULTS_DIR (CSV and logs) and
 writes REPORT_DIR/benchmarks.md and REPORT_DIR/img/*.png (gnuplot).  Standard
 library only, so it can be re-run on saved results without a database.
 """
-import csv
 import glob
 import math
 import os
 import subprocess
 import sys
+
+from bench_common import f4, num, read_csv, read_kv
 
 RES, REP = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
 IMG = os.path.join(REP, "img")
@@ -38,36 +39,6 @@ ANCHORS = [
     ("LightGCN", "official PyTorch (gusye1234)", "1.0", 0.1824, 0.1547),
 ]
 AUTHORS_DSL_MF = [(1.0, 0.1393), (0.5, 0.0892), (0.2, 0.0297)]
-
-
-def read_csv(path):
-    if not os.path.exists(path):
-        return []
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def read_kv(path):
-    kv = {}
-    if os.path.exists(path):
-        for line in open(path):
-            if "=" in line:
-                k, v = line.rstrip("\n").split("=", 1)
-                kv[k] = v
-    return kv
-
-
-def num(x):
-    try:
-        if x is None or x == "":
-            return None
-        return float(x)
-    except ValueError:
-        return None
-
-
-def f4(x):
-    return "–" if x is None else f"{x:.4f}"
 
 
 def f1(x):

@@ -12,10 +12,11 @@
 
 Standard library only.
 """
-import csv
 import os
 import subprocess
 import sys
+
+from bench_common import f4, num, read_csv, read_kv
 
 BEGIN = "<!-- bench-lightgcn -->"
 END = "<!-- /bench-lightgcn -->"
@@ -33,34 +34,6 @@ def merge(section_file, target):
         text = text.rstrip("\n") + "\n\n" + section + "\n"
     with open(target, "w") as f:
         f.write(text)
-
-
-def read_csv(path):
-    if not os.path.exists(path):
-        return []
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def read_kv(path):
-    kv = {}
-    if os.path.exists(path):
-        for line in open(path):
-            if "=" in line:
-                k, v = line.rstrip("\n").split("=", 1)
-                kv[k] = v
-    return kv
-
-
-def num(x):
-    try:
-        return None if x in (None, "") else float(x)
-    except ValueError:
-        return None
-
-
-def f4(x):
-    return "–" if x is None else f"{x:.4f}"
 
 
 def report(res, out):
