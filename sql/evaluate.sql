@@ -219,6 +219,89 @@ SELECT (SELECT count(*) FROM dsl.recommend_all('eval_rnd', 7)) AS rows,
             SELECT uid, iid, r FROM rnd_rank WHERE r <= 7) d) AS one_differ;
 RESET work_mem;
 
+-- The same model with most entries zero: served in the sparse form (smaller
+-- than the dense one, docs/serving.md), with the same exact scores.
+UPDATE rnd_vec SET v = (SELECT array_agg(CASE WHEN (id * 7 + d * 3 + length(part)) % 10 < 1
+                                            THEN v[d] ELSE 0 END ORDER BY d)
+                          FROM generate_series(1, 8) d);
+SELECT count(*) FILTER (WHERE x <> 0)::float8 / count(*) < 0.5 AS mostly_zero
+  FROM rnd_vec, unnest(v) x;
+INSERT INTO dsl.models (name, model_type, source, user_col, item_col, dim, density, hyperparams,
+                        n_users, n_items, n_interactions, active_params, total_params, epochs,
+                        train_seconds)
+SELECT 'eval_rnd_sparse', model_type, source, user_col, item_col, dim, 0.3, hyperparams,
+       n_users, n_items, n_interactions, active_params, total_params, epochs, train_seconds
+  FROM dsl.models WHERE name = 'eval_rnd';
+INSERT INTO dsl.parameters
+SELECT (SELECT model_id FROM dsl.models WHERE name = 'eval_rnd_sparse'), part, id, v::dsl.spvec FROM rnd_vec;
+INSERT INTO dsl.seen_items
+SELECT (SELECT model_id FROM dsl.models WHERE name = 'eval_rnd_sparse'), user_id, items
+  FROM dsl.seen_items WHERE model_id = (SELECT model_id FROM dsl.models WHERE name = 'eval_rnd');
+TRUNCATE rnd_rank;
+INSERT INTO rnd_rank
+SELECT u.id, i.id,
+       row_number() OVER (PARTITION BY u.id
+                          ORDER BY i.v::dsl.spvec OPERATOR(dsl.<#>) u.v::dsl.spvec, i.id)
+  FROM rnd_vec u, rnd_vec i
+ WHERE u.part = 'user' AND i.part = 'item'
+   AND NOT EXISTS (SELECT 1 FROM rnd_seen s WHERE s.uid = u.id AND s.iid = i.id);
+SET work_mem = '64kB';
+SELECT r.metric, round(e.value::numeric, 9) = round(r.value::numeric, 9) AS agree
+  FROM rnd_reference(20) r LEFT JOIN dsl.evaluate('eval_rnd_sparse', 'rnd_test', 'uid', 'iid') e USING (metric);
+SELECT (SELECT count(*) FROM (
+            SELECT user_id, item_id, rank FROM dsl.recommend_all('eval_rnd_sparse', 7)
+            EXCEPT
+            SELECT uid, iid, r FROM rnd_rank WHERE r <= 7) d) AS all_differ,
+       (SELECT count(*) FROM (
+            SELECT u.id, x.item_id, x.rank
+              FROM generate_series(1, 80) u(id), LATERAL dsl.recommend('eval_rnd_sparse', u.id, 7) x
+            EXCEPT
+            SELECT uid, iid, r FROM rnd_rank WHERE r <= 7) d) AS one_differ,
+       (SELECT count(*) FROM generate_series(1, 80) u(id), generate_series(1, 1500, 37) i(id)
+         WHERE dsl.score('eval_rnd_sparse', u.id, i.id)
+               IS DISTINCT FROM dsl.score('eval_rnd_sparse', u.id, i.id)) AS unstable,
+       (SELECT count(*) FROM rnd_vec u, rnd_vec i
+         WHERE u.part = 'user' AND i.part = 'item' AND i.id % 37 = 1
+           AND dsl.score('eval_rnd_sparse', u.id, i.id)
+               <> (-(i.v::dsl.spvec OPERATOR(dsl.<#>) u.v::dsl.spvec))::real) AS score_differ;
+SELECT count(*) AS similar_rows FROM dsl.similar_items('eval_rnd_sparse', 5, 10);
+-- every float32 kernel of the sparse form gives the same (exact) rankings
+PREPARE sparse_differ AS
+SELECT current_setting('dsl_rec.debug_serving_kernel') AS kernel,
+       (SELECT count(*) FROM (
+            SELECT u.id, x.item_id, x.rank
+              FROM generate_series(1, 80) u(id), LATERAL dsl.recommend('eval_rnd_sparse', u.id, 7) x
+            EXCEPT
+            SELECT uid, iid, r FROM rnd_rank WHERE r <= 7) d) AS one_differ,
+       (SELECT string_agg(item_id || ':' || score, ',' ORDER BY rank)
+          FROM dsl.similar_items('eval_rnd_sparse', 5, 10)) =
+       (SELECT string_agg(i.id || ':' || (-(i.v::dsl.spvec OPERATOR(dsl.<#>) q.v::dsl.spvec)
+                                          / (sqrt(-(i.v::dsl.spvec OPERATOR(dsl.<#>) i.v::dsl.spvec))
+                                             * sqrt(-(q.v::dsl.spvec OPERATOR(dsl.<#>) q.v::dsl.spvec))))::real,
+                          ',' ORDER BY r)
+          FROM (SELECT i.*, row_number() OVER (ORDER BY
+                        (-(i.v::dsl.spvec OPERATOR(dsl.<#>) q.v::dsl.spvec)
+                         / nullif(sqrt(-(i.v::dsl.spvec OPERATOR(dsl.<#>) i.v::dsl.spvec))
+                                  * sqrt(-(q.v::dsl.spvec OPERATOR(dsl.<#>) q.v::dsl.spvec)), 0))::real DESC NULLS LAST,
+                        i.id) AS r
+                  FROM rnd_vec i, rnd_vec q
+                 WHERE i.part = 'item' AND q.part = 'item' AND q.id = 5 AND i.id <> 5) i,
+               rnd_vec q
+         WHERE q.part = 'item' AND q.id = 5 AND i.r <= 10) AS similar_same;
+SET dsl_rec.debug_serving_kernel = scalar;
+EXECUTE sparse_differ;
+SET dsl_rec.debug_serving_kernel = avx2;
+EXECUTE sparse_differ;
+SET dsl_rec.debug_serving_kernel = avx512;
+EXECUTE sparse_differ;
+RESET dsl_rec.debug_serving_kernel;
+DEALLOCATE sparse_differ;
+-- the sparse form takes less memory than the dense one of the same rows
+SELECT count(*) FROM dsl.recommend('eval_rnd', 1, 1);
+SELECT (SELECT bytes FROM dsl.serving_cache() WHERE name = 'eval_rnd_sparse')
+     < (SELECT bytes FROM dsl.serving_cache() WHERE name = 'eval_rnd') AS sparse_smaller;
+RESET work_mem;
+
 -- dsl.split: per user, round(test_fraction * n) of its distinct pairs (halves
 -- up) are test pairs, picked by a seeded hash.
 CREATE TABLE split_src (u integer, i integer, s text);
@@ -253,7 +336,7 @@ SELECT * FROM dsl.split('split_src', 'u', 's');
 \echo :LAST_ERROR_SQLSTATE
 
 -- clean up
-DELETE FROM dsl.models WHERE name IN ('eval_fx', 'eval_rnd');
+DELETE FROM dsl.models WHERE name IN ('eval_fx', 'eval_rnd', 'eval_rnd_sparse');
 DROP VIEW eval_test_view;
 DROP TABLE eval_test, eval_empty, rnd_vec, rnd_seen, rnd_test, rnd_rank, split_src;
 DROP FUNCTION rnd_reference(integer);

@@ -15,6 +15,15 @@ PG_MODULE_MAGIC;
 
 int			dsl_threads = 2;
 bool		dsl_progress = true;
+int			dsl_serving_kernel = DSL_KERNEL_AUTO;
+
+static const struct config_enum_entry serving_kernel_options[] = {
+	{"auto", DSL_KERNEL_AUTO, false},
+	{"scalar", DSL_KERNEL_SCALAR, false},
+	{"avx2", DSL_KERNEL_AVX2, false},
+	{"avx512", DSL_KERNEL_AVX512, false},
+	{NULL, 0, false}
+};
 
 void		_PG_init(void);
 
@@ -37,6 +46,16 @@ _PG_init(void)
 							 true,
 							 PGC_USERSET,
 							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("dsl_rec.debug_serving_kernel",
+							 "Kernel that scores sparse served rows (a developer option, for tests).",
+							 "auto picks the best the CPU has; a kernel the CPU lacks falls back to scalar. Results are the same with every kernel.",
+							 &dsl_serving_kernel,
+							 DSL_KERNEL_AUTO,
+							 serving_kernel_options,
+							 PGC_USERSET,
+							 GUC_NOT_IN_SAMPLE,
 							 NULL, NULL, NULL);
 
 	serve_shared_init();

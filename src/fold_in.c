@@ -19,8 +19,10 @@
 #define FOLD_LAMBDA 10.0
 
 FoldIn *
-fold_in_prepare(const float *item_rows, int n_items, int dim, MemoryContext cxt)
+fold_in_prepare(const ServeRows *items, MemoryContext cxt)
 {
+	int			n_items = items->n_rows;
+	int			dim = items->dim;
 	FoldIn	   *f = MemoryContextAllocZero(cxt, sizeof(FoldIn));
 	double	   *block = palloc(sizeof(double) * FOLD_BLOCK * dim);
 	double		tr = 0.0;
@@ -28,6 +30,7 @@ fold_in_prepare(const float *item_rows, int n_items, int dim, MemoryContext cxt)
 	f->dim = dim;
 	f->gram = MemoryContextAllocZero(cxt, sizeof(double) * dim * dim);
 	f->work = MemoryContextAlloc(cxt, sizeof(double) * (dim * dim + 2 * dim));
+	f->row = MemoryContextAlloc(cxt, sizeof(float) * dim);
 
 	dsl_blas_prepare(false);
 	for (int lo = 0; lo < n_items; lo += FOLD_BLOCK)
@@ -35,8 +38,12 @@ fold_in_prepare(const float *item_rows, int n_items, int dim, MemoryContext cxt)
 		int			nb = Min(FOLD_BLOCK, n_items - lo);
 
 		CHECK_FOR_INTERRUPTS();
-		for (Size x = 0; x < (Size) nb * dim; x++)
-			block[x] = item_rows[(Size) lo * dim + x];
+		for (int i = 0; i < nb; i++)
+		{
+			serve_rows_get(items, lo + i, f->row);
+			for (int c = 0; c < dim; c++)
+				block[(Size) i * dim + c] = f->row[c];
+		}
 		/* upper triangle of gram += block^T block */
 		cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, dim, nb,
 					1.0, block, dim, 1.0, f->gram, dim);
@@ -58,7 +65,7 @@ fold_in_prepare(const float *item_rows, int n_items, int dim, MemoryContext cxt)
 }
 
 void
-fold_in_solve(const FoldIn *f, const float *item_rows, const int32 *hist, int n,
+fold_in_solve(const FoldIn *f, const ServeRows *items, const int32 *hist, int n,
 			  float *out)
 {
 	const int	dim = f->dim;
@@ -79,8 +86,9 @@ fold_in_solve(const FoldIn *f, const float *item_rows, const int32 *hist, int n,
 	/* + the history's outer products (lower triangle) and sum */
 	for (int h = 0; h < n; h++)
 	{
-		const float *q = item_rows + (Size) hist[h] * dim;
+		const float *q = f->row;
 
+		serve_rows_get(items, hist[h], f->row);
 		if ((h & 1023) == 1023)
 			CHECK_FOR_INTERRUPTS();	/* a history may be the whole catalogue */
 		for (int r = 0; r < dim; r++)

@@ -30,27 +30,29 @@
 
 #include "postgres.h"
 
+#include "serve_rows.h"
+
 typedef struct FoldIn
 {
 	int			dim;
 	double	   *gram;			/* dim x dim, Q^T Q / N (both triangles) */
 	double		mean_sq;		/* trace(gram) / dim */
 	double	   *work;			/* dim x dim + 2 dim scratch for a solve */
+	float	   *row;			/* dim scratch: one item row */
 } FoldIn;
 
 /*
- * The per-model part of a fold-in over item_rows (n_items x dim, row-major),
- * allocated in cxt.  Checks for interrupts between blocks of rows.
+ * The per-model part of a fold-in over the item rows, allocated in cxt.
+ * Checks for interrupts between blocks of rows.
  */
-extern FoldIn *fold_in_prepare(const float *item_rows, int n_items, int dim,
-							   MemoryContext cxt);
+extern FoldIn *fold_in_prepare(const ServeRows *items, MemoryContext cxt);
 
 /*
- * out[0..dim-1] = the user row for the history hist[0..n-1] (indices into
- * item_rows, n >= 1).  All zeros when the system is singular (every item
- * row zero).
+ * out[0..dim-1] = the user row for the history hist[0..n-1] (item row
+ * indices, n >= 1).  All zeros when the system is singular (every item row
+ * zero).
  */
-extern void fold_in_solve(const FoldIn *f, const float *item_rows,
+extern void fold_in_solve(const FoldIn *f, const ServeRows *items,
 						  const int32 *hist, int n, float *out);
 
 #endif							/* DSL_FOLD_IN_H */

@@ -114,15 +114,14 @@ prepare_plans(void)
  * every part gets the same checks (row count, ascending ids, dimension) and
  * is read in LOAD_BATCH rows at a time with interrupts checked between.
  */
-int
-serve_load_part(ServeModel *m, const char *part, int64 **ids_out, float **emb_out)
+int64
+serve_scan_part(ServeModel *m, const char *part, ServePartRow row, void *arg)
 {
 	Datum		args[2];
 	bool		isnull;
 	int64		count;
-	int64	   *ids;
-	float	   *emb;
-	int			n = 0;
+	int64		n = 0;
+	int64		last_id = 0;
 	Portal		portal;
 	MemoryContext rowcxt;
 	MemoryContext oldcxt;
@@ -141,9 +140,7 @@ serve_load_part(ServeModel *m, const char *part, int64 **ids_out, float **emb_ou
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("model \"%s\" has too many %s rows to serve: %lld",
 						m->name, part, (long long) count)));
-
-	ids = MemoryContextAllocHuge(m->cxt, sizeof(int64) * Max(count, 1));
-	emb = MemoryContextAllocHuge(m->cxt, sizeof(float) * m->dim * Max(count, 1));
+	row(arg, -1, count, NULL);
 
 	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "dsl_rec model rows",
 								   ALLOCSET_DEFAULT_SIZES);
@@ -165,7 +162,7 @@ serve_load_part(ServeModel *m, const char *part, int64 **ids_out, float **emb_ou
 			if (n >= count)
 				elog(ERROR, "model \"%s\" gained %s rows while being loaded",
 					 m->name, part);
-			if (n > 0 && id <= ids[n - 1])
+			if (n > 0 && id <= last_id)
 				elog(ERROR, "%s rows of model \"%s\" are not in ascending id order",
 					 part, m->name);
 			v = DatumGetSpVecP(d);
@@ -174,8 +171,10 @@ serve_load_part(ServeModel *m, const char *part, int64 **ids_out, float **emb_ou
 						(errcode(ERRCODE_DATA_EXCEPTION),
 						 errmsg("%s %lld of model \"%s\" has dimension %d, but the model has dimension %d",
 								part, (long long) id, m->name, spvec_dim(v), m->dim)));
-			ids[n] = id;
-			spvec_to_dense(v, emb + (Size) n * m->dim);
+			MemoryContextSwitchTo(oldcxt);
+			row(arg, n, id, v);
+			MemoryContextSwitchTo(rowcxt);
+			last_id = id;
 			n++;
 		}
 		MemoryContextSwitchTo(oldcxt);
@@ -185,9 +184,6 @@ serve_load_part(ServeModel *m, const char *part, int64 **ids_out, float **emb_ou
 	}
 	SPI_cursor_close(portal);
 	MemoryContextDelete(rowcxt);
-
-	*ids_out = ids;
-	*emb_out = emb;
 	return n;
 }
 

@@ -20,6 +20,7 @@
 #include "interactions.h"
 #include "model.h"
 #include "scorer.h"
+#include "spvec.h"
 
 #define SERVE_CACHE_SIZE 4
 
@@ -63,12 +64,15 @@ typedef struct ServeModel
 extern ServeModel *serve_model_get(const char *name);
 
 /*
- * For scorers' load(): read every row of dsl.parameters part `part` of m,
- * in ascending entity_id order, into *ids_out and a dense n x m->dim matrix
- * (row-major), both allocated in m->cxt.  Returns n.
+ * For scorers' load(): every row of dsl.parameters part `part` of m, in
+ * ascending entity_id order, through row(arg, n, id, v): first once with
+ * n = -1 and id = the number of rows (to size arrays; v NULL), then for each
+ * row with n = 0, 1, ... and v valid until the call returns.  Checks the
+ * count, the order and the dimension; returns the number of rows.  Runs
+ * under the caller's SPI connection.
  */
-extern int	serve_load_part(ServeModel *m, const char *part,
-							int64 **ids_out, float **emb_out);
+typedef void (*ServePartRow) (void *arg, int64 n, int64 id, const SpVec *v);
+extern int64 serve_scan_part(ServeModel *m, const char *part, ServePartRow row, void *arg);
 
 /*
  * Error out with ERRCODE_FEATURE_NOT_SUPPORTED: m's model type does not

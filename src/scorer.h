@@ -48,7 +48,7 @@ typedef struct Scorer
 
 	/*
 	 * Read what the model type stored from dsl.parameters (usually with
-	 * serve_load_part()), under the caller's SPI connection, into m->cxt:
+	 * serve_scan_part(), or serve_rows_load() for embedding tables), under the caller's SPI connection, into m->cxt:
 	 * set m->n_users, m->user_ids, m->n_items, m->item_ids (ascending ids:
 	 * the index maps), m->user_dim and m->scorer_state.  m->model_id, name,
 	 * model_type and dim are set.

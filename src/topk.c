@@ -179,62 +179,12 @@ topk_dot(const float *a, const float *b, int dim)
 	return (float) s;
 }
 
-/* canonical score of row i for topk_rank_rows() */
-static inline float
-rank_rows_score(const float *rows, int i, int dim, const float *x,
-				const double *norms, double x_norm, bool cosine)
-{
-	float		s = topk_dot(x, rows + (Size) i * dim, dim);
-
-	if (cosine)
-	{
-		double		d = x_norm * norms[i];
-
-		return d > 0.0 ? (float) (s / d) : 0.0f;
-	}
-	return s;
-}
-
 void
-topk_rank_rows(const float *rows, int n, int dim, const float *x,
-			   const double *norms, double max_norm, double x_norm,
-			   bool cosine, const int32 *exclude, int64 n_exclude,
-			   int32 self, TopK *h)
+topk_offer_bounded(TopK *h, const float *approx, int n, double bound,
+				   float (*exact) (void *arg, int i), void *arg)
 {
-	float	   *approx;
 	TopK		first;
-	double		bound;
 	float		floor_score;
-
-	if (n <= 0)
-		return;
-
-	/* float32 scores of every row */
-	approx = palloc_extended(sizeof(float) * n, MCXT_ALLOC_HUGE);
-	dsl_blas_prepare(false);
-	cblas_sgemv(CblasRowMajor, CblasNoTrans, n, dim, 1.0f, rows, dim,
-				x, 1, 0.0f, approx, 1);
-	if (cosine)
-	{
-		for (int i = 0; i < n; i++)
-		{
-			double		d = x_norm * norms[i];
-
-			approx[i] = d > 0.0 ? (float) (approx[i] / d) : 0.0f;
-		}
-	}
-	for (int64 e = 0; e < n_exclude; e++)
-		approx[exclude[e]] = NAN;
-	if (self >= 0)
-		approx[self] = NAN;
-
-	/*
-	 * A float dot product of length dim, summed in any order, is within
-	 * gamma_dim * sum |x_j * r_j| <= ~dim * 2^-24 * |x| * |r| of the exact
-	 * one, and topk_dot() is within 2^-24 of it after rounding.  The bound
-	 * below doubles that; divided by |x| * |r| it also covers cosines.
-	 */
-	bound = (dim + 8) * ldexp(1.0, -23) * (cosine ? 1.0 : x_norm * max_norm) + 1e-30;
 
 	/*
 	 * The k best float scores: each of those rows has a canonical score of at
@@ -254,12 +204,10 @@ topk_rank_rows(const float *rows, int n, int dim, const float *x,
 	{
 		/* NaN (excluded) fails the comparison */
 		if (approx[i] >= floor_score)
-			topk_offer(h, rank_rows_score(rows, i, dim, x, norms, x_norm, cosine), i);
+			topk_offer(h, exact(arg, i), i);
 	}
-
 	pfree(first.score);
 	pfree(first.idx);
-	pfree(approx);
 }
 
 /* copy rows list[0..n-1] of src into out, densely */

@@ -8,8 +8,9 @@
  * - One user at a time (dsl.recommend, dsl.score, dsl.similar_items):
  *   topk_dot() is the canonical score, a float inner product accumulated in
  *   double in one fixed routine, so every SQL function reports bit-identical
- *   scores for the same (user, item) and ranks by them.  topk_rank_rows()
- *   finds the canonical top k of a whole catalogue with one cblas_sgemv and
+ *   scores for the same (user, item) and ranks by them.
+ *   topk_offer_bounded() finds the canonical top k of a whole catalogue from
+ *   float32 scores (one cblas_sgemv, or a sparse kernel: serve_rows.h) and
  *   exact rescoring of the few rows near the k-th.
  *
  * - Many users at a time (dsl.recommend_all, evaluation): topk_rank_users()
@@ -73,21 +74,14 @@ extern int	topk_sort(TopK *h);
 extern float topk_dot(const float *a, const float *b, int dim);
 
 /*
- * Offer rows[0..n-1] (n x dim) to h ranked by their canonical score against
- * x: topk_dot(x, row), or with cosine the cosine topk_dot / (x_norm *
- * norms[i]), 0 when either norm is 0.  Rows listed in exclude (sorted, may be
- * NULL) and the row self (-1 for none) are skipped.  norms and max_norm (the
- * largest of them) are the rows' Euclidean norms, x_norm that of x.
- *
- * The result is exactly that of offering every row's canonical score, but
- * one cblas_sgemv does the bulk of the work: its float32 scores are within a
- * known bound of the canonical ones, the k-th best of them sets a threshold,
- * and only rows within twice the bound of it are scored with topk_dot().
+ * Offer to h the canonical scores exact(arg, i) of rows 0..n-1, knowing
+ * float32 approximations approx[i] within bound of them (NaN: the row is
+ * left out).  The result is exactly that of offering every row's canonical
+ * score, but only rows whose approximation is within twice the bound of the
+ * k-th best approximation are scored exactly.
  */
-extern void topk_rank_rows(const float *rows, int n, int dim, const float *x,
-						   const double *norms, double max_norm, double x_norm,
-						   bool cosine, const int32 *exclude, int64 n_exclude,
-						   int32 self, TopK *h);
+extern void topk_offer_bounded(TopK *h, const float *approx, int n, double bound,
+							   float (*exact) (void *arg, int i), void *arg);
 
 /*
  * Called by topk_rank_users() once per ranked user, in the order of the user

@@ -1,0 +1,521 @@
+/*
+ * serve_rows.c - a served embedding table, dense or sparse (see serve_rows.h)
+ */
+#include "postgres.h"
+
+#include <math.h>
+#include <cblas.h>
+
+#include "utils/memutils.h"
+
+#include "cpu.h"
+#include "dsl_rec.h"
+#include "model_cache.h"
+#include "serve_rows.h"
+#include "spvec.h"
+
+#ifdef DSL_X86_DISPATCH
+#include <immintrin.h>
+#endif
+
+/* rows per slice of the sparse form (one AVX-512 register of floats) */
+#define SLICE 16
+
+/* what the row callback fills while a part is read */
+typedef struct RowsLoad
+{
+	MemoryContext cxt;
+	int			dim;
+	int64	   *ids;
+	int64	   *ptr;
+	uint16	   *col;
+	float	   *val;
+	int64		nnz;
+	int64		cap;
+	int32	   *idx;			/* scratch: one row's indices */
+} RowsLoad;
+
+static void
+load_row(void *arg, int64 n, int64 id, const SpVec *v)
+{
+	RowsLoad   *L = (RowsLoad *) arg;
+	int			nz;
+	const float *vals;
+
+	if (n < 0)
+	{
+		/* id is the row count: size the arrays */
+		L->ids = MemoryContextAllocHuge(L->cxt, sizeof(int64) * Max(id, 1));
+		L->ptr = MemoryContextAllocHuge(L->cxt, sizeof(int64) * (id + 1));
+		L->cap = Max(id, 16) * 4;
+		L->col = MemoryContextAllocHuge(L->cxt, sizeof(uint16) * L->cap);
+		L->val = MemoryContextAllocHuge(L->cxt, sizeof(float) * L->cap);
+		L->ptr[0] = 0;
+		return;
+	}
+	nz = spvec_nnz(v);
+	if (L->nnz + nz > L->cap)
+	{
+		while (L->nnz + nz > L->cap)
+			L->cap *= 2;
+		L->col = repalloc_huge(L->col, sizeof(uint16) * L->cap);
+		L->val = repalloc_huge(L->val, sizeof(float) * L->cap);
+	}
+	spvec_indices(v, L->idx);
+	vals = spvec_values(v);
+	for (int k = 0; k < nz; k++)
+	{
+		L->col[L->nnz + k] = (uint16) L->idx[k];
+		L->val[L->nnz + k] = vals[k];
+	}
+	L->nnz += nz;
+	L->ids[n] = id;
+	L->ptr[n + 1] = L->nnz;
+}
+
+/* Euclidean norms of the rows (double sums in column order) */
+static void
+compute_norms(ServeRows *r, MemoryContext cxt)
+{
+	double	   *norm = MemoryContextAllocHuge(cxt, sizeof(double) * Max(r->n_rows, 1));
+	float	   *buf = palloc(sizeof(float) * r->dim);
+
+	r->max_norm = 0.0;
+	for (int i = 0; i < r->n_rows; i++)
+	{
+		double		s = 0.0;
+
+		serve_rows_get(r, i, buf);
+		for (int c = 0; c < r->dim; c++)
+			s += (double) buf[c] * buf[c];
+		norm[i] = sqrt(s);
+		r->max_norm = Max(r->max_norm, norm[i]);
+	}
+	pfree(buf);
+	r->norm = norm;
+}
+
+/* bytes of the sparse form of the rows read (slices padded to their widest row) */
+static double
+sliced_bytes(const RowsLoad *L, int64 n_rows)
+{
+	double		entries = 0;
+
+	for (int64 c = 0; c * SLICE < n_rows; c++)
+	{
+		int64		w = 0;
+
+		for (int64 i = c * SLICE; i < Min((c + 1) * SLICE, n_rows); i++)
+			w = Max(w, L->ptr[i + 1] - L->ptr[i]);
+		entries += (double) w * SLICE;
+	}
+	return entries * (sizeof(float) + sizeof(uint16)) +
+		(double) (n_rows / SLICE + 2) * sizeof(int64);
+}
+
+/*
+ * The sparse form: rows in slices of SLICE consecutive rows, each slice as
+ * wide as its longest row, entries stored column by column of the slice
+ * (entry j of its 8 rows side by side), shorter rows padded with zeros in
+ * column 0.  A kernel then scores 8 rows at once without per-row branches
+ * or horizontal sums, and a row's entries are still in ascending column
+ * order, the padding zeros last (they change neither a row nor its sums).
+ */
+static void
+to_sliced(ServeRows *r, const RowsLoad *L, MemoryContext cxt)
+{
+	int			n_slices = (r->n_rows + SLICE - 1) / SLICE;
+	int64	   *slice = MemoryContextAllocHuge(cxt, sizeof(int64) * (n_slices + 1));
+	int64		total = 0;
+	uint16	   *col;
+	float	   *val;
+
+	slice[0] = 0;
+	for (int c = 0; c < n_slices; c++)
+	{
+		int64		w = 0;
+
+		for (int l = 0; l < SLICE; l++)
+		{
+			int64		i = (int64) c * SLICE + l;
+
+			if (i < r->n_rows)
+				w = Max(w, L->ptr[i + 1] - L->ptr[i]);
+		}
+		total += w * SLICE;
+		slice[c + 1] = total;
+	}
+	col = MemoryContextAllocHuge(cxt, sizeof(uint16) * Max(total, 1));
+	val = MemoryContextAllocHuge(cxt, sizeof(float) * Max(total, 1));
+	memset(col, 0, sizeof(uint16) * Max(total, 1));
+	memset(val, 0, sizeof(float) * Max(total, 1));
+	for (int c = 0; c < n_slices; c++)
+		for (int l = 0; l < SLICE; l++)
+		{
+			int64		i = (int64) c * SLICE + l;
+
+			if (i >= r->n_rows)
+				break;
+			for (int64 k = L->ptr[i]; k < L->ptr[i + 1]; k++)
+			{
+				int64		e = slice[c] + (k - L->ptr[i]) * SLICE + l;
+
+				col[e] = L->col[k];
+				val[e] = L->val[k];
+			}
+		}
+	r->slice = slice;
+	r->col = col;
+	r->val = val;
+}
+
+int
+serve_rows_load(ServeModel *m, const char *part, int64 **ids_out, ServeRows *rows)
+{
+	RowsLoad	L;
+	int64		n;
+	int			dim = m->dim;
+
+	memset(&L, 0, sizeof(L));
+	L.cxt = m->cxt;
+	L.dim = dim;
+	L.idx = palloc(sizeof(int32) * dim);
+	n = serve_scan_part(m, part, load_row, &L);
+	pfree(L.idx);
+
+	memset(rows, 0, sizeof(ServeRows));
+	rows->n_rows = (int) n;
+	rows->dim = dim;
+	if (sliced_bytes(&L, n) < (double) n * dim * sizeof(float) && dim <= PG_UINT16_MAX)
+		to_sliced(rows, &L, m->cxt);
+	else
+	{
+		float	   *dense = MemoryContextAllocHuge(m->cxt, sizeof(float) * Max(n, 1) * dim);
+
+		for (int64 i = 0; i < n; i++)
+		{
+			float	   *row = dense + (Size) i * dim;
+
+			memset(row, 0, sizeof(float) * dim);
+			for (int64 k = L.ptr[i]; k < L.ptr[i + 1]; k++)
+				row[L.col[k]] = L.val[k];
+		}
+		rows->dense = dense;
+	}
+	pfree(L.ptr);
+	pfree(L.col);
+	pfree(L.val);
+	compute_norms(rows, m->cxt);
+	*ids_out = L.ids;
+	return (int) n;
+}
+
+/* --- the shared copy: norms, then the dense matrix or slices, values, columns --- */
+
+static inline int
+n_slices(const ServeRows *r)
+{
+	return (r->n_rows + SLICE - 1) / SLICE;
+}
+
+Size
+serve_rows_bytes(const ServeRows *r)
+{
+	Size		b = MAXALIGN(sizeof(double) * (1 + (Size) r->n_rows));
+	int64		total;
+
+	if (r->dense)
+		return b + MAXALIGN(sizeof(float) * (Size) r->n_rows * r->dim);
+	total = r->slice[n_slices(r)];
+	return b + MAXALIGN(sizeof(int64) * ((Size) n_slices(r) + 1)) +
+		MAXALIGN(sizeof(float) * total) + MAXALIGN(sizeof(uint16) * total);
+}
+
+void
+serve_rows_write(const ServeRows *r, char *dst)
+{
+	double	   *hdr = (double *) dst;
+	int64		total;
+
+	/* the first double says which form: the entries of the slices, or -1 */
+	hdr[0] = r->dense ? -1.0 : (double) r->slice[n_slices(r)];
+	memcpy(hdr + 1, r->norm, sizeof(double) * r->n_rows);
+	dst += MAXALIGN(sizeof(double) * (1 + (Size) r->n_rows));
+	if (r->dense)
+	{
+		memcpy(dst, r->dense, sizeof(float) * (Size) r->n_rows * r->dim);
+		return;
+	}
+	total = r->slice[n_slices(r)];
+	memcpy(dst, r->slice, sizeof(int64) * ((Size) n_slices(r) + 1));
+	dst += MAXALIGN(sizeof(int64) * ((Size) n_slices(r) + 1));
+	memcpy(dst, r->val, sizeof(float) * total);
+	dst += MAXALIGN(sizeof(float) * total);
+	memcpy(dst, r->col, sizeof(uint16) * total);
+}
+
+Size
+serve_rows_attach(ServeRows *r, int n_rows, int dim, const char *src)
+{
+	const char *start = src;
+	const double *hdr = (const double *) src;
+	double		form = hdr[0];
+
+	memset(r, 0, sizeof(ServeRows));
+	r->n_rows = n_rows;
+	r->dim = dim;
+	r->norm = hdr + 1;
+	r->max_norm = 0.0;
+	for (int i = 0; i < n_rows; i++)
+		r->max_norm = Max(r->max_norm, r->norm[i]);
+	src += MAXALIGN(sizeof(double) * (1 + (Size) n_rows));
+	if (form < 0)
+	{
+		r->dense = (const float *) src;
+		return (src - start) + MAXALIGN(sizeof(float) * (Size) n_rows * dim);
+	}
+	r->slice = (const int64 *) src;
+	src += MAXALIGN(sizeof(int64) * ((Size) n_slices(r) + 1));
+	r->val = (const float *) src;
+	src += MAXALIGN(sizeof(float) * (Size) form);
+	r->col = (const uint16 *) src;
+	src += MAXALIGN(sizeof(uint16) * (Size) form);
+	return src - start;
+}
+
+/* --- kernels --------------------------------------------------------------- */
+
+void
+serve_rows_get(const ServeRows *r, int i, float *out)
+{
+	int			c = i / SLICE;
+	int64		e;
+
+	if (r->dense)
+	{
+		memcpy(out, r->dense + (Size) i * r->dim, sizeof(float) * r->dim);
+		return;
+	}
+	memset(out, 0, sizeof(float) * r->dim);
+	/* += leaves column 0 alone where the padding (0 at column 0) is */
+	for (e = r->slice[c] + i % SLICE; e < r->slice[c + 1]; e += SLICE)
+		out[r->col[e]] += r->val[e];
+}
+
+float
+serve_rows_dot(const ServeRows *r, int i, const float *x)
+{
+	double		s = 0.0;
+	int			c = i / SLICE;
+
+	if (r->dense)
+		return topk_dot(x, r->dense + (Size) i * r->dim, r->dim);
+
+	/*
+	 * Stored columns ascend, the padding zeros come last: the same double
+	 * sum as topk_dot's, its zero terms left out.
+	 */
+	for (int64 e = r->slice[c] + i % SLICE; e < r->slice[c + 1]; e += SLICE)
+		s += (double) x[r->col[e]] * (double) r->val[e];
+	return (float) s;
+}
+
+/* float32 scores of the sparse rows against x: out has a multiple of SLICE */
+static void
+approx_sparse_default(const ServeRows *r, const float *x, float *out)
+{
+	for (int c = 0; c < n_slices(r); c++)
+	{
+		float		acc[SLICE] = {0};
+
+		for (int64 e = r->slice[c]; e < r->slice[c + 1]; e += SLICE)
+			for (int l = 0; l < SLICE; l++)
+				acc[l] += x[r->col[e + l]] * r->val[e + l];
+		memcpy(out + (Size) c * SLICE, acc, sizeof(acc));
+	}
+}
+
+#ifdef DSL_X86_DISPATCH
+/* the same with AVX2: 8 rows of a slice in the 8 lanes, x gathered by column */
+DSL_TARGET("avx2,fma")
+static void
+approx_sparse_avx2(const ServeRows *r, const float *x, float *out)
+{
+	for (int c = 0; c < n_slices(r); c++)
+	{
+		__m256		lo = _mm256_setzero_ps();
+		__m256		hi = _mm256_setzero_ps();
+
+		for (int64 e = r->slice[c]; e < r->slice[c + 1]; e += SLICE)
+		{
+			__m256i		i0 = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *) (r->col + e)));
+			__m256i		i1 = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *) (r->col + e + 8)));
+
+			lo = _mm256_fmadd_ps(_mm256_i32gather_ps(x, i0, 4), _mm256_loadu_ps(r->val + e), lo);
+			hi = _mm256_fmadd_ps(_mm256_i32gather_ps(x, i1, 4), _mm256_loadu_ps(r->val + e + 8), hi);
+		}
+		_mm256_storeu_ps(out + (Size) c * SLICE, lo);
+		_mm256_storeu_ps(out + (Size) c * SLICE + 8, hi);
+	}
+}
+
+/*
+ * With AVX-512 and dim <= 64: x lives in four registers and a slice's 16
+ * columns are looked up by two two-register permutes and a blend, no
+ * gather (gathers are slow on the AMD cores this runs on).
+ */
+DSL_TARGET("avx512f")
+static void
+approx_sparse_avx512(const ServeRows *r, const float *x, float *out)
+{
+	float		xp[64] __attribute__((aligned(64)));
+	__m512		x0,
+				x1,
+				x2,
+				x3;
+	const __m512i bit5 = _mm512_set1_epi32(32);
+
+	memset(xp, 0, sizeof(xp));
+	memcpy(xp, x, sizeof(float) * r->dim);
+	x0 = _mm512_load_ps(xp);
+	x1 = _mm512_load_ps(xp + 16);
+	x2 = _mm512_load_ps(xp + 32);
+	x3 = _mm512_load_ps(xp + 48);
+	for (int c = 0; c < n_slices(r); c++)
+	{
+		__m512		acc = _mm512_setzero_ps();
+
+		for (int64 e = r->slice[c]; e < r->slice[c + 1]; e += SLICE)
+		{
+			__m512i		idx = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *) (r->col + e)));
+			__m512		lo = _mm512_permutex2var_ps(x0, idx, x1);
+			__m512		hi = _mm512_permutex2var_ps(x2, idx, x3);
+			__m512		xv = _mm512_mask_blend_ps(_mm512_test_epi32_mask(idx, bit5), lo, hi);
+
+			acc = _mm512_fmadd_ps(xv, _mm512_loadu_ps(r->val + e), acc);
+		}
+		_mm512_storeu_ps(out + (Size) c * SLICE, acc);
+	}
+}
+#endif
+
+/* float32 scores of every row against x (within the bound of the exact ones) */
+static void
+approx_scores(const ServeRows *r, const float *x, float *out)
+{
+	static bool probed = false;
+	static bool has_avx2 = false;
+	static bool has_avx512 = false;
+	int			k = dsl_serving_kernel;
+
+	if (r->dense)
+	{
+		dsl_blas_prepare(false);
+		cblas_sgemv(CblasRowMajor, CblasNoTrans, r->n_rows, r->dim, 1.0f, r->dense,
+					r->dim, x, 1, 0.0f, out, 1);
+		return;
+	}
+	if (!probed)
+	{
+		has_avx2 = DSL_CPU_HAS("avx2") && DSL_CPU_HAS("fma");
+		has_avx512 = DSL_CPU_HAS("avx512f");
+		probed = true;
+	}
+	if (k == DSL_KERNEL_AUTO)
+		k = has_avx512 && r->dim <= 64 ? DSL_KERNEL_AVX512 :
+			has_avx2 ? DSL_KERNEL_AVX2 : DSL_KERNEL_SCALAR;
+#ifdef DSL_X86_DISPATCH
+	if (k == DSL_KERNEL_AVX512 && has_avx512 && r->dim <= 64)
+	{
+		approx_sparse_avx512(r, x, out);
+		return;
+	}
+	if (k == DSL_KERNEL_AVX2 && has_avx2)
+	{
+		approx_sparse_avx2(r, x, out);
+		return;
+	}
+#endif
+	approx_sparse_default(r, x, out);
+}
+
+/* the exact score of a row for topk_offer_bounded() */
+typedef struct ExactArg
+{
+	const ServeRows *r;
+	const float *x;
+	double		x_norm;
+	bool		cosine;
+} ExactArg;
+
+static float
+exact_score(void *arg, int i)
+{
+	const ExactArg *a = (const ExactArg *) arg;
+	float		s = serve_rows_dot(a->r, i, a->x);
+
+	if (a->cosine)
+	{
+		double		d = a->x_norm * a->r->norm[i];
+
+		return d > 0.0 ? (float) (s / d) : 0.0f;
+	}
+	return s;
+}
+
+void
+serve_rows_rank(const ServeRows *r, const float *x, double x_norm,
+				bool cosine, const int32 *exclude, int64 n_exclude,
+				int32 self, TopK *h)
+{
+	float	   *approx;
+	ExactArg	a = {r, x, x_norm, cosine};
+	double		bound;
+
+	if (r->n_rows <= 0)
+		return;
+	approx = palloc_extended(sizeof(float) * ((Size) n_slices(r) * SLICE), MCXT_ALLOC_HUGE);
+	approx_scores(r, x, approx);
+	if (cosine)
+	{
+		for (int i = 0; i < r->n_rows; i++)
+		{
+			double		d = x_norm * r->norm[i];
+
+			approx[i] = d > 0.0 ? (float) (approx[i] / d) : 0.0f;
+		}
+	}
+	for (int64 e = 0; e < n_exclude; e++)
+		approx[exclude[e]] = NAN;
+	if (self >= 0)
+		approx[self] = NAN;
+
+	/*
+	 * A float dot product of at most dim terms, summed in any order, is
+	 * within gamma_dim * sum |x_j * r_j| <= ~dim * 2^-24 * |x| * |r| of the
+	 * exact one, and the canonical score is within 2^-24 of it after
+	 * rounding.  The bound doubles that; divided by |x| * |r| it also covers
+	 * cosines.
+	 */
+	bound = (r->dim + 8) * ldexp(1.0, -23) * (cosine ? 1.0 : x_norm * r->max_norm) + 1e-30;
+	topk_offer_bounded(h, approx, r->n_rows, bound, exact_score, &a);
+	pfree(approx);
+}
+
+/* EmbeddingSource fill of sparse rows */
+static void
+fill_rows(void *arg, int first, int count, float *out)
+{
+	const ServeRows *r = (const ServeRows *) arg;
+
+	for (int i = 0; i < count; i++)
+		serve_rows_get(r, first + i, out + (Size) i * r->dim);
+}
+
+EmbeddingSource
+serve_rows_source(const ServeRows *r)
+{
+	if (r->dense)
+		return embedding_source_dense(r->dense, r->n_rows, r->dim);
+	return embedding_source_fill(fill_rows, (void *) r, r->n_rows, r->dim);
+}

@@ -1,0 +1,76 @@
+/*
+ * serve_rows.h - a served embedding table, dense or sparse
+ *
+ * The serving form of a stored part ('user', 'item') of a model: either a
+ * dense row-major float matrix, or, when that is smaller (a DSL model at
+ * low density), sliced rows: slices of 8 rows, each as wide as its
+ * longest row, holding the stored entries' columns (uint16) and values
+ * side by side (serve_rows.c).  The sparse form holds 6 bytes per stored
+ * weight plus the padding of the shorter rows of a slice and 1 byte per
+ * row, where the dense one holds 4 * dim per row, so a model's serving
+ * memory follows its density (docs/serving.md).
+ *
+ * Scores are the same in both forms: the canonical score of a row and a
+ * vector x is the float of the double sum of x[c] * row[c] in column order,
+ * which is topk_dot(x, dense row) exactly (the terms a sparse row leaves out
+ * are zeros, which do not change a double sum).  Catalogue scans compute
+ * float32 scores first (cblas_sgemv, or a sparse kernel), then score exactly
+ * only the rows near the k-th best (topk_offer_bounded()).
+ */
+#ifndef DSL_SERVE_ROWS_H
+#define DSL_SERVE_ROWS_H
+
+#include "postgres.h"
+
+#include "model.h"
+#include "topk.h"
+
+typedef struct ServeRows
+{
+	int			n_rows;
+	int			dim;
+	const float *dense;			/* n_rows x dim, or NULL: sparse */
+	const int64 *slice;			/* sparse: ceil(n_rows / 8) + 1 offsets */
+	const uint16 *col;			/* sparse: column of each entry */
+	const float *val;			/* sparse: its value (0: padding) */
+	const double *norm;			/* Euclidean norm of each row */
+	double		max_norm;
+} ServeRows;
+
+struct ServeModel;
+
+/*
+ * Read part `part` of m from dsl.parameters (ascending entity_id, checked
+ * like serve_load_part()) into *rows, in m->cxt, sparse or dense as its
+ * share of stored entries decides; the ids go to *ids_out.  Returns the
+ * number of rows.
+ */
+extern int	serve_rows_load(struct ServeModel *m, const char *part, int64 **ids_out,
+							ServeRows *rows);
+
+/* bytes of the arrays (the shared copy of a model), written at dst */
+extern Size serve_rows_bytes(const ServeRows *r);
+extern void serve_rows_write(const ServeRows *r, char *dst);
+
+/* rows over such a copy at src (read-only), returns the bytes read */
+extern Size serve_rows_attach(ServeRows *r, int n_rows, int dim, const char *src);
+
+/* row i as dense floats in out (dim entries) */
+extern void serve_rows_get(const ServeRows *r, int i, float *out);
+
+/* the canonical score of row i and x (= topk_dot(x, dense row i)) */
+extern float serve_rows_dot(const ServeRows *r, int i, const float *x);
+
+/*
+ * Offer every row's canonical score against x to h, or with cosine its
+ * cosine (0 when a norm is 0); rows listed in exclude (sorted) and the row
+ * self (-1: none) are skipped.  x_norm is |x|.
+ */
+extern void serve_rows_rank(const ServeRows *r, const float *x, double x_norm,
+							bool cosine, const int32 *exclude, int64 n_exclude,
+							int32 self, TopK *h);
+
+/* the rows as an EmbeddingSource (sgemm blocks; sparse rows are filled) */
+extern EmbeddingSource serve_rows_source(const ServeRows *r);
+
+#endif							/* DSL_SERVE_ROWS_H */
