@@ -95,9 +95,38 @@ compute_norms(ServeRows *r, MemoryContext cxt)
 	r->norm = norm;
 }
 
-/* bytes of the sparse form of the rows read (slices padded to their widest row) */
+/*
+ * The rows in slice order: by number of stored entries, then by index (a
+ * counting sort, the lengths being at most dim), so that the rows of a
+ * slice are as long as each other and little padding is needed.  order[p]
+ * is the row at position p; allocated in the current context.
+ */
+static int32 *
+slice_order(const RowsLoad *L, int64 n_rows, int dim)
+{
+	int64	   *start = palloc0(sizeof(int64) * (dim + 2));
+	int32	   *order = palloc_extended(sizeof(int32) * Max(n_rows, 1), MCXT_ALLOC_HUGE);
+
+	for (int64 i = 0; i < n_rows; i++)
+		start[L->ptr[i + 1] - L->ptr[i] + 1]++;
+	for (int k = 1; k <= dim + 1; k++)
+		start[k] += start[k - 1];
+	for (int64 i = 0; i < n_rows; i++)
+		order[start[L->ptr[i + 1] - L->ptr[i]]++] = (int32) i;
+	pfree(start);
+	return order;
+}
+
+/* row length at slice position p, 0 past the last row */
+static inline int64
+len_at(const RowsLoad *L, const int32 *order, int64 n_rows, int64 p)
+{
+	return p < n_rows ? L->ptr[order[p] + 1] - L->ptr[order[p]] : 0;
+}
+
+/* bytes of the sparse form of the rows read, in slice order */
 static double
-sliced_bytes(const RowsLoad *L, int64 n_rows)
+sliced_bytes(const RowsLoad *L, const int32 *order, int64 n_rows)
 {
 	double		entries = 0;
 
@@ -105,43 +134,41 @@ sliced_bytes(const RowsLoad *L, int64 n_rows)
 	{
 		int64		w = 0;
 
-		for (int64 i = c * SLICE; i < Min((c + 1) * SLICE, n_rows); i++)
-			w = Max(w, L->ptr[i + 1] - L->ptr[i]);
+		for (int64 p = c * SLICE; p < (c + 1) * SLICE; p++)
+			w = Max(w, len_at(L, order, n_rows, p));
 		entries += (double) w * SLICE;
 	}
 	return entries * (sizeof(float) + sizeof(uint16)) +
-		(double) (n_rows / SLICE + 2) * sizeof(int64);
+		(double) (n_rows / SLICE + 2) * sizeof(int64) + (double) n_rows * sizeof(int32);
 }
 
 /*
- * The sparse form: rows in slices of SLICE consecutive rows, each slice as
- * wide as its longest row, entries stored column by column of the slice
- * (entry j of its 8 rows side by side), shorter rows padded with zeros in
- * column 0.  A kernel then scores 8 rows at once without per-row branches
- * or horizontal sums, and a row's entries are still in ascending column
- * order, the padding zeros last (they change neither a row nor its sums).
+ * The sparse form: the rows in slice order (slice_order()) cut into slices
+ * of SLICE rows, each slice as wide as its longest row, entries stored
+ * column by column of the slice (entry j of its 16 rows side by side),
+ * shorter rows padded with zeros in column 0; pos[i] is row i's position.
+ * A kernel then scores 16 rows at once without per-row branches or
+ * horizontal sums, and a row's entries are still in ascending column order,
+ * the padding zeros last (they change neither a row nor its sums).
  */
 static void
-to_sliced(ServeRows *r, const RowsLoad *L, MemoryContext cxt)
+to_sliced(ServeRows *r, const RowsLoad *L, const int32 *order, MemoryContext cxt)
 {
-	int			n_slices = (r->n_rows + SLICE - 1) / SLICE;
-	int64	   *slice = MemoryContextAllocHuge(cxt, sizeof(int64) * (n_slices + 1));
+	int64		n = r->n_rows;
+	int			n_sl = (int) ((n + SLICE - 1) / SLICE);
+	int64	   *slice = MemoryContextAllocHuge(cxt, sizeof(int64) * (n_sl + 1));
+	int32	   *pos = MemoryContextAllocHuge(cxt, sizeof(int32) * Max(n, 1));
 	int64		total = 0;
 	uint16	   *col;
 	float	   *val;
 
 	slice[0] = 0;
-	for (int c = 0; c < n_slices; c++)
+	for (int c = 0; c < n_sl; c++)
 	{
 		int64		w = 0;
 
-		for (int l = 0; l < SLICE; l++)
-		{
-			int64		i = (int64) c * SLICE + l;
-
-			if (i < r->n_rows)
-				w = Max(w, L->ptr[i + 1] - L->ptr[i]);
-		}
+		for (int64 p = (int64) c * SLICE; p < (int64) (c + 1) * SLICE; p++)
+			w = Max(w, len_at(L, order, n, p));
 		total += w * SLICE;
 		slice[c + 1] = total;
 	}
@@ -149,22 +176,20 @@ to_sliced(ServeRows *r, const RowsLoad *L, MemoryContext cxt)
 	val = MemoryContextAllocHuge(cxt, sizeof(float) * Max(total, 1));
 	memset(col, 0, sizeof(uint16) * Max(total, 1));
 	memset(val, 0, sizeof(float) * Max(total, 1));
-	for (int c = 0; c < n_slices; c++)
-		for (int l = 0; l < SLICE; l++)
+	for (int64 p = 0; p < n; p++)
+	{
+		int32		i = order[p];
+		int64		base = slice[p / SLICE] + p % SLICE;
+
+		pos[i] = (int32) p;
+		for (int64 k = L->ptr[i]; k < L->ptr[i + 1]; k++)
 		{
-			int64		i = (int64) c * SLICE + l;
-
-			if (i >= r->n_rows)
-				break;
-			for (int64 k = L->ptr[i]; k < L->ptr[i + 1]; k++)
-			{
-				int64		e = slice[c] + (k - L->ptr[i]) * SLICE + l;
-
-				col[e] = L->col[k];
-				val[e] = L->val[k];
-			}
+			col[base + (k - L->ptr[i]) * SLICE] = L->col[k];
+			val[base + (k - L->ptr[i]) * SLICE] = L->val[k];
 		}
+	}
 	r->slice = slice;
+	r->pos = pos;
 	r->col = col;
 	r->val = val;
 }
@@ -175,6 +200,7 @@ serve_rows_load(ServeModel *m, const char *part, int64 **ids_out, ServeRows *row
 	RowsLoad	L;
 	int64		n;
 	int			dim = m->dim;
+	int32	   *order;
 
 	memset(&L, 0, sizeof(L));
 	L.cxt = m->cxt;
@@ -186,8 +212,9 @@ serve_rows_load(ServeModel *m, const char *part, int64 **ids_out, ServeRows *row
 	memset(rows, 0, sizeof(ServeRows));
 	rows->n_rows = (int) n;
 	rows->dim = dim;
-	if (sliced_bytes(&L, n) < (double) n * dim * sizeof(float) && dim <= PG_UINT16_MAX)
-		to_sliced(rows, &L, m->cxt);
+	order = slice_order(&L, n, dim);
+	if (sliced_bytes(&L, order, n) < (double) n * dim * sizeof(float) && dim <= PG_UINT16_MAX)
+		to_sliced(rows, &L, order, m->cxt);
 	else
 	{
 		float	   *dense = MemoryContextAllocHuge(m->cxt, sizeof(float) * Max(n, 1) * dim);
@@ -202,6 +229,7 @@ serve_rows_load(ServeModel *m, const char *part, int64 **ids_out, ServeRows *row
 		}
 		rows->dense = dense;
 	}
+	pfree(order);
 	pfree(L.ptr);
 	pfree(L.col);
 	pfree(L.val);
@@ -228,6 +256,7 @@ serve_rows_bytes(const ServeRows *r)
 		return b + MAXALIGN(sizeof(float) * (Size) r->n_rows * r->dim);
 	total = r->slice[n_slices(r)];
 	return b + MAXALIGN(sizeof(int64) * ((Size) n_slices(r) + 1)) +
+		MAXALIGN(sizeof(int32) * (Size) r->n_rows) +
 		MAXALIGN(sizeof(float) * total) + MAXALIGN(sizeof(uint16) * total);
 }
 
@@ -249,6 +278,8 @@ serve_rows_write(const ServeRows *r, char *dst)
 	total = r->slice[n_slices(r)];
 	memcpy(dst, r->slice, sizeof(int64) * ((Size) n_slices(r) + 1));
 	dst += MAXALIGN(sizeof(int64) * ((Size) n_slices(r) + 1));
+	memcpy(dst, r->pos, sizeof(int32) * (Size) r->n_rows);
+	dst += MAXALIGN(sizeof(int32) * (Size) r->n_rows);
 	memcpy(dst, r->val, sizeof(float) * total);
 	dst += MAXALIGN(sizeof(float) * total);
 	memcpy(dst, r->col, sizeof(uint16) * total);
@@ -276,6 +307,8 @@ serve_rows_attach(ServeRows *r, int n_rows, int dim, const char *src)
 	}
 	r->slice = (const int64 *) src;
 	src += MAXALIGN(sizeof(int64) * ((Size) n_slices(r) + 1));
+	r->pos = (const int32 *) src;
+	src += MAXALIGN(sizeof(int32) * (Size) n_rows);
 	r->val = (const float *) src;
 	src += MAXALIGN(sizeof(float) * (Size) form);
 	r->col = (const uint16 *) src;
@@ -288,7 +321,6 @@ serve_rows_attach(ServeRows *r, int n_rows, int dim, const char *src)
 void
 serve_rows_get(const ServeRows *r, int i, float *out)
 {
-	int			c = i / SLICE;
 	int64		e;
 
 	if (r->dense)
@@ -298,7 +330,8 @@ serve_rows_get(const ServeRows *r, int i, float *out)
 	}
 	memset(out, 0, sizeof(float) * r->dim);
 	/* += leaves column 0 alone where the padding (0 at column 0) is */
-	for (e = r->slice[c] + i % SLICE; e < r->slice[c + 1]; e += SLICE)
+	for (e = r->slice[r->pos[i] / SLICE] + r->pos[i] % SLICE;
+		 e < r->slice[r->pos[i] / SLICE + 1]; e += SLICE)
 		out[r->col[e]] += r->val[e];
 }
 
@@ -306,7 +339,6 @@ float
 serve_rows_dot(const ServeRows *r, int i, const float *x)
 {
 	double		s = 0.0;
-	int			c = i / SLICE;
 
 	if (r->dense)
 		return topk_dot(x, r->dense + (Size) i * r->dim, r->dim);
@@ -315,7 +347,8 @@ serve_rows_dot(const ServeRows *r, int i, const float *x)
 	 * Stored columns ascend, the padding zeros come last: the same double
 	 * sum as topk_dot's, its zero terms left out.
 	 */
-	for (int64 e = r->slice[c] + i % SLICE; e < r->slice[c + 1]; e += SLICE)
+	for (int64 e = r->slice[r->pos[i] / SLICE] + r->pos[i] % SLICE;
+		 e < r->slice[r->pos[i] / SLICE + 1]; e += SLICE)
 		s += (double) x[r->col[e]] * (double) r->val[e];
 	return (float) s;
 }
@@ -399,6 +432,27 @@ approx_sparse_avx512(const ServeRows *r, const float *x, float *out)
 }
 #endif
 
+/*
+ * Scratch for the float32 scores of a catalogue, kept for the backend's
+ * life and grown as needed: a fresh allocation of megabytes per call costs
+ * more in page faults than the scan itself.  which: 0 or 1.
+ */
+static float *
+scratch(int which, Size n)
+{
+	static float *buf[2] = {NULL, NULL};
+	static Size cap[2] = {0, 0};
+
+	if (n > cap[which])
+	{
+		if (buf[which])
+			pfree(buf[which]);
+		buf[which] = MemoryContextAllocHuge(TopMemoryContext, sizeof(float) * n);
+		cap[which] = n;
+	}
+	return buf[which];
+}
+
 /* float32 scores of every row against x (within the bound of the exact ones) */
 static void
 approx_scores(const ServeRows *r, const float *x, float *out)
@@ -407,6 +461,7 @@ approx_scores(const ServeRows *r, const float *x, float *out)
 	static bool has_avx2 = false;
 	static bool has_avx512 = false;
 	int			k = dsl_serving_kernel;
+	float	   *by_pos;
 
 	if (r->dense)
 	{
@@ -424,19 +479,19 @@ approx_scores(const ServeRows *r, const float *x, float *out)
 	if (k == DSL_KERNEL_AUTO)
 		k = has_avx512 && r->dim <= 64 ? DSL_KERNEL_AVX512 :
 			has_avx2 ? DSL_KERNEL_AVX2 : DSL_KERNEL_SCALAR;
+
+	/* the kernels score in slice order; then each row takes its score */
+	by_pos = scratch(1, (Size) n_slices(r) * SLICE);
 #ifdef DSL_X86_DISPATCH
 	if (k == DSL_KERNEL_AVX512 && has_avx512 && r->dim <= 64)
-	{
-		approx_sparse_avx512(r, x, out);
-		return;
-	}
-	if (k == DSL_KERNEL_AVX2 && has_avx2)
-	{
-		approx_sparse_avx2(r, x, out);
-		return;
-	}
+		approx_sparse_avx512(r, x, by_pos);
+	else if (k == DSL_KERNEL_AVX2 && has_avx2)
+		approx_sparse_avx2(r, x, by_pos);
+	else
 #endif
-	approx_sparse_default(r, x, out);
+		approx_sparse_default(r, x, by_pos);
+	for (int i = 0; i < r->n_rows; i++)
+		out[i] = by_pos[r->pos[i]];
 }
 
 /* the exact score of a row for topk_offer_bounded() */
@@ -474,7 +529,7 @@ serve_rows_rank(const ServeRows *r, const float *x, double x_norm,
 
 	if (r->n_rows <= 0)
 		return;
-	approx = palloc_extended(sizeof(float) * ((Size) n_slices(r) * SLICE), MCXT_ALLOC_HUGE);
+	approx = scratch(0, r->n_rows);
 	approx_scores(r, x, approx);
 	if (cosine)
 	{
@@ -499,7 +554,6 @@ serve_rows_rank(const ServeRows *r, const float *x, double x_norm,
 	 */
 	bound = (r->dim + 8) * ldexp(1.0, -23) * (cosine ? 1.0 : x_norm * r->max_norm) + 1e-30;
 	topk_offer_bounded(h, approx, r->n_rows, bound, exact_score, &a);
-	pfree(approx);
 }
 
 /* EmbeddingSource fill of sparse rows */

@@ -30,7 +30,8 @@ typedef struct ServeRows
 	int			n_rows;
 	int			dim;
 	const float *dense;			/* n_rows x dim, or NULL: sparse */
-	const int64 *slice;			/* sparse: ceil(n_rows / 8) + 1 offsets */
+	const int64 *slice;			/* sparse: ceil(n_rows / 16) + 1 offsets */
+	const int32 *pos;			/* sparse: each row's position in the slices */
 	const uint16 *col;			/* sparse: column of each entry */
 	const float *val;			/* sparse: its value (0: padding) */
 	const double *norm;			/* Euclidean norm of each row */
