@@ -32,6 +32,8 @@
 #   BENCH_FRESH=0   skip the "keeping fresh" block (continuation vs retraining)
 #   BENCH_FOLD=0    skip the "new users" block (fold-in; MovieLens-1M strong
 #                   generalization)
+#   BENCH_SCALE=0   skip "serving vs catalogue size and density" (synthetic
+#                   models up to 2M items)
 #   DSL_VENDOR      folder with implicit-0.7.3.tar.gz and its build script
 #                   (default: ../shared/vendor next to the repo); the paired
 #                   timing skips with a message without them
@@ -53,6 +55,10 @@ K=20
 SERVE_DATASET=gowalla              # pgbench and recommend_all on this model
 SERVE_MODEL=mf
 SERVE_DENSITIES="1.0 0.5"
+SCALE_ITEMS="10000 100000 1000000 2000000"   # synthetic catalogues (serve_scale.sql)
+SCALE_DENSITIES="1.0 0.5 0.2 0.1"
+QUICK_SCALE_ITEMS="10000 100000"
+QUICK_SCALE_DENSITIES="1.0 0.2"
 PGBENCH_CLIENTS="1 2"
 SPEED_DATASET=gowalla              # training-speed repeats (interleaved densities)
 SPEED_MODEL=mf
@@ -157,6 +163,8 @@ if [ "$QUICK" = 1 ]; then
 	VS_EPOCHS=${BENCH_VS_EPOCHS:-$QUICK_VS_EPOCHS}
 	FRESH_EPOCHS=$QUICK_FRESH_EPOCHS
 	SG_DENSITIES=$QUICK_SG_DENSITIES
+	SCALE_ITEMS=$QUICK_SCALE_ITEMS
+	SCALE_DENSITIES=$QUICK_SCALE_DENSITIES
 	WRITE_DOCS=${BENCH_DOCS:-0}
 else
 	SETTINGS=$SETTINGS_FULL
@@ -622,6 +630,46 @@ else
 		fi
 	done
 fi
+
+# --- serving vs catalogue size and density (synthetic models) ------------------------
+# test/bench/serve_scale.sql builds each model (seeded random rows, dim 64, a
+# share d of the item entries stored) and times its first call and a second
+# connection's; then pgbench as above, then the model is dropped.
+mkdir -p "$OUT/scale"
+echo "model,n_items,density,clients,seconds,pgbench_tps,log_prefix" >"$OUT/scale/pgbench.csv"
+if [ "${BENCH_SCALE:-1}" = 0 ]; then
+	echo "BENCH_SCALE=0" >"$OUT/scale/skipped.txt"
+else
+	for n in $SCALE_ITEMS; do
+		for d in $SCALE_DENSITIES; do
+			model="scale_${n}_d${d}"
+			log "serving scale: $model ($n items, d = $d)"
+			if ! psql_db --csv -v outdir="$OUT/scale" -v model="$model" -v n_items="$n" -v fill="$d" \
+				-v seed=0.5 -f "$BENCH/serve_scale.sql" >"$OUT/scale/$model.log" 2>&1; then
+				n_fail=$((n_fail + 1))
+				log "FAILED: $model (see $OUT/scale/$model.log)"
+				continue
+			fi
+			script=$OUT/scale/$model.pgbench
+			sed -e "s/@MODEL@/$model/g" "$BENCH/serve_scale.pgbench" >"$script"
+			for c in $PGBENCH_CLIENTS; do
+				run_pgbench "warmup_${model}_c$c" "$script" "$c" "$PGBENCH_WARMUP_SECONDS" || true
+				name="scale_${model}_c$c"
+				if run_pgbench "$name" "$script" "$c" "$PGBENCH_SECONDS" log; then
+					tps=$(sed -n 's/^tps = \([0-9.]*\) .*without initial connection time.*/\1/p' "$OUT/serve/$name.out" | head -1)
+					echo "$model,$n,$d,$c,$PGBENCH_SECONDS,${tps:-},$name" >>"$OUT/scale/pgbench.csv"
+				else
+					log "pgbench failed: $OUT/serve/$name.out"
+				fi
+			done
+			psql_db -c "SELECT dsl.drop_model('$model')" >/dev/null 2>&1 || true
+		done
+	done
+fi
+{
+	echo "scale_items=$SCALE_ITEMS"
+	echo "scale_densities=$SCALE_DENSITIES"
+} >>"$OUT/machine.txt"
 
 # --- report ---------------------------------------------------------------------
 T_END=$(now)

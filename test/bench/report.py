@@ -271,6 +271,34 @@ for s in read_csv(os.path.join(RES, "serve", "pgbench.csv")):
                       first=max(first) if first else None))
 rec_all = read_csv(os.path.join(RES, "serve", "recommend_all.csv"))
 
+
+def pgbench_latency(prefix):
+    """Warm latencies of a pgbench --log run (the first call of each client left out)."""
+    per_client = {}
+    for f in glob.glob(os.path.join(RES, "serve", prefix + ".*")):
+        if f.endswith(".out"):
+            continue
+        for line in open(f):
+            p = line.split()
+            if len(p) >= 6:
+                per_client.setdefault(int(p[0]), []).append((int(p[1]), int(p[2]) / 1000.0))
+    lat = []
+    for txs in per_client.values():
+        txs.sort()
+        lat.extend(t[1] for t in txs[1:])
+    lat.sort()
+    if not lat:
+        return None, None
+    pick = lambda q: lat[max(0, min(len(lat) - 1, int(math.ceil(q * len(lat))) - 1))]
+    return pick(0.5), pick(0.99)
+
+
+scale = []
+for r in read_csv(os.path.join(RES, "scale", "pgbench.csv")):
+    p50, p99 = pgbench_latency(r["log_prefix"])
+    ld = read_csv(os.path.join(RES, "scale", r["model"] + "_load.csv"))
+    scale.append(dict(r, p50=p50, p99=p99, load=ld[0] if ld else {}))
+
 # ---------------------------------------------------------------------------
 # training speed: alternated, repeated short runs
 speed = {}
@@ -381,6 +409,26 @@ def plot_recall():
                        "the static random mask, and the dense model as a dashed line"))
 
 
+def plot_scale():
+    name = "serving_vs_catalogue"
+    rows = [x for x in scale if x["clients"] == "1" and x["p50"] is not None]
+    if not rows:
+        return
+    s = (f'set terminal {term} size 700,450 {FONT} noenhanced\n'
+         f'set output "{os.path.join(IMG, name + ".png")}"\n'
+         'set logscale xy\nset grid\nset key top left box opaque\n'
+         'set xlabel "items in the catalogue (dim 64)"\nset ylabel "dsl.recommend p50 (ms), 1 client"\n')
+    plots = []
+    for n, d in enumerate(sorted({x["density"] for x in rows}, key=lambda v: -float(v))):
+        pts = sorted((int(x["n_items"]), x["p50"]) for x in rows if x["density"] == d)
+        p = write_dat(f"scale_d{d}", pts)
+        plots.append(f'"{p}" using 1:2 with linespoints lw 2 pt 7 title "d = {d}"')
+    s += "plot " + ", \\\n     ".join(plots) + "\n"
+    if gnuplot(name, s):
+        images.append((name, "dsl.recommend p50 against catalogue size, one line per density "
+                       "(synthetic models, the sparse serving form below the dense size)"))
+
+
 def plot_memory():
     name = "memory_vs_density"
     s = panel_header(len(datasets), 600, 470)
@@ -453,6 +501,7 @@ def plot_curves():
 plot_recall()
 plot_memory()
 plot_curves()
+plot_scale()
 
 # ---------------------------------------------------------------------------
 # the report
@@ -934,6 +983,40 @@ if serve:
 else:
     w("Not measured in this run (the Gowalla MF models were not trained).")
     w("")
+
+# serving vs catalogue size and density
+w("### Serving vs catalogue size and density")
+w("")
+if os.path.exists(os.path.join(RES, "scale", "skipped.txt")):
+    w("Not measured in this run (`BENCH_SCALE=0`).")
+    w("")
+elif not scale:
+    w("Not measured in this run (see `.run/bench/scale/*.log`).")
+    w("")
+else:
+    w("Synthetic MF models (`test/bench/serve_scale.sql`): 1,000 users and *n* items, dim 64, each item "
+      "entry stored with probability d (seeded random values, the rest zero), two seen items per user; "
+      "served from the server's shared copy (dsl_rec preloaded). *load* is the first call of the first "
+      "connection (reading the rows, building the served form, sharing it), *map* the first call of a "
+      "second connection (mapping the shared copy); *served* is `dsl.serving_cache().bytes`, *stored* "
+      "the `pg_column_size` of the vectors; p50/p99 are warm `dsl.recommend(k => 20)` latencies from "
+      f"{machine.get('pgbench_seconds')} s pgbench runs of a random user.")
+    w("")
+    w("| items | d | stored item entries | stored (MB) | served (MB) | load (s) | map (s) | p50 1 client (ms) | p99 1 client (ms) | p50 2 clients (ms) | p50 vs dense |")
+    w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    keys = sorted({(int(x["n_items"]), x["density"]) for x in scale}, key=lambda k: (k[0], -float(k[1])))
+    for n_items, d in keys:
+        one = next((x for x in scale if int(x["n_items"]) == n_items and x["density"] == d and x["clients"] == "1"), None)
+        two = next((x for x in scale if int(x["n_items"]) == n_items and x["density"] == d and x["clients"] == "2"), None)
+        dense = next((x for x in scale if int(x["n_items"]) == n_items and float(x["density"]) == 1.0 and x["clients"] == "1"), None)
+        ld = (one or two or {}).get("load", {})
+        w(f"| {n_items:,} | {d} | {big(num(ld.get('stored_item_entries')))} | {f1(mb(num(ld.get('stored_bytes'))))} "
+          f"| {f1(mb(num(ld.get('served_bytes'))))} | {f2(num(ld.get('load_seconds')))} "
+          f"| {f2(num(ld.get('second_connection_seconds')))} | {f2(one['p50'] if one else None)} "
+          f"| {f2(one['p99'] if one else None)} | {f2(two['p50'] if two else None)} "
+          f"| {ratio(one['p50'] if one else None, dense['p50'] if dense else None)} |")
+    w("")
+
 if rec_all:
     w(f"`dsl.recommend_all(model, {machine.get('k', '20')})`, top-20 of every user, in a fresh connection "
       "(*cold* includes loading the model, *warm* is a second call in the same session):")
