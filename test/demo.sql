@@ -120,3 +120,9 @@ FROM dsl.models WHERE name = 'demo';
 SELECT item_id, round(score::numeric, 3) AS score, item_id % 12 = 3050 % 12 AS their_taste, cold_start
 FROM dsl.recommend('demo', 3050, k => 5);
 DROP TABLE demo_train_today;
+
+\echo
+\echo '== 7. a visitor without an account clicked three items of one taste: their'
+\echo '      history is folded into the model (dsl.recommend_for_items), no training'
+SELECT item_id, round(score::numeric, 3) AS score, item_id % 12 = 5 AS their_taste, cold_start
+FROM dsl.recommend_for_items('demo', ARRAY[5, 17, 29], k => 5);
