@@ -335,13 +335,11 @@ rank_histories(void *arg, const int32 *users, int n_users,
 	float	   *uvec = palloc(sizeof(float) * Max(m->user_dim, 1));
 	float	   *score = palloc(sizeof(float) * k);
 	int32	   *idx = palloc(sizeof(int32) * k);
-	int32	   *pop = palloc(sizeof(int32) * k);
-	float	   *pop_score = palloc0(sizeof(float) * k);
+	float	   *pop_score = palloc0(sizeof(float) * k);	/* not ranked by */
 	int			n_pop = Min(k, m->n_items);
 
 	(void) exclude;				/* the history is what is excluded */
 	(void) mem_bytes;			/* one user at a time */
-	memcpy(pop, m->pop_order, sizeof(int32) * n_pop);
 	for (int j = 0; j < n_users; j++)
 	{
 		int32		u = users[j];
@@ -353,7 +351,7 @@ rank_histories(void *arg, const int32 *users, int n_users,
 		CHECK_FOR_INTERRUPTS();
 		if (nh == 0)
 		{
-			emit(emit_arg, u, pop, pop_score, n_pop);
+			emit(emit_arg, u, m->pop_order, pop_score, n_pop);
 			continue;
 		}
 		topk_init(&heap, k, score, idx);
@@ -365,7 +363,6 @@ rank_histories(void *arg, const int32 *users, int n_users,
 	pfree(uvec);
 	pfree(score);
 	pfree(idx);
-	pfree(pop);
 	pfree(pop_score);
 }
 

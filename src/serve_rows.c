@@ -21,19 +21,63 @@
 /* rows per slice of the sparse form (one AVX-512 register of floats) */
 #define SLICE 16
 
+/*
+ * Rows read before deciding whether a part is dense enough to be read into
+ * the dense form directly (a dense part read as entries first would need
+ * 6 + 4 bytes a weight at its peak instead of 4).
+ */
+#define PROBE_ROWS 1024
+
 /* what the row callback fills while a part is read */
 typedef struct RowsLoad
 {
 	MemoryContext cxt;
 	int			dim;
+	int64		n_rows;
 	int64	   *ids;
-	int64	   *ptr;
+	int64	   *ptr;			/* the entries read so far, as rows */
 	uint16	   *col;
 	float	   *val;
 	int64		nnz;
 	int64		cap;
 	int32	   *idx;			/* scratch: one row's indices */
+	float	   *dense;			/* once the probe found the part dense */
 } RowsLoad;
+
+/* rows [0, n) of the entries read, expanded into the dense rows out */
+static void
+expand_rows(const RowsLoad *L, int64 n, float *out)
+{
+	for (int64 i = 0; i < n; i++)
+	{
+		float	   *row = out + (Size) i * L->dim;
+
+		memset(row, 0, sizeof(float) * L->dim);
+		for (int64 k = L->ptr[i]; k < L->ptr[i + 1]; k++)
+			row[L->col[k]] = L->val[k];
+	}
+}
+
+/*
+ * After PROBE_ROWS rows (or all of them): when the entries read already
+ * take at least the dense size of their rows, no sparse form can be
+ * smaller, so the rest is read into the dense form directly.
+ */
+static void
+probe_density(RowsLoad *L, int64 rows_read)
+{
+	if ((double) L->nnz * (sizeof(float) + sizeof(uint16)) <
+		(double) rows_read * L->dim * sizeof(float))
+		return;
+	L->dense = MemoryContextAllocHuge(L->cxt, sizeof(float) * Max(L->n_rows, 1) * L->dim);
+	expand_rows(L, rows_read, L->dense);
+	pfree(L->ptr);
+	pfree(L->col);
+	pfree(L->val);
+	L->ptr = NULL;
+	L->col = NULL;
+	L->val = NULL;
+}
 
 static void
 load_row(void *arg, int64 n, int64 id, const SpVec *v)
@@ -45,12 +89,19 @@ load_row(void *arg, int64 n, int64 id, const SpVec *v)
 	if (n < 0)
 	{
 		/* id is the row count: size the arrays */
+		L->n_rows = id;
 		L->ids = MemoryContextAllocHuge(L->cxt, sizeof(int64) * Max(id, 1));
 		L->ptr = MemoryContextAllocHuge(L->cxt, sizeof(int64) * (id + 1));
 		L->cap = Max(id, 16) * 4;
 		L->col = MemoryContextAllocHuge(L->cxt, sizeof(uint16) * L->cap);
 		L->val = MemoryContextAllocHuge(L->cxt, sizeof(float) * L->cap);
 		L->ptr[0] = 0;
+		return;
+	}
+	L->ids[n] = id;
+	if (L->dense)
+	{
+		spvec_to_dense(v, L->dense + (Size) n * L->dim);
 		return;
 	}
 	nz = spvec_nnz(v);
@@ -69,8 +120,9 @@ load_row(void *arg, int64 n, int64 id, const SpVec *v)
 		L->val[L->nnz + k] = vals[k];
 	}
 	L->nnz += nz;
-	L->ids[n] = id;
 	L->ptr[n + 1] = L->nnz;
+	if (n + 1 == Min(PROBE_ROWS, L->n_rows))
+		probe_density(L, n + 1);
 }
 
 /* Euclidean norms of the rows (double sums in column order) */
@@ -212,27 +264,25 @@ serve_rows_load(ServeModel *m, const char *part, int64 **ids_out, ServeRows *row
 	memset(rows, 0, sizeof(ServeRows));
 	rows->n_rows = (int) n;
 	rows->dim = dim;
-	order = slice_order(&L, n, dim);
-	if (sliced_bytes(&L, order, n) < (double) n * dim * sizeof(float) && dim <= PG_UINT16_MAX)
-		to_sliced(rows, &L, order, m->cxt);
+	if (L.dense)
+		rows->dense = L.dense;
 	else
 	{
-		float	   *dense = MemoryContextAllocHuge(m->cxt, sizeof(float) * Max(n, 1) * dim);
-
-		for (int64 i = 0; i < n; i++)
+		order = slice_order(&L, n, dim);
+		if (sliced_bytes(&L, order, n) < (double) n * dim * sizeof(float) && dim <= PG_UINT16_MAX)
+			to_sliced(rows, &L, order, m->cxt);
+		else
 		{
-			float	   *row = dense + (Size) i * dim;
+			float	   *dense = MemoryContextAllocHuge(m->cxt, sizeof(float) * Max(n, 1) * dim);
 
-			memset(row, 0, sizeof(float) * dim);
-			for (int64 k = L.ptr[i]; k < L.ptr[i + 1]; k++)
-				row[L.col[k]] = L.val[k];
+			expand_rows(&L, n, dense);
+			rows->dense = dense;
 		}
-		rows->dense = dense;
+		pfree(order);
+		pfree(L.ptr);
+		pfree(L.col);
+		pfree(L.val);
 	}
-	pfree(order);
-	pfree(L.ptr);
-	pfree(L.col);
-	pfree(L.val);
 	compute_norms(rows, m->cxt);
 	*ids_out = L.ids;
 	return (int) n;
