@@ -287,7 +287,14 @@ SELECT current_setting('dsl_rec.debug_serving_kernel') AS kernel,
                   FROM rnd_vec i, rnd_vec q
                  WHERE i.part = 'item' AND q.part = 'item' AND q.id = 5 AND i.id <> 5) i,
                rnd_vec q
-         WHERE q.part = 'item' AND q.id = 5 AND i.r <= 10) AS similar_same;
+         WHERE q.part = 'item' AND q.id = 5 AND i.r <= 10) AS similar_same,
+       (SELECT count(*) FROM (
+            SELECT user_id, item_id, rank FROM dsl.recommend_all('eval_rnd_sparse', 7)
+            EXCEPT
+            SELECT uid, iid, r FROM rnd_rank WHERE r <= 7) d) AS all_differ,
+       (SELECT round(value::numeric, 9) FROM dsl.evaluate('eval_rnd_sparse', 'rnd_test', 'uid', 'iid')
+         WHERE metric = 'recall') = (SELECT round(value::numeric, 9) FROM rnd_reference(20)
+                                      WHERE metric = 'recall') AS recall_agrees;
 SET dsl_rec.debug_serving_kernel = scalar;
 EXECUTE sparse_differ;
 SET dsl_rec.debug_serving_kernel = avx2;
@@ -301,6 +308,43 @@ SELECT count(*) FROM dsl.recommend('eval_rnd', 1, 1);
 SELECT (SELECT bytes FROM dsl.serving_cache() WHERE name = 'eval_rnd_sparse')
      < (SELECT bytes FROM dsl.serving_cache() WHERE name = 'eval_rnd') AS sparse_smaller;
 RESET work_mem;
+
+-- Every item row the same: all scores tie, so every user's top k is its k
+-- lowest unseen item ids, in the sparse form (more ties than a user's
+-- candidate buffer holds: that user is ranked alone) and the dense one.
+INSERT INTO dsl.models (name, model_type, source, user_col, item_col, dim, density, hyperparams,
+                        n_users, n_items, n_interactions, active_params, total_params, epochs,
+                        train_seconds)
+SELECT n, model_type, source, user_col, item_col, dim, 0.3, hyperparams,
+       n_users, n_items, n_interactions, active_params, total_params, epochs, train_seconds
+  FROM dsl.models, (VALUES ('eval_ties_sparse'), ('eval_ties_dense')) t(n) WHERE name = 'eval_rnd';
+INSERT INTO dsl.parameters
+SELECT m.model_id, v.part, v.id,
+       CASE WHEN v.part = 'user' THEN v.v
+            WHEN m.name = 'eval_ties_sparse' THEN ARRAY[0, 0.5, 0, 0, 0, 0, 0, 0]::real[]
+            ELSE ARRAY[0.25, 0.5, -0.5, 1, 0.75, 0.125, 2, -1]::real[] END::dsl.spvec
+  FROM dsl.models m, rnd_vec v WHERE m.name IN ('eval_ties_sparse', 'eval_ties_dense');
+INSERT INTO dsl.seen_items
+SELECT m.model_id, s.user_id, s.items
+  FROM dsl.models m, dsl.seen_items s
+ WHERE m.name IN ('eval_ties_sparse', 'eval_ties_dense')
+   AND s.model_id = (SELECT model_id FROM dsl.models WHERE name = 'eval_rnd');
+CREATE TABLE ties_rank AS
+SELECT u.id AS uid, i.id AS iid, row_number() OVER (PARTITION BY u.id ORDER BY i.id) AS r
+  FROM rnd_vec u, rnd_vec i
+ WHERE u.part = 'user' AND i.part = 'item'
+   AND NOT EXISTS (SELECT 1 FROM rnd_seen s WHERE s.uid = u.id AND s.iid = i.id);
+SELECT m AS model,
+       (SELECT count(*) FROM dsl.recommend_all(m, 40)) AS rows,
+       (SELECT count(*) FROM (
+            SELECT user_id, item_id, rank FROM dsl.recommend_all(m, 40)
+            EXCEPT
+            SELECT uid, iid, r FROM ties_rank WHERE r <= 40) d) AS all_differ,
+       (SELECT count(DISTINCT score) FROM dsl.recommend_all(m, 40) GROUP BY user_id
+         ORDER BY 1 DESC LIMIT 1) AS scores_per_user
+  FROM (VALUES ('eval_ties_sparse'), ('eval_ties_dense')) t(m);
+SELECT (SELECT bytes FROM dsl.serving_cache() WHERE name = 'eval_ties_sparse')
+     < (SELECT bytes FROM dsl.serving_cache() WHERE name = 'eval_ties_dense') AS sparse_smaller;
 
 -- dsl.split: per user, round(test_fraction * n) of its distinct pairs (halves
 -- up) are test pairs, picked by a seeded hash.

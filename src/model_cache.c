@@ -59,7 +59,6 @@ static uint64 serve_clock = 0;
 
 /* saved plans, prepared on first use */
 static SPIPlanPtr plan_lookup = NULL;
-static SPIPlanPtr plan_count = NULL;
 static SPIPlanPtr plan_params = NULL;
 static SPIPlanPtr plan_seen = NULL;
 
@@ -85,15 +84,9 @@ prepare_plans(void)
 
 	if (plan_lookup == NULL)
 		plan_lookup = prepare_saved(
-									"SELECT model_id, dim, xmin, model_type FROM dsl.models"
+									"SELECT model_id, dim, xmin, model_type, n_users, n_items FROM dsl.models"
 									" WHERE name OPERATOR(pg_catalog.=) $1",
 									1, text_arg);
-	if (plan_count == NULL)
-		plan_count = prepare_saved(
-								   "SELECT pg_catalog.count(*) FROM dsl.parameters"
-								   " WHERE model_id OPERATOR(pg_catalog.=) $1"
-								   " AND part OPERATOR(pg_catalog.=) $2",
-								   2, part_args);
 	if (plan_params == NULL)
 		plan_params = prepare_saved(
 									"SELECT entity_id, vec FROM dsl.parameters"
@@ -109,82 +102,127 @@ prepare_plans(void)
 								  1, id_arg);
 }
 
+/* what the rows of a part are handed to, as the executor produces them */
+typedef struct PartDest
+{
+	DestReceiver pub;
+	ServeModel *m;
+	const char *part;
+	ServePartRow row;
+	void	   *arg;
+	int64		n;
+	int64		last_id;
+	MemoryContext rowcxt;		/* detoasted vectors, reset every LOAD_BATCH */
+} PartDest;
+
+static bool
+part_receive(TupleTableSlot *slot, DestReceiver *self)
+{
+	PartDest   *d = (PartDest *) self;
+	MemoryContext oldcxt;
+	int64		id;
+	SpVec	   *v;
+
+	slot_getallattrs(slot);
+	if (slot->tts_isnull[0] || slot->tts_isnull[1])
+		elog(ERROR, "%s row of model \"%s\" is null", d->part, d->m->name);
+	id = DatumGetInt64(slot->tts_values[0]);
+	if (d->n > 0 && id <= d->last_id)
+		elog(ERROR, "%s rows of model \"%s\" are not in ascending id order",
+			 d->part, d->m->name);
+	oldcxt = MemoryContextSwitchTo(d->rowcxt);
+	v = DatumGetSpVecP(slot->tts_values[1]);
+	MemoryContextSwitchTo(oldcxt);
+	if (spvec_dim(v) != d->m->dim)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("%s %lld of model \"%s\" has dimension %d, but the model has dimension %d",
+						d->part, (long long) id, d->m->name, spvec_dim(v), d->m->dim)));
+	if (d->n >= PG_INT32_MAX / 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("model \"%s\" has too many %s rows to serve",
+						d->m->name, d->part)));
+	d->row(d->arg, d->n, id, v);
+	d->last_id = id;
+	d->n++;
+	if (d->n % LOAD_BATCH == 0)
+	{
+		MemoryContextReset(d->rowcxt);
+		CHECK_FOR_INTERRUPTS();
+	}
+	return true;
+}
+
+static void
+part_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
+{
+}
+
+static void
+part_shutdown(DestReceiver *self)
+{
+}
+
+static void
+part_destroy(DestReceiver *self)
+{
+}
+
 /*
  * See model_cache.h: scorers load their parts through this one reader, so
- * every part gets the same checks (row count, ascending ids, dimension) and
- * is read in LOAD_BATCH rows at a time with interrupts checked between.
+ * every part gets the same checks (ascending ids, dimension).  Rows go
+ * from the executor straight to the callback (a DestReceiver: no copy of
+ * each tuple into an SPI tuple table, no count(*) first), which is what
+ * makes the load time follow the stored bytes; the callback is told the
+ * row count dsl.models gives for the part, as a hint.
  */
 int64
 serve_scan_part(ServeModel *m, const char *part, ServePartRow row, void *arg)
 {
-	Datum		args[2];
-	bool		isnull;
-	int64		count;
-	int64		n = 0;
-	int64		last_id = 0;
-	Portal		portal;
-	MemoryContext rowcxt;
-	MemoryContext oldcxt;
+	PartDest	d;
+	SPIExecuteOptions opts;
+	ParamListInfo params = makeParamList(2);
+	int64		hint = 0;
 
-	args[0] = Int64GetDatum(m->model_id);
-	args[1] = CStringGetTextDatum(part);
+	if (strcmp(part, "user") == 0)
+		hint = m->stored_users;
+	else if (strcmp(part, "item") == 0)
+		hint = m->stored_items;
+	row(arg, -1, Max(hint, 0), NULL);
 
-	if (SPI_execute_plan(plan_count, args, NULL, true, 1) != SPI_OK_SELECT ||
-		SPI_processed != 1)
-		elog(ERROR, "could not count the %s rows of model \"%s\"", part, m->name);
-	count = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-										SPI_tuptable->tupdesc, 1, &isnull));
-	SPI_freetuptable(SPI_tuptable);
-	if (count > PG_INT32_MAX / 2)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("model \"%s\" has too many %s rows to serve: %lld",
-						m->name, part, (long long) count)));
-	row(arg, -1, count, NULL);
+	params->params[0].value = Int64GetDatum(m->model_id);
+	params->params[0].isnull = false;
+	params->params[0].pflags = PARAM_FLAG_CONST;
+	params->params[0].ptype = INT8OID;
+	params->params[1].value = CStringGetTextDatum(part);
+	params->params[1].isnull = false;
+	params->params[1].pflags = PARAM_FLAG_CONST;
+	params->params[1].ptype = TEXTOID;
 
-	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "dsl_rec model rows",
-								   ALLOCSET_DEFAULT_SIZES);
-	portal = SPI_cursor_open(NULL, plan_params, args, NULL, true);
-	for (;;)
-	{
-		SPI_cursor_fetch(portal, true, LOAD_BATCH);
-		if (SPI_processed == 0)
-			break;
-		oldcxt = MemoryContextSwitchTo(rowcxt);
-		for (uint64 r = 0; r < SPI_processed; r++)
-		{
-			HeapTuple	tup = SPI_tuptable->vals[r];
-			TupleDesc	desc = SPI_tuptable->tupdesc;
-			int64		id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-			Datum		d = SPI_getbinval(tup, desc, 2, &isnull);
-			SpVec	   *v;
+	memset(&d, 0, sizeof(d));
+	d.pub.receiveSlot = part_receive;
+	d.pub.rStartup = part_startup;
+	d.pub.rShutdown = part_shutdown;
+	d.pub.rDestroy = part_destroy;
+	d.pub.mydest = DestNone;
+	d.m = m;
+	d.part = part;
+	d.row = row;
+	d.arg = arg;
+	/* a batch of vectors fits in the first block: no malloc per batch */
+	d.rowcxt = AllocSetContextCreate(CurrentMemoryContext, "dsl_rec model rows",
+									 0, 1024 * 1024, 1024 * 1024);
 
-			if (n >= count)
-				elog(ERROR, "model \"%s\" gained %s rows while being loaded",
-					 m->name, part);
-			if (n > 0 && id <= last_id)
-				elog(ERROR, "%s rows of model \"%s\" are not in ascending id order",
-					 part, m->name);
-			v = DatumGetSpVecP(d);
-			if (spvec_dim(v) != m->dim)
-				ereport(ERROR,
-						(errcode(ERRCODE_DATA_EXCEPTION),
-						 errmsg("%s %lld of model \"%s\" has dimension %d, but the model has dimension %d",
-								part, (long long) id, m->name, spvec_dim(v), m->dim)));
-			MemoryContextSwitchTo(oldcxt);
-			row(arg, n, id, v);
-			MemoryContextSwitchTo(rowcxt);
-			last_id = id;
-			n++;
-		}
-		MemoryContextSwitchTo(oldcxt);
-		MemoryContextReset(rowcxt);
-		SPI_freetuptable(SPI_tuptable);
-		CHECK_FOR_INTERRUPTS();
-	}
-	SPI_cursor_close(portal);
-	MemoryContextDelete(rowcxt);
-	return n;
+	memset(&opts, 0, sizeof(opts));
+	opts.params = params;
+	opts.read_only = true;
+	opts.dest = (DestReceiver *) &d;
+	/* a SELECT into a DestNone receiver reports SPI_OK_UTILITY */
+	if (SPI_execute_plan_extended(plan_params, &opts) < 0)
+		elog(ERROR, "could not read the %s rows of model \"%s\"", part, m->name);
+	MemoryContextDelete(d.rowcxt);
+	return d.n;
 }
 
 /* more popular first, then lower index (= lower id) */
@@ -363,7 +401,8 @@ serve_set_identity(ServeModel *m, const char *name, const char *model_type)
  */
 static ServeModel *
 serve_model_load(const char *name, const char *model_type, int64 model_id,
-				 int dim, TransactionId xmin, MemoryContext parent)
+				 int dim, int64 stored_users, int64 stored_items,
+				 TransactionId xmin, MemoryContext parent)
 {
 	MemoryContext cxt;
 	ServeModel *m;
@@ -377,6 +416,8 @@ serve_model_load(const char *name, const char *model_type, int64 model_id,
 	m->row_xmin = xmin;
 	m->scorer = scorer;
 	m->dim = dim;
+	m->stored_users = stored_users;
+	m->stored_items = stored_items;
 	serve_set_identity(m, name, model_type);
 
 	scorer->load(m);
@@ -438,7 +479,11 @@ serve_model_get(const char *name)
 		{
 			ServeModel *shared;
 
-			m = serve_model_load(name, model_type, model_id, dim, xmin, caller);
+			int64		stored_users = DatumGetInt32(SPI_getbinval(found->vals[0], found->tupdesc, 5, &isnull));
+			int64		stored_items = DatumGetInt32(SPI_getbinval(found->vals[0], found->tupdesc, 6, &isnull));
+
+			m = serve_model_load(name, model_type, model_id, dim,
+								 stored_users, stored_items, xmin, caller);
 			shared = serve_shared_publish(m, name, caller);
 			if (shared != NULL)
 			{

@@ -38,6 +38,8 @@ typedef struct ServeModel
 	void	   *scorer_state;
 
 	int			dim;
+	int64		stored_users;	/* dsl.models' n_users and n_items: size */
+	int64		stored_items;	/* hints for loading, not trusted */
 	int			user_dim;		/* floats in a user representation (Scorer) */
 	int			n_users;
 	int			n_items;
@@ -66,10 +68,11 @@ extern ServeModel *serve_model_get(const char *name);
 /*
  * For scorers' load(): every row of dsl.parameters part `part` of m, in
  * ascending entity_id order, through row(arg, n, id, v): first once with
- * n = -1 and id = the number of rows (to size arrays; v NULL), then for each
- * row with n = 0, 1, ... and v valid until the call returns.  Checks the
- * count, the order and the dimension; returns the number of rows.  Runs
- * under the caller's SPI connection.
+ * n = -1 and id = the number of rows dsl.models gives for the part (a hint
+ * to size arrays, 0 when unknown: the callback must take more rows or fewer;
+ * v NULL), then for each row with n = 0, 1, ... and v valid until the call
+ * returns.  Checks the order and the dimension; returns the number of rows.
+ * Runs under the caller's SPI connection.
  */
 typedef void (*ServePartRow) (void *arg, int64 n, int64 id, const SpVec *v);
 extern int64 serve_scan_part(ServeModel *m, const char *part, ServePartRow row, void *arg);

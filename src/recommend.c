@@ -293,16 +293,11 @@ typedef struct AllState
 {
 	ServeModel *m;
 	ReturnSetInfo *rsinfo;
-	float	   *uvec;			/* user_dim scratch entries */
-	float	   *canon;			/* k scratch entries: canonical scores */
-	float	   *score;			/* k scratch entries */
-	int32	   *idx;
 } AllState;
 
 /*
- * One user's top k from the block pass: report the scorer's canonical scores
- * (the ones dsl.recommend shows), re-sorted by them, so the two functions
- * agree.
+ * One user's top k from the block pass: the scorer ranks exactly by the
+ * canonical scores (scorer.h), so these are dsl.recommend's rows.
  */
 static void
 recommend_all_emit(void *arg, int32 user, const int32 *items,
@@ -311,33 +306,14 @@ recommend_all_emit(void *arg, int32 user, const int32 *items,
 	AllState   *st = (AllState *) arg;
 	ServeModel *m = st->m;
 
-	(void) scores;				/* replaced by canonical values */
-	m->scorer->user_vector(m, user, st->uvec);
-	m->scorer->score_items(m, st->uvec, items, n, st->canon);
-	for (int r = 0; r < n; r++)
-	{
-		float		s = st->canon[r];
-		int32		x = items[r];
-		int			j = r;
-
-		/* insertion sort: the input is already (nearly) in order */
-		while (j > 0 && topk_better(s, x, st->score[j - 1], st->idx[j - 1]))
-		{
-			st->score[j] = st->score[j - 1];
-			st->idx[j] = st->idx[j - 1];
-			j--;
-		}
-		st->score[j] = s;
-		st->idx[j] = x;
-	}
 	for (int r = 0; r < n; r++)
 	{
 		Datum		values[4];
 		bool		nulls[4] = {false, false, false, false};
 
 		values[0] = Int64GetDatum(m->user_ids[user]);
-		values[1] = Int64GetDatum(m->item_ids[st->idx[r]]);
-		values[2] = Float4GetDatum(st->score[r]);
+		values[1] = Int64GetDatum(m->item_ids[items[r]]);
+		values[2] = Float4GetDatum(scores[r]);
 		values[3] = Int32GetDatum(r + 1);
 		tuplestore_putvalues(st->rsinfo->setResult, st->rsinfo->setDesc,
 							 values, nulls);
@@ -379,10 +355,6 @@ dsl_recommend_all(PG_FUNCTION_ARGS)
 
 	st.m = m;
 	st.rsinfo = rsinfo;
-	st.uvec = palloc(sizeof(float) * Max(m->user_dim, 1));
-	st.canon = palloc(sizeof(float) * kk);
-	st.score = palloc(sizeof(float) * kk);
-	st.idx = palloc(sizeof(int32) * kk);
 
 	m->scorer->rank_users(m, list, m->n_users,
 						  exclude_seen ? &m->seen : NULL,

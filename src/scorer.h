@@ -24,9 +24,10 @@
  *
  * Whatever the scorer, the ranking rule is topk.h's (higher score first,
  * equal scores by lower item index), and score_items() is the canonical
- * score: rank_items() must rank exactly by it, so dsl.score and
- * dsl.recommend agree; rank_users() may rank by a faster approximation
- * (recommend_all re-scores what it keeps with score_items()).
+ * score: rank_items() and rank_users() must rank exactly by it, and
+ * rank_users() emits it, so dsl.score, dsl.recommend and dsl.recommend_all
+ * agree (a faster approximation may choose the candidates when its error is
+ * bounded: TopKNear, topk.h).
  *
  * Scorers run in the calling backend; they may use palloc, ereport and
  * CHECK_FOR_INTERRUPTS.  The inner-product scorer (scorer_dot.c) serves every

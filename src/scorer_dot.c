@@ -7,8 +7,9 @@
  * for a sparse model, compressed rows (serve_rows.h), in ascending id order,
  * with each row's norm.  The canonical score is topk_dot() of the dense
  * rows, which both forms compute exactly; catalogue scans score in float32
- * first and exactly near the k-th score (serve_rows_rank()), blocks of users
- * use topk_rank_users() (cblas_sgemm).  An ad-hoc history is folded in
+ * first and exactly near the k-th score (serve_rows_rank()), and so do
+ * blocks of users (serve_rows_rank_users(): cblas_sgemm over dense rows, a
+ * kernel over the stored entries of sparse ones).  An ad-hoc history is folded in
  * (fold_in.c).  See topk.h and docs/serving.md.
  */
 #include "postgres.h"
@@ -102,18 +103,16 @@ dot_score_items(const ServeModel *m, const float *user, const int32 *items,
 		scores[c] = serve_rows_dot(&dot_state(m)->items, items[c], user);
 }
 
-/* blocks of users against blocks of items with sgemm, float32 scores */
+/* blocks of users: sgemm over dense item rows, a sparse kernel otherwise */
 static void
 dot_rank_users(const ServeModel *m, const int32 *users, int n_users,
 			   const IndexCSR *exclude, int k, Size mem_bytes,
 			   TopKEmit emit, void *emit_arg)
 {
 	const DotState *st = dot_state(m);
-	EmbeddingSource us = serve_rows_source(&st->users);
-	EmbeddingSource is = serve_rows_source(&st->items);
 
-	topk_rank_users(&us, &is, users, n_users, exclude, k, mem_bytes,
-					emit, emit_arg);
+	serve_rows_rank_users(&st->users, &st->items, users, n_users, exclude, k,
+						  mem_bytes, emit, emit_arg);
 }
 
 /* cosine (or inner product) of item rows, the item itself left out */

@@ -71,6 +71,18 @@ extern void serve_rows_rank(const ServeRows *r, const float *x, double x_norm,
 							bool cosine, const int32 *exclude, int64 n_exclude,
 							int32 self, TopK *h);
 
+/*
+ * Rank every item row of items for each of users' rows list[0..n_list-1]
+ * (exclude's row of the user left out when exclude is not NULL) and emit
+ * each user's exact top k, as topk_rank_users() does: dense item rows by
+ * sgemm blocks within mem_bytes, sparse ones by a kernel that scores tiles
+ * of users against the stored entries only, so its time follows density.
+ */
+extern void serve_rows_rank_users(const ServeRows *users, const ServeRows *items,
+								  const int32 *list, int n_list,
+								  const IndexCSR *exclude, int k, Size mem_bytes,
+								  TopKEmit emit, void *emit_arg);
+
 /* the rows as an EmbeddingSource (sgemm blocks; sparse rows are filled) */
 extern EmbeddingSource serve_rows_source(const ServeRows *r);
 

@@ -210,6 +210,110 @@ topk_offer_bounded(TopK *h, const float *approx, int n, double bound,
 	pfree(first.idx);
 }
 
+void
+topk_near_init(TopKNear *t, int k, bool fixed)
+{
+	topk_init(&t->heap, k, palloc(sizeof(float) * k), palloc(sizeof(int32) * k));
+	t->fixed = fixed;
+	t->cap = Max(4 * k, 64);
+	t->cs = palloc(sizeof(float) * t->cap);
+	t->ci = palloc(sizeof(int32) * t->cap);
+	topk_near_reset(t, 0.0);
+}
+
+void
+topk_near_reset(TopKNear *t, double bound)
+{
+	t->heap.n = 0;
+	t->bound2 = 2.0 * bound;
+	t->floor = -INFINITY;
+	t->n = 0;
+	t->overflow = false;
+}
+
+/* drop the candidates below the floor; grow when most of them are above */
+static void
+topk_near_compact(TopKNear *t)
+{
+	int			n = 0;
+
+	for (int j = 0; j < t->n; j++)
+	{
+		if (t->cs[j] >= t->floor)
+		{
+			t->cs[n] = t->cs[j];
+			t->ci[n] = t->ci[j];
+			n++;
+		}
+	}
+	t->n = n;
+	if (t->fixed)
+		t->overflow = n == t->cap;
+	else if (n > t->cap / 2)
+	{
+		t->cap *= 2;
+		t->cs = repalloc_huge(t->cs, sizeof(float) * t->cap);
+		t->ci = repalloc_huge(t->ci, sizeof(int32) * t->cap);
+	}
+}
+
+void
+topk_near_offer(TopKNear *t, float approx, int32 idx)
+{
+	/* NaN fails this too */
+	if (!(approx >= t->floor) || t->overflow)
+		return;
+	if (t->n == t->cap)
+	{
+		topk_near_compact(t);
+		if (t->overflow)
+			return;
+	}
+	t->cs[t->n] = approx;
+	t->ci[t->n] = idx;
+	t->n++;
+	topk_offer(&t->heap, approx, idx);
+	if (t->heap.n == t->heap.k)
+	{
+		float		f = (float) ((double) t->heap.score[0] - t->bound2);
+
+		/* overflowing scores: keep everything */
+		t->floor = isfinite(f) ? f : -INFINITY;
+	}
+}
+
+/* offer scores[0..n-1] of indices base..base+n-1, NaN marking excluded ones */
+static void
+topk_near_scan(TopKNear *t, const float *scores, int n, int32 base)
+{
+	int			j = 0;
+
+	for (; j + SCAN_CHUNK <= n; j += SCAN_CHUNK)
+	{
+		const float *c = scores + j;
+		float		m = -INFINITY;
+
+		for (int x = 0; x < SCAN_CHUNK; x++)
+			m = c[x] > m ? c[x] : m;
+		if (!(m >= t->floor))
+			continue;
+		for (int x = 0; x < SCAN_CHUNK; x++)
+			topk_near_offer(t, c[x], base + j + x);
+	}
+	for (; j < n; j++)
+		topk_near_offer(t, scores[j], base + j);
+}
+
+int
+topk_near_finish(TopKNear *t, float (*exact) (void *arg, int32 idx), void *arg,
+				 TopK *out)
+{
+	for (int j = 0; j < t->n; j++)
+		if (t->cs[j] >= t->floor)
+			topk_offer(out, exact(arg, t->ci[j]), t->ci[j]);
+	return topk_sort(out);
+}
+
 /* copy rows list[0..n-1] of src into out, densely */
 static void
 gather_rows(const EmbeddingSource *src, const int32 *list, int n, float *out)
@@ -250,8 +354,8 @@ choose_blocks(int n_list, int n_items, int dim, int kk, bool items_resident,
 		Size		item_buf = items_resident ? 0 : (Size) bi * dim * sizeof(float);
 		Size		per_user = (Size) dim * sizeof(float) +
 			(Size) bi * sizeof(float) +
-			(Size) kk * (sizeof(float) + sizeof(int32)) +
-			sizeof(TopK) + sizeof(int64);
+			(Size) (kk + Max(4 * kk, 64)) * (sizeof(float) + sizeof(int32)) +
+			sizeof(TopKNear) + sizeof(int64);
 
 		bu = mem > item_buf ? (mem - item_buf) / per_user : 0;
 		if (bu >= USER_BLOCK_GOOD || bi <= ITEM_BLOCK_MIN)
@@ -263,6 +367,53 @@ choose_blocks(int n_list, int n_items, int dim, int kk, bool items_resident,
 	bu = Min(bu, (Size) n_list);
 	*bu_out = (int) bu;
 	*bi_out = bi;
+}
+
+/* the canonical score of one user row and item idx, for topk_near_finish() */
+typedef struct RankExact
+{
+	const EmbeddingSource *items;
+	const float *item_all;		/* all item rows, or NULL: fill one */
+	const float *user;
+	float	   *row;			/* dim scratch entries */
+} RankExact;
+
+static float
+rank_exact(void *arg, int32 idx)
+{
+	RankExact  *a = (RankExact *) arg;
+	const float *row = a->row;
+
+	if (a->item_all)
+		row = a->item_all + (Size) idx * a->items->dim;
+	else
+		a->items->fill(a->items->arg, idx, 1, a->row);
+	return topk_dot(a->user, row, a->items->dim);
+}
+
+/* the largest Euclidean norm of the rows (filled block by block into buf) */
+static double
+max_row_norm(const EmbeddingSource *src, const float *all, float *buf, int block)
+{
+	double		mx = 0.0;
+
+	for (int i0 = 0; i0 < src->n_rows; i0 += block)
+	{
+		int			n = Min(block, src->n_rows - i0);
+		const float *rows = all ? all + (Size) i0 * src->dim : buf;
+
+		if (!all)
+			src->fill(src->arg, i0, n, buf);
+		for (int i = 0; i < n; i++)
+		{
+			double		s = 0.0;
+
+			for (int d = 0; d < src->dim; d++)
+				s += (double) rows[(Size) i * src->dim + d] * rows[(Size) i * src->dim + d];
+			mx = Max(mx, s);
+		}
+	}
+	return sqrt(mx);
 }
 
 void
@@ -280,9 +431,10 @@ topk_rank_users(const EmbeddingSource *users, const EmbeddingSource *items,
 	float	   *item_buf = NULL;
 	float	   *ubuf;
 	float	   *sbuf;
-	float	   *hscore;
-	int32	   *hidx;
-	TopK	   *heaps;
+	TopKNear   *near;
+	TopK		out;
+	RankExact	ex;
+	double		max_norm;
 	int64	   *cursor;
 	int			bu,
 				bi;
@@ -317,12 +469,19 @@ topk_rank_users(const EmbeddingSource *users, const EmbeddingSource *items,
 
 	ubuf = palloc_extended((Size) bu * dim * sizeof(float), MCXT_ALLOC_HUGE);
 	sbuf = palloc_extended((Size) bu * bi * sizeof(float), MCXT_ALLOC_HUGE);
-	hscore = palloc_extended((Size) bu * kk * sizeof(float), MCXT_ALLOC_HUGE);
-	hidx = palloc_extended((Size) bu * kk * sizeof(int32), MCXT_ALLOC_HUGE);
-	heaps = palloc(sizeof(TopK) * bu);
+	near = palloc(sizeof(TopKNear) * bu);
+	for (int r = 0; r < bu; r++)
+		topk_near_init(&near[r], kk, false);
+	topk_init(&out, kk, palloc(sizeof(float) * kk), palloc(sizeof(int32) * kk));
 	cursor = palloc(sizeof(int64) * bu);
 	if (!items_resident)
 		item_buf = palloc_extended((Size) bi * dim * sizeof(float), MCXT_ALLOC_HUGE);
+
+	/* the float32 error bound of a score needs the largest item norm */
+	max_norm = max_row_norm(items, item_all, item_buf, bi);
+	ex.items = items;
+	ex.item_all = item_all;
+	ex.row = palloc(sizeof(float) * dim);
 
 	for (int u0 = 0; u0 < n_list; u0 += bu)
 	{
@@ -332,7 +491,12 @@ topk_rank_users(const EmbeddingSource *users, const EmbeddingSource *items,
 		gather_rows(users, ulist, nu, ubuf);
 		for (int r = 0; r < nu; r++)
 		{
-			topk_init(&heaps[r], kk, hscore + (Size) r * kk, hidx + (Size) r * kk);
+			const float *urow = ubuf + (Size) r * dim;
+			double		s = 0.0;
+
+			for (int d = 0; d < dim; d++)
+				s += (double) urow[d] * urow[d];
+			topk_near_reset(&near[r], topk_dot_bound(dim, sqrt(s), max_norm));
 			cursor[r] = exclude ? exclude->ptr[ulist[r]] : 0;
 		}
 
@@ -376,23 +540,35 @@ topk_rank_users(const EmbeddingSource *users, const EmbeddingSource *items,
 					}
 					cursor[r] = c;
 				}
-				topk_scan(&heaps[r], row, ni, i0);
+				topk_near_scan(&near[r], row, ni, i0);
 			}
 		}
 
+		/* the candidates near each user's k-th score, scored exactly */
 		for (int r = 0; r < nu; r++)
 		{
-			int			n = topk_sort(&heaps[r]);
+			int			n;
 
-			emit(emit_arg, ulist[r], heaps[r].idx, heaps[r].score, n);
+			ex.user = ubuf + (Size) r * dim;
+			out.n = 0;
+			n = topk_near_finish(&near[r], rank_exact, &ex, &out);
+			emit(emit_arg, ulist[r], out.idx, out.score, n);
 		}
 	}
 
 	pfree(ubuf);
 	pfree(sbuf);
-	pfree(hscore);
-	pfree(hidx);
-	pfree(heaps);
+	for (int r = 0; r < bu; r++)
+	{
+		pfree(near[r].heap.score);
+		pfree(near[r].heap.idx);
+		pfree(near[r].cs);
+		pfree(near[r].ci);
+	}
+	pfree(near);
+	pfree(out.score);
+	pfree(out.idx);
+	pfree(ex.row);
 	pfree(cursor);
 	if (item_buf)
 		pfree(item_buf);

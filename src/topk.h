@@ -15,12 +15,12 @@
  *
  * - Many users at a time (dsl.recommend_all, evaluation): topk_rank_users()
  *   scores a block of users against a block of items with one cblas_sgemm,
- *   masks excluded (seen) items and feeds each row into a bounded per-user
- *   heap whose current k-th score is a threshold most scores fail, so the
- *   scan costs little more than reading the block.  Blocks are sized from a
- *   memory budget; CHECK_FOR_INTERRUPTS() runs between blocks.  float32
- *   sgemm rounding can differ from topk_dot() in the last bit, so callers
- *   that report scores recompute them with topk_dot().
+ *   masks excluded (seen) items and feeds each row into a per-user TopKNear
+ *   whose admission threshold most scores fail, so the scan costs little
+ *   more than reading the block; the few candidates near each user's k-th
+ *   score are then scored with topk_dot(), so the result is the canonical
+ *   top k, as one user at a time.  Blocks are sized from a memory budget;
+ *   CHECK_FOR_INTERRUPTS() runs between blocks.
  */
 #ifndef DSL_TOPK_H
 #define DSL_TOPK_H
@@ -84,9 +84,67 @@ extern void topk_offer_bounded(TopK *h, const float *approx, int n, double bound
 							   float (*exact) (void *arg, int i), void *arg);
 
 /*
+ * The exact top k of a user from float32 scores that are within a known
+ * bound of the canonical ones, offered one at a time in any order (a
+ * catalogue scanned block by block, or in a kernel's own row order): the k
+ * best approximations are kept in a heap, and every offer within twice the
+ * bound of its k-th best as a candidate; at the end only the candidates
+ * still within twice the bound of the final k-th best are scored exactly.
+ * That is topk_offer_bounded()'s argument, for scores that do not come as
+ * one array.  `floor` is the admission threshold (-inf until k approximations
+ * are in): a score below it can never be in the exact top k, so a scan
+ * tests it first.  Storage comes from CurrentMemoryContext at init.
+ */
+typedef struct TopKNear
+{
+	TopK		heap;			/* the k best approximations */
+	double		bound2;			/* twice the bound */
+	float		floor;			/* offers below this are dropped */
+	int			n;				/* candidates kept */
+	int			cap;
+	float	   *cs;				/* candidates' approximations */
+	int32	   *ci;				/* and indices */
+	bool		fixed;			/* never allocate (worker threads) */
+	bool		overflow;		/* fixed, and more candidates than room */
+} TopKNear;
+
+/*
+ * Storage for k; with fixed, offers never allocate (they may then run in a
+ * worker thread) and a user with more candidates near its k-th score than
+ * fit (many equal scores) is marked overflow: rank it another way.
+ */
+extern void topk_near_init(TopKNear *t, int k, bool fixed);
+
+/* start over for a new user whose approximations are within bound */
+extern void topk_near_reset(TopKNear *t, double bound);
+
+/* offer (approximation, index); NaN is never kept */
+extern void topk_near_offer(TopKNear *t, float approx, int32 idx);
+
+/*
+ * The exact top k: exact(arg, idx) of each surviving candidate offered to
+ * out (empty, capacity k), which is then sorted best first; returns its size.
+ */
+extern int	topk_near_finish(TopKNear *t, float (*exact) (void *arg, int32 idx),
+							 void *arg, TopK *out);
+
+/* The float32 error bound of a dim-term dot product of vectors of norms a, b */
+static inline double
+topk_dot_bound(int dim, double a, double b)
+{
+	/*
+	 * A float dot product of dim terms, summed in any order, is within
+	 * gamma_dim * sum |x_j * y_j| <= ~dim * 2^-24 * |x| * |y| of the exact
+	 * one, and the canonical score is within 2^-24 of it after rounding;
+	 * (dim + 8) * 2^-23 more than covers both.
+	 */
+	return (dim + 8) * 0x1p-23 * a * b + 1e-30;
+}
+
+/*
  * Called by topk_rank_users() once per ranked user, in the order of the user
  * list, from the calling backend (PostgreSQL calls are allowed).  items and
- * scores hold n (<= k) entries best first; scores are the sgemm values.
+ * scores hold n (<= k) entries best first; scores are the canonical ones.
  */
 typedef void (*TopKEmit) (void *arg, int32 user, const int32 *items,
 						  const float *scores, int n);
