@@ -11,6 +11,7 @@
 
 #include "cpu.h"
 #include "dsl_rec.h"
+#include "hugepage.h"
 #include "model_cache.h"
 #include "serve_rows.h"
 #include "spvec.h"
@@ -46,6 +47,28 @@ typedef struct RowsLoad
 	float	   *dense;			/* once the probe found the part dense */
 } RowsLoad;
 
+/*
+ * Arrays of a served part: in cxt, advised to live on huge pages (their
+ * first touch is most of a load's page faults, which cost a lot under
+ * virtualisation).
+ */
+static void *
+rows_alloc(MemoryContext cxt, Size sz)
+{
+	void	   *p = MemoryContextAllocHuge(cxt, Max(sz, 1));
+
+	dsl_advise_huge_pages(p, sz);
+	return p;
+}
+
+static void *
+rows_realloc(void *p, Size sz)
+{
+	p = repalloc_huge(p, Max(sz, 1));
+	dsl_advise_huge_pages(p, sz);
+	return p;
+}
+
 /* rows [0, n) of the entries read, expanded into the dense rows out */
 static void
 expand_rows(const RowsLoad *L, int64 n, float *out)
@@ -71,7 +94,7 @@ probe_density(RowsLoad *L, int64 rows_read)
 	if ((double) L->nnz * (sizeof(float) + sizeof(uint16)) <
 		(double) rows_read * L->dim * sizeof(float))
 		return;
-	L->dense = MemoryContextAllocHuge(L->cxt, sizeof(float) * L->cap_rows * L->dim);
+	L->dense = rows_alloc(L->cxt, sizeof(float) * L->cap_rows * L->dim);
 	expand_rows(L, rows_read, L->dense);
 	pfree(L->ptr);
 	pfree(L->col);
@@ -92,11 +115,11 @@ load_row(void *arg, int64 n, int64 id, const SpVec *v)
 	{
 		/* id is the expected row count: size the arrays */
 		L->cap_rows = Max(id, 16);
-		L->ids = MemoryContextAllocHuge(L->cxt, sizeof(int64) * L->cap_rows);
-		L->ptr = MemoryContextAllocHuge(L->cxt, sizeof(int64) * (L->cap_rows + 1));
+		L->ids = rows_alloc(L->cxt, sizeof(int64) * L->cap_rows);
+		L->ptr = rows_alloc(L->cxt, sizeof(int64) * (L->cap_rows + 1));
 		L->cap = L->cap_rows * 4;
-		L->col = MemoryContextAllocHuge(L->cxt, sizeof(uint16) * L->cap);
-		L->val = MemoryContextAllocHuge(L->cxt, sizeof(float) * L->cap);
+		L->col = rows_alloc(L->cxt, sizeof(uint16) * L->cap);
+		L->val = rows_alloc(L->cxt, sizeof(float) * L->cap);
 		L->ptr[0] = 0;
 		return;
 	}
@@ -104,11 +127,11 @@ load_row(void *arg, int64 n, int64 id, const SpVec *v)
 	{
 		/* more rows than dsl.models said */
 		L->cap_rows *= 2;
-		L->ids = repalloc_huge(L->ids, sizeof(int64) * L->cap_rows);
+		L->ids = rows_realloc(L->ids, sizeof(int64) * L->cap_rows);
 		if (L->dense)
-			L->dense = repalloc_huge(L->dense, sizeof(float) * L->cap_rows * L->dim);
+			L->dense = rows_realloc(L->dense, sizeof(float) * L->cap_rows * L->dim);
 		else
-			L->ptr = repalloc_huge(L->ptr, sizeof(int64) * (L->cap_rows + 1));
+			L->ptr = rows_realloc(L->ptr, sizeof(int64) * (L->cap_rows + 1));
 	}
 	L->ids[n] = id;
 	if (L->dense)
@@ -121,8 +144,8 @@ load_row(void *arg, int64 n, int64 id, const SpVec *v)
 	{
 		while (L->nnz + nz > L->cap)
 			L->cap *= 2;
-		L->col = repalloc_huge(L->col, sizeof(uint16) * L->cap);
-		L->val = repalloc_huge(L->val, sizeof(float) * L->cap);
+		L->col = rows_realloc(L->col, sizeof(uint16) * L->cap);
+		L->val = rows_realloc(L->val, sizeof(float) * L->cap);
 	}
 	spvec_indices(v, L->idx);
 	vals = spvec_values(v);
@@ -141,7 +164,7 @@ load_row(void *arg, int64 n, int64 id, const SpVec *v)
 static void
 compute_norms(ServeRows *r, MemoryContext cxt)
 {
-	double	   *norm = MemoryContextAllocHuge(cxt, sizeof(double) * Max(r->n_rows, 1));
+	double	   *norm = rows_alloc(cxt, sizeof(double) * Max(r->n_rows, 1));
 	float	   *buf = palloc(sizeof(float) * r->dim);
 
 	r->max_norm = 0.0;
@@ -220,8 +243,8 @@ to_sliced(ServeRows *r, const RowsLoad *L, const int32 *order, MemoryContext cxt
 {
 	int64		n = r->n_rows;
 	int			n_sl = (int) ((n + SLICE - 1) / SLICE);
-	int64	   *slice = MemoryContextAllocHuge(cxt, sizeof(int64) * (n_sl + 1));
-	int32	   *pos = MemoryContextAllocHuge(cxt, sizeof(int32) * Max(n, 1));
+	int64	   *slice = rows_alloc(cxt, sizeof(int64) * (n_sl + 1));
+	int32	   *pos = rows_alloc(cxt, sizeof(int32) * Max(n, 1));
 	int64		total = 0;
 	uint16	   *col;
 	float	   *val;
@@ -236,8 +259,8 @@ to_sliced(ServeRows *r, const RowsLoad *L, const int32 *order, MemoryContext cxt
 		total += w * SLICE;
 		slice[c + 1] = total;
 	}
-	col = MemoryContextAllocHuge(cxt, sizeof(uint16) * Max(total, 1));
-	val = MemoryContextAllocHuge(cxt, sizeof(float) * Max(total, 1));
+	col = rows_alloc(cxt, sizeof(uint16) * Max(total, 1));
+	val = rows_alloc(cxt, sizeof(float) * Max(total, 1));
 	memset(col, 0, sizeof(uint16) * Max(total, 1));
 	memset(val, 0, sizeof(float) * Max(total, 1));
 	for (int64 p = 0; p < n; p++)
@@ -280,7 +303,7 @@ serve_rows_load(ServeModel *m, const char *part, int64 **ids_out, ServeRows *row
 	{
 		/* dsl.models said more rows than there are: give the rest back */
 		if (n < L.cap_rows)
-			L.dense = repalloc_huge(L.dense, sizeof(float) * Max(n, 1) * dim);
+			L.dense = rows_realloc(L.dense, sizeof(float) * Max(n, 1) * dim);
 		rows->dense = L.dense;
 	}
 	else
@@ -290,7 +313,7 @@ serve_rows_load(ServeModel *m, const char *part, int64 **ids_out, ServeRows *row
 			to_sliced(rows, &L, order, m->cxt);
 		else
 		{
-			float	   *dense = MemoryContextAllocHuge(m->cxt, sizeof(float) * Max(n, 1) * dim);
+			float	   *dense = rows_alloc(m->cxt, sizeof(float) * Max(n, 1) * dim);
 
 			expand_rows(&L, n, dense);
 			rows->dense = dense;
