@@ -345,6 +345,23 @@ SELECT m AS model,
   FROM (VALUES ('eval_ties_sparse'), ('eval_ties_dense')) t(m);
 SELECT (SELECT bytes FROM dsl.serving_cache() WHERE name = 'eval_ties_sparse')
      < (SELECT bytes FROM dsl.serving_cache() WHERE name = 'eval_ties_dense') AS sparse_smaller;
+-- k beyond the catalogue: every unseen item, by the sparse kernel (its
+-- candidate lists as long as the catalogue) and, when those do not fit in
+-- work_mem, by sgemm blocks
+PREPARE ties_whole AS
+SELECT m AS model, current_setting('work_mem') AS work_mem,
+       (SELECT count(*) FROM dsl.recommend_all(m, 2000)) = (SELECT count(*) FROM ties_rank) AS all_rows,
+       (SELECT count(*) FROM (
+            SELECT user_id, item_id, rank FROM dsl.recommend_all(m, 2000)
+            EXCEPT
+            SELECT uid, iid, r FROM ties_rank) d) AS all_differ
+  FROM (VALUES ('eval_ties_sparse'), ('eval_ties_dense')) t(m);
+SET work_mem = '4MB';
+EXECUTE ties_whole;
+SET work_mem = '64kB';
+EXECUTE ties_whole;
+RESET work_mem;
+DEALLOCATE ties_whole;
 
 -- dsl.split: per user, round(test_fraction * n) of its distinct pairs (halves
 -- up) are test pairs, picked by a seeded hash.

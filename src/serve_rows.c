@@ -15,14 +15,12 @@
 #include "model_cache.h"
 #include "serve_rows.h"
 #include "spvec.h"
-#include "workers.h"
 
 #ifdef DSL_X86_DISPATCH
 #include <immintrin.h>
 #endif
 
-/* rows per slice of the sparse form (one AVX-512 register of floats) */
-#define SLICE 16
+#define SLICE SERVE_SLICE
 
 /*
  * Rows read before deciding whether a part is dense enough to be read into
@@ -93,7 +91,21 @@ probe_density(RowsLoad *L, int64 rows_read)
 {
 	if ((double) L->nnz * (sizeof(float) + sizeof(uint16)) <
 		(double) rows_read * L->dim * sizeof(float))
+	{
+		/*
+		 * Staying sparse: room for the expected entries now, while the
+		 * arrays are small (growing them later copies them whole).
+		 */
+		double		want = (double) L->nnz / rows_read * L->cap_rows * 1.05 + 1024;
+
+		if (want > L->cap && want < (double) L->cap_rows * L->dim + 1024)
+		{
+			L->cap = (int64) want;
+			L->col = rows_realloc(L->col, sizeof(uint16) * L->cap);
+			L->val = rows_realloc(L->val, sizeof(float) * L->cap);
+		}
 		return;
+	}
 	L->dense = rows_alloc(L->cxt, sizeof(float) * L->cap_rows * L->dim);
 	expand_rows(L, rows_read, L->dense);
 	pfree(L->ptr);
@@ -261,18 +273,33 @@ to_sliced(ServeRows *r, const RowsLoad *L, const int32 *order, MemoryContext cxt
 	}
 	col = rows_alloc(cxt, sizeof(uint16) * Max(total, 1));
 	val = rows_alloc(cxt, sizeof(float) * Max(total, 1));
-	memset(col, 0, sizeof(uint16) * Max(total, 1));
-	memset(val, 0, sizeof(float) * Max(total, 1));
-	for (int64 p = 0; p < n; p++)
-	{
-		int32		i = order[p];
-		int64		base = slice[p / SLICE] + p % SLICE;
 
-		pos[i] = (int32) p;
-		for (int64 k = L->ptr[i]; k < L->ptr[i + 1]; k++)
+	/* slice by slice, entry j of its 16 rows side by side: written in order */
+	for (int c = 0; c < n_sl; c++)
+	{
+		int64		first[SLICE];
+		int64		len[SLICE];
+		int64		e = slice[c];
+		int64		w = (slice[c + 1] - slice[c]) / SLICE;
+
+		for (int l = 0; l < SLICE; l++)
 		{
-			col[base + (k - L->ptr[i]) * SLICE] = L->col[k];
-			val[base + (k - L->ptr[i]) * SLICE] = L->val[k];
+			int64		p = (int64) c * SLICE + l;
+
+			len[l] = len_at(L, order, n, p);
+			first[l] = p < n ? L->ptr[order[p]] : 0;
+			if (p < n)
+				pos[order[p]] = (int32) p;
+		}
+		for (int64 j = 0; j < w; j++)
+		{
+			for (int l = 0; l < SLICE; l++, e++)
+			{
+				bool		stored = j < len[l];
+
+				col[e] = stored ? L->col[first[l] + j] : 0;
+				val[e] = stored ? L->val[first[l] + j] : 0.0f;
+			}
 		}
 	}
 	r->slice = slice;
@@ -333,7 +360,7 @@ serve_rows_load(ServeModel *m, const char *part, int64 **ids_out, ServeRows *row
 static inline int
 n_slices(const ServeRows *r)
 {
-	return (r->n_rows + SLICE - 1) / SLICE;
+	return serve_rows_slices(r);
 }
 
 Size
@@ -543,12 +570,9 @@ scratch(int which, Size n)
 	return buf[which];
 }
 
-/*
- * The sparse kernel to run: dsl_rec.debug_serving_kernel's choice when this
- * CPU has it, else the widest one the CPU has (AVX-512 only for dim <= 64).
- */
-static int
-sparse_kernel(int dim)
+/* see serve_rows.h */
+int
+serve_rows_kernel(int dim)
 {
 	static bool probed = false;
 	static bool has_avx2 = false;
@@ -584,7 +608,7 @@ approx_scores(const ServeRows *r, const float *x, float *out)
 					r->dim, x, 1, 0.0f, out, 1);
 		return;
 	}
-	k = sparse_kernel(r->dim);
+	k = serve_rows_kernel(r->dim);
 
 	/* the kernels score in slice order; then each row takes its score */
 	by_pos = scratch(1, (Size) n_slices(r) * SLICE);
@@ -673,319 +697,4 @@ serve_rows_source(const ServeRows *r)
 	if (r->dense)
 		return embedding_source_dense(r->dense, r->n_rows, r->dim);
 	return embedding_source_fill(fill_rows, (void *) r, r->n_rows, r->dim);
-}
-
-/* --- many users at once ------------------------------------------------------ */
-
-/* users scored together by the block kernel */
-#define TILE 64
-
-/*
- * One tile of users against sparse item rows: xt holds the users' rows
- * transposed (dim x TILE, zero columns past nu), so an item row's score for
- * all of them is the sum over its stored entries of val * xt[col]; each row
- * of TILE scores is compared with the users' admission thresholds and only
- * passes are looked at.  Rows are taken longest first (slice order
- * backwards): rows with more stored weights tend to score higher, so the
- * thresholds rise early and few later rows pass them (in slice order,
- * nearly every row raised them, and the heaps cost more than the kernel).
- */
-typedef struct TileScan
-{
-	const ServeRows *items;
-	const int32 *order;			/* slice position -> item index */
-	const int32 *ulist;			/* the tile's users */
-	int			nu;
-	const IndexCSR *exclude;
-	TopKNear   *near;			/* per user of the tile */
-	float	   *floor;			/* TILE thresholds (+inf past nu) */
-} TileScan;
-
-static bool
-is_excluded(const IndexCSR *ex, int32 user, int32 item)
-{
-	int64		lo = ex->ptr[user];
-	int64		hi = ex->ptr[user + 1];
-
-	while (lo < hi)
-	{
-		int64		mid = lo + (hi - lo) / 2;
-
-		if (ex->idx[mid] < item)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo < ex->ptr[user + 1] && ex->idx[lo] == item;
-}
-
-/* the users whose threshold the row at slice position p passed */
-static void
-tile_offer(TileScan *ts, int64 p, const float *acc, uint64 mask)
-{
-	int32		item = ts->order[p];
-
-	while (mask)
-	{
-		int			u = __builtin_ctzll(mask);
-
-		mask &= mask - 1;
-		if (ts->exclude && is_excluded(ts->exclude, ts->ulist[u], item))
-			continue;
-		topk_near_offer(&ts->near[u], acc[u], item);
-		ts->floor[u] = ts->near[u].floor;
-	}
-}
-
-static void
-tile_scan_default(TileScan *ts, const float *xt)
-{
-	const ServeRows *r = ts->items;
-	float		acc[TILE];
-
-	for (int c = n_slices(r) - 1; c >= 0; c--)
-	{
-		for (int l = SLICE - 1; l >= 0; l--)
-		{
-			uint64		mask = 0;
-
-			if ((int64) c * SLICE + l >= r->n_rows)
-				continue;
-
-			memset(acc, 0, sizeof(acc));
-			for (int64 e = r->slice[c] + l; e < r->slice[c + 1]; e += SLICE)
-			{
-				const float *x = xt + (Size) r->col[e] * TILE;
-				float		v = r->val[e];
-
-				for (int u = 0; u < TILE; u++)
-					acc[u] += v * x[u];
-			}
-			for (int u = 0; u < TILE; u++)
-				mask |= (uint64) (acc[u] >= ts->floor[u]) << u;
-			if (mask)
-				tile_offer(ts, (int64) c * SLICE + l, acc, mask);
-		}
-	}
-}
-
-#ifdef DSL_X86_DISPATCH
-/* the same with AVX2: the TILE scores of a row in eight registers */
-DSL_TARGET("avx2,fma")
-static void
-tile_scan_avx2(TileScan *ts, const float *xt)
-{
-	const ServeRows *r = ts->items;
-	float		acc[TILE] __attribute__((aligned(32)));
-
-	for (int c = n_slices(r) - 1; c >= 0; c--)
-	{
-		for (int l = SLICE - 1; l >= 0; l--)
-		{
-			__m256		a[TILE / 8];
-			uint64		mask = 0;
-
-			if ((int64) c * SLICE + l >= r->n_rows)
-				continue;
-
-			for (int t = 0; t < TILE / 8; t++)
-				a[t] = _mm256_setzero_ps();
-			for (int64 e = r->slice[c] + l; e < r->slice[c + 1]; e += SLICE)
-			{
-				const float *x = xt + (Size) r->col[e] * TILE;
-				__m256		v = _mm256_broadcast_ss(r->val + e);
-
-				for (int t = 0; t < TILE / 8; t++)
-					a[t] = _mm256_fmadd_ps(v, _mm256_loadu_ps(x + 8 * t), a[t]);
-			}
-			for (int t = 0; t < TILE / 8; t++)
-				mask |= (uint64) _mm256_movemask_ps(
-													_mm256_cmp_ps(a[t], _mm256_loadu_ps(ts->floor + 8 * t), _CMP_GE_OQ)) << (8 * t);
-			if (mask)
-			{
-				for (int t = 0; t < TILE / 8; t++)
-					_mm256_store_ps(acc + 8 * t, a[t]);
-				tile_offer(ts, (int64) c * SLICE + l, acc, mask);
-			}
-		}
-	}
-}
-#endif
-
-/* the canonical score of an item and a user row, for topk_near_finish() */
-typedef struct TileExact
-{
-	const ServeRows *items;
-	const float *user;
-} TileExact;
-
-static float
-tile_exact(void *arg, int32 idx)
-{
-	const TileExact *a = (const TileExact *) arg;
-
-	return serve_rows_dot(a->items, idx, a->user);
-}
-
-/* one round of tiles, one per worker thread */
-typedef struct TileRound
-{
-	TileScan   *ts;				/* per part */
-	float	  **xt;				/* per part: dim x TILE */
-	int			n_tiles;		/* parts with a tile this round */
-	int			kernel;
-} TileRound;
-
-/* runs in a worker thread (or the backend's): plain C only */
-static void
-tile_round_part(void *arg, int part, int n_parts)
-{
-	TileRound  *tr = (TileRound *) arg;
-
-	(void) n_parts;
-	if (part >= tr->n_tiles)
-		return;
-#ifdef DSL_X86_DISPATCH
-	if (tr->kernel != DSL_KERNEL_SCALAR)
-		tile_scan_avx2(&tr->ts[part], tr->xt[part]);
-	else
-#endif
-		tile_scan_default(&tr->ts[part], tr->xt[part]);
-}
-
-void
-serve_rows_rank_users(const ServeRows *users, const ServeRows *items,
-					  const int32 *list, int n_list, const IndexCSR *exclude,
-					  int k, Size mem_bytes, TopKEmit emit, void *emit_arg)
-{
-	int			dim = items->dim;
-	int			kk;
-	int			n_parts;
-	int32	   *order;
-	float	  **ub;
-	TopK		out;
-	TileRound	tr;
-	WorkerPool *pool;
-	MemoryContext cxt;
-	MemoryContext oldcxt;
-
-	if (items->dense)
-	{
-		/* dense item rows: blocks of scores by sgemm */
-		EmbeddingSource us = serve_rows_source(users);
-		EmbeddingSource is = serve_rows_source(items);
-
-		topk_rank_users(&us, &is, list, n_list, exclude, k, mem_bytes, emit, emit_arg);
-		return;
-	}
-	if (n_list <= 0 || items->n_rows <= 0)
-		return;
-	kk = Min(k, items->n_rows);
-
-	/* the pool goes with this context, also on error */
-	cxt = AllocSetContextCreate(CurrentMemoryContext, "dsl_rec rank users",
-								ALLOCSET_DEFAULT_SIZES);
-	oldcxt = MemoryContextSwitchTo(cxt);
-	pool = worker_pool_create(dsl_threads, cxt);
-	n_parts = worker_pool_size(pool);
-
-	order = palloc_extended(sizeof(int32) * items->n_rows, MCXT_ALLOC_HUGE);
-	for (int i = 0; i < items->n_rows; i++)
-		order[items->pos[i]] = i;
-	tr.kernel = sparse_kernel(dim);
-	tr.ts = palloc(sizeof(TileScan) * n_parts);
-	tr.xt = palloc(sizeof(float *) * n_parts);
-	ub = palloc(sizeof(float *) * n_parts);
-	for (int p = 0; p < n_parts; p++)
-	{
-		TileScan   *ts = &tr.ts[p];
-
-		ts->items = items;
-		ts->order = order;
-		ts->exclude = exclude;
-		ts->near = palloc(sizeof(TopKNear) * TILE);
-		ts->floor = palloc(sizeof(float) * TILE);
-		for (int u = 0; u < TILE; u++)
-			topk_near_init(&ts->near[u], kk, true);
-		tr.xt[p] = palloc(sizeof(float) * TILE * dim);
-		ub[p] = palloc(sizeof(float) * TILE * dim);
-	}
-	topk_init(&out, kk, palloc(sizeof(float) * kk), palloc(sizeof(int32) * kk));
-
-	for (int u0 = 0; u0 < n_list; u0 += TILE * n_parts)
-	{
-		CHECK_FOR_INTERRUPTS();
-
-		/* a tile of users per part: rows, transposed rows, bounds */
-		tr.n_tiles = 0;
-		for (int p = 0; p < n_parts && u0 + p * TILE < n_list; p++)
-		{
-			TileScan   *ts = &tr.ts[p];
-			int			first = u0 + p * TILE;
-			float	   *xt = tr.xt[p];
-
-			ts->ulist = list + first;
-			ts->nu = Min(TILE, n_list - first);
-			memset(xt, 0, sizeof(float) * TILE * dim);
-			for (int u = 0; u < TILE; u++)
-			{
-				float	   *row = ub[p] + (Size) u * dim;
-				double		sq = 0.0;
-
-				ts->floor[u] = INFINITY;
-				if (u >= ts->nu)
-					continue;
-				serve_rows_get(users, ts->ulist[u], row);
-				for (int d = 0; d < dim; d++)
-				{
-					xt[(Size) d * TILE + u] = row[d];
-					sq += (double) row[d] * row[d];
-				}
-				topk_near_reset(&ts->near[u],
-								topk_dot_bound(dim, sqrt(sq), items->max_norm));
-				ts->floor[u] = ts->near[u].floor;
-			}
-			tr.n_tiles++;
-		}
-
-		worker_pool_run(pool, tile_round_part, &tr);
-
-		/* in list order: the candidates scored exactly, then emitted */
-		for (int p = 0; p < tr.n_tiles; p++)
-		{
-			TileScan   *ts = &tr.ts[p];
-
-			for (int u = 0; u < ts->nu; u++)
-			{
-				const float *row = ub[p] + (Size) u * dim;
-				int32		user = ts->ulist[u];
-				int			n;
-
-				out.n = 0;
-				if (ts->near[u].overflow)
-				{
-					/* many equal scores: this user alone, exactly */
-					int64		lo = exclude ? exclude->ptr[user] : 0;
-					int64		hi = exclude ? exclude->ptr[user + 1] : 0;
-					double		sq = 0.0;
-
-					for (int d = 0; d < dim; d++)
-						sq += (double) row[d] * row[d];
-					serve_rows_rank(items, row, sqrt(sq), false,
-									exclude ? exclude->idx + lo : NULL, hi - lo, -1, &out);
-					n = topk_sort(&out);
-				}
-				else
-				{
-					TileExact	a = {items, row};
-
-					n = topk_near_finish(&ts->near[u], tile_exact, &a, &out);
-				}
-				emit(emit_arg, user, out.idx, out.score, n);
-			}
-		}
-	}
-
-	MemoryContextSwitchTo(oldcxt);
-	MemoryContextDelete(cxt);
 }

@@ -3,12 +3,13 @@
  *
  * The serving form of a stored part ('user', 'item') of a model: either a
  * dense row-major float matrix, or, when that is smaller (a DSL model at
- * low density), sliced rows: slices of 8 rows, each as wide as its
+ * low density), sliced rows: slices of 16 rows, each as wide as its
  * longest row, holding the stored entries' columns (uint16) and values
  * side by side (serve_rows.c).  The sparse form holds 6 bytes per stored
- * weight plus the padding of the shorter rows of a slice and 1 byte per
- * row, where the dense one holds 4 * dim per row, so a model's serving
- * memory follows its density (docs/serving.md).
+ * weight plus the padding of the shorter rows of a slice and 4 bytes per
+ * row (its position), where the dense one holds 4 * dim per row, so a
+ * model's serving memory follows its density (docs/serving.md).  Many users
+ * at once are ranked by serve_rows_users.c.
  *
  * Scores are the same in both forms: the canonical score of a row and a
  * vector x is the float of the double sum of x[c] * row[c] in column order,
@@ -85,5 +86,23 @@ extern void serve_rows_rank_users(const ServeRows *users, const ServeRows *items
 
 /* the rows as an EmbeddingSource (sgemm blocks; sparse rows are filled) */
 extern EmbeddingSource serve_rows_source(const ServeRows *r);
+
+/* --- for the kernels over the sparse form (serve_rows.c, serve_rows_users.c) */
+
+/* rows per slice of the sparse form (one AVX-512 register of floats) */
+#define SERVE_SLICE 16
+
+static inline int
+serve_rows_slices(const ServeRows *r)
+{
+	return (r->n_rows + SERVE_SLICE - 1) / SERVE_SLICE;
+}
+
+/*
+ * The sparse kernel to run (DSL_KERNEL_*): dsl_rec.debug_serving_kernel's
+ * choice when this CPU has it, else the widest one the CPU has (AVX-512
+ * only for dim <= 64).
+ */
+extern int	serve_rows_kernel(int dim);
 
 #endif							/* DSL_SERVE_ROWS_H */

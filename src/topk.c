@@ -210,12 +210,26 @@ topk_offer_bounded(TopK *h, const float *approx, int n, double bound,
 	pfree(first.idx);
 }
 
+/* room for candidates: a few times k, but never more than can be offered */
+static int
+topk_near_cap(int k, int n_max)
+{
+	return Max(Min(Max(4 * k, 64), n_max), 1);
+}
+
+Size
+topk_near_bytes(int k, int n_max)
+{
+	return sizeof(TopKNear) +
+		(Size) (k + topk_near_cap(k, n_max)) * (sizeof(float) + sizeof(int32));
+}
+
 void
-topk_near_init(TopKNear *t, int k, bool fixed)
+topk_near_init(TopKNear *t, int k, int n_max, bool fixed)
 {
 	topk_init(&t->heap, k, palloc(sizeof(float) * k), palloc(sizeof(int32) * k));
 	t->fixed = fixed;
-	t->cap = Max(4 * k, 64);
+	t->cap = topk_near_cap(k, n_max);
 	t->cs = palloc(sizeof(float) * t->cap);
 	t->ci = palloc(sizeof(int32) * t->cap);
 	topk_near_reset(t, 0.0);
@@ -354,8 +368,7 @@ choose_blocks(int n_list, int n_items, int dim, int kk, bool items_resident,
 		Size		item_buf = items_resident ? 0 : (Size) bi * dim * sizeof(float);
 		Size		per_user = (Size) dim * sizeof(float) +
 			(Size) bi * sizeof(float) +
-			(Size) (kk + Max(4 * kk, 64)) * (sizeof(float) + sizeof(int32)) +
-			sizeof(TopKNear) + sizeof(int64);
+			topk_near_bytes(kk, n_items) + sizeof(int64);
 
 		bu = mem > item_buf ? (mem - item_buf) / per_user : 0;
 		if (bu >= USER_BLOCK_GOOD || bi <= ITEM_BLOCK_MIN)
@@ -471,7 +484,7 @@ topk_rank_users(const EmbeddingSource *users, const EmbeddingSource *items,
 	sbuf = palloc_extended((Size) bu * bi * sizeof(float), MCXT_ALLOC_HUGE);
 	near = palloc(sizeof(TopKNear) * bu);
 	for (int r = 0; r < bu; r++)
-		topk_near_init(&near[r], kk, false);
+		topk_near_init(&near[r], kk, n_items, false);
 	topk_init(&out, kk, palloc(sizeof(float) * kk), palloc(sizeof(int32) * kk));
 	cursor = palloc(sizeof(int64) * bu);
 	if (!items_resident)

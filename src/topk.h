@@ -109,11 +109,15 @@ typedef struct TopKNear
 } TopKNear;
 
 /*
- * Storage for k; with fixed, offers never allocate (they may then run in a
- * worker thread) and a user with more candidates near its k-th score than
- * fit (many equal scores) is marked overflow: rank it another way.
+ * Storage for k, for at most n_max offers per user; with fixed, offers never
+ * allocate (they may then run in a worker thread) and a user with more
+ * candidates near its k-th score than fit (many equal scores) is marked
+ * overflow: rank it another way.
  */
-extern void topk_near_init(TopKNear *t, int k, bool fixed);
+extern void topk_near_init(TopKNear *t, int k, int n_max, bool fixed);
+
+/* the bytes topk_near_init() allocates at first */
+extern Size topk_near_bytes(int k, int n_max);
 
 /* start over for a new user whose approximations are within bound */
 extern void topk_near_reset(TopKNear *t, double bound);
