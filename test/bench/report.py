@@ -964,7 +964,7 @@ if serve:
     w("  ORDER BY i.vec <#> u.vec LIMIT 20` over the stored rows (exact, no index, seen items not")
     w("  excluded).")
     w("")
-    w("The serving cache is per backend: the first call of each connection loads the model (*first")
+    w("dsl_rec is preloaded: the first call of each connection maps the server's shared copy of the model (*first")
     w("call*, max over clients) and is left out of the latency percentiles and of *warm tx/s*; a")
     w("warm-up pgbench run precedes each measured one. *pgbench tx/s* is pgbench's own figure")
     w("(without connection time, first calls included).")
