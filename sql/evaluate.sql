@@ -312,11 +312,13 @@ RESET work_mem;
 -- Every item row the same: all scores tie, so every user's top k is its k
 -- lowest unseen item ids, in the sparse form (more ties than a user's
 -- candidate buffer holds: that user is ranked alone) and the dense one.
+-- The models rows understate the counts (1 user, 1 item): they only size
+-- the loader's first arrays, which grow.
 INSERT INTO dsl.models (name, model_type, source, user_col, item_col, dim, density, hyperparams,
                         n_users, n_items, n_interactions, active_params, total_params, epochs,
                         train_seconds)
 SELECT n, model_type, source, user_col, item_col, dim, 0.3, hyperparams,
-       n_users, n_items, n_interactions, active_params, total_params, epochs, train_seconds
+       1, 1, n_interactions, active_params, total_params, epochs, train_seconds
   FROM dsl.models, (VALUES ('eval_ties_sparse'), ('eval_ties_dense')) t(n) WHERE name = 'eval_rnd';
 INSERT INTO dsl.parameters
 SELECT m.model_id, v.part, v.id,

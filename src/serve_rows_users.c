@@ -267,6 +267,8 @@ serve_rows_rank_users(const ServeRows *users, const ServeRows *items,
 		ub[p] = palloc(sizeof(float) * TILE * dim);
 	}
 	topk_init(&out, kk, palloc(sizeof(float) * kk), palloc(sizeof(int32) * kk));
+	/* emit() runs in the caller's context */
+	MemoryContextSwitchTo(oldcxt);
 
 	for (int u0 = 0; u0 < n_list; u0 += TILE * n_parts)
 	{
@@ -342,6 +344,5 @@ serve_rows_rank_users(const ServeRows *users, const ServeRows *items,
 		}
 	}
 
-	MemoryContextSwitchTo(oldcxt);
 	MemoryContextDelete(cxt);
 }
