@@ -14,8 +14,6 @@
  */
 #include "postgres.h"
 
-#include <math.h>
-
 #include "fold_in.h"
 #include "model_cache.h"
 #include "scorer.h"
@@ -34,17 +32,6 @@ static inline const DotState *
 dot_state(const ServeModel *m)
 {
 	return (const DotState *) m->scorer_state;
-}
-
-/* Euclidean norm, in double */
-static double
-vector_norm(const float *x, int dim)
-{
-	double		s = 0.0;
-
-	for (int d = 0; d < dim; d++)
-		s += (double) x[d] * x[d];
-	return sqrt(s);
 }
 
 /*
@@ -90,7 +77,7 @@ static void
 dot_rank_items(const ServeModel *m, const float *user,
 			   const int32 *exclude, int64 n_exclude, TopK *h)
 {
-	serve_rows_rank(&dot_state(m)->items, user, vector_norm(user, m->dim),
+	serve_rows_rank(&dot_state(m)->items, user, topk_norm(user, m->dim),
 					false, exclude, n_exclude, -1, h);
 }
 

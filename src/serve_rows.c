@@ -182,12 +182,8 @@ compute_norms(ServeRows *r, MemoryContext cxt)
 	r->max_norm = 0.0;
 	for (int i = 0; i < r->n_rows; i++)
 	{
-		double		s = 0.0;
-
 		serve_rows_get(r, i, buf);
-		for (int c = 0; c < r->dim; c++)
-			s += (double) buf[c] * buf[c];
-		norm[i] = sqrt(s);
+		norm[i] = topk_norm(buf, r->dim);
 		r->max_norm = Max(r->max_norm, norm[i]);
 	}
 	pfree(buf);

@@ -288,19 +288,15 @@ serve_rows_rank_users(const ServeRows *users, const ServeRows *items,
 			for (int u = 0; u < TILE; u++)
 			{
 				float	   *row = ub[p] + (Size) u * dim;
-				double		sq = 0.0;
 
 				ts->floor[u] = INFINITY;
 				if (u >= ts->nu)
 					continue;
 				serve_rows_get(users, ts->ulist[u], row);
 				for (int d = 0; d < dim; d++)
-				{
 					xt[(Size) d * TILE + u] = row[d];
-					sq += (double) row[d] * row[d];
-				}
 				topk_near_reset(&ts->near[u],
-								topk_dot_bound(dim, sqrt(sq), items->max_norm));
+								topk_dot_bound(dim, topk_norm(row, dim), items->max_norm));
 				ts->floor[u] = ts->near[u].floor;
 			}
 			tr.n_tiles++;
@@ -325,11 +321,8 @@ serve_rows_rank_users(const ServeRows *users, const ServeRows *items,
 					/* many equal scores: this user alone, exactly */
 					int64		lo = exclude ? exclude->ptr[user] : 0;
 					int64		hi = exclude ? exclude->ptr[user + 1] : 0;
-					double		sq = 0.0;
 
-					for (int d = 0; d < dim; d++)
-						sq += (double) row[d] * row[d];
-					serve_rows_rank(items, row, sqrt(sq), false,
+					serve_rows_rank(items, row, topk_norm(row, dim), false,
 									exclude ? exclude->idx + lo : NULL, hi - lo, -1, &out);
 					n = topk_sort(&out);
 				}

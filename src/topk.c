@@ -179,6 +179,36 @@ topk_dot(const float *a, const float *b, int dim)
 	return (float) s;
 }
 
+/*
+ * The admission threshold of exact scoring, given a heap of the best float
+ * approximations so far, each within bound of its canonical score: the
+ * heap's rows have canonical scores of at least (k-th approximation -
+ * bound), so a row needs an approximation of at least (k-th - 2 * bound) to
+ * be in the canonical top k.  -inf while the heap holds fewer than k (every
+ * row may be in), and when the scores overflow (rescore everything).
+ */
+static float
+bounded_floor(const TopK *approx_heap, double bound)
+{
+	float		f;
+
+	if (approx_heap->n < approx_heap->k)
+		return -INFINITY;
+	f = (float) ((double) approx_heap->score[0] - 2.0 * bound);
+	return isfinite(f) ? f : -INFINITY;
+}
+
+/* one routine for every norm, like topk_dot() for scores */
+pg_noinline double
+topk_norm(const float *x, int dim)
+{
+	double		s = 0.0;
+
+	for (int i = 0; i < dim; i++)
+		s += (double) x[i] * x[i];
+	return sqrt(s);
+}
+
 void
 topk_offer_bounded(TopK *h, const float *approx, int n, double bound,
 				   float (*exact) (void *arg, int i), void *arg)
@@ -186,19 +216,10 @@ topk_offer_bounded(TopK *h, const float *approx, int n, double bound,
 	TopK		first;
 	float		floor_score;
 
-	/*
-	 * The k best float scores: each of those rows has a canonical score of at
-	 * least (k-th float score - bound), so a row needs a float score of at
-	 * least (k-th - 2 * bound) to be in the canonical top k.
-	 */
+	/* the k best float scores set the threshold */
 	topk_init(&first, h->k, palloc(sizeof(float) * h->k), palloc(sizeof(int32) * h->k));
 	topk_scan(&first, approx, n, 0);
-	if (first.n < first.k)
-		floor_score = -INFINITY;	/* fewer rows than k: all of them */
-	else
-		floor_score = (float) ((double) first.score[0] - 2.0 * bound);
-	if (!(floor_score > -INFINITY && floor_score < INFINITY))
-		floor_score = -INFINITY;	/* overflowing scores: rescore everything */
+	floor_score = bounded_floor(&first, bound);
 
 	for (int i = 0; i < n; i++)
 	{
@@ -239,7 +260,7 @@ void
 topk_near_reset(TopKNear *t, double bound)
 {
 	t->heap.n = 0;
-	t->bound2 = 2.0 * bound;
+	t->bound = bound;
 	t->floor = -INFINITY;
 	t->n = 0;
 	t->overflow = false;
@@ -287,13 +308,7 @@ topk_near_offer(TopKNear *t, float approx, int32 idx)
 	t->ci[t->n] = idx;
 	t->n++;
 	topk_offer(&t->heap, approx, idx);
-	if (t->heap.n == t->heap.k)
-	{
-		float		f = (float) ((double) t->heap.score[0] - t->bound2);
-
-		/* overflowing scores: keep everything */
-		t->floor = isfinite(f) ? f : -INFINITY;
-	}
+	t->floor = bounded_floor(&t->heap, t->bound);
 }
 
 /* offer scores[0..n-1] of indices base..base+n-1, NaN marking excluded ones */
@@ -418,15 +433,9 @@ max_row_norm(const EmbeddingSource *src, const float *all, float *buf, int block
 		if (!all)
 			src->fill(src->arg, i0, n, buf);
 		for (int i = 0; i < n; i++)
-		{
-			double		s = 0.0;
-
-			for (int d = 0; d < src->dim; d++)
-				s += (double) rows[(Size) i * src->dim + d] * rows[(Size) i * src->dim + d];
-			mx = Max(mx, s);
-		}
+			mx = Max(mx, topk_norm(rows + (Size) i * src->dim, src->dim));
 	}
-	return sqrt(mx);
+	return mx;
 }
 
 void
@@ -504,12 +513,9 @@ topk_rank_users(const EmbeddingSource *users, const EmbeddingSource *items,
 		gather_rows(users, ulist, nu, ubuf);
 		for (int r = 0; r < nu; r++)
 		{
-			const float *urow = ubuf + (Size) r * dim;
-			double		s = 0.0;
+			double		unorm = topk_norm(ubuf + (Size) r * dim, dim);
 
-			for (int d = 0; d < dim; d++)
-				s += (double) urow[d] * urow[d];
-			topk_near_reset(&near[r], topk_dot_bound(dim, sqrt(s), max_norm));
+			topk_near_reset(&near[r], topk_dot_bound(dim, unorm, max_norm));
 			cursor[r] = exclude ? exclude->ptr[ulist[r]] : 0;
 		}
 

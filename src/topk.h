@@ -73,6 +73,9 @@ extern int	topk_sort(TopK *h);
 /* The canonical score: inner product of two float vectors, summed in double. */
 extern float topk_dot(const float *a, const float *b, int dim);
 
+/* The Euclidean norm of a float vector, summed in double. */
+extern double topk_norm(const float *x, int dim);
+
 /*
  * Offer to h the canonical scores exact(arg, i) of rows 0..n-1, knowing
  * float32 approximations approx[i] within bound of them (NaN: the row is
@@ -98,7 +101,7 @@ extern void topk_offer_bounded(TopK *h, const float *approx, int n, double bound
 typedef struct TopKNear
 {
 	TopK		heap;			/* the k best approximations */
-	double		bound2;			/* twice the bound */
+	double		bound;			/* of each approximation's error */
 	float		floor;			/* offers below this are dropped */
 	int			n;				/* candidates kept */
 	int			cap;
