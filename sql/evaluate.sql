@@ -206,17 +206,22 @@ SELECT r.metric, round(e.value::numeric, 9) = round(r.value::numeric, 9) AS agre
 SELECT metric, value FROM dsl.evaluate('eval_rnd', 'rnd_test', 'uid', 'iid')
  WHERE metric IN ('users_evaluated', 'users_unknown');
 
--- recommend_all (blocked sgemm) and recommend (one user) rank as the reference
-SELECT (SELECT count(*) FROM dsl.recommend_all('eval_rnd', 7)) AS rows,
-       (SELECT count(*) FROM (
-            SELECT user_id, item_id, rank FROM dsl.recommend_all('eval_rnd', 7)
+-- recommend_all (many users at once) and recommend (one user) rank as the
+-- reference: the rows of their top 7 that the reference's lack
+CREATE FUNCTION rank_differ(model text, OUT all_differ bigint, OUT one_differ bigint)
+LANGUAGE sql AS $$
+SELECT (SELECT count(*) FROM (
+            SELECT user_id, item_id, rank FROM dsl.recommend_all(model, 7)
             EXCEPT
-            SELECT uid, iid, r FROM rnd_rank WHERE r <= 7) d) AS all_differ,
+            SELECT uid, iid, r FROM rnd_rank WHERE r <= 7) d),
        (SELECT count(*) FROM (
             SELECT u.id, x.item_id, x.rank
-              FROM generate_series(1, 80) u(id), LATERAL dsl.recommend('eval_rnd', u.id, 7) x
+              FROM generate_series(1, 80) u(id), LATERAL dsl.recommend(model, u.id, 7) x
             EXCEPT
-            SELECT uid, iid, r FROM rnd_rank WHERE r <= 7) d) AS one_differ;
+            SELECT uid, iid, r FROM rnd_rank WHERE r <= 7) d)
+$$;
+SELECT (SELECT count(*) FROM dsl.recommend_all('eval_rnd', 7)) AS rows, d.*
+  FROM rank_differ('eval_rnd') d;
 RESET work_mem;
 
 -- The same model with most entries zero: served in the sparse form (smaller
@@ -248,31 +253,19 @@ SELECT u.id, i.id,
 SET work_mem = '64kB';
 SELECT r.metric, round(e.value::numeric, 9) = round(r.value::numeric, 9) AS agree
   FROM rnd_reference(20) r LEFT JOIN dsl.evaluate('eval_rnd_sparse', 'rnd_test', 'uid', 'iid') e USING (metric);
-SELECT (SELECT count(*) FROM (
-            SELECT user_id, item_id, rank FROM dsl.recommend_all('eval_rnd_sparse', 7)
-            EXCEPT
-            SELECT uid, iid, r FROM rnd_rank WHERE r <= 7) d) AS all_differ,
-       (SELECT count(*) FROM (
-            SELECT u.id, x.item_id, x.rank
-              FROM generate_series(1, 80) u(id), LATERAL dsl.recommend('eval_rnd_sparse', u.id, 7) x
-            EXCEPT
-            SELECT uid, iid, r FROM rnd_rank WHERE r <= 7) d) AS one_differ,
+SELECT d.*,
        (SELECT count(*) FROM generate_series(1, 80) u(id), generate_series(1, 1500, 37) i(id)
          WHERE dsl.score('eval_rnd_sparse', u.id, i.id)
                IS DISTINCT FROM dsl.score('eval_rnd_sparse', u.id, i.id)) AS unstable,
        (SELECT count(*) FROM rnd_vec u, rnd_vec i
          WHERE u.part = 'user' AND i.part = 'item' AND i.id % 37 = 1
            AND dsl.score('eval_rnd_sparse', u.id, i.id)
-               <> (-(i.v::dsl.spvec OPERATOR(dsl.<#>) u.v::dsl.spvec))::real) AS score_differ;
+               <> (-(i.v::dsl.spvec OPERATOR(dsl.<#>) u.v::dsl.spvec))::real) AS score_differ
+  FROM rank_differ('eval_rnd_sparse') d;
 SELECT count(*) AS similar_rows FROM dsl.similar_items('eval_rnd_sparse', 5, 10);
 -- every float32 kernel of the sparse form gives the same (exact) rankings
 PREPARE sparse_differ AS
-SELECT current_setting('dsl_rec.debug_serving_kernel') AS kernel,
-       (SELECT count(*) FROM (
-            SELECT u.id, x.item_id, x.rank
-              FROM generate_series(1, 80) u(id), LATERAL dsl.recommend('eval_rnd_sparse', u.id, 7) x
-            EXCEPT
-            SELECT uid, iid, r FROM rnd_rank WHERE r <= 7) d) AS one_differ,
+SELECT current_setting('dsl_rec.debug_serving_kernel') AS kernel, rd.one_differ,
        (SELECT string_agg(item_id || ':' || score, ',' ORDER BY rank)
           FROM dsl.similar_items('eval_rnd_sparse', 5, 10)) =
        (SELECT string_agg(i.id || ':' || (-(i.v::dsl.spvec OPERATOR(dsl.<#>) q.v::dsl.spvec)
@@ -288,13 +281,11 @@ SELECT current_setting('dsl_rec.debug_serving_kernel') AS kernel,
                  WHERE i.part = 'item' AND q.part = 'item' AND q.id = 5 AND i.id <> 5) i,
                rnd_vec q
          WHERE q.part = 'item' AND q.id = 5 AND i.r <= 10) AS similar_same,
-       (SELECT count(*) FROM (
-            SELECT user_id, item_id, rank FROM dsl.recommend_all('eval_rnd_sparse', 7)
-            EXCEPT
-            SELECT uid, iid, r FROM rnd_rank WHERE r <= 7) d) AS all_differ,
+       rd.all_differ,
        (SELECT round(value::numeric, 9) FROM dsl.evaluate('eval_rnd_sparse', 'rnd_test', 'uid', 'iid')
          WHERE metric = 'recall') = (SELECT round(value::numeric, 9) FROM rnd_reference(20)
-                                      WHERE metric = 'recall') AS recall_agrees;
+                                      WHERE metric = 'recall') AS recall_agrees
+  FROM rank_differ('eval_rnd_sparse') rd;
 SET dsl_rec.debug_serving_kernel = scalar;
 EXECUTE sparse_differ;
 SET dsl_rec.debug_serving_kernel = avx2;
