@@ -211,6 +211,20 @@ in_list() { # in_list WORD LIST... -> whether WORD is one of LIST
 	return 1
 }
 psql_db() { "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -d "$DB" "$@"; }
+
+# run_block LABEL LOGFILE PSQL_ARGS...: one psql script of a block, timed;
+# a failure is counted and logged, and the run goes on
+run_block() {
+	local label=$1 logfile=$2 t0
+	shift 2
+	t0=$(now)
+	if psql_db --csv "$@" >"$logfile" 2>&1; then
+		log "  done in $(elapsed "$t0" "$(now)")s"
+	else
+		n_fail=$((n_fail + 1))
+		log "FAILED: $label (see $logfile)"
+	fi
+}
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 
@@ -456,16 +470,9 @@ if [ "${BENCH_FOLD:-1}" = 0 ]; then
 	echo "BENCH_FOLD=0" >"$OUT/fold/skipped.txt"
 else
 	log "new users: fold-in of the defaults models' test users${fold_models:+ ($fold_models)}$([ "$sg" = true ] && echo "; MovieLens-1M strong generalization, MF d = $SG_DENSITIES")"
-	t0=$(now)
-	if psql_db --csv -v outdir="$OUT/fold" -v models="$fold_models" -v sg="$sg" -v sgdir="$SG_DIR" \
-		-v sg_densities="${SG_DENSITIES// /,}" -v sg_options="$defaults_options" -v seed="$SEED" \
-		-v k="$K" -f "$BENCH/fold_in.sql" \
-		>"$OUT/fold/psql.log" 2>&1; then
-		log "  done in $(elapsed "$t0" "$(now)")s"
-	else
-		n_fail=$((n_fail + 1))
-		log "FAILED: new users (see $OUT/fold/psql.log)"
-	fi
+	run_block "new users" "$OUT/fold/psql.log" -v outdir="$OUT/fold" -v models="$fold_models" \
+		-v sg="$sg" -v sgdir="$SG_DIR" -v sg_densities="${SG_DENSITIES// /,}" \
+		-v sg_options="$defaults_options" -v seed="$SEED" -v k="$K" -f "$BENCH/fold_in.sql"
 fi
 {
 	echo "sg_densities=$SG_DENSITIES"
@@ -485,15 +492,10 @@ elif [ "$fresh_ok" = 0 ]; then
 else
 	rm -f "$OUT/fresh/skipped.txt"
 	log "keeping fresh: $FRESH_DATASET MF d = $FRESH_DENSITY, $FRESH_EPOCHS epochs, continued vs retrained"
-	t0=$(now)
-	if psql_db --csv -v outdir="$OUT/fresh" -v source="${FRESH_DATASET}_train" \
-		-v test="${FRESH_DATASET}_test" -v density="$FRESH_DENSITY" -v epochs="$FRESH_EPOCHS" \
-		-v seed="$SEED" -v k="$K" -f "$BENCH/keep_fresh.sql" >"$OUT/fresh/psql.log" 2>&1; then
-		log "  done in $(elapsed "$t0" "$(now)")s"
-	else
-		n_fail=$((n_fail + 1))
-		log "FAILED: keeping fresh (see $OUT/fresh/psql.log)"
-	fi
+	run_block "keeping fresh" "$OUT/fresh/psql.log" -v outdir="$OUT/fresh" \
+		-v source="${FRESH_DATASET}_train" -v test="${FRESH_DATASET}_test" \
+		-v density="$FRESH_DENSITY" -v epochs="$FRESH_EPOCHS" -v seed="$SEED" -v k="$K" \
+		-f "$BENCH/keep_fresh.sql"
 fi
 {
 	echo "fresh_dataset=$FRESH_DATASET"
