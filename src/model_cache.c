@@ -491,7 +491,11 @@ serve_model_get(const char *name)
 				m = shared;
 			}
 			else
+			{
+				if (m->scorer->state_finish)
+					m->scorer->state_finish(m);
 				serve_shared_note_local(name);
+			}
 		}
 		if (m->shared_bytes > 0)
 			serve_set_identity(m, name, model_type);

@@ -52,9 +52,12 @@ typedef struct Scorer
 	 * serve_scan_part(), or serve_rows_load() for embedding tables), under the caller's SPI connection, into m->cxt:
 	 * set m->n_users, m->user_ids, m->n_items, m->item_ids (ascending ids:
 	 * the index maps), m->user_dim and m->scorer_state.  m->model_id, name,
-	 * model_type and dim are set.
+	 * model_type and dim are set.  With state_write, the state may be left
+	 * half built for state_write to complete in the shared copy; state_finish
+	 * then completes it in m->cxt when the model is not shared.
 	 */
 	void		(*load) (struct ServeModel *m);
+	void		(*state_finish) (struct ServeModel *m);
 
 	/* out[0..m->user_dim-1] = the representation of user index `user` */
 	void		(*user_vector) (const struct ServeModel *m, int user, float *out);

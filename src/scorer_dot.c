@@ -50,6 +50,16 @@ dot_load(ServeModel *m)
 	m->scorer_state = st;
 }
 
+/* the served tables in this backend's memory, when the model is not shared */
+static void
+dot_state_finish(ServeModel *m)
+{
+	DotState   *st = (DotState *) m->scorer_state;
+
+	serve_rows_finish(&st->users, m->cxt);
+	serve_rows_finish(&st->items, m->cxt);
+}
+
 /* a stored user is its 'user' row */
 static void
 dot_user_vector(const ServeModel *m, int user, float *out)
@@ -141,6 +151,7 @@ dot_state_attach(ServeModel *m, const char *src)
 const Scorer dot_scorer = {
 	.name = "inner_product",
 	.load = dot_load,
+	.state_finish = dot_state_finish,
 	.user_vector = dot_user_vector,
 	.history_vector = dot_history_vector,
 	.rank_items = dot_rank_items,

@@ -45,6 +45,13 @@ typedef struct RowsLoad
 	float	   *dense;			/* once the probe found the part dense */
 } RowsLoad;
 
+/* a sparse part as read, until its entries are written in slices */
+typedef struct RowsStage
+{
+	RowsLoad	L;
+	int32	   *order;			/* slice_order() */
+} RowsStage;
+
 /*
  * Arrays of a served part: in cxt, advised to live on huge pages (their
  * first touch is most of a load's page faults, which cost a lot under
@@ -172,21 +179,31 @@ load_row(void *arg, int64 n, int64 id, const SpVec *v)
 		probe_density(L, n + 1);
 }
 
-/* Euclidean norms of the rows (double sums in column order) */
+/*
+ * Euclidean norms of the rows (double sums in column order), from the rows
+ * as read: a sparse row's stored entries ascend by column, and the zeros it
+ * leaves out do not change the sum.
+ */
 static void
-compute_norms(ServeRows *r, MemoryContext cxt)
+compute_norms(ServeRows *r, const RowsLoad *L, MemoryContext cxt)
 {
 	double	   *norm = rows_alloc(cxt, sizeof(double) * Max(r->n_rows, 1));
-	float	   *buf = palloc(sizeof(float) * r->dim);
 
 	r->max_norm = 0.0;
-	for (int i = 0; i < r->n_rows; i++)
+	for (int64 i = 0; i < r->n_rows; i++)
 	{
-		serve_rows_get(r, i, buf);
-		norm[i] = topk_norm(buf, r->dim);
+		if (r->dense)
+			norm[i] = topk_norm(r->dense + (Size) i * r->dim, r->dim);
+		else
+		{
+			double		sq = 0.0;
+
+			for (int64 k = L->ptr[i]; k < L->ptr[i + 1]; k++)
+				sq += (double) L->val[k] * L->val[k];
+			norm[i] = sqrt(sq);
+		}
 		r->max_norm = Max(r->max_norm, norm[i]);
 	}
-	pfree(buf);
 	r->norm = norm;
 }
 
@@ -245,17 +262,20 @@ sliced_bytes(const RowsLoad *L, const int32 *order, int64 n_rows)
  * A kernel then scores 16 rows at once without per-row branches or
  * horizontal sums, and a row's entries are still in ascending column order,
  * the padding zeros last (they change neither a row nor its sums).
+ *
+ * plan_slices() sets the slice offsets and positions; the entries are
+ * written later by fill_slices(), straight into the shared copy when the
+ * model is shared (serve_rows_write()), else into arrays of the backend
+ * (serve_rows_finish()): the entries are copied once either way.
  */
 static void
-to_sliced(ServeRows *r, const RowsLoad *L, const int32 *order, MemoryContext cxt)
+plan_slices(ServeRows *r, const RowsLoad *L, const int32 *order, MemoryContext cxt)
 {
 	int64		n = r->n_rows;
 	int			n_sl = (int) ((n + SLICE - 1) / SLICE);
 	int64	   *slice = rows_alloc(cxt, sizeof(int64) * (n_sl + 1));
 	int32	   *pos = rows_alloc(cxt, sizeof(int32) * Max(n, 1));
 	int64		total = 0;
-	uint16	   *col;
-	float	   *val;
 
 	slice[0] = 0;
 	for (int c = 0; c < n_sl; c++)
@@ -263,29 +283,38 @@ to_sliced(ServeRows *r, const RowsLoad *L, const int32 *order, MemoryContext cxt
 		int64		w = 0;
 
 		for (int64 p = (int64) c * SLICE; p < (int64) (c + 1) * SLICE; p++)
+		{
 			w = Max(w, len_at(L, order, n, p));
+			if (p < n)
+				pos[order[p]] = (int32) p;
+		}
 		total += w * SLICE;
 		slice[c + 1] = total;
 	}
-	col = rows_alloc(cxt, sizeof(uint16) * Max(total, 1));
-	val = rows_alloc(cxt, sizeof(float) * Max(total, 1));
+	r->slice = slice;
+	r->pos = pos;
+}
 
-	/* slice by slice, entry j of its 16 rows side by side: written in order */
-	for (int c = 0; c < n_sl; c++)
+/* slice by slice, entry j of its 16 rows side by side: written in order */
+static void
+fill_slices(const ServeRows *r, const RowsStage *st, uint16 *col, float *val)
+{
+	const RowsLoad *L = &st->L;
+	int64		n = r->n_rows;
+
+	for (int c = 0; c < serve_rows_slices(r); c++)
 	{
 		int64		first[SLICE];
 		int64		len[SLICE];
-		int64		e = slice[c];
-		int64		w = (slice[c + 1] - slice[c]) / SLICE;
+		int64		e = r->slice[c];
+		int64		w = (r->slice[c + 1] - r->slice[c]) / SLICE;
 
 		for (int l = 0; l < SLICE; l++)
 		{
 			int64		p = (int64) c * SLICE + l;
 
-			len[l] = len_at(L, order, n, p);
-			first[l] = p < n ? L->ptr[order[p]] : 0;
-			if (p < n)
-				pos[order[p]] = (int32) p;
+			len[l] = len_at(L, st->order, n, p);
+			first[l] = p < n ? L->ptr[st->order[p]] : 0;
 		}
 		for (int64 j = 0; j < w; j++)
 		{
@@ -298,10 +327,17 @@ to_sliced(ServeRows *r, const RowsLoad *L, const int32 *order, MemoryContext cxt
 			}
 		}
 	}
-	r->slice = slice;
-	r->pos = pos;
-	r->col = col;
-	r->val = val;
+}
+
+/* the rows as read, given back */
+static void
+free_stage(RowsStage *st)
+{
+	pfree(st->order);
+	pfree(st->L.ptr);
+	pfree(st->L.col);
+	pfree(st->L.val);
+	pfree(st);
 }
 
 int
@@ -310,7 +346,6 @@ serve_rows_load(ServeModel *m, const char *part, int64 **ids_out, ServeRows *row
 	RowsLoad	L;
 	int64		n;
 	int			dim = m->dim;
-	int32	   *order;
 
 	memset(&L, 0, sizeof(L));
 	L.cxt = m->cxt;
@@ -328,27 +363,57 @@ serve_rows_load(ServeModel *m, const char *part, int64 **ids_out, ServeRows *row
 		if (n < L.cap_rows)
 			L.dense = rows_realloc(L.dense, sizeof(float) * Max(n, 1) * dim);
 		rows->dense = L.dense;
+		compute_norms(rows, &L, m->cxt);
 	}
 	else
 	{
-		order = slice_order(&L, n, dim);
+		int32	   *order = slice_order(&L, n, dim);
+
 		if (sliced_bytes(&L, order, n) < (double) n * dim * sizeof(float) && dim <= PG_UINT16_MAX)
-			to_sliced(rows, &L, order, m->cxt);
+		{
+			/* the entries are placed by serve_rows_write() or _finish() */
+			RowsStage  *st = MemoryContextAlloc(m->cxt, sizeof(RowsStage));
+
+			st->L = L;
+			st->order = order;
+			rows->stage = st;
+			plan_slices(rows, &L, order, m->cxt);
+			compute_norms(rows, &L, m->cxt);
+		}
 		else
 		{
 			float	   *dense = rows_alloc(m->cxt, sizeof(float) * Max(n, 1) * dim);
 
 			expand_rows(&L, n, dense);
 			rows->dense = dense;
+			compute_norms(rows, &L, m->cxt);
+			pfree(order);
+			pfree(L.ptr);
+			pfree(L.col);
+			pfree(L.val);
 		}
-		pfree(order);
-		pfree(L.ptr);
-		pfree(L.col);
-		pfree(L.val);
 	}
-	compute_norms(rows, m->cxt);
 	*ids_out = L.ids;
 	return (int) n;
+}
+
+void
+serve_rows_finish(ServeRows *r, MemoryContext cxt)
+{
+	int64		total;
+	uint16	   *col;
+	float	   *val;
+
+	if (r->stage == NULL)
+		return;
+	total = r->slice[serve_rows_slices(r)];
+	col = rows_alloc(cxt, sizeof(uint16) * Max(total, 1));
+	val = rows_alloc(cxt, sizeof(float) * Max(total, 1));
+	fill_slices(r, r->stage, col, val);
+	r->col = col;
+	r->val = val;
+	free_stage(r->stage);
+	r->stage = NULL;
 }
 
 /* --- the shared copy: norms, then the dense matrix or slices, values, columns --- */
@@ -393,6 +458,13 @@ serve_rows_write(const ServeRows *r, char *dst)
 	dst += MAXALIGN(sizeof(int64) * ((Size) n_slices(r) + 1));
 	memcpy(dst, r->pos, sizeof(int32) * (Size) r->n_rows);
 	dst += MAXALIGN(sizeof(int32) * (Size) r->n_rows);
+	if (r->stage)
+	{
+		/* the entries go from the rows as read to dst directly */
+		fill_slices(r, r->stage, (uint16 *) (dst + MAXALIGN(sizeof(float) * total)),
+					(float *) dst);
+		return;
+	}
 	memcpy(dst, r->val, sizeof(float) * total);
 	dst += MAXALIGN(sizeof(float) * total);
 	memcpy(dst, r->col, sizeof(uint16) * total);

@@ -37,6 +37,7 @@ typedef struct ServeRows
 	const float *val;			/* sparse: its value (0: padding) */
 	const double *norm;			/* Euclidean norm of each row */
 	double		max_norm;
+	struct RowsStage *stage;	/* sparse, just loaded: the rows as read */
 } ServeRows;
 
 struct ServeModel;
@@ -45,10 +46,14 @@ struct ServeModel;
  * Read part `part` of m from dsl.parameters (ascending entity_id, checked
  * like serve_load_part()) into *rows, in m->cxt, sparse or dense as its
  * share of stored entries decides; the ids go to *ids_out.  Returns the
- * number of rows.
+ * number of rows.  A sparse part's entries are placed later, once:
+ * serve_rows_write() writes them from the rows as read straight into a copy
+ * (the model's shared copy), serve_rows_finish() into arrays in cxt; until
+ * one of them has run, the rows cannot serve.
  */
 extern int	serve_rows_load(struct ServeModel *m, const char *part, int64 **ids_out,
 							ServeRows *rows);
+extern void serve_rows_finish(ServeRows *r, MemoryContext cxt);
 
 /* bytes of the arrays (the shared copy of a model), written at dst */
 extern Size serve_rows_bytes(const ServeRows *r);

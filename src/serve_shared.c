@@ -12,6 +12,8 @@
  */
 #include "postgres.h"
 
+#include <sys/mman.h>
+
 #include "access/xact.h"
 #include "common/hashfn.h"
 #include "miscadmin.h"
@@ -293,7 +295,14 @@ create_segment(Size size, const char *name)
 	{
 		seg = dsm_create(size, DSM_CREATE_NULL_IF_MAXSEGMENTS);
 		if (seg != NULL)
+		{
 			dsm_pin_mapping(seg);	/* outlives the subtransaction */
+#ifdef MADV_POPULATE_WRITE
+			/* it is written in full next: map every page in one call, not by faults */
+			(void) madvise(dsm_segment_address(seg), dsm_segment_map_length(seg),
+						   MADV_POPULATE_WRITE);
+#endif
+		}
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;
