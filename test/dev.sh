@@ -129,6 +129,12 @@ missing_packages() {
 	perl -MIPC::Run -e 1 2>/dev/null || echo libipc-run-perl
 	# the scheduled-continuation TAP test: pg_cron's library in this server
 	[ -f "$pkglibdir/pg_cron.so" ] || echo "postgresql-$PGMAJOR-cron"
+	# the Citus TAP test, when the vendored Citus is to be built (citus_install)
+	if [ ! -f "$pkglibdir/citus.so" ] && [ -f "$(citus_tarball)" ]; then
+		[ -f /usr/include/zstd.h ] || echo libzstd-dev
+		[ -f /usr/include/lz4.h ] || echo liblz4-dev
+		[ -f /usr/include/krb5.h ] || echo libkrb5-dev
+	fi
 	# the fuzz smoke run: clang, PostgreSQL's static libraries, libFuzzer
 	[ -f "$pkglibdir/libpgcommon_shlib.a" ] && [ -f "$pkglibdir/libpgport_shlib.a" ] || echo "$serverdev"
 	if ! command -v clang >/dev/null; then
@@ -362,6 +368,46 @@ run_tap() {
 	FAILED=$((FAILED + files_fail))
 }
 
+# --- Citus, for test/t/009_citus.pl ----------------------------------------
+# Third-party (AGPL-3.0), never part of the extension: built from the
+# vendored release when it is there, into build/citus (ignored, reused while
+# present), and installed into this server's library directory.  Without the
+# tarball the test skips itself and says why.
+citus_tarball() { echo "${DSL_VENDOR:-$ROOT/../shared/vendor}/citus-13.0.5.tar.gz"; }
+
+citus_install() {
+	local tarball pkglibdir dir=$ROOT/build/citus
+	tarball=$(citus_tarball)
+	pkglibdir=$("$PG_CONFIG" --pkglibdir)
+	[ -f "$pkglibdir/citus.so" ] && return 0
+	if [ ! -f "$tarball" ]; then
+		log "Citus: no $tarball, so the Citus test will skip"
+		return 0
+	fi
+	if [ ! -f "$dir/citus-13.0.5/src/backend/distributed/citus.so" ]; then
+		log "building Citus 13.0.5 from $tarball in build/citus (about 2 minutes)"
+		rm -rf "$dir"
+		mkdir -p "$dir"
+		if ! tar -xzf "$tarball" -C "$dir" ||
+			! (cd "$dir/citus-13.0.5" &&
+				./configure --without-libcurl PG_CONFIG="$PG_CONFIG" >"$dir/configure.log" 2>&1 &&
+				make -j"$(nproc)" with_llvm=no >"$dir/make.log" 2>&1); then
+			echo "not ok: Citus build (see $dir/configure.log and $dir/make.log)"
+			FAILED=$((FAILED + 1))
+			return 0
+		fi
+	fi
+	if [ ! -w "$pkglibdir" ]; then
+		echo "not ok: Citus install (cannot write $pkglibdir; run as root)"
+		FAILED=$((FAILED + 1))
+		return 0
+	fi
+	make -C "$dir/citus-13.0.5" -s with_llvm=no install >"$dir/install.log" 2>&1 || {
+		echo "not ok: Citus install (see $dir/install.log)"
+		FAILED=$((FAILED + 1))
+	}
+}
+
 # One check that is a make target: counts as one test, passed or failed.
 run_make_check() {
 	local title=$1 label=$2 dir=$3 target=$4 hint=$5
@@ -404,6 +450,7 @@ cmd_test() {
 	run_deps_check
 	run_regress
 	if [ "${1:-}" != regress-only ]; then
+		citus_install
 		run_tap
 		run_unit
 		run_fuzz_smoke
@@ -446,7 +493,7 @@ stop) stop ;;
 clean) stop; setup_runner; rm -rf "$RUN"; log "removed $RUN" ;;
 test) cmd_test ;;
 regress) cmd_test regress-only ;;
-tap) deps; build; start; run_tap; echo "summary: $PASSED passed, $FAILED failed"; [ "$FAILED" -eq 0 ] ;;
+tap) deps; build; start; citus_install; run_tap; echo "summary: $PASSED passed, $FAILED failed"; [ "$FAILED" -eq 0 ] ;;
 demo) cmd_demo ;;
 bench) cmd_bench ;;
 bench-lightgcn) cmd_bench_lightgcn ;;
