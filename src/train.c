@@ -39,6 +39,14 @@
 #define DSL_AUTO_MIN_GAIN 0.02
 #define DSL_AUTO_HORIZON 30
 
+/*
+ * A sparse model (density < 1) is not stopped by that rule before a
+ * schedule of this many epochs: its early schedules can gain little right
+ * before a large gain, as exploration gets longer (measured: Last.fm,
+ * d = 0.1, docs/training.md).
+ */
+#define DSL_AUTO_SPARSE_MIN_EPOCHS 240
+
 /* one dsl.train() call */
 typedef struct Training
 {
@@ -59,6 +67,7 @@ typedef struct Training
 	int64		horizon;		/* epochs of the current schedule */
 	double		prev_best;		/* best validation recall of the schedules before */
 	double		stop_gain;		/* the last schedule's gain, when it stopped */
+	bool		stop_paid;		/* stopped by the time limit after a gain */
 	double		stop_end;		/* > 0: stopped because the next schedule
 								 * would end this many seconds after the
 								 * call began, past max_seconds */
@@ -382,25 +391,30 @@ validate(Training *t, int epoch, bool time_up, EvalMetrics *m)
 		int64		next = Min((int64) t->max_epochs, t->horizon * 2);
 		double		end = elapsed_since(t->t_start) +
 			(next - epoch) * epoch_seconds(t, t->train);
+		bool		paid = t->best_recall > t->prev_best * (1.0 + DSL_AUTO_MIN_GAIN);
+		bool		too_soon = a->density < 1.0 && epoch < DSL_AUTO_SPARSE_MIN_EPOCHS;
 
-		if (t->best_recall <= t->prev_best * (1.0 + DSL_AUTO_MIN_GAIN))
+		if (!paid && !too_soon)
 		{
 			stop = true;		/* the last schedule did not pay */
 			t->stop_gain = t->prev_best > 0 ? t->best_recall / t->prev_best - 1.0 : 0.0;
 		}
 		else if (end > a->max_seconds)
 		{
-			stop = true;		/* it paid, but the next would overrun */
+			stop = true;		/* it paid (or was too soon), but the next would overrun */
 			t->stop_end = end;
 			t->stop_next = next;
+			t->stop_paid = paid;
 		}
 		else
 		{
 			ereport(NOTICE,
-					(errmsg("model \"%s\": validation recall@%d %.4f after a schedule of %d epochs%s; continuing over one of %lld epochs",
+					(errmsg("model \"%s\": validation recall@%d %.4f after a schedule of %d epochs%s; continuing over one of %lld epochs%s",
 							a->name, a->k, t->best_recall, epoch,
 							t->prev_best > 0 ? psprintf(" (%.4f after the one before)", t->prev_best) : "",
-							(long long) next)));
+							(long long) next,
+							paid ? "" : psprintf(" (a sparse model trains at least %d epochs)",
+												 DSL_AUTO_SPARSE_MIN_EPOCHS))));
 			t->prev_best = t->best_recall;
 			t->horizon = next;
 			dsl_engine_set_horizon(&t->engine, a->params.steps_per_epoch * next);
@@ -463,8 +477,11 @@ run_epochs(Training *t)
 		{
 			if (t->stop_end > 0)
 				ereport(NOTICE,
-						(errmsg("model \"%s\": stopping after %d epochs: validation still improved, but a schedule of %lld epochs would end about %.0f s after the call began, past the time limit of %g s (option max_seconds); keeping epoch %d",
-								a->name, epoch, (long long) t->stop_next,
+						(errmsg("model \"%s\": stopping after %d epochs: %s, but a schedule of %lld epochs would end about %.0f s after the call began, past the time limit of %g s (option max_seconds); keeping epoch %d",
+								a->name, epoch,
+								t->stop_paid ? "validation still improved" :
+								psprintf("a sparse model trains at least %d epochs", DSL_AUTO_SPARSE_MIN_EPOCHS),
+								(long long) t->stop_next,
 								t->stop_end, a->max_seconds, t->out.best_epoch)));
 			else if (a->patience > 0 && t->since_best >= a->patience)
 				ereport(NOTICE,
