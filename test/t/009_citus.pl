@@ -5,7 +5,8 @@
 # interactions table and stores exactly the model it stores from the same
 # pairs in a local table; dsl.evaluate against a distributed test table
 # equals dsl.evaluate against a local copy.  Serving pushed down to the
-# workers is not covered yet (docs/citus.md says what happens).
+# workers is not supported yet: such a query fails with a clear error
+# (docs/citus.md).
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -89,6 +90,20 @@ my $eval_local = $coord->safe_psql('postgres', sprintf($eval, 'test_local'));
 like($eval_local, qr/recall=0\.\d+/, 'evaluate against the local test table');
 is($coord->safe_psql('postgres', sprintf($eval, 'test_dist')), $eval_local,
 	'evaluate against the distributed test table gives the same metrics');
+
+# serving on the coordinator works as on one server; a query that Citus
+# pushes down to the workers runs dsl.recommend there, where there is no
+# model (docs/citus.md): a clear error, not a wrong answer
+$coord->safe_psql('postgres', q{
+	CREATE TABLE users_dist AS SELECT DISTINCT user_id FROM inter;
+	SELECT create_distributed_table('users_dist', 'user_id');
+});
+is($coord->safe_psql('postgres', q{SELECT count(*) FROM dsl.recommend('m_dist', 5, 3)}), '3',
+	'dsl.recommend on the coordinator');
+my ($rc, $out, $err) = $coord->psql('postgres', q{
+	SELECT count(*) FROM users_dist u, LATERAL dsl.recommend('m_dist', u.user_id, 3) r});
+isnt($rc, 0, 'a recommend pushed down to the workers fails ...');
+like($err, qr/model "m_dist" does not exist/, '... saying the model does not exist there');
 
 # the model's own tables stay local to the coordinator
 is($coord->safe_psql('postgres', q{
