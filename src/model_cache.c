@@ -173,9 +173,9 @@ part_destroy(DestReceiver *self)
  * See model_cache.h: scorers load their parts through this one reader, so
  * every part gets the same checks (ascending ids, dimension).  Rows go
  * from the executor straight to the callback (a DestReceiver: no copy of
- * each tuple into an SPI tuple table, no count(*) first), which is what
- * makes the load time follow the stored bytes; the callback is told the
- * row count dsl.models gives for the part, as a hint.
+ * each tuple into an SPI tuple table, no count(*) first); the callback is
+ * told the row count dsl.models gives for the part, as a hint.  What is
+ * left per row is the index scan's own cost (docs/serving.md).
  */
 int64
 serve_scan_part(ServeModel *m, const char *part, ServePartRow row, void *arg)

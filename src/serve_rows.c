@@ -363,7 +363,6 @@ serve_rows_load(ServeModel *m, const char *part, int64 **ids_out, ServeRows *row
 		if (n < L.cap_rows)
 			L.dense = rows_realloc(L.dense, sizeof(float) * Max(n, 1) * dim);
 		rows->dense = L.dense;
-		compute_norms(rows, &L, m->cxt);
 	}
 	else
 	{
@@ -378,7 +377,6 @@ serve_rows_load(ServeModel *m, const char *part, int64 **ids_out, ServeRows *row
 			st->order = order;
 			rows->stage = st;
 			plan_slices(rows, &L, order, m->cxt);
-			compute_norms(rows, &L, m->cxt);
 		}
 		else
 		{
@@ -386,13 +384,14 @@ serve_rows_load(ServeModel *m, const char *part, int64 **ids_out, ServeRows *row
 
 			expand_rows(&L, n, dense);
 			rows->dense = dense;
-			compute_norms(rows, &L, m->cxt);
 			pfree(order);
 			pfree(L.ptr);
 			pfree(L.col);
 			pfree(L.val);
 		}
 	}
+	/* from the dense rows, or the staged entries (still held) */
+	compute_norms(rows, &L, m->cxt);
 	*ids_out = L.ids;
 	return (int) n;
 }
@@ -418,12 +417,6 @@ serve_rows_finish(ServeRows *r, MemoryContext cxt)
 
 /* --- the shared copy: norms, then the dense matrix or slices, values, columns --- */
 
-static inline int
-n_slices(const ServeRows *r)
-{
-	return serve_rows_slices(r);
-}
-
 Size
 serve_rows_bytes(const ServeRows *r)
 {
@@ -432,8 +425,8 @@ serve_rows_bytes(const ServeRows *r)
 
 	if (r->dense)
 		return b + MAXALIGN(sizeof(float) * (Size) r->n_rows * r->dim);
-	total = r->slice[n_slices(r)];
-	return b + MAXALIGN(sizeof(int64) * ((Size) n_slices(r) + 1)) +
+	total = r->slice[serve_rows_slices(r)];
+	return b + MAXALIGN(sizeof(int64) * ((Size) serve_rows_slices(r) + 1)) +
 		MAXALIGN(sizeof(int32) * (Size) r->n_rows) +
 		MAXALIGN(sizeof(float) * total) + MAXALIGN(sizeof(uint16) * total);
 }
@@ -445,7 +438,7 @@ serve_rows_write(const ServeRows *r, char *dst)
 	int64		total;
 
 	/* the first double says which form: the entries of the slices, or -1 */
-	hdr[0] = r->dense ? -1.0 : (double) r->slice[n_slices(r)];
+	hdr[0] = r->dense ? -1.0 : (double) r->slice[serve_rows_slices(r)];
 	memcpy(hdr + 1, r->norm, sizeof(double) * r->n_rows);
 	dst += MAXALIGN(sizeof(double) * (1 + (Size) r->n_rows));
 	if (r->dense)
@@ -453,9 +446,9 @@ serve_rows_write(const ServeRows *r, char *dst)
 		memcpy(dst, r->dense, sizeof(float) * (Size) r->n_rows * r->dim);
 		return;
 	}
-	total = r->slice[n_slices(r)];
-	memcpy(dst, r->slice, sizeof(int64) * ((Size) n_slices(r) + 1));
-	dst += MAXALIGN(sizeof(int64) * ((Size) n_slices(r) + 1));
+	total = r->slice[serve_rows_slices(r)];
+	memcpy(dst, r->slice, sizeof(int64) * ((Size) serve_rows_slices(r) + 1));
+	dst += MAXALIGN(sizeof(int64) * ((Size) serve_rows_slices(r) + 1));
 	memcpy(dst, r->pos, sizeof(int32) * (Size) r->n_rows);
 	dst += MAXALIGN(sizeof(int32) * (Size) r->n_rows);
 	if (r->stage)
@@ -491,7 +484,7 @@ serve_rows_attach(ServeRows *r, int n_rows, int dim, const char *src)
 		return (src - start) + MAXALIGN(sizeof(float) * (Size) n_rows * dim);
 	}
 	r->slice = (const int64 *) src;
-	src += MAXALIGN(sizeof(int64) * ((Size) n_slices(r) + 1));
+	src += MAXALIGN(sizeof(int64) * ((Size) serve_rows_slices(r) + 1));
 	r->pos = (const int32 *) src;
 	src += MAXALIGN(sizeof(int32) * (Size) n_rows);
 	r->val = (const float *) src;
@@ -542,7 +535,7 @@ serve_rows_dot(const ServeRows *r, int i, const float *x)
 static void
 approx_sparse_default(const ServeRows *r, const float *x, float *out)
 {
-	for (int c = 0; c < n_slices(r); c++)
+	for (int c = 0; c < serve_rows_slices(r); c++)
 	{
 		float		acc[SLICE] = {0};
 
@@ -559,7 +552,7 @@ DSL_TARGET("avx2,fma")
 static void
 approx_sparse_avx2(const ServeRows *r, const float *x, float *out)
 {
-	for (int c = 0; c < n_slices(r); c++)
+	for (int c = 0; c < serve_rows_slices(r); c++)
 	{
 		__m256		lo = _mm256_setzero_ps();
 		__m256		hi = _mm256_setzero_ps();
@@ -599,7 +592,7 @@ approx_sparse_avx512(const ServeRows *r, const float *x, float *out)
 	x1 = _mm512_load_ps(xp + 16);
 	x2 = _mm512_load_ps(xp + 32);
 	x3 = _mm512_load_ps(xp + 48);
-	for (int c = 0; c < n_slices(r); c++)
+	for (int c = 0; c < serve_rows_slices(r); c++)
 	{
 		__m512		acc = _mm512_setzero_ps();
 
@@ -679,7 +672,7 @@ approx_scores(const ServeRows *r, const float *x, float *out)
 	k = serve_rows_kernel(r->dim);
 
 	/* the kernels score in slice order; then each row takes its score */
-	by_pos = scratch(1, (Size) n_slices(r) * SLICE);
+	by_pos = scratch(1, (Size) serve_rows_slices(r) * SLICE);
 #ifdef DSL_X86_DISPATCH
 	if (k == DSL_KERNEL_AVX512)
 		approx_sparse_avx512(r, x, by_pos);

@@ -44,7 +44,7 @@ struct ServeModel;
 
 /*
  * Read part `part` of m from dsl.parameters (ascending entity_id, checked
- * like serve_load_part()) into *rows, in m->cxt, sparse or dense as its
+ * like serve_scan_part()) into *rows, in m->cxt, sparse or dense as its
  * share of stored entries decides; the ids go to *ids_out.  Returns the
  * number of rows.  A sparse part's entries are placed later, once:
  * serve_rows_write() writes them from the rows as read straight into a copy
