@@ -62,10 +62,15 @@ complete_stub() {
 	touch "$d/lib/libpgcommon_shlib.a" "$d/lib/libpgport_shlib.a"
 	touch "$d/lib/pg_cron.so"
 }
+# No Citus tarball unless a check asks for one: what the machine has in
+# ../shared/vendor and /usr/include must not change the answers.
+mkdir -p "$T/novendor" "$T/vendor" "$T/noinc" "$T/inc"
+touch "$T/vendor/citus-13.0.5.tar.gz" "$T/inc/zstd.h" "$T/inc/lz4.h" "$T/inc/krb5.h"
 missing() { # missing STUBDIR [build|test] -> the list on one line
 	local d=$1
 	shift
-	env PG_CONFIG="$d/bin/pg_config" bash "$ROOT/test/dev.sh" missing "$@" 2>&1 | tr '\n' ' ' | sed 's/ $//'
+	env PG_CONFIG="$d/bin/pg_config" DSL_VENDOR="${DSL_VENDOR:-$T/novendor}" \
+		DSL_SYSINCLUDE="${DSL_SYSINCLUDE:-$T/noinc}" bash "$ROOT/test/dev.sh" missing "$@" 2>&1 | tr '\n' ' ' | sed 's/ $//'
 }
 
 # 1. the reported bug: pgxs.mk present (it ships with the client package)
@@ -106,7 +111,19 @@ rm "$T/nocron/lib/pg_cron.so"
 check "pg_cron missing: postgresql-15-cron reported for the tests only" \
 	"|postgresql-15-cron" "$(missing "$T/nocron" build)|$(missing "$T/nocron" test)"
 
-# 7. OpenBLAS found by compiling and linking with the Makefile's flags:
+# 7. Citus, for the Citus TAP test: built from the vendored tarball when
+#    its library is not installed, which needs three more -dev packages
+check "Citus tarball, no citus.so, no headers: its build packages reported for the tests only" \
+	"|libzstd-dev liblz4-dev libkrb5-dev" \
+	"$(DSL_VENDOR=$T/vendor missing "$T/full" build)|$(DSL_VENDOR=$T/vendor missing "$T/full" test)"
+check "Citus tarball, headers present: nothing reported" \
+	"" "$(DSL_VENDOR=$T/vendor DSL_SYSINCLUDE=$T/inc missing "$T/full" test)"
+complete_stub "$T/citus"
+touch "$T/citus/lib/citus.so"
+check "Citus tarball, citus.so installed: no build packages reported" \
+	"" "$(DSL_VENDOR=$T/vendor missing "$T/citus" test)"
+
+# 8. OpenBLAS found by compiling and linking with the Makefile's flags:
 #    a header directory without cblas.h, or a library that does not exist
 mkdir -p "$T/badinc"
 printf '#error not the OpenBLAS header\n' >"$T/badinc/cblas.h"
@@ -115,13 +132,13 @@ check "OpenBLAS header unusable with OPENBLAS_CFLAGS: libopenblas-dev reported" 
 check "OpenBLAS library not found with OPENBLAS_LIBS: libopenblas-dev reported" \
 	"libopenblas-dev" "$(OPENBLAS_LIBS=-lno_such_blas_library missing "$T/full" build)"
 
-# 8. a PG_CONFIG that names nothing: a clear error, not a guess
+# 9. a PG_CONFIG that names nothing: a clear error, not a guess
 out=$(env PG_CONFIG="$T/none/bin/pg_config" bash "$ROOT/test/dev.sh" missing 2>&1)
 rc=$?
 check "PG_CONFIG naming no executable: exit 1 with a message" \
 	"1|error: PG_CONFIG names no executable pg_config" "$rc|$out"
 
-# 9. not root: `dev.sh deps` prints the one apt-get line and stops before
+# 10. not root: `dev.sh deps` prints the one apt-get line and stops before
 #    any build step (as root, checked as the unprivileged user nobody)
 chmod 755 "$T"
 if [ "$(id -u)" -eq 0 ]; then

@@ -16,7 +16,10 @@
 #   stop    stop the private cluster;  clean  stop it and delete .run/
 #
 # Environment: DSL_PGPORT (default 54329), PG_CONFIG (default: the newest
-# server found under /usr/lib/postgresql), CI=true adds -Werror to the build.
+# server found under /usr/lib/postgresql), CI=true adds -Werror to the build,
+# DSL_VENDOR (default ../shared/vendor: where the Citus tarball is looked
+# for), DSL_SYSINCLUDE (default /usr/include: where `missing` looks for the
+# headers Citus's build needs; test/deps_check.sh points it elsewhere).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -131,9 +134,10 @@ missing_packages() {
 	[ -f "$pkglibdir/pg_cron.so" ] || echo "postgresql-$PGMAJOR-cron"
 	# the Citus TAP test, when the vendored Citus is to be built (citus_install)
 	if [ ! -f "$pkglibdir/citus.so" ] && [ -f "$(citus_tarball)" ]; then
-		[ -f /usr/include/zstd.h ] || echo libzstd-dev
-		[ -f /usr/include/lz4.h ] || echo liblz4-dev
-		[ -f /usr/include/krb5.h ] || echo libkrb5-dev
+		local inc=${DSL_SYSINCLUDE:-/usr/include}
+		[ -f "$inc/zstd.h" ] || echo libzstd-dev
+		[ -f "$inc/lz4.h" ] || echo liblz4-dev
+		[ -f "$inc/krb5.h" ] || echo libkrb5-dev
 	fi
 	# the fuzz smoke run: clang, PostgreSQL's static libraries, libFuzzer
 	[ -f "$pkglibdir/libpgcommon_shlib.a" ] && [ -f "$pkglibdir/libpgport_shlib.a" ] || echo "$serverdev"
