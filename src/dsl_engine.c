@@ -149,8 +149,8 @@ max_update_entries(const DslConfig *cfg, int64 budget)
  * state of all: the peak is the largest of these moments.
  */
 Size
-dsl_engine_estimate_bytes(const DslConfig *cfg, const int *rows, int n_tensors,
-						  int dim)
+dsl_engine_estimate_bytes(const DslConfig *cfg, const TensorShape *shapes,
+						  int n_tensors)
 {
 	Size		held = worker_pool_bytes();
 	Size		peak = held;
@@ -159,18 +159,20 @@ dsl_engine_estimate_bytes(const DslConfig *cfg, const int *rows, int n_tensors,
 
 	for (int i = 0; i < n_tensors; i++)
 	{
-		int64		budget = sparse_tensor_budget(rows[i], dim, cfg->density);
+		const TensorShape *sh = &shapes[i];
+		int64		budget = sparse_tensor_budget(sh->rows, sh->cols, cfg->density);
 
-		peak = Max(peak, held + sparse_tensor_create_bytes(rows[i], dim, budget));
-		held += sparse_tensor_state_bytes(rows[i], dim, budget);
+		peak = Max(peak, held + sparse_tensor_create_bytes(sh->rows, sh->cols, budget));
+		held += sparse_tensor_state_bytes(sh->rows, sh->cols, budget);
 	}
 	peak = Max(peak, held);
 	for (int i = 0; i < n_tensors && rounds; i++)
 	{
-		int64		budget = sparse_tensor_budget(rows[i], dim, cfg->density);
+		const TensorShape *sh = &shapes[i];
+		int64		budget = sparse_tensor_budget(sh->rows, sh->cols, cfg->density);
 
 		peak = Max(peak, held +
-				   sparse_tensor_round_bytes(rows[i], dim, budget,
+				   sparse_tensor_round_bytes(sh->rows, sh->cols, budget,
 											 max_update_entries(cfg, budget),
 											 n_parts));
 	}
@@ -178,13 +180,14 @@ dsl_engine_estimate_bytes(const DslConfig *cfg, const int *rows, int n_tensors,
 }
 
 Size
-dsl_engine_estimate_snapshot_bytes(const int *rows, int n_tensors, int dim,
+dsl_engine_estimate_snapshot_bytes(const TensorShape *shapes, int n_tensors,
 								   double density)
 {
 	Size		n = 0;
 
 	for (int i = 0; i < n_tensors; i++)
-		n += sparse_tensor_copy_bytes(rows[i], dim,
-									  sparse_tensor_budget(rows[i], dim, density));
+		n += sparse_tensor_copy_bytes(shapes[i].rows, shapes[i].cols,
+									  sparse_tensor_budget(shapes[i].rows, shapes[i].cols,
+														   density));
 	return n;
 }

@@ -14,6 +14,13 @@
 
 #define DSL_MAX_TENSORS 16
 
+/* the shape of a tensor a model will register: rows x cols weights */
+typedef struct TensorShape
+{
+	int			rows;
+	int			cols;
+} TensorShape;
+
 typedef enum DslSchedule
 {
 	SCHEDULE_COSINE,
@@ -92,17 +99,17 @@ extern int64 dsl_engine_total(const DslEngine *e);
 
 /*
  * Before anything is allocated: the most memory an engine with config cfg
- * will hold for n_tensors tensors of rows[i] x dim (their weights, Adam
+ * will hold for n_tensors tensors of the given shapes (their weights, Adam
  * moments and row/column indices, the worker pool, and the temporaries of
  * creating the tensors and of the largest prune/regrow round), at
  * dsl_rec.threads threads.  Model-side arrays (a model's own buffers, the
  * gradients it hands to a round, last_step) are not included.
  */
-extern Size dsl_engine_estimate_bytes(const DslConfig *cfg, const int *rows,
-									  int n_tensors, int dim);
+extern Size dsl_engine_estimate_bytes(const DslConfig *cfg,
+									  const TensorShape *shapes, int n_tensors);
 
 /* the bytes of a best-epoch snapshot of those tensors (weights only) */
-extern Size dsl_engine_estimate_snapshot_bytes(const int *rows, int n_tensors,
-											   int dim, double density);
+extern Size dsl_engine_estimate_snapshot_bytes(const TensorShape *shapes,
+											   int n_tensors, double density);
 
 #endif							/* DSL_ENGINE_H */

@@ -176,10 +176,10 @@ lgcn_write_hyperparams(StringInfo s, const void *opts)
 
 /* ego embeddings of the users and of the items */
 static int
-lgcn_tensor_rows(const Interactions *d, const TrainParams *p, int *rows)
+lgcn_tensor_shapes(const Interactions *d, const TrainParams *p, TensorShape *shapes)
 {
-	rows[0] = d->n_users;
-	rows[1] = d->n_items;
+	shapes[0] = (TensorShape) {d->n_users, p->dim};
+	shapes[1] = (TensorShape) {d->n_items, p->dim};
 	return 2;
 }
 
@@ -1014,7 +1014,7 @@ const ModelOps lightgcn_ops = {
 	.set_option = lgcn_set_option,
 	.finish_options = NULL,
 	.write_hyperparams = lgcn_write_hyperparams,
-	.tensor_rows = lgcn_tensor_rows,
+	.tensor_shapes = lgcn_tensor_shapes,
 	.work_bytes = lgcn_work_bytes,
 	.default_batch_size = lgcn_default_batch_size,
 	.steps_per_epoch = lgcn_steps_per_epoch,

@@ -508,10 +508,10 @@ mf_write_hyperparams(StringInfo s, const void *opts)
 
 /* a user table and an item table */
 static int
-mf_tensor_rows(const Interactions *d, const TrainParams *p, int *rows)
+mf_tensor_shapes(const Interactions *d, const TrainParams *p, TensorShape *shapes)
 {
-	rows[0] = d->n_users;
-	rows[1] = d->n_items;
+	shapes[0] = (TensorShape) {d->n_users, p->dim};
+	shapes[1] = (TensorShape) {d->n_items, p->dim};
 	return 2;
 }
 
@@ -526,7 +526,7 @@ const ModelOps mf_ops = {
 	.set_option = mf_set_option,
 	.finish_options = mf_finish_options,
 	.write_hyperparams = mf_write_hyperparams,
-	.tensor_rows = mf_tensor_rows,
+	.tensor_shapes = mf_tensor_shapes,
 	.work_bytes = mf_work_bytes,
 	.default_batch_size = mf_default_batch_size,
 	.steps_per_epoch = mf_steps_per_epoch,

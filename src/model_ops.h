@@ -16,7 +16,7 @@
  *     hyperparameters JSON (write_hyperparams: ", \"key\": value" pairs);
  *   - its defaults for batch_size (default_batch_size) and update_interval
  *     (default_interval_epochs);
- *   - the row counts of the tensors it will register (tensor_rows) and the
+ *   - the shapes of the tensors it will register (tensor_shapes) and the
  *     bytes of its own temporaries (work_bytes), for the memory budget;
  *   - create / train_epoch / serving (see below), usually on top of the
  *     shared BPR layer (bpr.h);
@@ -100,11 +100,11 @@ typedef struct ModelOps
 	int64		(*steps_per_epoch) (const Interactions *d, const TrainParams *p);
 
 	/*
-	 * The row counts of the tensors create will register, in registration
-	 * order (at most DSL_MAX_TENSORS); returns their number.  All tensors
-	 * have p->dim columns.
+	 * The shapes of the tensors create will register, in registration order
+	 * (at most DSL_MAX_TENSORS); returns their number.
 	 */
-	int			(*tensor_rows) (const Interactions *d, const TrainParams *p, int *rows);
+	int			(*tensor_shapes) (const Interactions *d, const TrainParams *p,
+								  TensorShape *shapes);
 
 	/* bytes of per-step temporaries and bookkeeping, for the memory budget */
 	Size		(*work_bytes) (const Interactions *d, const TrainParams *p);

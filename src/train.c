@@ -260,16 +260,16 @@ static void
 check_budget(const Training *t)
 {
 	const TrainArgs *a = &t->a;
-	int			rows[DSL_MAX_TENSORS];
-	int			n_tensors = a->ops->tensor_rows(t->train, &a->params, rows);
+	TensorShape shapes[DSL_MAX_TENSORS];
+	int			n_tensors = a->ops->tensor_shapes(t->train, &a->params, shapes);
 	Size		need;
 
 	need = a->ops->work_bytes(t->train, &a->params) +
-		dsl_engine_estimate_bytes(&t->cfg, rows, n_tensors, a->dim);
+		dsl_engine_estimate_bytes(&t->cfg, shapes, n_tensors);
 	if (t->val != NULL || OidIsValid(a->validation))
-		need += dsl_engine_estimate_snapshot_bytes(rows, n_tensors, a->dim, a->density);
+		need += dsl_engine_estimate_snapshot_bytes(shapes, n_tensors, a->density);
 	if (t->ws)					/* loading the stored model (warm_start.c) */
-		need += dsl_warm_start_bytes(t->ws, rows, n_tensors, a->dim, a->density);
+		need += dsl_warm_start_bytes(t->ws, shapes, n_tensors, a->density);
 	if (t->train != t->data)	/* the hold-out split: both parts' items and offsets */
 		need += (Size) t->data->n_pairs * 2 * sizeof(int32) +
 			(Size) (t->data->n_users + 1) * 2 * sizeof(int64) +

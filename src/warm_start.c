@@ -47,28 +47,32 @@
 #define WARM_FETCH 8192
 
 Size
-dsl_warm_start_bytes(const WarmStart *ws, const int *rows, int n_tensors, int dim,
+dsl_warm_start_bytes(const WarmStart *ws, const TensorShape *shapes, int n_tensors,
 					 double density)
 {
 	Size		held = 0,
 				peak = 0;
+	int			widest = 1;
 
 	for (int i = 0; i < n_tensors; i++)
 	{
-		int64		budget = sparse_tensor_budget(rows[i], dim, density);
-		Size		total = (Size) rows[i] * dim;
+		int			rows = shapes[i].rows,
+					dim = shapes[i].cols;
+		int64		budget = sparse_tensor_budget(rows, dim, density);
+		Size		total = (Size) rows * dim;
 
 		/* the stored rows (a margin for rounding), kept until all are loaded */
-		held += (Size) rows[i] * (sizeof(int64) + sizeof(int)) +
+		held += (Size) rows * (sizeof(int64) + sizeof(int)) +
 			(Size) (budget + dim) * (sizeof(uint16) + sizeof(float));
 		/* one tensor's rebuild: candidates, flags, sort keys or bitmap */
-		peak = Max(peak, (Size) (rows[i] + 1) * sizeof(int64) +
+		peak = Max(peak, (Size) (rows + 1) * sizeof(int64) +
 				   (Size) (budget + dim) * (sizeof(uint16) + sizeof(float) + 2 * sizeof(bool) +
 											sizeof(double)) +
 				   total / 8);
+		widest = Max(widest, dim);
 	}
 	/* fold-in: one accumulator row per new item */
-	return held + peak + (Size) ws->new_items * dim * sizeof(float);
+	return held + peak + (Size) ws->new_items * widest * sizeof(float);
 }
 
 /* a stored model to continue that does not exist (for the caller) */

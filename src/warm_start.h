@@ -55,8 +55,8 @@ extern void dsl_warm_start_keep_missing(WarmStart *ws, Interactions *d);
  * Bytes a warm start holds at most on top of the fresh tensors (after
  * dsl_warm_start_compare).
  */
-extern Size dsl_warm_start_bytes(const WarmStart *ws, const int *rows, int n_tensors,
-								 int dim, double density);
+extern Size dsl_warm_start_bytes(const WarmStart *ws, const TensorShape *shapes,
+								 int n_tensors, double density);
 
 /*
  * Overwrite the rows of the engine's freshly created tensors with the

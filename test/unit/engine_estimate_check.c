@@ -73,8 +73,7 @@ typedef struct Case
 {
 	const char *name;
 	int			n_tensors;
-	int			rows[3];
-	int			dim;
+	TensorShape shapes[4];
 	double		density;
 	bool		dynamic;
 	double		update_ratio;
@@ -84,12 +83,13 @@ typedef struct Case
 } Case;
 
 static const Case cases[] = {
-	{"mf-like d=0.5, 2 threads", 2, {3000, 2000}, 64, 0.5, true, 0.5, GROWTH_GRADIENT, true, 2},
-	{"lightgcn-like d=0.2", 2, {1500, 2500}, 64, 0.2, true, 0.5, GROWTH_GRADIENT, false, 1},
-	{"three tensors d=0.1, dim 48", 3, {1000, 700, 50}, 48, 0.1, true, 0.3, GROWTH_GRADIENT, true, 2},
-	{"random growth d=0.9", 2, {800, 1200}, 32, 0.9, true, 0.5, GROWTH_RANDOM, false, 1},
-	{"dense", 2, {2000, 1000}, 64, 1.0, true, 0.5, GROWTH_GRADIENT, false, 2},
-	{"static d=0.3", 2, {2000, 1000}, 64, 0.3, false, 0.5, GROWTH_GRADIENT, false, 1},
+	{"mf-like d=0.5, 2 threads", 2, {{3000, 64}, {2000, 64}}, 0.5, true, 0.5, GROWTH_GRADIENT, true, 2},
+	{"lightgcn-like d=0.2", 2, {{1500, 64}, {2500, 64}}, 0.2, true, 0.5, GROWTH_GRADIENT, false, 1},
+	{"three tensors d=0.1, dim 48", 3, {{1000, 48}, {700, 48}, {50, 48}}, 0.1, true, 0.3, GROWTH_GRADIENT, true, 2},
+	{"random growth d=0.9", 2, {{800, 32}, {1200, 32}}, 0.9, true, 0.5, GROWTH_RANDOM, false, 1},
+	{"dense", 2, {{2000, 64}, {1000, 64}}, 1.0, true, 0.5, GROWTH_GRADIENT, false, 2},
+	{"static d=0.3", 2, {{2000, 64}, {1000, 64}}, 0.3, false, 0.5, GROWTH_GRADIENT, false, 1},
+	{"autoencoder-like shapes d=0.4", 4, {{2000, 120}, {120, 80}, {1, 120}, {2000, 1}}, 0.4, true, 0.5, GROWTH_GRADIENT, false, 2},
 };
 
 /* a gradient for every tensor: a third of the rows listed, or all rows */
@@ -98,11 +98,12 @@ make_grads(const Case *c, TensorGrad *g, DslRng *rng)
 {
 	for (int i = 0; i < c->n_tensors; i++)
 	{
-		int			n = c->sparse_grad ? c->rows[i] / 3 : c->rows[i];
-		float	   *v = palloc(sizeof(float) * (Size) n * c->dim);
+		int			dim = c->shapes[i].cols;
+		int			n = c->sparse_grad ? c->shapes[i].rows / 3 : c->shapes[i].rows;
+		float	   *v = palloc(sizeof(float) * (Size) n * dim);
 		int32	   *rows = NULL;
 
-		for (Size k = 0; k < (Size) n * c->dim; k++)
+		for (Size k = 0; k < (Size) n * dim; k++)
 			v[k] = (float) dsl_rng_normal(rng);
 		if (c->sparse_grad)
 		{
@@ -145,13 +146,13 @@ run_case(const Case *c)
 
 	dsl_rng_seed(&rng, 7, 1);
 	make_grads(c, g, &rng);
-	est = dsl_engine_estimate_bytes(&cfg, c->rows, c->n_tensors, c->dim);
+	est = dsl_engine_estimate_bytes(&cfg, c->shapes, c->n_tensors);
 
 	base = shim_live_bytes();
 	(void) shim_take_peak_bytes();
 	dsl_engine_init(&e, &cfg);
 	for (int i = 0; i < c->n_tensors; i++)
-		dsl_engine_add_tensor(&e, "t", c->rows[i], c->dim);
+		dsl_engine_add_tensor(&e, "t", c->shapes[i].rows, c->shapes[i].cols);
 	/* at step 0 the cosine's zeta is update_ratio, its largest */
 	if (c->dynamic)
 		for (int r = 0; r < 3; r++)
