@@ -99,7 +99,7 @@ AS 'MODULE_PATHNAME', 'dsl_recommend_for_items'
 LANGUAGE C STABLE PARALLEL RESTRICTED COST 1000 ROWS 10;
 
 COMMENT ON FUNCTION dsl.recommend_for_items(text, bigint[], integer, boolean, bigint[]) IS
-    'top k items for an ad-hoc history of item ids (a new user, a session, a what-if), best first (ties: lower item id): embedding models fold the history in (the user row that best explains it against the fixed item rows); the history''s items are excluded unless exclude_seen is false, unknown ids are ignored (a NOTICE counts them), a history with no known item gets the most popular items with cold_start = true';
+    'top k items for an ad-hoc history of item ids (a new user, a session, a what-if), best first (ties: lower item id): embedding models fold the history in (the user row that best explains it against the fixed item rows), MultVAE encodes it; the history''s items are excluded unless exclude_seen is false, unknown ids are ignored (a NOTICE counts them), a history with no known item gets the most popular items with cold_start = true';
 
 -- ---------------------------------------------------------------------
 -- One copy per server of served models (src/serve_shared.c,

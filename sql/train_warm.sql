@@ -127,8 +127,10 @@ FROM dsl.models m, w_before b WHERE m.name = 'w_old';
 
 -- LightGCN continues its layer-0 parameters the same way
 SELECT count(*) FROM dsl.train('w_lg', 'w_yesterday', model_type => 'lightgcn', dim => 16,
-    density => 0.5, epochs => 10, batch_size => 128, lr => 0.01, seed => 42);
--- (model_type, dim and density left out: a continuation takes the stored model's)
+    density => 0.5, epochs => 10, batch_size => 128, lr => 0.01, seed => 42,
+    options => '{"layers": 2}');
+-- (model_type, dim, density and the options that shape the model, here
+-- layers, left out: a continuation takes the stored model's)
 CREATE TABLE w_lg_run AS
 -- (lr left out too: a continuation's is the model type's default / 10)
 SELECT * FROM dsl.train('w_lg2', 'w_today', batch_size => 128, seed => 42, warm_start => 'w_lg');
@@ -136,7 +138,8 @@ SELECT count(*) >= 2 AS epochs_ok,
        bool_and(active_params = round(0.5 * 240 * 16) + round(0.5 * 120 * 16)) AS budget_exact,
        (SELECT loss FROM w_lg_run WHERE epoch = 1) < 0.6 AS starts_low
 FROM w_lg_run;
-SELECT model_type, dim, density, (hyperparams->>'lr')::float8 AS lr FROM dsl.models WHERE name = 'w_lg2';
+SELECT model_type, dim, density, (hyperparams->>'lr')::float8 AS lr, hyperparams->>'layers' AS layers
+FROM dsl.models WHERE name = 'w_lg2';
 SELECT part, count(*) AS rows_, sum(dsl.nnz(vec)) AS active
 FROM dsl.parameters JOIN dsl.models USING (model_id) WHERE name = 'w_lg2' AND part LIKE '%ego'
 GROUP BY part ORDER BY part;

@@ -518,7 +518,10 @@ mf_tensor_shapes(const Interactions *d, const TrainParams *p, TensorShape *shape
 const ModelOps mf_ops = {
 	.type = "mf",
 	.option_keys = "growth_batches",
+	.shape_keys = "",
 	.options_size = sizeof(MfOptions),
+	.default_dim = 64,
+	.min_dim = 1,
 	.default_interval_epochs = 2,
 	.default_lr = 0.005,
 	.default_reg = 0.01,

@@ -110,6 +110,7 @@ typedef struct PartDest
 	const char *part;
 	ServePartRow row;
 	void	   *arg;
+	int			dim;			/* the rows' dimension; -1: the first row's */
 	int64		n;
 	int64		last_id;
 	MemoryContext rowcxt;		/* detoasted vectors, reset every LOAD_BATCH */
@@ -133,11 +134,14 @@ part_receive(TupleTableSlot *slot, DestReceiver *self)
 	oldcxt = MemoryContextSwitchTo(d->rowcxt);
 	v = DatumGetSpVecP(slot->tts_values[1]);
 	MemoryContextSwitchTo(oldcxt);
-	if (spvec_dim(v) != d->m->dim)
+	if (d->dim < 0)
+		d->dim = spvec_dim(v);
+	if (spvec_dim(v) != d->dim)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("%s %lld of model \"%s\" has dimension %d, but the model has dimension %d",
-						d->part, (long long) id, d->m->name, spvec_dim(v), d->m->dim)));
+				 errmsg("%s %lld of model \"%s\" has dimension %d, but the %s has dimension %d",
+						d->part, (long long) id, d->m->name, spvec_dim(v),
+						d->dim == d->m->dim ? "model" : "part", d->dim)));
 	if (d->n >= PG_INT32_MAX / 2)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
@@ -180,6 +184,12 @@ part_destroy(DestReceiver *self)
 int64
 serve_scan_part(ServeModel *m, const char *part, ServePartRow row, void *arg)
 {
+	return serve_scan_part_dim(m, part, m->dim, row, arg);
+}
+
+int64
+serve_scan_part_dim(ServeModel *m, const char *part, int dim, ServePartRow row, void *arg)
+{
 	PartDest	d;
 	SPIExecuteOptions opts;
 	ParamListInfo params = makeParamList(2);
@@ -210,6 +220,7 @@ serve_scan_part(ServeModel *m, const char *part, ServePartRow row, void *arg)
 	d.part = part;
 	d.row = row;
 	d.arg = arg;
+	d.dim = dim;
 	/* a batch of vectors fits in the first block: no malloc per batch */
 	d.rowcxt = AllocSetContextCreate(CurrentMemoryContext, "dsl_rec model rows",
 									 0, 1024 * 1024, 1024 * 1024);

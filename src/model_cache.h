@@ -78,6 +78,13 @@ typedef void (*ServePartRow) (void *arg, int64 n, int64 id, const SpVec *v);
 extern int64 serve_scan_part(ServeModel *m, const char *part, ServePartRow row, void *arg);
 
 /*
+ * The same for a part whose rows have dimension dim instead of the model's,
+ * or with dim -1 the first row's (all rows must have it).
+ */
+extern int64 serve_scan_part_dim(ServeModel *m, const char *part, int dim,
+								 ServePartRow row, void *arg);
+
+/*
  * Error out with ERRCODE_FEATURE_NOT_SUPPORTED: m's model type does not
  * provide `what` (an SQL function name).
  */

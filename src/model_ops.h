@@ -73,7 +73,11 @@ typedef struct ModelOps
 {
 	const char *type;			/* model_type in SQL */
 	const char *option_keys;	/* its option keys, for messages ("" if none) */
+	const char *shape_keys;		/* those that shape its tensors: a
+								 * continuation keeps the stored model's */
 	Size		options_size;	/* sizeof its options struct */
+	int			default_dim;	/* dim NULL: this width of the stored rows */
+	int			min_dim;		/* the smallest dim it accepts */
 	int			default_interval_epochs;	/* update_interval NULL: this many
 											 * epochs' steps between rounds */
 	double		default_lr;		/* lr NULL: Adam's starting learning rate */
@@ -127,7 +131,9 @@ typedef struct ModelOps
 	/*
 	 * How the tensors themselves are stored, in registration order, or NULL
 	 * when the serving rows ('user'/'item') already are the parameters (MF:
-	 * then they are stored exactly, active entries only).
+	 * then they are stored exactly, active entries only).  A tensor whose
+	 * part is 'user' or 'item' is that serving part, stored exactly
+	 * (MultVAE's output layer is its item rows).
 	 */
 	const StoredTensor *tensor_parts;
 
@@ -142,6 +148,7 @@ typedef struct ModelOps
 /* the model types (model_registry.c) */
 extern const ModelOps mf_ops;
 extern const ModelOps lightgcn_ops;
+extern const ModelOps multvae_ops;
 
 /*
  * The ModelOps of model_type `type`; an unknown type is an error naming it

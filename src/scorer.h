@@ -117,4 +117,14 @@ typedef struct Scorer
 /* the inner-product scorer of 'user' x 'item' rows (scorer_dot.c) */
 extern const Scorer dot_scorer;
 
+/*
+ * A scorer built on the inner-product one (its load() calls dot_scorer's,
+ * its other callbacks mostly forward to dot_scorer's) keeps what is its own
+ * through this pointer of the inner-product state, NULL until it sets it.
+ */
+extern void **dot_scorer_extra(const struct ServeModel *m);
+
+/* MultVAE's: inner products, and its encoder for histories (scorer_multvae.c) */
+extern const Scorer multvae_scorer;
+
 #endif							/* DSL_SCORER_H */

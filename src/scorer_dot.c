@@ -26,6 +26,7 @@ typedef struct DotState
 	ServeRows	users;
 	ServeRows	items;
 	FoldIn	   *fold;			/* the fold-in's per-model part, at first use */
+	void	   *extra;			/* a scorer built on this one: its own state */
 } DotState;
 
 static inline const DotState *
@@ -58,6 +59,12 @@ dot_state_finish(ServeModel *m)
 
 	serve_rows_finish(&st->users, m->cxt);
 	serve_rows_finish(&st->items, m->cxt);
+}
+
+void	  **
+dot_scorer_extra(const ServeModel *m)
+{
+	return &((DotState *) m->scorer_state)->extra;
 }
 
 /* a stored user is its 'user' row */

@@ -90,6 +90,50 @@ check_choice(const char *name, const char *v, const char *const *choices, const 
 }
 
 /* settings from options jsonb: common keys, then the model type's own */
+/* is key one of the comma-separated keys? */
+static bool
+key_listed(const char *keys, const char *key)
+{
+	size_t		n = strlen(key);
+
+	for (const char *p = keys; (p = strstr(p, key)) != NULL; p += n)
+		if ((p == keys || p[-1] == ' ' || p[-1] == ',') &&
+			(p[n] == '\0' || p[n] == ','))
+			return true;
+	return false;
+}
+
+/*
+ * A continuation: the stored model's options that shape its tensors (those
+ * of its hyperparams that are the type's shape keys, JSON nulls left out),
+ * before the call's options override them.
+ */
+static void
+inherit_options(TrainArgs *a, Jsonb *hyper)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	char	   *key = NULL;
+	int			depth = 0;
+
+	if (!JB_ROOT_IS_OBJECT(hyper) || JB_ROOT_IS_SCALAR(hyper))
+		return;
+	it = JsonbIteratorInit(&hyper->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (tok == WJB_BEGIN_OBJECT)
+			depth++;
+		else if (tok == WJB_END_OBJECT)
+			depth--;
+		else if (tok == WJB_KEY && depth == 1)
+			key = pnstrdup(v.val.string.val, v.val.string.len);
+		else if (tok == WJB_VALUE && depth == 1 && v.type != jbvNull &&
+				 key_listed(a->ops->shape_keys, key))
+			(void) a->ops->set_option(a->model_opts, key, &v);
+	}
+}
+
 static void
 parse_options(TrainArgs *a)
 {
@@ -230,6 +274,7 @@ dsl_train_parse_args(FunctionCallInfo fcinfo, TrainArgs *a)
 	char	   *stored_type = NULL;
 	int			stored_dim = 0;
 	double		stored_density = 0;
+	Jsonb	   *stored_hyper = NULL;
 
 	memset(a, 0, sizeof(TrainArgs));
 	if (PG_NARGS() != A_NARGS && PG_NARGS() != A_NARGS_0_1)
@@ -255,19 +300,24 @@ dsl_train_parse_args(FunctionCallInfo fcinfo, TrainArgs *a)
 	/*
 	 * model_type, dim and density NULL: a continuation's are the stored
 	 * model's (dsl_warm_start_open checks them again under its lock), a
-	 * fresh training's 'mf', 64 and 0.5.
+	 * fresh training's 'mf', the model type's default dim and 0.5.  So are
+	 * a continuation's options that shape the tensors (ModelOps.shape_keys),
+	 * unless options gives them.
 	 */
-	if (a->warm_start && (PG_ARGISNULL(A_MODEL_TYPE) || PG_ARGISNULL(A_DIM) ||
-						  PG_ARGISNULL(A_DENSITY)))
-		dsl_warm_start_peek(a->warm_start, &stored_type, &stored_dim, &stored_density);
+	if (a->warm_start)
+		dsl_warm_start_peek(a->warm_start, &stored_type, &stored_dim, &stored_density,
+							&stored_hyper);
 	a->model_type = !PG_ARGISNULL(A_MODEL_TYPE) ? text_to_cstring(PG_GETARG_TEXT_PP(A_MODEL_TYPE)) :
 		stored_type ? stored_type : "mf";
 	a->ops = dsl_model_type_lookup(a->model_type);
 	a->model_opts = palloc0(a->ops->options_size);
 	a->ops->init_options(a->model_opts);
+	if (stored_hyper && strcmp(stored_type, a->model_type) == 0)
+		inherit_options(a, stored_hyper);
 
-	a->dim = !PG_ARGISNULL(A_DIM) ? PG_GETARG_INT32(A_DIM) : stored_type ? stored_dim : 64;
-	check_range_i("dim", a->dim, 1, DSL_MAX_DIM);
+	a->dim = !PG_ARGISNULL(A_DIM) ? PG_GETARG_INT32(A_DIM) :
+		stored_type ? stored_dim : a->ops->default_dim;
+	check_range_i("dim", a->dim, a->ops->min_dim, DSL_MAX_DIM);
 	a->density = !PG_ARGISNULL(A_DENSITY) ? PG_GETARG_FLOAT8(A_DENSITY) :
 		stored_type ? stored_density : 0.5;
 	check_range_f("density", a->density, 0, false, 1, true, "(0, 1]");

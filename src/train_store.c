@@ -396,8 +396,21 @@ dsl_train_store(const TrainArgs *a, int64 old_id, Oid old_owner, const Interacti
 	}
 	else
 	{
-		store_part(model_id, "user", NULL, &users, ROWS_USERS, d, spvec_oid);
-		store_part(model_id, "item", NULL, &items, ROWS_ITEMS, d, spvec_oid);
+		/* a tensor stored as 'user' or 'item' replaces that serving part */
+		bool		user_part = false,
+					item_part = false;
+
+		for (int i = 0; i < n_tensors; i++)
+		{
+			const char *part = a->ops->tensor_parts[i].part;
+
+			user_part |= part && strcmp(part, "user") == 0;
+			item_part |= part && strcmp(part, "item") == 0;
+		}
+		if (!user_part)
+			store_part(model_id, "user", NULL, &users, ROWS_USERS, d, spvec_oid);
+		if (!item_part)
+			store_part(model_id, "item", NULL, &items, ROWS_ITEMS, d, spvec_oid);
 		for (int i = 0; i < n_tensors; i++)
 			if (a->ops->tensor_parts[i].part)
 				store_part(model_id, a->ops->tensor_parts[i].part, tensors[i], NULL,

@@ -85,7 +85,8 @@ no_such_model(const char *name)
 }
 
 void
-dsl_warm_start_peek(const char *name, char **type, int *dim, double *density)
+dsl_warm_start_peek(const char *name, char **type, int *dim, double *density,
+					Jsonb **hyperparams)
 {
 	MemoryContext caller = CurrentMemoryContext;
 	Datum		args[1] = {CStringGetTextDatum(name)};
@@ -93,7 +94,7 @@ dsl_warm_start_peek(const char *name, char **type, int *dim, double *density)
 	bool		isnull;
 
 	SPI_connect();
-	if (SPI_execute_with_args("SELECT model_type, dim, density FROM dsl.models "
+	if (SPI_execute_with_args("SELECT model_type, dim, density, hyperparams FROM dsl.models "
 							  "WHERE name OPERATOR(pg_catalog.=) $1",
 							  1, types, args, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "dsl_rec: looking up model \"%s\" failed", name);
@@ -104,6 +105,13 @@ dsl_warm_start_peek(const char *name, char **type, int *dim, double *density)
 																  SPI_tuptable->tupdesc, 1, &isnull)));
 	*dim = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 	*density = DatumGetFloat8(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+	{
+		Datum		h = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull);
+		MemoryContext old = MemoryContextSwitchTo(caller);
+
+		*hyperparams = isnull ? NULL : DatumGetJsonbPCopy(h);
+		MemoryContextSwitchTo(old);
+	}
 	SPI_finish();
 }
 

@@ -28,10 +28,12 @@ typedef struct WarmStart
 } WarmStart;
 
 /*
- * The model_type, dim and density of the stored model `name`, as the
- * caller sees it, for the arguments left NULL; an error if there is none.
+ * The model_type, dim, density and hyperparams of the stored model `name`,
+ * as the caller sees it, for the arguments and options left out; an error
+ * if there is none.
  */
-extern void dsl_warm_start_peek(const char *name, char **type, int *dim, double *density);
+extern void dsl_warm_start_peek(const char *name, char **type, int *dim, double *density,
+								Jsonb **hyperparams);
 
 /*
  * Find and lock the stored model named a->warm_start (the caller must own

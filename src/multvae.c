@@ -1,0 +1,1126 @@
+/*
+ * multvae.c - MultVAE (Liang et al., WWW 2018) on DSL-sparse weight tensors
+ *
+ * A user is her history x (a 0/1 row over the catalogue).  Training, per
+ * mini-batch of users:
+ *
+ *   h1     = tanh(drop(x / |x|) W1 + b1)          W1: n_items x H (rows: items)
+ *   mu, lv = h1 W2 + b2                           W2: H x 2L
+ *   z      = mu + eps * exp(lv / 2)               eps ~ N(0, 1)
+ *   h3     = tanh(z W3 + b3)                      W3: L x H
+ *   logits = [h3, 1] W4^T                         W4: n_items x (H + 1)
+ *   loss   = mean over users of
+ *            -sum_i x_i log_softmax(logits)_i + beta * KL(N(mu, e^lv) | N(0, I))
+ *
+ * with dropout drop() of rate `dropout` on the normalised input (kept
+ * entries scaled by 1 / (1 - dropout)) and the KL weight beta rising
+ * linearly from 0 to anneal_cap over anneal_steps optimizer steps (default:
+ * the first two thirds of the schedule), then constant.  W4's last column is
+ * the output bias, so an item's row of W4 is its serving row and a user's
+ * serving row is [h3(mu), 1] (no dropout, z = mu): recommend, score,
+ * evaluate and ORDER BY <#> rank by the decoder's logits exactly.
+ *
+ * All seven tensors (W1, b1, W2, b2, W3, b3, W4 with its bias column) are
+ * DSL tensors: active entries only, each with its exact budget.  The output
+ * layer dominates (n_items x (H + 1), and every step touches all of it):
+ * its items are split into VAE_CHUNKS fixed chunks shared out over the
+ * worker pool, and each worker densifies VAE_BLOCK rows of W4 at a time
+ * into a small buffer and multiplies them with single-threaded sgemm (h3
+ * and the logits are kept transposed, one row of batch floats per hidden
+ * unit or item), so that memory follows the density while the products
+ * run at BLAS speed (their cost is the dense one at any density).  The
+ * input layer is a gather-sum of the kept items' rows.  The small middle
+ * layers are densified per step and multiplied with BLAS.  Adam updates
+ * every active entry every step, as dense Adam would (rows without a
+ * gradient still move by their momentum).  A DSL round regrows by the
+ * dense gradient of the step before it.  Partial sums are per chunk and
+ * added in chunk order: results depend on the seed, not on the threads.
+ * test/unit/multvae_grad_check.c checks every gradient against finite
+ * differences of the loss.
+ */
+#include "postgres.h"
+
+#include <limits.h>
+#include <math.h>
+
+#include <cblas.h>
+
+#include "miscadmin.h"
+
+#include "dsl_rec.h"
+#include "hugepage.h"
+#include "model_ops.h"
+#include "scorer.h"
+
+/* the tensors, in registration order */
+enum
+{
+	T_W1, T_B1, T_W2, T_B2, T_W3, T_B3, T_W4, N_TENSORS
+};
+
+/* batch rows are padded to a multiple of this many floats */
+#define VAE_PAD 16
+/* W4's rows densified at a time for the output layer's products */
+#define VAE_BLOCK 64
+/*
+ * The output layer's items are split into this many chunks, whatever the
+ * number of threads: partial sums are kept per chunk and added in chunk
+ * order, so that results depend on the seed only.
+ */
+#define VAE_CHUNKS 16
+
+/* MultVAE's options (dsl.train's options jsonb) */
+typedef struct VaeOptions
+{
+	int			latent;			/* L, the latent dimension */
+	double		dropout;		/* input dropout rate, [0, 1) */
+	double		anneal_cap;		/* the KL weight's final value */
+	int64		anneal_steps;	/* steps to reach it; 0: 2/3 of the schedule */
+} VaeOptions;
+
+typedef struct VaeState
+{
+	DslEngine  *engine;
+	const Interactions *data;
+	WorkerPool *pool;
+	int			n_parts;
+	MemoryContext mcxt;
+	int			H;				/* hidden width (dim - 1) */
+	int			L;				/* latent width */
+	int			D;				/* dim: H + 1, W4's width */
+	int			n_items;
+	int			batch;			/* users per step (cap) */
+	int			bs;				/* padded row length of the transposed arrays */
+	float		reg;
+	float		dropout;
+	double		anneal_cap;
+	int64		anneal_steps;
+	DslRng		rng;			/* user order, dropout, eps */
+	int32	   *order;			/* users, shuffled per epoch */
+
+	/* the current step */
+	int			nb;				/* users in it (with at least one item) */
+	int32	   *users;			/* [batch] */
+	float	   *val;			/* [batch] the input value of a kept item */
+	int64	   *in_ptr;			/* [batch + 1] offsets into in_item */
+	int32	   *in_item;		/* kept items */
+	int64		in_cap;
+	float	   *h1;				/* [batch x H] */
+	float	   *enc;			/* [batch x 2L]: mu, lv */
+	float	   *eps;			/* [batch x L] */
+	float	   *z;				/* [batch x L] */
+	float	   *h3;				/* [batch x H] */
+	float	   *h3t;			/* [D x bs] h3 transposed, last row ones */
+	float	   *logt;			/* [n_items x bs] logits, then their gradient */
+	float	   *pmax;			/* [VAE_CHUNKS x bs] per-chunk maxima, then sums */
+	float	   *mx;				/* [bs] per user: max logit */
+	float	   *sum;			/* [bs] sum of exp(logit - max) */
+	float	   *coef;			/* [bs] */
+	double	   *kl;				/* [batch] */
+	float	   *dh3t;			/* [VAE_CHUNKS x D x bs] per-chunk d loss / d h3 */
+	float	   *dh3;			/* [batch x H] */
+	float	   *dz;				/* [batch x L] */
+	float	   *denc;			/* [batch x 2L] */
+	float	   *dh1;			/* [batch x H] */
+	float	   *scratch;		/* [n_parts x sw] one row per part */
+	int			sw;				/* Max(D, 2L) */
+	float	   *wblock;			/* [n_parts x VAE_BLOCK x D] W4 rows, dense */
+	float	   *gblock;			/* [n_parts x VAE_BLOCK x D] their gradient */
+	bool		round_due;
+	float	   *g_out;			/* [n_items x D] W4's dense gradient (rounds) */
+
+	/* the middle layers densified, and their gradients */
+	float	   *w[N_TENSORS];	/* dense copies of tensors 1..5 */
+	float	   *g[N_TENSORS];	/* their gradients (dense, whole tensor) */
+
+	/* W1's rows touched by the step's inputs */
+	int32	   *slot_of;		/* [n_items] */
+	int32	   *stamp_of;		/* [n_items] */
+	int32		stamp;
+	int32	   *slot_row;		/* [slot_cap] */
+	int			n_slots;
+	int64		slot_cap;
+	float	   *g1;				/* [slot_cap x H] */
+
+	float	   *serve_users;	/* [n_users x D] (serving) */
+} VaeState;
+
+static int
+round_up(int n, int m)
+{
+	return (n + m - 1) / m * m;
+}
+
+/* ---------------------------------------------------------------------------
+ * Options
+ * ---------------------------------------------------------------------------
+ */
+
+static void
+vae_init_options(void *opts)
+{
+	VaeOptions *o = (VaeOptions *) opts;
+
+	o->latent = 200;
+	o->dropout = 0.5;
+	o->anneal_cap = 0.2;
+	o->anneal_steps = 0;
+}
+
+static bool
+vae_set_option(void *opts, const char *key, const JsonbValue *value)
+{
+	VaeOptions *o = (VaeOptions *) opts;
+
+	if (strcmp(key, "latent") == 0)
+		o->latent = dsl_option_int(key, value, 1, DSL_MAX_DIM / 2);
+	else if (strcmp(key, "dropout") == 0)
+		o->dropout = dsl_option_number(key, value, 0, true, 1, false, "[0, 1)");
+	else if (strcmp(key, "anneal_cap") == 0)
+		o->anneal_cap = dsl_option_number(key, value, 0, true, 100, true, "[0, 100]");
+	else if (strcmp(key, "anneal_steps") == 0)
+		o->anneal_steps = dsl_option_int(key, value, 1, INT_MAX);
+	else
+		return false;
+	return true;
+}
+
+static void
+vae_write_hyperparams(StringInfo s, const void *opts)
+{
+	const VaeOptions *o = (const VaeOptions *) opts;
+
+	appendStringInfo(s, ", \"latent\": %d, \"dropout\": %.17g, \"anneal_cap\": %.17g",
+					 o->latent, o->dropout, o->anneal_cap);
+	/* null: two thirds of the schedule */
+	if (o->anneal_steps > 0)
+		appendStringInfo(s, ", \"anneal_steps\": %lld", (long long) o->anneal_steps);
+	else
+		appendStringInfoString(s, ", \"anneal_steps\": null");
+}
+
+/*
+ * 128 users, halved while an epoch would have fewer than 32 steps (down to
+ * 16): Adam needs steps, and each step costs a pass over every active entry
+ * (docs/multvae.md, "Defaults").
+ */
+static int
+vae_default_batch_size(const Interactions *d)
+{
+	int			b = 128;
+
+	while (b > 16 && d->n_users / b < 32)
+		b /= 2;
+	return b;
+}
+
+static int64
+vae_steps_per_epoch(const Interactions *d, const TrainParams *p)
+{
+	return (d->n_users + p->batch_size - 1) / p->batch_size;
+}
+
+static int
+vae_tensor_shapes(const Interactions *d, const TrainParams *p, TensorShape *shapes)
+{
+	int			H = p->dim - 1;
+	int			L = ((const VaeOptions *) p->options)->latent;
+
+	shapes[T_W1] = (TensorShape) {d->n_items, H};
+	shapes[T_B1] = (TensorShape) {1, H};
+	shapes[T_W2] = (TensorShape) {H, 2 * L};
+	shapes[T_B2] = (TensorShape) {1, 2 * L};
+	shapes[T_W3] = (TensorShape) {L, H};
+	shapes[T_B3] = (TensorShape) {1, H};
+	shapes[T_W4] = (TensorShape) {d->n_items, p->dim};
+	return N_TENSORS;
+}
+
+static int
+cmp_int64_desc(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a,
+				y = *(const int64 *) b;
+
+	return (x < y) - (x > y);
+}
+
+/* the most input rows one step can touch: the batch's longest histories */
+static int64
+vae_slot_cap(const Interactions *d, int batch)
+{
+	int64	   *len = palloc_extended(sizeof(int64) * Max(d->n_users, 1), MCXT_ALLOC_HUGE);
+	int64		cap = 0;
+	int			n = d->n_users;
+
+	for (int u = 0; u < n; u++)
+		len[u] = d->ptr[u + 1] - d->ptr[u];
+	qsort(len, n, sizeof(int64), cmp_int64_desc);
+	for (int k = 0; k < Min(batch, n) && cap < d->n_items; k++)
+		cap += len[k];
+	pfree(len);
+	return Max(Min(cap, (int64) d->n_items), 1);
+}
+
+static Size
+vae_work_bytes(const Interactions *d, const TrainParams *p)
+{
+	int			H = p->dim - 1,
+				D = p->dim,
+				L = ((const VaeOptions *) p->options)->latent,
+				B = p->batch_size,
+				bs = round_up(B, VAE_PAD),
+				parts = worker_pool_threads(dsl_threads);
+	Size		n = 0;
+
+	n += (Size) d->n_users * sizeof(int32);	/* order */
+	n += (Size) B * (sizeof(int32) + sizeof(float) + sizeof(int64) + sizeof(double));
+	n += (Size) Min(d->n_pairs, (int64) d->n_items * B) * sizeof(int32);	/* in_item */
+	n += (Size) B * (3 * H + 5 * L + H) * sizeof(float);	/* h1 enc eps z h3 dh3 dz denc
+															 * dh1 */
+	n += (Size) B * H * sizeof(float);
+	n += (Size) D * bs * sizeof(float); /* h3t */
+	n += (Size) d->n_items * bs * sizeof(float);	/* logt */
+	n += (Size) (VAE_CHUNKS + 3) * bs * sizeof(float);
+	n += (Size) VAE_CHUNKS * D * bs * sizeof(float);	/* dh3t */
+	n += (Size) parts * (Max(D, 2 * L) + 2 * VAE_BLOCK * D) * sizeof(float);
+	n += 2 * (Size) (H + 2 * H * L + 2 * L + L * H + H) * sizeof(float);	/* w, g */
+	n += (Size) d->n_items * 2 * sizeof(int32);
+	n += (Size) vae_slot_cap(d, B) * (sizeof(int32) + H * sizeof(float));
+	n += (Size) d->n_items * D * sizeof(float); /* g_out, during a round */
+	n += (Size) d->n_users * D * sizeof(float); /* serving rows */
+	return n;
+}
+
+/* ---------------------------------------------------------------------------
+ * Set-up
+ * ---------------------------------------------------------------------------
+ */
+
+static float *
+alloc_floats(Size n, bool zero)
+{
+	return dsl_alloc_huge(Max(n, 1) * sizeof(float), zero);
+}
+
+/*
+ * Xavier's normal initialisation (std sqrt(2 / (fan_in + fan_out))), scaled
+ * by init_std / 0.1 so that the common option keeps a meaning: the default
+ * 0.1 is exactly Xavier's.  Biases start at a thousandth of that.
+ */
+static void
+scale_init(SparseTensor *t, double fan_in, double fan_out, double init_std, bool bias)
+{
+	double		want = sqrt(2.0 / (fan_in + fan_out)) * (bias ? 1e-3 : 1.0);
+	float		f = (float) (want / 0.1);
+
+	(void) init_std;			/* t was drawn with init_std: keep its ratio */
+	for (int64 k = 0; k < t->budget; k++)
+		t->w[k] *= f;
+}
+
+static void *
+vae_create(DslEngine *e, const Interactions *d, const TrainParams *p)
+{
+	VaeState   *s = palloc0(sizeof(VaeState));
+	const VaeOptions *o = (const VaeOptions *) p->options;
+	int			H = p->dim - 1,
+				L = o->latent,
+				D = p->dim,
+				B = p->batch_size;
+
+	s->engine = e;
+	s->data = d;
+	s->pool = e->pool;
+	s->n_parts = worker_pool_size(e->pool);
+	s->mcxt = CurrentMemoryContext;
+	s->H = H;
+	s->L = L;
+	s->D = D;
+	s->n_items = d->n_items;
+	s->batch = B;
+	s->bs = round_up(B, VAE_PAD);
+	s->reg = (float) p->reg;
+	s->dropout = (float) o->dropout;
+	s->anneal_cap = o->anneal_cap;
+	s->anneal_steps = o->anneal_steps;
+	dsl_rng_seed(&s->rng, p->seed, 0x7661650000ULL);
+
+	dsl_engine_add_tensor(e, "enc_in", d->n_items, H);
+	dsl_engine_add_tensor(e, "enc_in_bias", 1, H);
+	dsl_engine_add_tensor(e, "enc_out", H, 2 * L);
+	dsl_engine_add_tensor(e, "enc_out_bias", 1, 2 * L);
+	dsl_engine_add_tensor(e, "dec_in", L, H);
+	dsl_engine_add_tensor(e, "dec_in_bias", 1, H);
+	dsl_engine_add_tensor(e, "dec_out", d->n_items, D);
+	scale_init(e->tensors[T_W1], d->n_items, H, e->cfg.init_std, false);
+	scale_init(e->tensors[T_B1], d->n_items, H, e->cfg.init_std, true);
+	scale_init(e->tensors[T_W2], H, 2 * L, e->cfg.init_std, false);
+	scale_init(e->tensors[T_B2], H, 2 * L, e->cfg.init_std, true);
+	scale_init(e->tensors[T_W3], L, H, e->cfg.init_std, false);
+	scale_init(e->tensors[T_B3], L, H, e->cfg.init_std, true);
+	scale_init(e->tensors[T_W4], H, d->n_items, e->cfg.init_std, false);
+
+	s->order = palloc_extended(sizeof(int32) * Max(d->n_users, 1), MCXT_ALLOC_HUGE);
+	for (int u = 0; u < d->n_users; u++)
+		s->order[u] = u;
+	s->users = palloc(sizeof(int32) * B);
+	s->val = palloc(sizeof(float) * B);
+	s->kl = palloc(sizeof(double) * B);
+	s->in_ptr = palloc(sizeof(int64) * (B + 1));
+	s->in_cap = Max(Min(d->n_pairs, (int64) d->n_items * B), 1);
+	s->in_item = palloc_extended(sizeof(int32) * s->in_cap, MCXT_ALLOC_HUGE);
+	s->h1 = alloc_floats((Size) B * H, true);
+	s->enc = alloc_floats((Size) B * 2 * L, true);
+	s->eps = alloc_floats((Size) B * L, true);
+	s->z = alloc_floats((Size) B * L, true);
+	s->h3 = alloc_floats((Size) B * H, true);
+	s->h3t = alloc_floats((Size) D * s->bs, true);
+	s->logt = alloc_floats((Size) d->n_items * s->bs, true);
+	s->pmax = alloc_floats((Size) VAE_CHUNKS * s->bs, true);
+	s->mx = alloc_floats(s->bs, true);
+	s->sum = alloc_floats(s->bs, true);
+	s->coef = alloc_floats(s->bs, true);
+	s->dh3t = alloc_floats((Size) VAE_CHUNKS * D * s->bs, true);
+	s->dh3 = alloc_floats((Size) B * H, true);
+	s->dz = alloc_floats((Size) B * L, true);
+	s->denc = alloc_floats((Size) B * 2 * L, true);
+	s->dh1 = alloc_floats((Size) B * H, true);
+	s->sw = Max(D, 2 * L);
+	s->scratch = alloc_floats((Size) s->n_parts * s->sw, true);
+	s->wblock = alloc_floats((Size) s->n_parts * VAE_BLOCK * D, true);
+	s->gblock = alloc_floats((Size) s->n_parts * VAE_BLOCK * D, true);
+	for (int t = T_B1; t <= T_B3; t++)
+	{
+		Size		n = (Size) e->tensors[t]->n_rows * e->tensors[t]->dim;
+
+		s->w[t] = alloc_floats(n, true);
+		s->g[t] = alloc_floats(n, true);
+	}
+	s->slot_of = palloc_extended(sizeof(int32) * Max(d->n_items, 1), MCXT_ALLOC_HUGE);
+	s->stamp_of = palloc_extended(sizeof(int32) * Max(d->n_items, 1),
+								  MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	s->slot_cap = vae_slot_cap(d, B);
+	s->slot_row = palloc_extended(sizeof(int32) * s->slot_cap, MCXT_ALLOC_HUGE);
+	s->g1 = alloc_floats((Size) s->slot_cap * H, true);
+	return s;
+}
+
+/* ---------------------------------------------------------------------------
+ * The output layer: items split over the pool (worker threads: plain C)
+ * ---------------------------------------------------------------------------
+ */
+
+/* W4's rows [i0, i0 + n) densified into out (n x D) */
+static void
+densify_rows(const SparseTensor *t, int64 i0, int n, float *out)
+{
+	for (int r = 0; r < n; r++)
+		sparse_tensor_row_dense(t, (int) (i0 + r), out + (Size) r * t->dim);
+}
+
+/*
+ * Logits of the part's items, a block of VAE_BLOCK rows at a time: the
+ * block of W4 densified, times h3 (one single-threaded sgemm per block, in
+ * this worker), and the part's maximum per user.
+ */
+static void
+phase_out_forward(void *arg, int part, int n_parts)
+{
+	VaeState   *s = (VaeState *) arg;
+	const SparseTensor *t = s->engine->tensors[T_W4];
+	const int	nb = s->nb,
+				bs = s->bs,
+				D = s->D;
+	float	   *wb = s->wblock + (Size) part * VAE_BLOCK * D;
+
+	for (int c = part; c < VAE_CHUNKS; c += n_parts)
+	{
+		float	   *pm = s->pmax + (Size) c * bs;
+		int64		lo,
+					hi;
+
+		worker_share(s->n_items, c, VAE_CHUNKS, &lo, &hi);
+		for (int b = 0; b < nb; b++)
+			pm[b] = -INFINITY;
+		for (int64 i0 = lo; i0 < hi; i0 += VAE_BLOCK)
+		{
+			int			n = (int) Min((int64) VAE_BLOCK, hi - i0);
+
+			densify_rows(t, i0, n, wb);
+			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, bs, D,
+						1.0f, wb, D, s->h3t, bs, 0.0f, s->logt + i0 * bs, bs);
+			for (int64 i = i0; i < i0 + n; i++)
+			{
+				const float *l = s->logt + i * bs;
+
+				for (int b = 0; b < nb; b++)
+					pm[b] = Max(pm[b], l[b]);
+			}
+		}
+	}
+}
+
+/* exp(logit - max) in place, and the part's sums per user */
+static void
+phase_out_exp(void *arg, int part, int n_parts)
+{
+	VaeState   *s = (VaeState *) arg;
+	const int	nb = s->nb,
+				bs = s->bs;
+
+	for (int c = part; c < VAE_CHUNKS; c += n_parts)
+	{
+		float	   *ps = s->pmax + (Size) c * bs;
+		int64		lo,
+					hi;
+
+		worker_share(s->n_items, c, VAE_CHUNKS, &lo, &hi);
+		memset(ps, 0, sizeof(float) * bs);
+		for (int64 i = lo; i < hi; i++)
+		{
+			float	   *restrict l = s->logt + i * bs;
+
+			for (int b = 0; b < nb; b++)
+			{
+				l[b] = expf(l[b] - s->mx[b]);
+				ps[b] += l[b];
+			}
+		}
+	}
+}
+
+/* phase_out_backward's work on W4's rows [i0, i0 + n) */
+static void
+out_backward_block(VaeState *s, SparseTensor *t, const DslEngine *e, int64 i0, int n,
+				   float *dh, float *wb, float *gb, float reg)
+{
+	const int	nb = s->nb,
+				bs = s->bs,
+				D = s->D;
+	float	   *g = s->logt + i0 * bs;
+
+	for (int r = 0; r < n; r++)
+	{
+		float	   *gr = g + (Size) r * bs;
+
+		for (int b = 0; b < nb; b++)
+			gr[b] *= s->coef[b];
+		for (int b = nb; b < bs; b++)
+			gr[b] = 0;
+	}
+	densify_rows(t, i0, n, wb);
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, D, bs,
+				1.0f, g, bs, s->h3t, bs, 0.0f, gb, D);
+	cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, D, bs, n,
+				1.0f, wb, D, g, bs, 1.0f, dh, bs);
+	if (s->round_due)
+		memcpy(s->g_out + i0 * D, gb, sizeof(float) * n * D);
+	for (int r = 0; r < n; r++)
+	{
+		float	   *gr = gb + (Size) r * D;
+
+		if (reg != 0)
+			for (int c = 0; c < D; c++)
+				gr[c] += reg * wb[(Size) r * D + c];
+		sparse_tensor_adam_row(t, (int) (i0 + r), gr, &e->adam, e->bc1, e->bc2);
+	}
+}
+
+/*
+ * Backward through the part's items, block by block: the logits' gradient
+ * G (coef times the shifted exps), W4's gradient G h3 and the part's share
+ * of h3's gradient W4^T G (both sgemm, W4's block densified again: it must
+ * be the weights before this step's update), then Adam on the block's rows
+ * of W4; on a round step the block's dense gradient is kept too.
+ */
+static void
+phase_out_backward(void *arg, int part, int n_parts)
+{
+	VaeState   *s = (VaeState *) arg;
+	SparseTensor *t = s->engine->tensors[T_W4];
+	const DslEngine *e = s->engine;
+	const int	bs = s->bs,
+				D = s->D;
+	float	   *wb = s->wblock + (Size) part * VAE_BLOCK * D;
+	float	   *gb = s->gblock + (Size) part * VAE_BLOCK * D;
+	const float reg = s->reg;
+
+	for (int ch = part; ch < VAE_CHUNKS; ch += n_parts)
+	{
+		float	   *dh = s->dh3t + (Size) ch * D * bs;
+		int64		lo,
+					hi;
+
+		worker_share(s->n_items, ch, VAE_CHUNKS, &lo, &hi);
+		memset(dh, 0, sizeof(float) * D * bs);
+		for (int64 i0 = lo; i0 < hi; i0 += VAE_BLOCK)
+			out_backward_block(s, t, e, i0, (int) Min((int64) VAE_BLOCK, hi - i0),
+							   dh, wb, gb, reg);
+	}
+}
+
+
+/* Adam on the part's rows of W1: the step's gradient where it has one */
+static void
+phase_in_adam(void *arg, int part, int n_parts)
+{
+	VaeState   *s = (VaeState *) arg;
+	SparseTensor *t = s->engine->tensors[T_W1];
+	const DslEngine *e = s->engine;
+	const int	H = s->H;
+	float	   *restrict gr = s->scratch + (Size) part * s->sw;
+	int64		lo,
+				hi;
+
+	worker_share(t->n_rows, part, n_parts, &lo, &hi);
+	for (int64 r = lo; r < hi; r++)
+	{
+		const float *g = s->stamp_of[r] == s->stamp ? s->g1 + (Size) s->slot_of[r] * H : NULL;
+
+		if (g == NULL && s->reg == 0)
+		{
+			memset(gr, 0, sizeof(float) * H);
+			g = gr;
+		}
+		else if (s->reg != 0)
+		{
+			sparse_tensor_row_dense(t, (int) r, gr);
+			for (int c = 0; c < H; c++)
+				gr[c] = s->reg * gr[c] + (g ? g[c] : 0);
+			g = gr;
+		}
+		sparse_tensor_adam_row(t, (int) r, g, &e->adam, e->bc1, e->bc2);
+	}
+}
+
+/* h1 of the part's users: a sum of the kept items' rows of W1, then tanh */
+static void
+phase_in_forward(void *arg, int part, int n_parts)
+{
+	VaeState   *s = (VaeState *) arg;
+	const SparseTensor *t = s->engine->tensors[T_W1];
+	const int	H = s->H;
+	int64		lo,
+				hi;
+
+	worker_share(s->nb, part, n_parts, &lo, &hi);
+	for (int64 b = lo; b < hi; b++)
+	{
+		float	   *restrict h = s->h1 + b * H;
+		const float v = s->val[b];
+
+		memcpy(h, s->w[T_B1], sizeof(float) * H);
+		for (int64 k = s->in_ptr[b]; k < s->in_ptr[b + 1]; k++)
+		{
+			int32		i = s->in_item[k];
+			int64		q0 = t->row_ptr[i],
+						q1 = t->row_ptr[i + 1];
+
+			if (q1 - q0 == H)
+			{
+				/* a full row: contiguous */
+				const float *restrict w = t->w + q0;
+
+				for (int c = 0; c < H; c++)
+					h[c] += v * w[c];
+			}
+			else
+				for (int64 q = q0; q < q1; q++)
+					h[t->col[q]] += v * t->w[q];
+		}
+		for (int c = 0; c < H; c++)
+			h[c] = tanhf(h[c]);
+	}
+}
+
+/* ---------------------------------------------------------------------------
+ * One step
+ * ---------------------------------------------------------------------------
+ */
+
+static void
+densify_tensor(const SparseTensor *t, float *out)
+{
+	for (int r = 0; r < t->n_rows; r++)
+		sparse_tensor_row_dense(t, r, out + (Size) r * t->dim);
+}
+
+/* out[n x m] = a[n x k] b[k x m] (+ bias row) */
+static void
+matmul(const float *a, const float *b, const float *bias, float *out, int n, int k, int m)
+{
+	for (int r = 0; r < n; r++)
+	{
+		if (bias)
+			memcpy(out + (Size) r * m, bias, sizeof(float) * m);
+		else
+			memset(out + (Size) r * m, 0, sizeof(float) * m);
+	}
+	if (n > 0)
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, m, k,
+					1.0f, a, k, b, m, 1.0f, out, m);
+}
+
+/* the KL weight of step t */
+static double
+vae_beta(const VaeState *s, int64 t)
+{
+	double		steps = s->anneal_steps > 0 ? (double) s->anneal_steps :
+		Max(1.0, (double) s->engine->cfg.total_steps * 2.0 / 3.0);
+
+	return s->anneal_cap * Min(1.0, (double) t / steps);
+}
+
+/* the users' inputs: kept items and the value of each */
+static void
+build_inputs(VaeState *s, const int32 *users, int n)
+{
+	const Interactions *d = s->data;
+	int64		k = 0;
+	int			nb = 0;
+	float		keep_scale = 1.0f / (1.0f - s->dropout);
+
+	for (int q = 0; q < n; q++)
+	{
+		int32		u = users[q];
+		int64		len = d->ptr[u + 1] - d->ptr[u];
+
+		if (len == 0)
+			continue;			/* nothing to reconstruct */
+		s->users[nb] = u;
+		s->val[nb] = (float) (1.0 / sqrt((double) len)) * keep_scale;
+		s->in_ptr[nb] = k;
+		for (int64 p = d->ptr[u]; p < d->ptr[u + 1]; p++)
+			if (s->dropout == 0 || dsl_rng_uniform(&s->rng) >= s->dropout)
+				s->in_item[k++] = d->items[p];
+		nb++;
+	}
+	s->in_ptr[nb] = k;
+	s->nb = nb;
+}
+
+/* forward through the encoder and decoder to h3 (training: dropout, z drawn) */
+static void
+forward_h3(VaeState *s, bool sample)
+{
+	const int	nb = s->nb,
+				H = s->H,
+				L = s->L;
+
+	worker_pool_run(s->pool, phase_in_forward, s);
+	dsl_blas_prepare(false);
+	matmul(s->h1, s->w[T_W2], s->w[T_B2], s->enc, nb, H, 2 * L);
+	for (int b = 0; b < nb; b++)
+	{
+		const float *mu = s->enc + (Size) b * 2 * L;
+		const float *lv = mu + L;
+		float	   *z = s->z + (Size) b * L;
+		double		kl = 0;
+
+		for (int l = 0; l < L; l++)
+		{
+			if (sample)
+			{
+				float		ep = (float) dsl_rng_normal(&s->rng);
+
+				s->eps[(Size) b * L + l] = ep;
+				z[l] = mu[l] + ep * expf(0.5f * lv[l]);
+			}
+			else
+				z[l] = mu[l];
+			kl += -0.5 * (1.0 + lv[l] - (double) mu[l] * mu[l] - exp(lv[l]));
+		}
+		s->kl[b] = kl;
+	}
+	matmul(s->z, s->w[T_W3], s->w[T_B3], s->h3, nb, L, H);
+	for (Size k = 0; k < (Size) nb * H; k++)
+		s->h3[k] = tanhf(s->h3[k]);
+}
+
+/* the middle layers' dense copies from tensors (live or a snapshot) */
+static void
+densify_middle(VaeState *s, SparseTensor *const *tensors)
+{
+	for (int t = T_B1; t <= T_B3; t++)
+		densify_tensor(tensors[t], s->w[t]);
+}
+
+/* W1's row slot for item i in this step */
+static inline int32
+input_slot(VaeState *s, int32 i)
+{
+	int32		k;
+
+	if (s->stamp_of[i] == s->stamp)
+		return s->slot_of[i];
+	k = s->n_slots++;
+	s->stamp_of[i] = s->stamp;
+	s->slot_of[i] = k;
+	s->slot_row[k] = i;
+	memset(s->g1 + (Size) k * s->H, 0, sizeof(float) * s->H);
+	return k;
+}
+
+/* Adam on a small tensor with its dense gradient (plus the L2 term) */
+static void
+adam_dense(VaeState *s, int t)
+{
+	SparseTensor *x = s->engine->tensors[t];
+	const DslEngine *e = s->engine;
+	float	   *g = s->g[t];
+
+	for (int r = 0; r < x->n_rows; r++)
+	{
+		const float *gr = g + (Size) r * x->dim;
+
+		if (s->reg != 0)
+		{
+			/* the kept gradient stays the loss's: the L2 term in scratch */
+			for (int c = 0; c < x->dim; c++)
+				s->scratch[c] = gr[c] + s->reg * s->w[t][(Size) r * x->dim + c];
+			gr = s->scratch;
+		}
+		sparse_tensor_adam_row(x, r, gr, &e->adam, e->bc1, e->bc2);
+	}
+}
+
+/* one optimizer step on users[0..n); returns the summed loss of its users */
+static double
+vae_step(VaeState *s, const int32 *users, int n, bool round_due, int *n_used)
+{
+	const Interactions *d = s->data;
+	DslEngine  *e = s->engine;
+	const int	H = s->H,
+				L = s->L,
+				D = s->D,
+				bs = s->bs;
+	int			nb;
+	double		beta = vae_beta(s, e->step);
+	double		loss = 0;
+	float		inv_nb;
+
+	build_inputs(s, users, n);
+	nb = *n_used = s->nb;
+	if (nb == 0)
+		return 0;
+	inv_nb = 1.0f / (float) nb;
+	s->round_due = round_due;
+
+	/* forward */
+	densify_middle(s, e->tensors);
+	forward_h3(s, true);
+	for (int c = 0; c < H; c++)
+	{
+		float	   *row = s->h3t + (Size) c * bs;
+
+		for (int b = 0; b < nb; b++)
+			row[b] = s->h3[(Size) b * H + c];
+		for (int b = nb; b < bs; b++)
+			row[b] = 0;
+	}
+	for (int b = 0; b < bs; b++)
+		s->h3t[(Size) H * bs + b] = b < nb ? 1.0f : 0.0f;
+	worker_pool_run(s->pool, phase_out_forward, s);
+	for (int b = 0; b < nb; b++)
+	{
+		float		m = -INFINITY;
+
+		for (int c = 0; c < VAE_CHUNKS; c++)
+			m = Max(m, s->pmax[(Size) c * bs + b]);
+		s->mx[b] = m;
+	}
+
+	/* the positives' logits, before they become probabilities */
+	for (int b = 0; b < nb; b++)
+	{
+		int32		u = s->users[b];
+		double		pos = 0;
+
+		for (int64 p = d->ptr[u]; p < d->ptr[u + 1]; p++)
+			pos += s->logt[(Size) d->items[p] * bs + b];
+		s->coef[b] = (float) pos;	/* for the moment */
+	}
+	worker_pool_run(s->pool, phase_out_exp, s);
+	for (int b = 0; b < nb; b++)
+	{
+		int32		u = s->users[b];
+		double		len = (double) (d->ptr[u + 1] - d->ptr[u]);
+		double		sum = 0;
+		double		lse;
+
+		for (int c = 0; c < VAE_CHUNKS; c++)
+			sum += s->pmax[(Size) c * bs + b];
+		lse = s->mx[b] + log(sum);
+		loss += len * lse - s->coef[b] + beta * s->kl[b];
+		s->sum[b] = (float) sum;
+		/* d loss / d logit_i = (len softmax_i - x_i) / nb */
+		s->coef[b] = (float) (len / (sum * nb));
+		for (int64 p = d->ptr[u]; p < d->ptr[u + 1]; p++)
+			s->logt[(Size) d->items[p] * bs + b] -= (float) (sum / len);
+	}
+
+	/* backward through the output layer (and its Adam step) */
+	if (round_due)
+		s->g_out = dsl_alloc_huge((Size) s->n_items * D * sizeof(float), false);
+	worker_pool_run(s->pool, phase_out_backward, s);
+	for (int c = 1; c < VAE_CHUNKS; c++)
+	{
+		const float *src = s->dh3t + (Size) c * D * bs;
+
+		for (Size k = 0; k < (Size) H * bs; k++)
+			s->dh3t[k] += src[k];
+	}
+	for (int c = 0; c < H; c++)
+	{
+		const float *row = s->dh3t + (Size) c * bs;
+
+		for (int b = 0; b < nb; b++)
+		{
+			float		h = s->h3[(Size) b * H + c];
+
+			s->dh3[(Size) b * H + c] = row[b] * (1.0f - h * h);
+		}
+	}
+
+	/* the decoder's hidden layer: W3, b3, then d z */
+	dsl_blas_prepare(false);
+	cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, L, H, nb,
+				1.0f, s->z, L, s->dh3, H, 0.0f, s->g[T_W3], H);
+	memset(s->g[T_B3], 0, sizeof(float) * H);
+	for (int b = 0; b < nb; b++)
+		for (int c = 0; c < H; c++)
+			s->g[T_B3][c] += s->dh3[(Size) b * H + c];
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, L, H,
+				1.0f, s->dh3, H, s->w[T_W3], H, 0.0f, s->dz, L);
+
+	/* the reparameterisation and the KL term */
+	for (int b = 0; b < nb; b++)
+	{
+		const float *mu = s->enc + (Size) b * 2 * L;
+		const float *lv = mu + L;
+		float	   *dmu = s->denc + (Size) b * 2 * L;
+		float	   *dlv = dmu + L;
+		const float *dz = s->dz + (Size) b * L;
+		const float bk = (float) beta * inv_nb;
+
+		for (int l = 0; l < L; l++)
+		{
+			float		ev = expf(lv[l]);
+
+			dmu[l] = dz[l] + bk * mu[l];
+			dlv[l] = dz[l] * 0.5f * s->eps[(Size) b * L + l] * sqrtf(ev) +
+				bk * 0.5f * (ev - 1.0f);
+		}
+	}
+
+	/* the encoder: W2, b2, then d h1 */
+	cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, H, 2 * L, nb,
+				1.0f, s->h1, H, s->denc, 2 * L, 0.0f, s->g[T_W2], 2 * L);
+	memset(s->g[T_B2], 0, sizeof(float) * 2 * L);
+	for (int b = 0; b < nb; b++)
+		for (int c = 0; c < 2 * L; c++)
+			s->g[T_B2][c] += s->denc[(Size) b * 2 * L + c];
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, H, 2 * L,
+				1.0f, s->denc, 2 * L, s->w[T_W2], 2 * L, 0.0f, s->dh1, H);
+	memset(s->g[T_B1], 0, sizeof(float) * H);
+	for (int b = 0; b < nb; b++)
+		for (int c = 0; c < H; c++)
+		{
+			float		h = s->h1[(Size) b * H + c];
+
+			s->dh1[(Size) b * H + c] *= 1.0f - h * h;
+			s->g[T_B1][c] += s->dh1[(Size) b * H + c];
+		}
+
+	/* the input layer's rows: the kept items' gradients */
+	s->stamp++;
+	s->n_slots = 0;
+	for (int b = 0; b < nb; b++)
+	{
+		const float *dh = s->dh1 + (Size) b * H;
+
+		for (int64 k = s->in_ptr[b]; k < s->in_ptr[b + 1]; k++)
+		{
+			float	   *g = s->g1 + (Size) input_slot(s, s->in_item[k]) * H;
+
+			for (int c = 0; c < H; c++)
+				g[c] += s->val[b] * dh[c];
+		}
+	}
+
+	/* Adam on the rest */
+	worker_pool_run(s->pool, phase_in_adam, s);
+	for (int t = T_B1; t <= T_B3; t++)
+		adam_dense(s, t);
+	return loss;
+}
+
+/*
+ * The DSL round after a step that kept its dense gradients (round_due): W1's
+ * touched rows, the middle layers whole, W4 whole.
+ */
+static void
+vae_round(VaeState *s)
+{
+	DslEngine  *e = s->engine;
+
+	if (s->nb > 0)
+	{
+		TensorGrad	g[N_TENSORS];
+
+		memset(g, 0, sizeof(g));
+		g[T_W1].n = s->n_slots;
+		g[T_W1].rows = s->slot_row;
+		g[T_W1].g = s->g1;
+		for (int t = T_B1; t <= T_B3; t++)
+		{
+			g[t].n = e->tensors[t]->n_rows;
+			g[t].g = s->g[t];
+		}
+		g[T_W4].n = s->n_items;
+		g[T_W4].g = s->g_out;
+		g[T_W4].consume = true;
+		dsl_engine_update(e, g);
+		s->g_out = NULL;
+	}
+}
+
+static double
+vae_train_epoch(void *state)
+{
+	VaeState   *s = (VaeState *) state;
+	const int	n = s->data->n_users;
+	double		loss = 0;
+	int64		users = 0;
+
+	/* Fisher-Yates with the state's stream */
+	for (int i = n - 1; i > 0; i--)
+	{
+		int			j = (int) dsl_rng_below(&s->rng, (uint64) i + 1);
+		int32		x = s->order[i];
+
+		s->order[i] = s->order[j];
+		s->order[j] = x;
+	}
+	for (int b0 = 0; b0 < n; b0 += s->batch)
+	{
+		int			nb = Min(s->batch, n - b0);
+		int			used;
+		bool		due;
+
+		CHECK_FOR_INTERRUPTS();
+		dsl_engine_begin_step(s->engine);
+		due = dsl_engine_update_due(s->engine);
+		loss += vae_step(s, s->order + b0, nb, due, &used);
+		users += used;
+		if (due)
+			vae_round(s);
+		if (isnan(loss) || isinf(loss))
+			return loss;
+	}
+	return users > 0 ? loss / (double) users : 0.0;
+}
+
+/* ---------------------------------------------------------------------------
+ * Serving: [h3(mu), 1] per user, W4's rows per item
+ * ---------------------------------------------------------------------------
+ */
+
+static void
+vae_serving(void *state, SparseTensor *const *tensors,
+			EmbeddingSource *users, EmbeddingSource *items)
+{
+	VaeState   *s = (VaeState *) state;
+	const Interactions *d = s->data;
+	const int	H = s->H,
+				D = s->D;
+	SparseTensor *live[N_TENSORS];
+	float		dropout = s->dropout;
+	int32	   *ids = palloc(sizeof(int32) * s->batch);
+
+	if (s->serve_users == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(s->mcxt);
+
+		s->serve_users = alloc_floats((Size) d->n_users * D, false);
+		MemoryContextSwitchTo(old);
+	}
+
+	/* the forward pass reads the engine's tensors: point them at these */
+	memcpy(live, s->engine->tensors, sizeof(live));
+	memcpy(s->engine->tensors, tensors, sizeof(live));
+	densify_middle(s, tensors);
+	s->dropout = 0;
+	for (int u0 = 0; u0 < d->n_users; u0 += s->batch)
+	{
+		int			n = Min(s->batch, d->n_users - u0);
+		int			k = 0;
+
+		CHECK_FOR_INTERRUPTS();
+		for (int q = 0; q < n; q++)
+			ids[q] = u0 + q;
+		build_inputs(s, ids, n);
+		forward_h3(s, false);
+		for (int q = 0; q < n; q++)
+		{
+			float	   *row = s->serve_users + (Size) (u0 + q) * D;
+			int32		u = u0 + q;
+
+			if (k < s->nb && s->users[k] == u)
+			{
+				memcpy(row, s->h3 + (Size) k * H, sizeof(float) * H);
+				k++;
+			}
+			else
+			{
+				/* no history: the decoder at z = mu of an empty input */
+				memset(row, 0, sizeof(float) * H);
+			}
+			row[H] = 1.0f;
+		}
+	}
+	s->dropout = dropout;
+	memcpy(s->engine->tensors, live, sizeof(live));
+	densify_middle(s, live);
+	pfree(ids);
+
+	*users = embedding_source_dense(s->serve_users, d->n_users, D);
+	*items = embedding_source_fill(sparse_tensor_fill_rows, tensors[T_W4],
+								   tensors[T_W4]->n_rows, tensors[T_W4]->dim);
+}
+
+static const StoredTensor vae_tensor_parts[] = {
+	{"enc_in", ROWS_ITEMS},
+	{"enc_in_bias", ROWS_OWN},
+	{"enc_out", ROWS_OWN},
+	{"enc_out_bias", ROWS_OWN},
+	{"dec_in", ROWS_OWN},
+	{"dec_in_bias", ROWS_OWN},
+	{"item", ROWS_ITEMS},		/* the output layer is the serving item rows */
+};
+
+const ModelOps multvae_ops = {
+	.type = "multvae",
+	.option_keys = "latent, dropout, anneal_cap, anneal_steps",
+	.shape_keys = "latent",
+	.options_size = sizeof(VaeOptions),
+	.default_dim = 601,
+	.min_dim = 2,
+	.default_interval_epochs = 1,
+	.default_lr = 1e-3,
+	.default_reg = 0,
+	.init_options = vae_init_options,
+	.set_option = vae_set_option,
+	.finish_options = NULL,
+	.write_hyperparams = vae_write_hyperparams,
+	.tensor_shapes = vae_tensor_shapes,
+	.work_bytes = vae_work_bytes,
+	.default_batch_size = vae_default_batch_size,
+	.steps_per_epoch = vae_steps_per_epoch,
+	.create = vae_create,
+	.train_epoch = vae_train_epoch,
+	.serving = vae_serving,
+	.tensor_parts = vae_tensor_parts,
+	.scorer = &multvae_scorer,
+};

@@ -1,0 +1,280 @@
+/*
+ * multvae_grad_check.c - MultVAE's gradients against central finite
+ * differences of its loss
+ *
+ * Built with src/multvae.c itself (included below, so that its static step
+ * functions are reachable), the engine, and the fuzz harnesses' shim for
+ * palloc.  A small data set (users with histories of 2 to 6 of 11 items),
+ * sparse masks (density 0.6) and dropout, the KL term weighted: one step
+ * with the learning rate 0 keeps every tensor's dense gradient (as for a
+ * DSL round), and each active weight is then moved by +-h with the same
+ * dropout and eps draws to compare (L(w + h) - L(w - h)) / 2h with it.
+ * Several sizes so that the output layer's blocks and the worker parts are
+ * all exercised (items split over two threads, blocks shorter than
+ * VAE_BLOCK and not).
+ */
+#include "multvae.c"
+
+#include <signal.h>
+#include <stdio.h>
+
+#include "mem_peak.h"
+#include "shim.h"
+
+/* the backend globals and services multvae.c and the engine use */
+int			dsl_threads = 2;
+MemoryContext CurrentMemoryContext = NULL;
+volatile sig_atomic_t InterruptPending = false;
+const Scorer multvae_scorer;
+
+void
+ProcessInterrupts(void)
+{
+}
+
+void
+dsl_mem_note(void)
+{
+}
+
+static MemoryContextCallback *reset_callbacks = NULL;
+
+/* one flat "context": its callbacks (the worker pool's) run after a case */
+void
+MemoryContextRegisterResetCallback(MemoryContext context, MemoryContextCallback *cb)
+{
+	cb->next = reset_callbacks;
+	reset_callbacks = cb;
+}
+
+static void
+run_reset_callbacks(void)
+{
+	while (reset_callbacks)
+	{
+		MemoryContextCallback *cb = reset_callbacks;
+
+		reset_callbacks = cb->next;
+		cb->func(cb->arg);
+	}
+}
+
+void
+dsl_blas_prepare(bool big)
+{
+	openblas_set_num_threads(1);
+}
+
+/* option parsing and the hyperparameters' JSON are not exercised here */
+void
+appendStringInfo(StringInfo str, const char *fmt,...)
+{
+	abort();
+}
+
+int
+dsl_option_int(const char *key, const JsonbValue *v, int lo, int hi)
+{
+	abort();
+}
+
+double
+dsl_option_number(const char *key, const JsonbValue *v, double lo, bool lo_incl,
+				  double hi, bool hi_incl, const char *valid)
+{
+	abort();
+}
+
+typedef struct Case
+{
+	int			n_users;
+	int			n_items;
+	int			dim;
+	int			latent;
+	double		density;
+	double		dropout;
+} Case;
+
+static const Case cases[] = {
+	{7, 11, 7, 3, 0.6, 0.3},
+	{9, 150, 10, 4, 0.5, 0.5},	/* more than a block of items per part */
+	{5, 13, 6, 2, 1.0, 0.0},
+};
+
+static Interactions *
+make_data(const Case *c, DslRng *rng)
+{
+	Interactions *d = palloc0(sizeof(Interactions));
+	int64		n = 0;
+
+	d->n_users = c->n_users;
+	d->n_items = c->n_items;
+	d->ptr = palloc(sizeof(int64) * (c->n_users + 1));
+	d->items = palloc(sizeof(int32) * c->n_users * c->n_items);
+	for (int u = 0; u < c->n_users; u++)
+	{
+		int			want = 2 + (int) dsl_rng_below(rng, 5);
+
+		d->ptr[u] = n;
+		/* each item with probability want / n_items, at least one */
+		for (int i = 0; i < c->n_items; i++)
+			if (dsl_rng_below(rng, (uint64) c->n_items) < (uint64) want || (i == c->n_items - 1 && n == d->ptr[u]))
+				d->items[n++] = i;
+	}
+	d->ptr[c->n_users] = n;
+	d->n_pairs = n;
+	return d;
+}
+
+/* the mean loss of the step's users, with the draws of `at` */
+static double
+loss_at(VaeState *s, const int32 *users, int n, const DslRng *at)
+{
+	int			used;
+	double		l;
+
+	s->rng = *at;
+	l = vae_step(s, users, n, false, &used);
+	return l / used;
+}
+
+static bool
+run_case(const Case *c)
+{
+	DslConfig	cfg;
+	DslEngine	e;
+	VaeOptions	o;
+	TrainParams p;
+	VaeState   *s;
+	Interactions *d;
+	DslRng		rng,
+				at;
+	int32	   *users;
+	float	   *grad[N_TENSORS];
+	int			used,
+				checked = 0,
+				bad = 0;
+	double		worst = 0;
+	const float h = 1e-2f;
+
+	dsl_rng_seed(&rng, 11, (uint64) c->n_items);
+	d = make_data(c, &rng);
+
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.density = c->density;
+	cfg.dynamic = true;
+	cfg.growth = GROWTH_GRADIENT;
+	cfg.schedule = SCHEDULE_COSINE;
+	cfg.update_ratio = 0.5;
+	cfg.update_interval = 1000;
+	cfg.total_steps = 1000;
+	cfg.seed = 5;
+	cfg.init_std = 0.1f;
+	cfg.adam = (AdamConfig) {0.0f, 0.9f, 0.999f, 1e-8f};
+	dsl_engine_init(&e, &cfg);
+
+	vae_init_options(&o);
+	o.latent = c->latent;
+	o.dropout = c->dropout;
+	o.anneal_cap = 0.5;
+	o.anneal_steps = 10;
+	memset(&p, 0, sizeof(p));
+	p.dim = c->dim;
+	p.batch_size = c->n_users;
+	p.reg = 0;
+	p.seed = 3;
+	p.options = &o;
+	s = vae_create(&e, d, &p);
+
+	/* weights large enough that tanh and the softmax are not flat */
+	for (int t = 0; t < N_TENSORS; t++)
+		for (int64 k = 0; k < e.tensors[t]->budget; k++)
+			e.tensors[t]->w[k] = (float) (0.4 * dsl_rng_normal(&rng));
+
+	/* step 4 of the schedule, lr 0: the weights do not move */
+	e.step = 4;
+	e.adam = cfg.adam;
+	e.bc1 = (float) (1.0 - pow(0.9, 4));
+	e.bc2 = (float) (1.0 - pow(0.999, 4));
+	users = palloc(sizeof(int32) * c->n_users);
+	for (int u = 0; u < c->n_users; u++)
+		users[u] = c->n_users - 1 - u;
+
+	at = s->rng;
+	s->g_out = NULL;
+	(void) vae_step(s, users, c->n_users, true, &used);
+
+	/* the step's gradients, before the evaluations below overwrite them */
+	for (int t = 0; t < N_TENSORS; t++)
+	{
+		SparseTensor *x = e.tensors[t];
+		Size		n = (Size) x->n_rows * x->dim;
+
+		grad[t] = palloc0(sizeof(float) * n);
+		if (t == T_W4)
+			memcpy(grad[t], s->g_out, sizeof(float) * n);
+		else if (t == T_W1)
+		{
+			for (int r = 0; r < x->n_rows; r++)
+				if (s->stamp_of[r] == s->stamp)
+					memcpy(grad[t] + (Size) r * x->dim,
+						   s->g1 + (Size) s->slot_of[r] * s->H, sizeof(float) * x->dim);
+		}
+		else
+			memcpy(grad[t], s->g[t], sizeof(float) * n);
+	}
+
+	for (int t = 0; t < N_TENSORS; t++)
+	{
+		SparseTensor *x = e.tensors[t];
+
+		for (int r = 0; r < x->n_rows; r++)
+			for (int64 k = x->row_ptr[r]; k < x->row_ptr[r + 1]; k++)
+			{
+				int			col = x->col[k];
+				float		w0 = x->w[k];
+				double		lp,
+							lm,
+							fd,
+							g,
+							err;
+
+				g = grad[t][(Size) r * x->dim + col];
+
+				x->w[k] = w0 + h;
+				lp = loss_at(s, users, c->n_users, &at);
+				x->w[k] = w0 - h;
+				lm = loss_at(s, users, c->n_users, &at);
+				x->w[k] = w0;
+				fd = (lp - lm) / (2.0 * h);
+				err = fabs(fd - g) / (1e-2 + fabs(fd));
+				worst = Max(worst, err);
+				checked++;
+				if (err > 2e-2)
+				{
+					if (bad < 5)
+						printf("multvae_grad_check: tensor %s row %d col %d: gradient %.6g, finite difference %.6g\n",
+							   x->name, r, col, g, fd);
+					bad++;
+				}
+			}
+	}
+	printf("multvae_grad_check: users %d items %d dim %d latent %d density %.1f dropout %.1f: "
+		   "%d weights, largest relative error %.2e%s\n",
+		   c->n_users, c->n_items, c->dim, c->latent, c->density, c->dropout,
+		   checked, worst, bad ? " FAILED" : "");
+	run_reset_callbacks();
+	shim_reset();
+	return bad == 0;
+}
+
+int
+main(void)
+{
+	int			failed = 0;
+
+	for (int i = 0; i < lengthof(cases); i++)
+		if (!run_case(&cases[i]))
+			failed++;
+	return failed ? 1 : 0;
+}
