@@ -138,6 +138,8 @@ typedef struct VaeState
 	int32	   *stamp_of;		/* [n_items] */
 	int32		stamp;
 	int32	   *slot_row;		/* [slot_cap] */
+	int64	   *slot_ptr;		/* [slot_cap + 1] its batch users, offsets */
+	int32	   *slot_user;		/* [in_cap] the users (batch rows), ascending */
 	int			n_slots;
 	int64		slot_cap;
 	float	   *g1;				/* [slot_cap x H] */
@@ -286,7 +288,8 @@ vae_work_bytes(const Interactions *d, const TrainParams *p)
 	n += (Size) parts * (Max(D, 2 * L) + 2 * VAE_BLOCK * D) * sizeof(float);
 	n += 2 * (Size) (H + 2 * H * L + 2 * L + L * H + H) * sizeof(float);	/* w, g */
 	n += (Size) d->n_items * 2 * sizeof(int32);
-	n += (Size) vae_slot_cap(d, B) * (sizeof(int32) + H * sizeof(float));
+	n += (Size) vae_slot_cap(d, B) * (sizeof(int32) + sizeof(int64) + H * sizeof(float));
+	n += (Size) Min(d->n_pairs, (int64) d->n_items * B) * sizeof(int32);	/* slot_user */
 	n += (Size) d->n_items * D * sizeof(float); /* g_out, during a round */
 	n += (Size) d->n_users * D * sizeof(float); /* serving rows */
 	return n;
@@ -402,6 +405,8 @@ vae_create(DslEngine *e, const Interactions *d, const TrainParams *p)
 								  MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 	s->slot_cap = vae_slot_cap(d, B);
 	s->slot_row = palloc_extended(sizeof(int32) * s->slot_cap, MCXT_ALLOC_HUGE);
+	s->slot_ptr = palloc_extended(sizeof(int64) * (s->slot_cap + 1), MCXT_ALLOC_HUGE);
+	s->slot_user = palloc_extended(sizeof(int32) * s->in_cap, MCXT_ALLOC_HUGE);
 	s->g1 = alloc_floats((Size) s->slot_cap * H, true);
 	return s;
 }
@@ -576,7 +581,25 @@ phase_in_adam(void *arg, int part, int n_parts)
 	worker_share(t->n_rows, part, n_parts, &lo, &hi);
 	for (int64 r = lo; r < hi; r++)
 	{
-		const float *g = s->stamp_of[r] == s->stamp ? s->g1 + (Size) s->slot_of[r] * H : NULL;
+		float	   *restrict g = NULL;
+
+		if (s->stamp_of[r] == s->stamp)
+		{
+			/* the row's gradient: its users' d h1, in batch order */
+			int32		k = s->slot_of[r];
+
+			g = s->g1 + (Size) k * H;
+			memset(g, 0, sizeof(float) * H);
+			for (int64 q = s->slot_ptr[k]; q < s->slot_ptr[k + 1]; q++)
+			{
+				int32		b = s->slot_user[q];
+				const float v = s->val[b];
+				const float *restrict dh = s->dh1 + (Size) b * H;
+
+				for (int c = 0; c < H; c++)
+					g[c] += v * dh[c];
+			}
+		}
 
 		if (g == NULL && s->reg == 0)
 		{
@@ -758,7 +781,7 @@ input_slot(VaeState *s, int32 i)
 	s->stamp_of[i] = s->stamp;
 	s->slot_of[i] = k;
 	s->slot_row[k] = i;
-	memset(s->g1 + (Size) k * s->H, 0, sizeof(float) * s->H);
+	s->slot_ptr[k + 1] = 0;
 	return k;
 }
 
@@ -866,10 +889,11 @@ vae_step(VaeState *s, const int32 *users, int n, bool round_due, int *n_used)
 	worker_pool_run(s->pool, phase_out_backward, s);
 	for (int c = 1; c < VAE_CHUNKS; c++)
 	{
-		const float *src = s->dh3t + (Size) c * D * bs;
+		const float *restrict src = s->dh3t + (Size) c * D * bs;
+		float	   *restrict dst = s->dh3t;
 
 		for (Size k = 0; k < (Size) H * bs; k++)
-			s->dh3t[k] += src[k];
+			dst[k] += src[k];
 	}
 	for (int c = 0; c < H; c++)
 	{
@@ -936,18 +960,23 @@ vae_step(VaeState *s, const int32 *users, int n, bool round_due, int *n_used)
 	/* the input layer's rows: the kept items' gradients */
 	s->stamp++;
 	s->n_slots = 0;
+	/* the batch users of each touched row (phase_in_adam sums their d h1) */
+	for (int64 k = 0; k < s->in_ptr[nb]; k++)
+		s->slot_ptr[input_slot(s, s->in_item[k]) + 1]++;
+	s->slot_ptr[0] = 0;
+	for (int k = 0; k < s->n_slots; k++)
+		s->slot_ptr[k + 1] += s->slot_ptr[k];
 	for (int b = 0; b < nb; b++)
-	{
-		const float *dh = s->dh1 + (Size) b * H;
-
 		for (int64 k = s->in_ptr[b]; k < s->in_ptr[b + 1]; k++)
 		{
-			float	   *g = s->g1 + (Size) input_slot(s, s->in_item[k]) * H;
+			int32		slot = s->slot_of[s->in_item[k]];
 
-			for (int c = 0; c < H; c++)
-				g[c] += s->val[b] * dh[c];
+			/* slot_ptr[slot] runs ahead while filling, then is restored */
+			s->slot_user[s->slot_ptr[slot]++] = b;
 		}
-	}
+	for (int k = s->n_slots; k > 0; k--)
+		s->slot_ptr[k] = s->slot_ptr[k - 1];
+	s->slot_ptr[0] = 0;
 
 	/* Adam on the rest */
 	worker_pool_run(s->pool, phase_in_adam, s);

@@ -16,7 +16,8 @@
  * The encoder's parts ('enc_in' rows by item id, 'enc_in_bias', 'enc_out',
  * 'enc_out_bias', 'dec_in', 'dec_in_bias') are read with the model; enc_in
  * is kept as compressed rows (its stored entries only), the rest dense.
- * Models of this type are served per backend (no shared copy).
+ * The shared copy of a model (serve_shared.h) holds the inner-product
+ * state, then the encoder's arrays.
  */
 #include "postgres.h"
 
@@ -260,6 +261,78 @@ vae_similar_items(const ServeModel *m, int item, bool cosine, TopK *h)
 	dot_scorer.similar_items(m, item, cosine, h);
 }
 
+/* the encoder's arrays, each MAXALIGNed, in this order */
+static Size
+encoder_bytes(const ServeModel *m, const VaeEncoder *e)
+{
+	int			H = e->H,
+				L = e->L;
+
+	return MAXALIGN(sizeof(int64) * (m->n_items + 1)) + MAXALIGN(sizeof(uint16) * e->nnz) +
+		MAXALIGN(sizeof(float) * e->nnz) + MAXALIGN(sizeof(float) * H) +
+		MAXALIGN(sizeof(float) * H * 2 * L) + MAXALIGN(sizeof(float) * 2 * L) +
+		MAXALIGN(sizeof(float) * L * H) + MAXALIGN(sizeof(float) * H);
+}
+
+/* place (or, with copy, write) one array at *p and move past it */
+static void *
+place(char **p, const void *src, Size bytes, bool copy)
+{
+	void	   *at = *p;
+
+	if (copy)
+		memcpy(at, src, bytes);
+	*p += MAXALIGN(bytes);
+	return at;
+}
+
+/* lay the encoder's arrays out at p: write them, or point e at them */
+static void
+encoder_layout(const ServeModel *m, VaeEncoder *e, char *p, bool copy)
+{
+	int			H = e->H,
+				L = e->L;
+
+	e->row_ptr = place(&p, e->row_ptr, sizeof(int64) * (m->n_items + 1), copy);
+	e->col = place(&p, e->col, sizeof(uint16) * e->nnz, copy);
+	e->val = place(&p, e->val, sizeof(float) * e->nnz, copy);
+	e->b1 = place(&p, e->b1, sizeof(float) * H, copy);
+	e->w2 = place(&p, e->w2, sizeof(float) * H * 2 * L, copy);
+	e->b2 = place(&p, e->b2, sizeof(float) * 2 * L, copy);
+	e->w3 = place(&p, e->w3, sizeof(float) * L * H, copy);
+	e->b3 = place(&p, e->b3, sizeof(float) * H, copy);
+}
+
+/* shared copy: the encoder's header, its arrays, then the inner-product state */
+static Size
+vae_state_bytes(const ServeModel *m)
+{
+	const VaeEncoder *e = (const VaeEncoder *) *dot_scorer_extra(m);
+
+	return MAXALIGN(sizeof(VaeEncoder)) + encoder_bytes(m, e) + dot_scorer.state_bytes(m);
+}
+
+static void
+vae_state_write(const ServeModel *m, char *dst)
+{
+	VaeEncoder	e = *(const VaeEncoder *) *dot_scorer_extra(m);
+
+	memcpy(dst, &e, sizeof(VaeEncoder));	/* H, L and nnz are what matter */
+	encoder_layout(m, &e, dst + MAXALIGN(sizeof(VaeEncoder)), true);
+	dot_scorer.state_write(m, dst + MAXALIGN(sizeof(VaeEncoder)) + encoder_bytes(m, &e));
+}
+
+static void
+vae_state_attach(ServeModel *m, const char *src)
+{
+	VaeEncoder *e = MemoryContextAlloc(m->cxt, sizeof(VaeEncoder));
+
+	memcpy(e, src, sizeof(VaeEncoder));
+	encoder_layout(m, e, unconstify(char *, src) + MAXALIGN(sizeof(VaeEncoder)), false);
+	dot_scorer.state_attach(m, src + MAXALIGN(sizeof(VaeEncoder)) + encoder_bytes(m, e));
+	*dot_scorer_extra(m) = e;
+}
+
 const Scorer multvae_scorer = {
 	.name = "multvae",
 	.load = vae_load,
@@ -270,7 +343,7 @@ const Scorer multvae_scorer = {
 	.score_items = vae_score_items,
 	.rank_users = vae_rank_users,
 	.similar_items = vae_similar_items,
-	.state_bytes = NULL,		/* per backend */
-	.state_write = NULL,
-	.state_attach = NULL,
+	.state_bytes = vae_state_bytes,
+	.state_write = vae_state_write,
+	.state_attach = vae_state_attach,
 };

@@ -45,6 +45,8 @@ set -euo pipefail
 # Settings: everything a run depends on is here.
 # ============================================================================
 MODEL_TYPES_ALL="mf lightgcn"      # probed at run time; missing ones are reported
+# (MultVAE is benchmarked in the strong-generalization block, BENCH_FOLD:
+# its Gowalla epoch costs about 45 s dense, see docs/multvae.md)
 DATASETS_ALL="gowalla ml1m lastfm"
 DENSITIES_ALL="1.0 0.5 0.2 0.1"    # sparsity => 'dynamic' (DSL); 1.0 = dense
 STATIC_DENSITIES_ALL="0.2"         # sparsity => 'static' (fixed random mask)

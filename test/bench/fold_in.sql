@@ -5,7 +5,7 @@
 --    histories folded in (dsl.evaluate_histories on <dataset>_train) against
 --    the same users' stored rows (dsl.evaluate), both on <dataset>_test.
 -- 2. Strong generalization on the DSL reference's MovieLens-1M split, when
---    :sgdir has it: MF trained with the defaults on train.csv at each density
+--    :sgdir has it: MF and MultVAE trained with the defaults on train.csv at each density
 --    of :sg_densities, evaluated by folding in test_tr.csv and predicting
 --    test_te.csv (the MultVAE protocol).
 -- Results: :outdir/users.csv and :outdir/sg.csv.
@@ -59,30 +59,36 @@ COPY sg_train FROM PROGRAM :'cmd' (FORMAT csv, HEADER);
 COPY sg_test_tr FROM PROGRAM :'cmd' (FORMAT csv, HEADER);
 \set cmd 'cat ' :'sgdir' '/test_te.csv'
 COPY sg_test_te FROM PROGRAM :'cmd' (FORMAT csv, HEADER);
-CREATE TEMP TABLE sg_runs (density float8, epochs int, call_seconds float8, metric text, value float8);
+CREATE TEMP TABLE sg_runs (model_type text, density float8, epochs int, call_seconds float8,
+                           metric text, value float8);
 SET bench.sg_densities = :'sg_densities';
 SET bench.seed = :'seed';
 SET bench.sg_options = :'sg_options';
 SET bench.k = :'k';
 DO $$
 DECLARE
+    mt text;
     d float8;
     t0 timestamptz;
     secs float8;
     n int;
 BEGIN
+    FOREACH mt IN ARRAY ARRAY['mf', 'multvae'] LOOP
+    CONTINUE WHEN NOT mt = ANY (dsl.model_types());
     FOREACH d IN ARRAY string_to_array(current_setting('bench.sg_densities'), ',')::float8[] LOOP
         t0 := clock_timestamp();
-        -- the defaults: nothing but the name, the source, the density and the
-        -- seed (options is '{}' but in QUICK mode)
-        SELECT count(*) INTO n FROM dsl.train('sg_mf_d' || d, 'sg_train', density => d,
+        -- the defaults: nothing but the name, the source, the model type,
+        -- the density and the seed (options is '{}' but in QUICK mode)
+        SELECT count(*) INTO n FROM dsl.train('sg_' || mt || '_d' || d, 'sg_train', model_type => mt,
+                                              density => d,
                                               seed => current_setting('bench.seed')::bigint,
                                               options => current_setting('bench.sg_options')::jsonb,
                                               replace => true);
         secs := extract(epoch FROM clock_timestamp() - t0);
-        INSERT INTO sg_runs SELECT d, n, secs, e.metric, e.value
-          FROM dsl.evaluate_histories('sg_mf_d' || d, 'sg_test_tr', 'sg_test_te',
+        INSERT INTO sg_runs SELECT mt, d, n, secs, e.metric, e.value
+          FROM dsl.evaluate_histories('sg_' || mt || '_d' || d, 'sg_test_tr', 'sg_test_te',
                                       k => current_setting('bench.k')::int) e;
+    END LOOP;
     END LOOP;
 END
 $$;
@@ -93,6 +99,6 @@ SELECT (SELECT count(*) FROM sg_train) AS train_pairs,
        (SELECT count(DISTINCT user_id) FROM sg_test_te) AS test_users,
        (SELECT count(*) FROM sg_test_tr) AS fold_in_pairs,
        (SELECT count(*) FROM sg_test_te) AS test_pairs,
-       r.* FROM sg_runs r ORDER BY density DESC, metric;
+       r.* FROM sg_runs r ORDER BY model_type, density DESC, metric;
 \o
 \endif

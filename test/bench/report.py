@@ -713,8 +713,8 @@ def fold_section():
     if sg:
         r0 = sg[0]
         w(f"**Strong generalization, MovieLens-1M (the DSL reference's split, "
-          f"`ml-1m/dsl_multvae_pro_sg`)**: MF trained with `dsl.train(name, 'sg_train', density => d, "
-          f"seed => {machine.get('seed', '1')})` on {big(num(r0['train_pairs']))} pairs of "
+          f"`ml-1m/dsl_multvae_pro_sg`)**: MF and MultVAE trained with `dsl.train(name, 'sg_train', "
+          f"model_type => t, density => d, seed => {machine.get('seed', '1')})` on {big(num(r0['train_pairs']))} pairs of "
           f"{big(num(r0['train_users']))} users, then {big(num(r0['test_users']))} held-out users "
           f"given by {big(num(r0['fold_in_pairs']))} fold-in pairs and tested on "
           f"{big(num(r0['test_pairs']))} (`dsl.evaluate_histories`). `recall_truncated` (hits / "
@@ -723,16 +723,17 @@ def fold_section():
           + (" **QUICK mode: at most "
              f"{machine.get('defaults_max_epochs')} epochs.**" if machine.get("defaults_max_epochs") else ""))
         w("")
-        w("| d | epochs | call (s) | recall_truncated@20 | Recall@20 | NDCG@20 | vs MultVAE (authors' code) |")
-        w("|---:|---:|---:|---:|---:|---:|---:|")
+        w("| model | d | epochs | call (s) | recall_truncated@20 | Recall@20 | NDCG@20 | vs MultVAE (authors' code) |")
+        w("|---|---:|---:|---:|---:|---:|---:|---:|")
         byd = {}
         for r in sg:
-            byd.setdefault(r["density"], dict(epochs=r["epochs"], secs=num(r["call_seconds"])))[r["metric"]] = num(r["value"])
+            key = (r.get("model_type", "mf"), r["density"])
+            byd.setdefault(key, dict(epochs=r["epochs"], secs=num(r["call_seconds"])))[r["metric"]] = num(r["value"])
         anchors = {1.0: 0.3096, 0.5: 0.3065}
-        for dens in sorted(byd, key=lambda x: -float(x)):
-            x = byd[dens]
-            a = anchors.get(float(dens))
-            w(f"| {float(dens):g} | {x['epochs']} | {f1(x['secs'])} | {f4(x.get('recall_truncated'))} "
+        for key in sorted(byd, key=lambda x: (x[0], -float(x[1]))):
+            x = byd[key]
+            a = anchors.get(float(key[1]))
+            w(f"| {key[0]} | {float(key[1]):g} | {x['epochs']} | {f1(x['secs'])} | {f4(x.get('recall_truncated'))} "
               f"| {f4(x.get('recall'))} | {f4(x.get('ndcg'))} | {ratio(x.get('recall_truncated'), a) if a else '–'} |")
         w("")
 

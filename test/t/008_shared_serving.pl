@@ -7,7 +7,8 @@
 # never shared; a reader without rights gets nothing from the shared copy;
 # the size limit (dsl_rec.serving_shared_memory) evicts the least recently
 # used copy and keeps models larger than itself per backend; a hot standby
-# shares its own copies.  Concurrent serving during retrains with shared
+# shares its own copies; a MultVAE model's shared copy (with its encoder)
+# answers as a per-backend one.  Concurrent serving during retrains with shared
 # copies is test/t/004_concurrency.pl's second round.
 use strict;
 use warnings;
@@ -151,6 +152,23 @@ $node->wait_for_catchup($standby, 'replay', $node->lsn('insert'));
 is($standby->safe_psql('postgres', "$recs; $cache"), "$recs_v2\nm1:true",
 	'the standby serves m1 from its shared copy, with the same answers');
 is($standby->safe_psql('postgres', $shared), $m1b, '... listed in its own directory');
+
+# --- a MultVAE model: its encoder is part of the shared copy --------------------------------
+$node->safe_psql('postgres', q{SET dsl_rec.progress = off;
+	SELECT count(*) FROM dsl.train('m3', 'inter', model_type => 'multvae', dim => 9, epochs => 2,
+	                               seed => 3, options => '{"latent": 4}')});
+my $m3 = $node->safe_psql('postgres', "SELECT model_id FROM dsl.models WHERE name = 'm3'");
+my $vae_shared = serving_results($node, 'postgres', 'test_pairs', 'm3');
+like($node->safe_psql('postgres', $shared), qr/(^|,)$m3(,|$)/, 'a MultVAE model is shared');
+$node->safe_psql('postgres', 'ALTER SYSTEM SET dsl_rec.serving_shared_memory = 0; SELECT pg_reload_conf()');
+$node->poll_query_until('postgres', "SELECT current_setting('dsl_rec.serving_shared_memory') = '0'")
+  or die 'reload did not take';
+my $vae_local = serving_results($node, 'postgres', 'test_pairs', 'm3');
+for my $k (sort keys %$vae_shared)
+{
+	is($vae_local->{$k}, $vae_shared->{$k}, "$k: the shared copy answers as a per-backend one");
+}
+$node->safe_psql('postgres', 'ALTER SYSTEM RESET dsl_rec.serving_shared_memory; SELECT pg_reload_conf()');
 
 # --- no preload: one copy per connection, and a NOTICE says so ---------------------------
 my $plain = PostgreSQL::Test::Cluster->new('not_preloaded');
