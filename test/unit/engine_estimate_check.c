@@ -29,45 +29,8 @@
 #include "dsl_rec.h"
 #include "mem_peak.h"
 #include "rng.h"
+#include "backend_stubs.h"
 #include "shim.h"
-
-/* the backend globals and services these files use, outside a server */
-int			dsl_threads = 1;
-MemoryContext CurrentMemoryContext = NULL;
-volatile sig_atomic_t InterruptPending = false;
-
-void
-ProcessInterrupts(void)
-{
-}
-
-/* no memory accounting outside a server: the shim counts instead */
-void
-dsl_mem_note(void)
-{
-}
-
-static MemoryContextCallback *reset_callbacks = NULL;
-
-/* one flat "context": its callbacks run at the end of a case */
-void
-MemoryContextRegisterResetCallback(MemoryContext context, MemoryContextCallback *cb)
-{
-	cb->next = reset_callbacks;
-	reset_callbacks = cb;
-}
-
-static void
-run_reset_callbacks(void)
-{
-	while (reset_callbacks)
-	{
-		MemoryContextCallback *cb = reset_callbacks;
-
-		reset_callbacks = cb->next;
-		cb->func(cb->arg);
-	}
-}
 
 typedef struct Case
 {
@@ -159,7 +122,7 @@ run_case(const Case *c)
 			dsl_engine_update(&e, g);
 	peak = shim_take_peak_bytes() - base;
 
-	run_reset_callbacks();
+	unit_run_reset_callbacks();
 	shim_reset();
 
 	slack = (double) est - (double) peak;

@@ -19,45 +19,11 @@
 #include <stdio.h>
 
 #include "mem_peak.h"
+#include "backend_stubs.h"
 #include "shim.h"
 
-/* the backend globals and services multvae.c and the engine use */
-int			dsl_threads = 2;
-MemoryContext CurrentMemoryContext = NULL;
-volatile sig_atomic_t InterruptPending = false;
+/* what multvae.c refers to beyond the engine (backend_stubs.c has the rest) */
 const Scorer multvae_scorer;
-
-void
-ProcessInterrupts(void)
-{
-}
-
-void
-dsl_mem_note(void)
-{
-}
-
-static MemoryContextCallback *reset_callbacks = NULL;
-
-/* one flat "context": its callbacks (the worker pool's) run after a case */
-void
-MemoryContextRegisterResetCallback(MemoryContext context, MemoryContextCallback *cb)
-{
-	cb->next = reset_callbacks;
-	reset_callbacks = cb;
-}
-
-static void
-run_reset_callbacks(void)
-{
-	while (reset_callbacks)
-	{
-		MemoryContextCallback *cb = reset_callbacks;
-
-		reset_callbacks = cb->next;
-		cb->func(cb->arg);
-	}
-}
 
 void
 dsl_blas_prepare(bool big)
@@ -157,6 +123,7 @@ run_case(const Case *c)
 	double		worst = 0;
 	const float h = 1e-2f;
 
+	dsl_threads = 2;
 	dsl_rng_seed(&rng, 11, (uint64) c->n_items);
 	d = make_data(c, &rng);
 
@@ -263,7 +230,7 @@ run_case(const Case *c)
 		   "%d weights, largest relative error %.2e%s\n",
 		   c->n_users, c->n_items, c->dim, c->latent, c->density, c->dropout,
 		   checked, worst, bad ? " FAILED" : "");
-	run_reset_callbacks();
+	unit_run_reset_callbacks();
 	shim_reset();
 	return bad == 0;
 }
