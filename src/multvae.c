@@ -1103,7 +1103,10 @@ vae_serving(void *state, SparseTensor *const *tensors,
 			}
 			else
 			{
-				/* no history: the decoder at z = mu of an empty input */
+				/*
+				 * no history (a user kept by keep_missing): zeros, so that
+				 * her scores are the output biases, a popularity ranking
+				 */
 				memset(row, 0, sizeof(float) * H);
 			}
 			row[H] = 1.0f;
