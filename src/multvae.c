@@ -114,7 +114,6 @@ typedef struct VaeState
 	float	   *logt;			/* [n_items x bs] logits, then their gradient */
 	float	   *pmax;			/* [VAE_CHUNKS x bs] per-chunk maxima, then sums */
 	float	   *mx;				/* [bs] per user: max logit */
-	float	   *sum;			/* [bs] sum of exp(logit - max) */
 	float	   *coef;			/* [bs] */
 	double	   *kl;				/* [batch] */
 	float	   *dh3t;			/* [VAE_CHUNKS x D x bs] per-chunk d loss / d h3 */
@@ -247,9 +246,9 @@ cmp_int64_desc(const void *a, const void *b)
 	return (x < y) - (x > y);
 }
 
-/* the most input rows one step can touch: the batch's longest histories */
+/* the most pairs one step can hold: the `batch` longest histories' */
 static int64
-vae_slot_cap(const Interactions *d, int batch)
+vae_batch_pairs(const Interactions *d, int batch)
 {
 	int64	   *len = palloc_extended(sizeof(int64) * Max(d->n_users, 1), MCXT_ALLOC_HUGE);
 	int64		cap = 0;
@@ -258,10 +257,10 @@ vae_slot_cap(const Interactions *d, int batch)
 	for (int u = 0; u < n; u++)
 		len[u] = d->ptr[u + 1] - d->ptr[u];
 	qsort(len, n, sizeof(int64), cmp_int64_desc);
-	for (int k = 0; k < Min(batch, n) && cap < d->n_items; k++)
+	for (int k = 0; k < Min(batch, n); k++)
 		cap += len[k];
 	pfree(len);
-	return Max(Min(cap, (int64) d->n_items), 1);
+	return Max(cap, 1);
 }
 
 static Size
@@ -273,11 +272,12 @@ vae_work_bytes(const Interactions *d, const TrainParams *p)
 				B = p->batch_size,
 				bs = round_up(B, VAE_PAD),
 				parts = worker_pool_threads(dsl_threads);
+	int64		pairs = vae_batch_pairs(d, B);
 	Size		n = 0;
 
 	n += (Size) d->n_users * sizeof(int32);	/* order */
 	n += (Size) B * (sizeof(int32) + sizeof(float) + sizeof(int64) + sizeof(double));
-	n += (Size) Min(d->n_pairs, (int64) d->n_items * B) * sizeof(int32);	/* in_item */
+	n += (Size) pairs * 2 * sizeof(int32);	/* in_item, slot_user */
 	n += (Size) B * (3 * H + 5 * L + H) * sizeof(float);	/* h1 enc eps z h3 dh3 dz denc
 															 * dh1 */
 	n += (Size) B * H * sizeof(float);
@@ -288,8 +288,8 @@ vae_work_bytes(const Interactions *d, const TrainParams *p)
 	n += (Size) parts * (Max(D, 2 * L) + 2 * VAE_BLOCK * D) * sizeof(float);
 	n += 2 * (Size) (H + 2 * H * L + 2 * L + L * H + H) * sizeof(float);	/* w, g */
 	n += (Size) d->n_items * 2 * sizeof(int32);
-	n += (Size) vae_slot_cap(d, B) * (sizeof(int32) + sizeof(int64) + H * sizeof(float));
-	n += (Size) Min(d->n_pairs, (int64) d->n_items * B) * sizeof(int32);	/* slot_user */
+	/* W1's rows a step touches: at most the items of its pairs */
+	n += (Size) Min(pairs, (int64) d->n_items) * (sizeof(int32) + sizeof(int64) + H * sizeof(float));
 	n += (Size) d->n_items * D * sizeof(float); /* g_out, during a round */
 	n += (Size) d->n_users * D * sizeof(float); /* serving rows */
 	return n;
@@ -312,12 +312,11 @@ alloc_floats(Size n, bool zero)
  * 0.1 is exactly Xavier's.  Biases start at a thousandth of that.
  */
 static void
-scale_init(SparseTensor *t, double fan_in, double fan_out, double init_std, bool bias)
+scale_init(SparseTensor *t, double fan_in, double fan_out, bool bias)
 {
 	double		want = sqrt(2.0 / (fan_in + fan_out)) * (bias ? 1e-3 : 1.0);
-	float		f = (float) (want / 0.1);
+	float		f = (float) (want / 0.1);	/* t was drawn with init_std */
 
-	(void) init_std;			/* t was drawn with init_std: keep its ratio */
 	for (int64 k = 0; k < t->budget; k++)
 		t->w[k] *= f;
 }
@@ -356,13 +355,13 @@ vae_create(DslEngine *e, const Interactions *d, const TrainParams *p)
 	dsl_engine_add_tensor(e, "dec_in", L, H);
 	dsl_engine_add_tensor(e, "dec_in_bias", 1, H);
 	dsl_engine_add_tensor(e, "dec_out", d->n_items, D);
-	scale_init(e->tensors[T_W1], d->n_items, H, e->cfg.init_std, false);
-	scale_init(e->tensors[T_B1], d->n_items, H, e->cfg.init_std, true);
-	scale_init(e->tensors[T_W2], H, 2 * L, e->cfg.init_std, false);
-	scale_init(e->tensors[T_B2], H, 2 * L, e->cfg.init_std, true);
-	scale_init(e->tensors[T_W3], L, H, e->cfg.init_std, false);
-	scale_init(e->tensors[T_B3], L, H, e->cfg.init_std, true);
-	scale_init(e->tensors[T_W4], H, d->n_items, e->cfg.init_std, false);
+	scale_init(e->tensors[T_W1], d->n_items, H, false);
+	scale_init(e->tensors[T_B1], d->n_items, H, true);
+	scale_init(e->tensors[T_W2], H, 2 * L, false);
+	scale_init(e->tensors[T_B2], H, 2 * L, true);
+	scale_init(e->tensors[T_W3], L, H, false);
+	scale_init(e->tensors[T_B3], L, H, true);
+	scale_init(e->tensors[T_W4], H, d->n_items, false);
 
 	s->order = palloc_extended(sizeof(int32) * Max(d->n_users, 1), MCXT_ALLOC_HUGE);
 	for (int u = 0; u < d->n_users; u++)
@@ -371,7 +370,7 @@ vae_create(DslEngine *e, const Interactions *d, const TrainParams *p)
 	s->val = palloc(sizeof(float) * B);
 	s->kl = palloc(sizeof(double) * B);
 	s->in_ptr = palloc(sizeof(int64) * (B + 1));
-	s->in_cap = Max(Min(d->n_pairs, (int64) d->n_items * B), 1);
+	s->in_cap = vae_batch_pairs(d, B);
 	s->in_item = palloc_extended(sizeof(int32) * s->in_cap, MCXT_ALLOC_HUGE);
 	s->h1 = alloc_floats((Size) B * H, true);
 	s->enc = alloc_floats((Size) B * 2 * L, true);
@@ -382,7 +381,6 @@ vae_create(DslEngine *e, const Interactions *d, const TrainParams *p)
 	s->logt = alloc_floats((Size) d->n_items * s->bs, true);
 	s->pmax = alloc_floats((Size) VAE_CHUNKS * s->bs, true);
 	s->mx = alloc_floats(s->bs, true);
-	s->sum = alloc_floats(s->bs, true);
 	s->coef = alloc_floats(s->bs, true);
 	s->dh3t = alloc_floats((Size) VAE_CHUNKS * D * s->bs, true);
 	s->dh3 = alloc_floats((Size) B * H, true);
@@ -403,7 +401,7 @@ vae_create(DslEngine *e, const Interactions *d, const TrainParams *p)
 	s->slot_of = palloc_extended(sizeof(int32) * Max(d->n_items, 1), MCXT_ALLOC_HUGE);
 	s->stamp_of = palloc_extended(sizeof(int32) * Max(d->n_items, 1),
 								  MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
-	s->slot_cap = vae_slot_cap(d, B);
+	s->slot_cap = Max(Min(s->in_cap, (int64) d->n_items), 1);
 	s->slot_row = palloc_extended(sizeof(int32) * s->slot_cap, MCXT_ALLOC_HUGE);
 	s->slot_ptr = palloc_extended(sizeof(int64) * (s->slot_cap + 1), MCXT_ALLOC_HUGE);
 	s->slot_user = palloc_extended(sizeof(int32) * s->in_cap, MCXT_ALLOC_HUGE);
@@ -876,7 +874,6 @@ vae_step(VaeState *s, const int32 *users, int n, bool round_due, int *n_used)
 			sum += s->pmax[(Size) c * bs + b];
 		lse = s->mx[b] + log(sum);
 		loss += len * lse - s->coef[b] + beta * s->kl[b];
-		s->sum[b] = (float) sum;
 		/* d loss / d logit_i = (len softmax_i - x_i) / nb */
 		s->coef[b] = (float) (len / (sum * nb));
 		for (int64 p = d->ptr[u]; p < d->ptr[u + 1]; p++)
