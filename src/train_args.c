@@ -89,7 +89,6 @@ check_choice(const char *name, const char *v, const char *const *choices, const 
 	bad_param(name, psprintf("\"%s\"", v), valid);
 }
 
-/* settings from options jsonb: common keys, then the model type's own */
 /* is key one of the comma-separated keys? */
 static bool
 key_listed(const char *keys, const char *key)
@@ -134,6 +133,7 @@ inherit_options(TrainArgs *a, Jsonb *hyper)
 	}
 }
 
+/* settings from options jsonb: common keys, then the model type's own */
 static void
 parse_options(TrainArgs *a)
 {
