@@ -26,7 +26,8 @@
  *   - its scorer: &dot_scorer when its score is the inner product of the
  *     stored 'user' and 'item' rows (MF, LightGCN); otherwise a Scorer of
  *     its own (scorer.h) in src/scorer_<type>.c that loads its parts and
- *     scores (NeuMF's MLP), declared in scorer.h;
+ *     scores (NeuMF's MLP), declared in scorer.h, possibly built on the
+ *     inner-product one (MultVAE's adds its encoder: dot_scorer_extra);
  *   - one const ModelOps, declared extern below,
  *
  * and adding one line to the list in model_registry.c.  Its tests go to
