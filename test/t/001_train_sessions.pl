@@ -1,5 +1,6 @@
 # Training across sessions: a concurrent training of the same name is refused
-# at once, a cancelled or timed-out training leaves the previous model intact,
+# at once, a cancelled or timed-out training (MF, and MultVAE with its own
+# epoch loop) leaves the previous model intact,
 # and another session's retrain is seen by the next dsl.recommend() call.
 use strict;
 use warnings;
@@ -54,7 +55,8 @@ is($node->safe_psql('postgres', $model_rows), $before, 'rolled-back retrain left
 # --- cancel and statement_timeout in the middle of a training ----------------
 sub cancel_mid_training
 {
-	my ($how) = @_;
+	my ($how, $type) = @_;
+	my $args = ($type // 'mf') eq 'multvae' ? "model_type => 'multvae', dim => 65" : 'dim => 64';
 	my $bg = $node->background_psql('postgres', on_error_stop => 0);
 	$bg->query_safe("SET dsl_rec.progress = off");
 	my $pid = $bg->query_safe("SELECT pg_backend_pid()");
@@ -63,7 +65,7 @@ sub cancel_mid_training
 	{
 		$bg->query_safe("SET statement_timeout = '1500ms'");
 	}
-	$bg->{stdin} .= "SELECT count(*) FROM dsl.train('m', 'big', dim => 64, epochs => 1000, replace => true);\n";
+	$bg->{stdin} .= "SELECT count(*) FROM dsl.train('m', 'big', $args, epochs => 1000, replace => true);\n";
 	$bg->{run}->pump_nb;
 	# wait until the training is really running
 	$node->poll_query_until('postgres',
@@ -89,6 +91,11 @@ is($node->safe_psql('postgres', $model_rows), $before, 'cancelled training left 
 
 $took = cancel_mid_training('timeout');
 is($node->safe_psql('postgres', $model_rows), $before, 'statement_timeout left the model intact');
+
+# a MultVAE retrain (its own epoch loop) cancelled the same way
+$took = cancel_mid_training('cancel', 'multvae');
+cmp_ok($took, '<', 3, "pg_cancel_backend ends a MultVAE training promptly (${took}s)");
+is($node->safe_psql('postgres', $model_rows), $before, 'the cancelled MultVAE retrain left the model intact');
 is($node->safe_psql('postgres',
 	"SELECT string_agg(item_id::text, ',' ORDER BY score DESC, item_id) FROM dsl.recommend('m', 5, k => 10)"),
 	$recs_before, 'the model serves the same recommendations as before');
