@@ -126,3 +126,18 @@ DROP TABLE demo_train_today;
 \echo '      history is folded into the model (dsl.recommend_for_items), no training'
 SELECT item_id, round(score::numeric, 3) AS score, item_id % 12 = 5 AS their_taste, cold_start
 FROM dsl.recommend_for_items('demo', ARRAY[5, 17, 29], k => 5);
+
+\echo
+\echo '== 8. another model type on the same pairs: MultVAE (an autoencoder of the'
+\echo '      user''s history), every encoder and decoder weight at density 0.5'
+SELECT count(*) AS epochs, round(sum(seconds)::numeric, 2) AS seconds,
+       max(active_params) AS active_params, max(total_params) AS total_params
+FROM dsl.train('demo_vae', 'demo_train', model_type => 'multvae', dim => 129,
+               density => 0.5, epochs => 30, lr => 0.003, seed => 42, replace => true,
+               options => '{"latent": 32}');
+SELECT metric, round(value::numeric, 4) AS dsl_multvae_d05
+FROM dsl.evaluate('demo_vae', 'demo_test', 'user_id', 'item_id', k => 20)
+WHERE metric IN ('recall', 'ndcg');
+\echo '   the visitor of step 7 again: MultVAE runs the history through its encoder'
+SELECT item_id, round(score::numeric, 3) AS score, item_id % 12 = 5 AS their_taste, cold_start
+FROM dsl.recommend_for_items('demo_vae', ARRAY[5, 17, 29], k => 5);
