@@ -747,10 +747,10 @@ forward_h3(VaeState *s, bool sample)
 
 				s->eps[(Size) b * L + l] = ep;
 				z[l] = mu[l] + ep * expf(0.5f * lv[l]);
+				kl += -0.5 * (1.0 + lv[l] - (double) mu[l] * mu[l] - exp(lv[l]));
 			}
 			else
-				z[l] = mu[l];
-			kl += -0.5 * (1.0 + lv[l] - (double) mu[l] * mu[l] - exp(lv[l]));
+				z[l] = mu[l];	/* serving: no loss, no KL */
 		}
 		s->kl[b] = kl;
 	}
@@ -1111,8 +1111,7 @@ vae_serving(void *state, SparseTensor *const *tensors,
 	}
 	s->dropout = dropout;
 	memcpy(s->engine->tensors, live, sizeof(live));
-	densify_middle(s, live);
-	pfree(ids);
+	pfree(ids);					/* (the next step densifies the live middle layers) */
 
 	*users = embedding_source_dense(s->serve_users, d->n_users, D);
 	*items = embedding_source_fill(sparse_tensor_fill_rows, tensors[T_W4],
