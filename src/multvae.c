@@ -68,6 +68,11 @@ enum
  * order, so that results depend on the seed only.
  */
 #define VAE_CHUNKS 16
+/*
+ * The middle layers' products are split into this many column chunks, run
+ * by the workers; fixed for the same reason
+ */
+#define VAE_MID_CHUNKS 8
 
 /* MultVAE's options (dsl.train's options jsonb) */
 typedef struct VaeOptions
@@ -130,6 +135,9 @@ typedef struct VaeState
 
 	/* the middle layers densified, and their gradients */
 	float	   *w[N_TENSORS];	/* dense copies of tensors 1..5 */
+	int			claim;			/* the current run's next chunk (vae_run) */
+	bool		w_live;			/* w holds the live tensors' weights (Adam
+								 * keeps it so; a round or serving does not) */
 	float	   *g[N_TENSORS];	/* their gradients (dense, whole tensor) */
 
 	/* W1's rows touched by the step's inputs */
@@ -142,6 +150,14 @@ typedef struct VaeState
 	int			n_slots;
 	int64		slot_cap;
 	float	   *g1;				/* [slot_cap x H] */
+
+	/*
+	 * With reg 0 a row of W1 outside the step's inputs has a zero gradient:
+	 * it is caught up (AdamCatchUp) when next used, before a round and at
+	 * the epoch's end, instead of being stepped every step
+	 */
+	bool		lazy_w1;
+	AdamCatchUp cu;
 
 	float	   *serve_users;	/* [n_users x D] (serving) */
 } VaeState;
@@ -292,6 +308,7 @@ vae_work_bytes(const Interactions *d, const TrainParams *p)
 	n += (Size) Min(pairs, (int64) d->n_items) * (sizeof(int32) + sizeof(int64) + H * sizeof(float));
 	n += (Size) d->n_items * D * sizeof(float); /* g_out, during a round */
 	n += (Size) d->n_users * D * sizeof(float); /* serving rows */
+	n += (Size) d->n_items * sizeof(int64); /* W1's last steps */
 	return n;
 }
 
@@ -406,6 +423,13 @@ vae_create(DslEngine *e, const Interactions *d, const TrainParams *p)
 	s->slot_ptr = palloc_extended(sizeof(int64) * (s->slot_cap + 1), MCXT_ALLOC_HUGE);
 	s->slot_user = palloc_extended(sizeof(int32) * s->in_cap, MCXT_ALLOC_HUGE);
 	s->g1 = alloc_floats((Size) s->slot_cap * H, true);
+	s->lazy_w1 = p->reg == 0;
+	if (s->lazy_w1)
+	{
+		adam_catchup_init(&s->cu, &e->cfg.adam);
+		e->tensors[T_W1]->last_step =
+			palloc_extended(sizeof(int64) * Max(d->n_items, 1), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	}
 	return s;
 }
 
@@ -423,6 +447,19 @@ densify_rows(const SparseTensor *t, int64 i0, int n, float *out)
 }
 
 /*
+ * Rows [i0, i0 + n) of t as a dense n x dim block: the tensor's own storage
+ * when they are all full (a dense tensor), else densified into buf
+ */
+static const float *
+block_rows(const SparseTensor *t, int64 i0, int n, float *buf)
+{
+	if (t->row_ptr[i0 + n] - t->row_ptr[i0] == (int64) n * t->dim)
+		return t->w + t->row_ptr[i0];
+	densify_rows(t, i0, n, buf);
+	return buf;
+}
+
+/*
  * Logits of the part's items, a block of VAE_BLOCK rows at a time: the
  * block of W4 densified, times h3 (one single-threaded sgemm per block, in
  * this worker), and the part's maximum per user.
@@ -437,7 +474,7 @@ phase_out_forward(void *arg, int part, int n_parts)
 				D = s->D;
 	float	   *wb = s->wblock + (Size) part * VAE_BLOCK * D;
 
-	for (int c = part; c < VAE_CHUNKS; c += n_parts)
+	for (int c; (c = worker_claim(&s->claim)) < VAE_CHUNKS;)
 	{
 		float	   *pm = s->pmax + (Size) c * bs;
 		int64		lo,
@@ -450,9 +487,9 @@ phase_out_forward(void *arg, int part, int n_parts)
 		{
 			int			n = (int) Min((int64) VAE_BLOCK, hi - i0);
 
-			densify_rows(t, i0, n, wb);
 			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, bs, D,
-						1.0f, wb, D, s->h3t, bs, 0.0f, s->logt + i0 * bs, bs);
+						1.0f, block_rows(t, i0, n, wb), D, s->h3t, bs,
+						0.0f, s->logt + i0 * bs, bs);
 			for (int64 i = i0; i < i0 + n; i++)
 			{
 				const float *l = s->logt + i * bs;
@@ -472,7 +509,7 @@ phase_out_exp(void *arg, int part, int n_parts)
 	const int	nb = s->nb,
 				bs = s->bs;
 
-	for (int c = part; c < VAE_CHUNKS; c += n_parts)
+	for (int c; (c = worker_claim(&s->claim)) < VAE_CHUNKS;)
 	{
 		float	   *ps = s->pmax + (Size) c * bs;
 		int64		lo,
@@ -502,6 +539,7 @@ out_backward_block(VaeState *s, SparseTensor *t, const DslEngine *e, int64 i0, i
 				bs = s->bs,
 				D = s->D;
 	float	   *g = s->logt + i0 * bs;
+	const float *w;
 
 	for (int r = 0; r < n; r++)
 	{
@@ -512,20 +550,28 @@ out_backward_block(VaeState *s, SparseTensor *t, const DslEngine *e, int64 i0, i
 		for (int b = nb; b < bs; b++)
 			gr[b] = 0;
 	}
-	densify_rows(t, i0, n, wb);
+	w = block_rows(t, i0, n, wb);
+
+	/* a round step keeps the block's gradient: computed in place there */
+	if (s->round_due)
+		gb = s->g_out + i0 * D;
 	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, D, bs,
 				1.0f, g, bs, s->h3t, bs, 0.0f, gb, D);
 	cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, D, bs, n,
-				1.0f, wb, D, g, bs, 1.0f, dh, bs);
-	if (s->round_due)
-		memcpy(s->g_out + i0 * D, gb, sizeof(float) * n * D);
+				1.0f, w, D, g, bs, 1.0f, dh, bs);
 	for (int r = 0; r < n; r++)
 	{
 		float	   *gr = gb + (Size) r * D;
 
 		if (reg != 0)
+		{
+			/* the kept gradient stays the loss's: the L2 term in wb */
+			float	   *x = wb + (Size) r * D;
+
 			for (int c = 0; c < D; c++)
-				gr[c] += reg * wb[(Size) r * D + c];
+				x[c] = gr[c] + reg * w[(Size) r * D + c];
+			gr = x;
+		}
 		sparse_tensor_adam_row(t, (int) (i0 + r), gr, &e->adam, e->bc1, e->bc2);
 	}
 }
@@ -549,7 +595,7 @@ phase_out_backward(void *arg, int part, int n_parts)
 	float	   *gb = s->gblock + (Size) part * VAE_BLOCK * D;
 	const float reg = s->reg;
 
-	for (int ch = part; ch < VAE_CHUNKS; ch += n_parts)
+	for (int ch; (ch = worker_claim(&s->claim)) < VAE_CHUNKS;)
 	{
 		float	   *dh = s->dh3t + (Size) ch * D * bs;
 		int64		lo,
@@ -564,21 +610,21 @@ phase_out_backward(void *arg, int part, int n_parts)
 }
 
 
-/* Adam on the part's rows of W1: the step's gradient where it has one */
+/*
+ * Adam on W1's rows [lo, hi) of the step's slots (lazy) or of all rows: the
+ * step's gradient where it has one
+ */
 static void
-phase_in_adam(void *arg, int part, int n_parts)
+in_adam_rows(VaeState *s, int part, int64 lo, int64 hi)
 {
-	VaeState   *s = (VaeState *) arg;
 	SparseTensor *t = s->engine->tensors[T_W1];
 	const DslEngine *e = s->engine;
 	const int	H = s->H;
 	float	   *restrict gr = s->scratch + (Size) part * s->sw;
-	int64		lo,
-				hi;
 
-	worker_share(t->n_rows, part, n_parts, &lo, &hi);
-	for (int64 r = lo; r < hi; r++)
+	for (int64 q = lo; q < hi; q++)
 	{
+		int32		r = s->lazy_w1 ? s->slot_row[q] : (int32) q;
 		float	   *restrict g = NULL;
 
 		if (s->stamp_of[r] == s->stamp)
@@ -588,9 +634,9 @@ phase_in_adam(void *arg, int part, int n_parts)
 
 			g = s->g1 + (Size) k * H;
 			memset(g, 0, sizeof(float) * H);
-			for (int64 q = s->slot_ptr[k]; q < s->slot_ptr[k + 1]; q++)
+			for (int64 u = s->slot_ptr[k]; u < s->slot_ptr[k + 1]; u++)
 			{
-				int32		b = s->slot_user[q];
+				int32		b = s->slot_user[u];
 				const float v = s->val[b];
 				const float *restrict dh = s->dh1 + (Size) b * H;
 
@@ -598,7 +644,6 @@ phase_in_adam(void *arg, int part, int n_parts)
 					g[c] += v * dh[c];
 			}
 		}
-
 		if (g == NULL && s->reg == 0)
 		{
 			memset(gr, 0, sizeof(float) * H);
@@ -612,10 +657,47 @@ phase_in_adam(void *arg, int part, int n_parts)
 			g = gr;
 		}
 		sparse_tensor_adam_row(t, (int) r, g, &e->adam, e->bc1, e->bc2);
+		if (s->lazy_w1)
+			t->last_step[r] = e->step;
 	}
 }
 
-/* h1 of the part's users: a sum of the kept items' rows of W1, then tanh */
+/* catch up the step's rows of W1 (lazy) to the step before this one */
+static void
+phase_in_catch_up(void *arg, int part, int n_parts)
+{
+	VaeState   *s = (VaeState *) arg;
+	SparseTensor *t = s->engine->tensors[T_W1];
+	int64		lo,
+				hi;
+
+	for (int ch; (ch = worker_claim(&s->claim)) < VAE_CHUNKS;)
+	{
+		worker_share(s->n_slots, ch, VAE_CHUNKS, &lo, &hi);
+		for (int64 q = lo; q < hi; q++)
+			sparse_tensor_catch_up_row(t, s->slot_row[q], &s->cu);
+	}
+}
+
+/* every row of W1 (lazy) at the current step: before a round, at the end */
+static void
+catch_up_all(VaeState *s)
+{
+	if (!s->lazy_w1)
+		return;
+	adam_catchup_advance(&s->cu, s->engine->step);
+	sparse_tensor_catch_up_all(s->engine->tensors[T_W1], &s->cu, s->engine->pool);
+}
+
+/* fn on the pool, its parts claiming chunks (s->claim) */
+static void
+vae_run(VaeState *s, WorkerFn fn)
+{
+	s->claim = 0;
+	worker_pool_run(s->pool, fn, s);
+}
+
+/* h1 of a chunk's users: a sum of the kept items' rows of W1, then tanh */
 static void
 phase_in_forward(void *arg, int part, int n_parts)
 {
@@ -625,7 +707,9 @@ phase_in_forward(void *arg, int part, int n_parts)
 	int64		lo,
 				hi;
 
-	worker_share(s->nb, part, n_parts, &lo, &hi);
+	for (int ch; (ch = worker_claim(&s->claim)) < VAE_MID_CHUNKS;)
+	{
+	worker_share(s->nb, ch, VAE_MID_CHUNKS, &lo, &hi);
 	for (int64 b = lo; b < hi; b++)
 	{
 		float	   *restrict h = s->h1 + b * H;
@@ -653,6 +737,294 @@ phase_in_forward(void *arg, int part, int n_parts)
 		for (int c = 0; c < H; c++)
 			h[c] = tanhf(h[c]);
 	}
+	}
+}
+
+/* ---------------------------------------------------------------------------
+ * The middle layers (n_items-free: batch x H x 2L products), in column
+ * chunks: each chunk is one single-threaded sgemm on a column range of the
+ * result, so the split is the same whatever the number of threads
+ * ---------------------------------------------------------------------------
+ */
+
+/* C = op(A) op(B) (+ bias on every row), row major; m x n, inner k */
+typedef struct MidGemm
+{
+	bool		ta,
+				tb;
+	int			m,
+				n,
+				k;
+	const float *a;
+	int			lda;
+	const float *b;
+	int			ldb;
+	const float *bias;
+	float	   *c;
+	int			ldc;
+} MidGemm;
+
+/* chunk ch's columns [c0, c1) of n, cut at multiples of 16 */
+static void
+mid_cols(int n, int ch, int *c0, int *c1)
+{
+	int64		lo,
+				hi;
+
+	worker_share((n + 15) / 16, ch, VAE_MID_CHUNKS, &lo, &hi);
+	*c0 = (int) Min((int64) n, lo * 16);
+	*c1 = (int) Min((int64) n, hi * 16);
+}
+
+/* columns [c0, c1) of g's product */
+static void
+mid_gemm(const MidGemm *g, int c0, int c1)
+{
+	float		beta = 0.0f;
+
+	if (c1 <= c0 || g->m == 0)
+		return;
+	if (g->bias)
+	{
+		for (int r = 0; r < g->m; r++)
+			memcpy(g->c + (Size) r * g->ldc + c0, g->bias + c0, sizeof(float) * (c1 - c0));
+		beta = 1.0f;
+	}
+	cblas_sgemm(CblasRowMajor, g->ta ? CblasTrans : CblasNoTrans,
+				g->tb ? CblasTrans : CblasNoTrans, g->m, c1 - c0, g->k,
+				1.0f, g->a, g->lda, g->tb ? g->b + (Size) c0 * g->ldb : g->b + c0,
+				g->ldb, beta, g->c + c0, g->ldc);
+}
+
+/* columns [c0, c1) of bias's gradient: the column sums of x[nb x ld] */
+static void
+col_sums(const float *x, int nb, int ld, int c0, int c1, float *out)
+{
+	memset(out + c0, 0, sizeof(float) * (c1 - c0));
+	for (int b = 0; b < nb; b++)
+		for (int c = c0; c < c1; c++)
+			out[c] += x[(Size) b * ld + c];
+}
+
+/* the encoder's output: enc = h1 W2 + b2 (mu, log variance) */
+static void
+phase_enc(void *arg, int part, int n_parts)
+{
+	VaeState   *s = (VaeState *) arg;
+	const int	H = s->H,
+				L2 = 2 * s->L;
+	MidGemm		g = {false, false, s->nb, L2, H, s->h1, H, s->w[T_W2], L2,
+	s->w[T_B2], s->enc, L2};
+
+	for (int ch; (ch = worker_claim(&s->claim)) < VAE_MID_CHUNKS;)
+	{
+		int			c0,
+					c1;
+
+		mid_cols(L2, ch, &c0, &c1);
+		mid_gemm(&g, c0, c1);
+	}
+}
+
+/* the decoder's hidden layer: h3 = tanh(z W3 + b3), and h3 transposed */
+static void
+phase_dec(void *arg, int part, int n_parts)
+{
+	VaeState   *s = (VaeState *) arg;
+	const int	H = s->H,
+				L = s->L,
+				nb = s->nb,
+				bs = s->bs;
+	MidGemm		g = {false, false, nb, H, L, s->z, L, s->w[T_W3], H,
+	s->w[T_B3], s->h3, H};
+
+	for (int ch; (ch = worker_claim(&s->claim)) < VAE_MID_CHUNKS;)
+	{
+		int			c0,
+					c1;
+
+		mid_cols(H, ch, &c0, &c1);
+		mid_gemm(&g, c0, c1);
+		for (int b = 0; b < nb; b++)
+			for (int c = c0; c < c1; c++)
+			{
+				float		h = tanhf(s->h3[(Size) b * H + c]);
+
+				s->h3[(Size) b * H + c] = h;
+				s->h3t[(Size) c * bs + b] = h;
+			}
+		for (int c = c0; c < c1; c++)
+			for (int b = nb; b < bs; b++)
+				s->h3t[(Size) c * bs + b] = 0;
+	}
+}
+
+/* d h3: the item chunks' shares of W4^T G summed in chunk order, tanh' */
+static void
+phase_bwd_h3(void *arg, int part, int n_parts)
+{
+	VaeState   *s = (VaeState *) arg;
+	const int	H = s->H,
+				D = s->D,
+				nb = s->nb,
+				bs = s->bs;
+
+	for (int ch; (ch = worker_claim(&s->claim)) < VAE_MID_CHUNKS;)
+	{
+		int			c0,
+					c1;
+
+		mid_cols(H, ch, &c0, &c1);
+		for (int c = c0; c < c1; c++)
+		{
+			float	   *restrict row = s->dh3t + (Size) c * bs;
+
+			for (int k = 1; k < VAE_CHUNKS; k++)
+			{
+				const float *restrict src = s->dh3t + (Size) k * D * bs + (Size) c * bs;
+
+				for (int b = 0; b < nb; b++)
+					row[b] += src[b];
+			}
+			for (int b = 0; b < nb; b++)
+			{
+				float		h = s->h3[(Size) b * H + c];
+
+				s->dh3[(Size) b * H + c] = row[b] * (1.0f - h * h);
+			}
+		}
+	}
+}
+
+/* the decoder's hidden layer backward: W3's and b3's gradients, d z */
+static void
+phase_bwd_dec(void *arg, int part, int n_parts)
+{
+	VaeState   *s = (VaeState *) arg;
+	const int	H = s->H,
+				L = s->L,
+				nb = s->nb;
+	MidGemm		gw = {true, false, L, H, nb, s->z, L, s->dh3, H, NULL, s->g[T_W3], H};
+	MidGemm		gz = {false, true, nb, L, H, s->dh3, H, s->w[T_W3], H, NULL, s->dz, L};
+
+	for (int ch; (ch = worker_claim(&s->claim)) < VAE_MID_CHUNKS;)
+	{
+		int			c0,
+					c1;
+
+		mid_cols(H, ch, &c0, &c1);
+		mid_gemm(&gw, c0, c1);
+		col_sums(s->dh3, nb, H, c0, c1, s->g[T_B3]);
+		mid_cols(L, ch, &c0, &c1);
+		mid_gemm(&gz, c0, c1);
+	}
+}
+
+/* the encoder backward: W2's and b2's gradients, d h1 through tanh', b1's */
+static void
+phase_bwd_enc(void *arg, int part, int n_parts)
+{
+	VaeState   *s = (VaeState *) arg;
+	const int	H = s->H,
+				L2 = 2 * s->L,
+				nb = s->nb;
+	MidGemm		gw = {true, false, H, L2, nb, s->h1, H, s->denc, L2, NULL, s->g[T_W2], L2};
+	MidGemm		gh = {false, true, nb, H, L2, s->denc, L2, s->w[T_W2], L2, NULL, s->dh1, H};
+
+	for (int ch; (ch = worker_claim(&s->claim)) < VAE_MID_CHUNKS;)
+	{
+		int			c0,
+					c1;
+
+		mid_cols(L2, ch, &c0, &c1);
+		mid_gemm(&gw, c0, c1);
+		col_sums(s->denc, nb, L2, c0, c1, s->g[T_B2]);
+		mid_cols(H, ch, &c0, &c1);
+		mid_gemm(&gh, c0, c1);
+		for (int b = 0; b < nb; b++)
+			for (int c = c0; c < c1; c++)
+			{
+				float		h = s->h1[(Size) b * H + c];
+
+				s->dh1[(Size) b * H + c] *= 1.0f - h * h;
+			}
+		col_sums(s->dh1, nb, H, c0, c1, s->g[T_B1]);
+	}
+}
+
+/* rows of the middle layers, all together */
+static int64
+middle_rows(const VaeState *s)
+{
+	int64		total = 0;
+
+	for (int t = T_B1; t <= T_B3; t++)
+		total += s->engine->tensors[t]->n_rows;
+	return total;
+}
+
+/*
+ * Adam on the middle layers' rows [lo, hi) (numbered across the tensors;
+ * with the L2 term when reg is set), each row then written back to its
+ * dense copy
+ */
+static void
+adam_middle(VaeState *s, int part, int64 lo, int64 hi)
+{
+	const DslEngine *e = s->engine;
+	float	   *scratch = s->scratch + (Size) part * s->sw;
+	int64		at = 0;
+
+	for (int t = T_B1; t <= T_B3; t++)
+	{
+		SparseTensor *x = e->tensors[t];
+
+		for (int r = 0; r < x->n_rows; r++, at++)
+		{
+			const float *gr = s->g[t] + (Size) r * x->dim;
+			float	   *wr = s->w[t] + (Size) r * x->dim;
+
+			if (at < lo || at >= hi)
+				continue;
+			if (s->reg != 0)
+			{
+				/* the kept gradient stays the loss's: the L2 term in scratch */
+				for (int c = 0; c < x->dim; c++)
+					scratch[c] = gr[c] + s->reg * wr[c];
+				gr = scratch;
+			}
+			sparse_tensor_adam_row(x, r, gr, &e->adam, e->bc1, e->bc2);
+			sparse_tensor_row_dense(x, r, wr);
+		}
+	}
+}
+
+/*
+ * Adam on everything but the output layer (stepped in its backward): W1's
+ * rows in VAE_CHUNKS chunks, then the middle layers' in VAE_MID_CHUNKS
+ */
+static void
+phase_adam(void *arg, int part, int n_parts)
+{
+	VaeState   *s = (VaeState *) arg;
+	int64		w1 = s->lazy_w1 ? s->n_slots : s->engine->tensors[T_W1]->n_rows,
+				mid = middle_rows(s),
+				lo,
+				hi;
+
+	for (int ch; (ch = worker_claim(&s->claim)) < VAE_CHUNKS + VAE_MID_CHUNKS;)
+	{
+		if (ch < VAE_CHUNKS)
+		{
+			worker_share(w1, ch, VAE_CHUNKS, &lo, &hi);
+			in_adam_rows(s, part, lo, hi);
+		}
+		else
+		{
+			worker_share(mid, ch - VAE_CHUNKS, VAE_MID_CHUNKS, &lo, &hi);
+			adam_middle(s, part, lo, hi);
+		}
+	}
 }
 
 /* ---------------------------------------------------------------------------
@@ -665,22 +1037,6 @@ densify_tensor(const SparseTensor *t, float *out)
 {
 	for (int r = 0; r < t->n_rows; r++)
 		sparse_tensor_row_dense(t, r, out + (Size) r * t->dim);
-}
-
-/* out[n x m] = a[n x k] b[k x m] (+ bias row) */
-static void
-matmul(const float *a, const float *b, const float *bias, float *out, int n, int k, int m)
-{
-	for (int r = 0; r < n; r++)
-	{
-		if (bias)
-			memcpy(out + (Size) r * m, bias, sizeof(float) * m);
-		else
-			memset(out + (Size) r * m, 0, sizeof(float) * m);
-	}
-	if (n > 0)
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, m, k,
-					1.0f, a, k, b, m, 1.0f, out, m);
 }
 
 /* the KL weight of step t */
@@ -726,12 +1082,11 @@ static void
 forward_h3(VaeState *s, bool sample)
 {
 	const int	nb = s->nb,
-				H = s->H,
 				L = s->L;
 
-	worker_pool_run(s->pool, phase_in_forward, s);
+	vae_run(s, phase_in_forward);
 	dsl_blas_prepare(false);
-	matmul(s->h1, s->w[T_W2], s->w[T_B2], s->enc, nb, H, 2 * L);
+	vae_run(s, phase_enc);
 	for (int b = 0; b < nb; b++)
 	{
 		const float *mu = s->enc + (Size) b * 2 * L;
@@ -754,9 +1109,7 @@ forward_h3(VaeState *s, bool sample)
 		}
 		s->kl[b] = kl;
 	}
-	matmul(s->z, s->w[T_W3], s->w[T_B3], s->h3, nb, L, H);
-	for (Size k = 0; k < (Size) nb * H; k++)
-		s->h3[k] = tanhf(s->h3[k]);
+	vae_run(s, phase_dec);
 }
 
 /* the middle layers' dense copies from tensors (live or a snapshot) */
@@ -783,29 +1136,6 @@ input_slot(VaeState *s, int32 i)
 	return k;
 }
 
-/* Adam on a small tensor with its dense gradient (plus the L2 term) */
-static void
-adam_dense(VaeState *s, int t)
-{
-	SparseTensor *x = s->engine->tensors[t];
-	const DslEngine *e = s->engine;
-	float	   *g = s->g[t];
-
-	for (int r = 0; r < x->n_rows; r++)
-	{
-		const float *gr = g + (Size) r * x->dim;
-
-		if (s->reg != 0)
-		{
-			/* the kept gradient stays the loss's: the L2 term in scratch */
-			for (int c = 0; c < x->dim; c++)
-				s->scratch[c] = gr[c] + s->reg * s->w[t][(Size) r * x->dim + c];
-			gr = s->scratch;
-		}
-		sparse_tensor_adam_row(x, r, gr, &e->adam, e->bc1, e->bc2);
-	}
-}
-
 /* one optimizer step on users[0..n); returns the summed loss of its users */
 static double
 vae_step(VaeState *s, const int32 *users, int n, bool round_due, int *n_used)
@@ -821,6 +1151,11 @@ vae_step(VaeState *s, const int32 *users, int n, bool round_due, int *n_used)
 	double		loss = 0;
 	float		inv_nb;
 
+	if (s->lazy_w1)
+	{
+		adam_catchup_set_lr(&s->cu, e->step, e->adam.lr);
+		adam_catchup_advance(&s->cu, e->step - 1);
+	}
 	build_inputs(s, users, n);
 	nb = *n_used = s->nb;
 	if (nb == 0)
@@ -828,21 +1163,42 @@ vae_step(VaeState *s, const int32 *users, int n, bool round_due, int *n_used)
 	inv_nb = 1.0f / (float) nb;
 	s->round_due = round_due;
 
-	/* forward */
-	densify_middle(s, e->tensors);
-	forward_h3(s, true);
-	for (int c = 0; c < H; c++)
-	{
-		float	   *row = s->h3t + (Size) c * bs;
+	/*
+	 * The input rows of the step, numbered (slots) and, lazy, caught up to
+	 * the step before this one before they are read; each slot's list of
+	 * batch users for its gradient (phase_in_adam)
+	 */
+	s->stamp++;
+	s->n_slots = 0;
+	for (int64 k = 0; k < s->in_ptr[nb]; k++)
+		s->slot_ptr[input_slot(s, s->in_item[k]) + 1]++;
+	s->slot_ptr[0] = 0;
+	for (int k = 0; k < s->n_slots; k++)
+		s->slot_ptr[k + 1] += s->slot_ptr[k];
+	for (int b = 0; b < nb; b++)
+		for (int64 k = s->in_ptr[b]; k < s->in_ptr[b + 1]; k++)
+		{
+			int32		slot = s->slot_of[s->in_item[k]];
 
-		for (int b = 0; b < nb; b++)
-			row[b] = s->h3[(Size) b * H + c];
-		for (int b = nb; b < bs; b++)
-			row[b] = 0;
+			/* slot_ptr[slot] runs ahead while filling, then is restored */
+			s->slot_user[s->slot_ptr[slot]++] = b;
+		}
+	for (int k = s->n_slots; k > 0; k--)
+		s->slot_ptr[k] = s->slot_ptr[k - 1];
+	s->slot_ptr[0] = 0;
+	if (s->lazy_w1)
+		vae_run(s, phase_in_catch_up);
+
+	/* forward */
+	if (!s->w_live)
+	{
+		densify_middle(s, e->tensors);
+		s->w_live = true;
 	}
+	forward_h3(s, true);
 	for (int b = 0; b < bs; b++)
 		s->h3t[(Size) H * bs + b] = b < nb ? 1.0f : 0.0f;
-	worker_pool_run(s->pool, phase_out_forward, s);
+	vae_run(s, phase_out_forward);
 	for (int b = 0; b < nb; b++)
 	{
 		float		m = -INFINITY;
@@ -862,7 +1218,7 @@ vae_step(VaeState *s, const int32 *users, int n, bool round_due, int *n_used)
 			pos += s->logt[(Size) d->items[p] * bs + b];
 		s->coef[b] = (float) pos;	/* for the moment */
 	}
-	worker_pool_run(s->pool, phase_out_exp, s);
+	vae_run(s, phase_out_exp);
 	for (int b = 0; b < nb; b++)
 	{
 		int32		u = s->users[b];
@@ -883,37 +1239,12 @@ vae_step(VaeState *s, const int32 *users, int n, bool round_due, int *n_used)
 	/* backward through the output layer (and its Adam step) */
 	if (round_due)
 		s->g_out = dsl_alloc_huge((Size) s->n_items * D * sizeof(float), false);
-	worker_pool_run(s->pool, phase_out_backward, s);
-	for (int c = 1; c < VAE_CHUNKS; c++)
-	{
-		const float *restrict src = s->dh3t + (Size) c * D * bs;
-		float	   *restrict dst = s->dh3t;
-
-		for (Size k = 0; k < (Size) H * bs; k++)
-			dst[k] += src[k];
-	}
-	for (int c = 0; c < H; c++)
-	{
-		const float *row = s->dh3t + (Size) c * bs;
-
-		for (int b = 0; b < nb; b++)
-		{
-			float		h = s->h3[(Size) b * H + c];
-
-			s->dh3[(Size) b * H + c] = row[b] * (1.0f - h * h);
-		}
-	}
+	vae_run(s, phase_out_backward);
+	vae_run(s, phase_bwd_h3);
 
 	/* the decoder's hidden layer: W3, b3, then d z */
 	dsl_blas_prepare(false);
-	cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, L, H, nb,
-				1.0f, s->z, L, s->dh3, H, 0.0f, s->g[T_W3], H);
-	memset(s->g[T_B3], 0, sizeof(float) * H);
-	for (int b = 0; b < nb; b++)
-		for (int c = 0; c < H; c++)
-			s->g[T_B3][c] += s->dh3[(Size) b * H + c];
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, L, H,
-				1.0f, s->dh3, H, s->w[T_W3], H, 0.0f, s->dz, L);
+	vae_run(s, phase_bwd_dec);
 
 	/* the reparameterisation and the KL term */
 	for (int b = 0; b < nb; b++)
@@ -935,50 +1266,11 @@ vae_step(VaeState *s, const int32 *users, int n, bool round_due, int *n_used)
 		}
 	}
 
-	/* the encoder: W2, b2, then d h1 */
-	cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, H, 2 * L, nb,
-				1.0f, s->h1, H, s->denc, 2 * L, 0.0f, s->g[T_W2], 2 * L);
-	memset(s->g[T_B2], 0, sizeof(float) * 2 * L);
-	for (int b = 0; b < nb; b++)
-		for (int c = 0; c < 2 * L; c++)
-			s->g[T_B2][c] += s->denc[(Size) b * 2 * L + c];
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, H, 2 * L,
-				1.0f, s->denc, 2 * L, s->w[T_W2], 2 * L, 0.0f, s->dh1, H);
-	memset(s->g[T_B1], 0, sizeof(float) * H);
-	for (int b = 0; b < nb; b++)
-		for (int c = 0; c < H; c++)
-		{
-			float		h = s->h1[(Size) b * H + c];
-
-			s->dh1[(Size) b * H + c] *= 1.0f - h * h;
-			s->g[T_B1][c] += s->dh1[(Size) b * H + c];
-		}
-
-	/* the input layer's rows: the kept items' gradients */
-	s->stamp++;
-	s->n_slots = 0;
-	/* the batch users of each touched row (phase_in_adam sums their d h1) */
-	for (int64 k = 0; k < s->in_ptr[nb]; k++)
-		s->slot_ptr[input_slot(s, s->in_item[k]) + 1]++;
-	s->slot_ptr[0] = 0;
-	for (int k = 0; k < s->n_slots; k++)
-		s->slot_ptr[k + 1] += s->slot_ptr[k];
-	for (int b = 0; b < nb; b++)
-		for (int64 k = s->in_ptr[b]; k < s->in_ptr[b + 1]; k++)
-		{
-			int32		slot = s->slot_of[s->in_item[k]];
-
-			/* slot_ptr[slot] runs ahead while filling, then is restored */
-			s->slot_user[s->slot_ptr[slot]++] = b;
-		}
-	for (int k = s->n_slots; k > 0; k--)
-		s->slot_ptr[k] = s->slot_ptr[k - 1];
-	s->slot_ptr[0] = 0;
+	/* the encoder: W2, b2, then d h1 and b1 */
+	vae_run(s, phase_bwd_enc);
 
 	/* Adam on the rest */
-	worker_pool_run(s->pool, phase_in_adam, s);
-	for (int t = T_B1; t <= T_B3; t++)
-		adam_dense(s, t);
+	vae_run(s, phase_adam);
 	return loss;
 }
 
@@ -991,6 +1283,7 @@ vae_round(VaeState *s)
 {
 	DslEngine  *e = s->engine;
 
+	catch_up_all(s);
 	if (s->nb > 0)
 	{
 		TensorGrad	g[N_TENSORS];
@@ -1009,6 +1302,7 @@ vae_round(VaeState *s)
 		g[T_W4].consume = true;
 		dsl_engine_update(e, g);
 		s->g_out = NULL;
+		s->w_live = false;		/* masks moved */
 	}
 }
 
@@ -1040,11 +1334,13 @@ vae_train_epoch(void *state)
 		due = dsl_engine_update_due(s->engine);
 		loss += vae_step(s, s->order + b0, nb, due, &used);
 		users += used;
-		if (due)
-			vae_round(s);
 		if (isnan(loss) || isinf(loss))
 			return loss;
+		if (due)
+			vae_round(s);
 	}
+	/* every row where dense Adam has it, for evaluation and storage */
+	catch_up_all(s);
 	return users > 0 ? loss / (double) users : 0.0;
 }
 
@@ -1077,6 +1373,7 @@ vae_serving(void *state, SparseTensor *const *tensors,
 	memcpy(live, s->engine->tensors, sizeof(live));
 	memcpy(s->engine->tensors, tensors, sizeof(live));
 	densify_middle(s, tensors);
+	s->w_live = false;
 	s->dropout = 0;
 	for (int u0 = 0; u0 < d->n_users; u0 += s->batch)
 	{

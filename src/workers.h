@@ -31,6 +31,17 @@ extern int	worker_pool_size(const WorkerPool *pool);
 extern int	worker_pool_threads(int n_threads);
 extern Size worker_pool_bytes(void);
 
+/*
+ * Dynamic scheduling: the parts of a run take chunks 0, 1, ... from a shared
+ * counter (set to 0 before the run) until they draw one >= the number of
+ * chunks.  What a chunk computes must not depend on the part that takes it.
+ */
+static inline int
+worker_claim(int *counter)
+{
+	return __atomic_fetch_add(counter, 1, __ATOMIC_RELAXED);
+}
+
 /* the [lo, hi) share of part out of n_parts for n items */
 static inline void
 worker_share(int64 n, int part, int n_parts, int64 *lo, int64 *hi)
