@@ -356,6 +356,71 @@ EXECUTE ties_whole;
 RESET work_mem;
 DEALLOCATE ties_whole;
 
+-- The int8 first pass of catalogue scans (serve_q8.h; 'auto' gives it to
+-- big tables only): the same tables loaded with it rank exactly as without
+-- it, dense and sparse, with either kernel, with all scores tied, and for an
+-- ad-hoc history.
+CREATE FUNCTION copy_model(src text, dst text) RETURNS void LANGUAGE sql AS $$
+INSERT INTO dsl.models (name, model_type, source, user_col, item_col, dim, density, hyperparams,
+                        n_users, n_items, n_interactions, active_params, total_params, epochs,
+                        train_seconds)
+SELECT dst, model_type, source, user_col, item_col, dim, density, hyperparams,
+       n_users, n_items, n_interactions, active_params, total_params, epochs, train_seconds
+  FROM dsl.models WHERE name = src;
+INSERT INTO dsl.parameters
+SELECT (SELECT model_id FROM dsl.models WHERE name = dst), part, entity_id, vec
+  FROM dsl.parameters WHERE model_id = (SELECT model_id FROM dsl.models WHERE name = src);
+INSERT INTO dsl.seen_items
+SELECT (SELECT model_id FROM dsl.models WHERE name = dst), user_id, items
+  FROM dsl.seen_items WHERE model_id = (SELECT model_id FROM dsl.models WHERE name = src);
+$$;
+SELECT copy_model(m, m || '_q8')
+  FROM unnest(ARRAY['eval_rnd', 'eval_rnd_sparse', 'eval_ties_sparse', 'eval_ties_dense']) m;
+SET dsl_rec.debug_serving_prescore = on;
+-- (rnd_rank now holds the sparse rows' ranking: each copy against its model)
+CREATE FUNCTION recommend_differ(a text, b text) RETURNS bigint LANGUAGE sql AS $$
+SELECT count(*) FROM (
+    (SELECT u.id, x.item_id, x.score, x.rank
+       FROM generate_series(1, 80) u(id), LATERAL dsl.recommend(a, u.id, 7) x
+     EXCEPT
+     SELECT u.id, x.item_id, x.score, x.rank
+       FROM generate_series(1, 80) u(id), LATERAL dsl.recommend(b, u.id, 7) x)
+    UNION ALL
+    (SELECT u.id, x.item_id, x.score, x.rank
+       FROM generate_series(1, 80) u(id), LATERAL dsl.recommend(b, u.id, 7) x
+     EXCEPT
+     SELECT u.id, x.item_id, x.score, x.rank
+       FROM generate_series(1, 80) u(id), LATERAL dsl.recommend(a, u.id, 7) x)) d
+$$;
+PREPARE q8_differ AS
+SELECT m AS model, current_setting('dsl_rec.debug_serving_kernel') AS kernel,
+       recommend_differ(m, m || '_q8') AS differ,
+       (SELECT count(*) FROM dsl.recommend(m || '_q8', 1, 7)) AS listed
+  FROM (VALUES ('eval_rnd'), ('eval_rnd_sparse')) t(m);
+EXECUTE q8_differ;
+SET dsl_rec.debug_serving_kernel = scalar;
+EXECUTE q8_differ;
+RESET dsl_rec.debug_serving_kernel;
+DEALLOCATE q8_differ;
+SELECT m AS model,
+       (SELECT count(*) FROM (
+            SELECT u.id, x.item_id, x.rank
+              FROM generate_series(1, 80) u(id), LATERAL dsl.recommend(m, u.id, 40) x
+            EXCEPT
+            SELECT uid, iid, r FROM ties_rank WHERE r <= 40) d) AS one_differ
+  FROM (VALUES ('eval_ties_sparse_q8'), ('eval_ties_dense_q8')) t(m);
+SELECT (SELECT array_agg(item_id::text || ':' || score ORDER BY rank)
+          FROM dsl.recommend_for_items('eval_rnd_q8', ARRAY[3, 17, 99, 400, 1200]::bigint[], 15))
+     = (SELECT array_agg(item_id::text || ':' || score ORDER BY rank)
+          FROM dsl.recommend_for_items('eval_rnd', ARRAY[3, 17, 99, 400, 1200]::bigint[], 15))
+       AS history_same;
+-- the copy is held with the model: a quarter of the float rows and more
+SELECT m, (SELECT count(*) FROM dsl.recommend(m, 1, 1)) + (SELECT count(*) FROM dsl.recommend(m || '_q8', 1, 1)) AS listed,
+       (SELECT bytes FROM dsl.serving_cache() WHERE name = m || '_q8')
+        > (SELECT bytes FROM dsl.serving_cache() WHERE name = m) AS q8_bigger
+  FROM (VALUES ('eval_rnd')) t(m);
+RESET dsl_rec.debug_serving_prescore;
+
 -- dsl.split: per user, round(test_fraction * n) of its distinct pairs (halves
 -- up) are test pairs, picked by a seeded hash.
 CREATE TABLE split_src (u integer, i integer, s text);

@@ -16,12 +16,20 @@ PG_MODULE_MAGIC;
 int			dsl_threads = 2;
 bool		dsl_progress = true;
 int			dsl_serving_kernel = DSL_KERNEL_AUTO;
+int			dsl_serving_prescore = DSL_PRESCORE_AUTO;
 
 static const struct config_enum_entry serving_kernel_options[] = {
 	{"auto", DSL_KERNEL_AUTO, false},
 	{"scalar", DSL_KERNEL_SCALAR, false},
 	{"avx2", DSL_KERNEL_AVX2, false},
 	{"avx512", DSL_KERNEL_AVX512, false},
+	{NULL, 0, false}
+};
+
+static const struct config_enum_entry serving_prescore_options[] = {
+	{"auto", DSL_PRESCORE_AUTO, false},
+	{"on", DSL_PRESCORE_ON, false},
+	{"off", DSL_PRESCORE_OFF, false},
 	{NULL, 0, false}
 };
 
@@ -54,6 +62,16 @@ _PG_init(void)
 							 &dsl_serving_kernel,
 							 DSL_KERNEL_AUTO,
 							 serving_kernel_options,
+							 PGC_USERSET,
+							 GUC_NOT_IN_SAMPLE,
+							 NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("dsl_rec.debug_serving_prescore",
+							 "Whether served tables loaded from now on get an int8 copy for a first pass (a developer option, for tests).",
+							 "auto gives one to tables too big for the cache whose copy is at most half their size. Results are the same either way.",
+							 &dsl_serving_prescore,
+							 DSL_PRESCORE_AUTO,
+							 serving_prescore_options,
 							 PGC_USERSET,
 							 GUC_NOT_IN_SAMPLE,
 							 NULL, NULL, NULL);

@@ -25,6 +25,19 @@ typedef enum DslServingKernel
 } DslServingKernel;
 extern int	dsl_serving_kernel;
 
+/*
+ * dsl_rec.debug_serving_prescore: whether a served table gets an int8 copy
+ * for the first pass of its scans (serve_q8.h), when it is loaded: by its
+ * size, always or never (for tests; results are the same)
+ */
+typedef enum DslServingPrescore
+{
+	DSL_PRESCORE_AUTO,
+	DSL_PRESCORE_ON,
+	DSL_PRESCORE_OFF
+} DslServingPrescore;
+extern int	dsl_serving_prescore;
+
 /* set OpenBLAS's thread count before BLAS calls (big: dsl_rec.threads, else 1) */
 extern void dsl_blas_prepare(bool big);
 

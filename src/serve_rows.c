@@ -74,18 +74,21 @@ rows_realloc(void *p, Size sz)
 	return p;
 }
 
+/* row i of the entries read, expanded into the dense row out */
+static void
+expand_rows_at(const RowsLoad *L, int64 i, float *out)
+{
+	memset(out, 0, sizeof(float) * L->dim);
+	for (int64 k = L->ptr[i]; k < L->ptr[i + 1]; k++)
+		out[L->col[k]] = L->val[k];
+}
+
 /* rows [0, n) of the entries read, expanded into the dense rows out */
 static void
 expand_rows(const RowsLoad *L, int64 n, float *out)
 {
 	for (int64 i = 0; i < n; i++)
-	{
-		float	   *row = out + (Size) i * L->dim;
-
-		memset(row, 0, sizeof(float) * L->dim);
-		for (int64 k = L->ptr[i]; k < L->ptr[i + 1]; k++)
-			row[L->col[k]] = L->val[k];
-	}
+		expand_rows_at(L, i, out + (Size) i * L->dim);
 }
 
 /*
@@ -340,6 +343,24 @@ free_stage(RowsStage *st)
 	pfree(st);
 }
 
+/* a row of a part being loaded: the dense rows, or the entries as read */
+typedef struct LoadedRow
+{
+	const ServeRows *r;
+	const RowsLoad *L;
+} LoadedRow;
+
+static void
+get_loaded_row(const void *arg, int i, float *out)
+{
+	const LoadedRow *lr = (const LoadedRow *) arg;
+
+	if (lr->r->dense)
+		memcpy(out, lr->r->dense + (Size) i * lr->r->dim, sizeof(float) * lr->r->dim);
+	else
+		expand_rows_at(lr->L, i, out);
+}
+
 int
 serve_rows_load(ServeModel *m, const char *part, int64 **ids_out, ServeRows *rows)
 {
@@ -392,6 +413,13 @@ serve_rows_load(ServeModel *m, const char *part, int64 **ids_out, ServeRows *row
 	}
 	/* from the dense rows, or the staged entries (still held) */
 	compute_norms(rows, &L, m->cxt);
+	if (serve_q8_wanted(rows->n_rows, dim, (double) serve_rows_bytes(rows)))
+	{
+		char	   *q8 = rows_alloc(m->cxt, serve_q8_bytes(rows->n_rows, dim));
+		LoadedRow	lr = {rows, &L};
+
+		serve_q8_build(&rows->q8, rows->n_rows, dim, get_loaded_row, &lr, q8);
+	}
 	*ids_out = L.ids;
 	return (int) n;
 }
@@ -420,9 +448,11 @@ serve_rows_finish(ServeRows *r, MemoryContext cxt)
 Size
 serve_rows_bytes(const ServeRows *r)
 {
-	Size		b = MAXALIGN(sizeof(double) * (1 + (Size) r->n_rows));
+	Size		b = MAXALIGN(sizeof(double) * (2 + (Size) r->n_rows));
 	int64		total;
 
+	if (r->q8.q)
+		b += serve_q8_bytes(r->n_rows, r->dim);
 	if (r->dense)
 		return b + MAXALIGN(sizeof(float) * (Size) r->n_rows * r->dim);
 	total = r->slice[serve_rows_slices(r)];
@@ -437,10 +467,19 @@ serve_rows_write(const ServeRows *r, char *dst)
 	double	   *hdr = (double *) dst;
 	int64		total;
 
-	/* the first double says which form: the entries of the slices, or -1 */
+	/*
+	 * The first double says which form: the entries of the slices, or -1;
+	 * the second whether the int8 copy follows the norms
+	 */
 	hdr[0] = r->dense ? -1.0 : (double) r->slice[serve_rows_slices(r)];
-	memcpy(hdr + 1, r->norm, sizeof(double) * r->n_rows);
-	dst += MAXALIGN(sizeof(double) * (1 + (Size) r->n_rows));
+	hdr[1] = r->q8.q ? 1.0 : 0.0;
+	memcpy(hdr + 2, r->norm, sizeof(double) * r->n_rows);
+	dst += MAXALIGN(sizeof(double) * (2 + (Size) r->n_rows));
+	if (r->q8.q)
+	{
+		memcpy(dst, r->q8.q, serve_q8_bytes(r->n_rows, r->dim));
+		dst += serve_q8_bytes(r->n_rows, r->dim);
+	}
 	if (r->dense)
 	{
 		memcpy(dst, r->dense, sizeof(float) * (Size) r->n_rows * r->dim);
@@ -473,11 +512,13 @@ serve_rows_attach(ServeRows *r, int n_rows, int dim, const char *src)
 	memset(r, 0, sizeof(ServeRows));
 	r->n_rows = n_rows;
 	r->dim = dim;
-	r->norm = hdr + 1;
+	r->norm = hdr + 2;
 	r->max_norm = 0.0;
 	for (int i = 0; i < n_rows; i++)
 		r->max_norm = Max(r->max_norm, r->norm[i]);
-	src += MAXALIGN(sizeof(double) * (1 + (Size) n_rows));
+	src += MAXALIGN(sizeof(double) * (2 + (Size) n_rows));
+	if (hdr[1] > 0.0)
+		src += serve_q8_attach(&r->q8, n_rows, dim, src);
 	if (form < 0)
 	{
 		r->dense = (const float *) src;
@@ -720,6 +761,20 @@ serve_rows_rank(const ServeRows *r, const float *x, double x_norm,
 
 	if (r->n_rows <= 0)
 		return;
+	if (r->q8.q && !cosine && dsl_serving_prescore != DSL_PRESCORE_OFF)
+	{
+		/* the int8 copy's bounds: exact scores where the k best can be */
+		float	   *lo = scratch(0, r->n_rows),
+				   *hi = scratch(1, r->n_rows);
+
+		serve_q8_bounds(&r->q8, x, x_norm, r->norm, lo, hi);
+		for (int64 e = 0; e < n_exclude; e++)
+			lo[exclude[e]] = hi[exclude[e]] = NAN;
+		if (self >= 0)
+			lo[self] = hi[self] = NAN;
+		topk_offer_interval(h, lo, hi, r->n_rows, exact_score, &a);
+		return;
+	}
 	approx = scratch(0, r->n_rows);
 	approx_scores(r, x, approx);
 	if (cosine)

@@ -15,8 +15,9 @@
  * vector x is the float of the double sum of x[c] * row[c] in column order,
  * which is topk_dot(x, dense row) exactly (the terms a sparse row leaves out
  * are zeros, which do not change a double sum).  Catalogue scans compute
- * float32 scores first (cblas_sgemv, or a sparse kernel), then score exactly
- * only the rows near the k-th best (topk_offer_bounded()).
+ * float32 scores first (cblas_sgemv, or a sparse kernel), or the bounds of
+ * an int8 copy when the table has one (serve_q8.h: big tables), then score
+ * exactly only the rows that can be among the k best.
  */
 #ifndef DSL_SERVE_ROWS_H
 #define DSL_SERVE_ROWS_H
@@ -24,6 +25,7 @@
 #include "postgres.h"
 
 #include "model.h"
+#include "serve_q8.h"
 #include "topk.h"
 
 typedef struct ServeRows
@@ -38,6 +40,7 @@ typedef struct ServeRows
 	const double *norm;			/* Euclidean norm of each row */
 	double		max_norm;
 	struct RowsStage *stage;	/* sparse, just loaded: the rows as read */
+	RowsQ8		q8;				/* the int8 copy for scans (q8.q NULL: none) */
 } ServeRows;
 
 struct ServeModel;

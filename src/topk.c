@@ -231,6 +231,29 @@ topk_offer_bounded(TopK *h, const float *approx, int n, double bound,
 	pfree(first.idx);
 }
 
+void
+topk_offer_interval(TopK *h, const float *lo, const float *hi, int n,
+					float (*exact) (void *arg, int i), void *arg)
+{
+	TopK		first;
+	float		floor_score = -INFINITY;
+
+	/* k rows score at least the k-th best lower bound: no other row below */
+	topk_init(&first, h->k, palloc(sizeof(float) * h->k), palloc(sizeof(int32) * h->k));
+	topk_scan(&first, lo, n, 0);
+	if (first.n == first.k && isfinite(first.score[0]))
+		floor_score = first.score[0];
+
+	for (int i = 0; i < n; i++)
+	{
+		/* NaN (excluded) fails the comparison */
+		if (hi[i] >= floor_score)
+			topk_offer(h, exact(arg, i), i);
+	}
+	pfree(first.score);
+	pfree(first.idx);
+}
+
 /* room for candidates: a few times k, but never more than can be offered */
 static int
 topk_near_cap(int k, int n_max)

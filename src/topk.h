@@ -87,6 +87,14 @@ extern void topk_offer_bounded(TopK *h, const float *approx, int n, double bound
 							   float (*exact) (void *arg, int i), void *arg);
 
 /*
+ * The same with an interval per row: lo[i] <= exact(arg, i) <= hi[i] (NaN:
+ * the row is left out).  Only rows whose hi reaches the k-th best lo are
+ * scored exactly.
+ */
+extern void topk_offer_interval(TopK *h, const float *lo, const float *hi, int n,
+								float (*exact) (void *arg, int i), void *arg);
+
+/*
  * The exact top k of a user from float32 scores that are within a known
  * bound of the canonical ones, offered one at a time in any order (a
  * catalogue scanned block by block, or in a kernel's own row order): the k

@@ -8,8 +8,9 @@
 # the size limit (dsl_rec.serving_shared_memory) evicts the least recently
 # used copy and keeps models larger than itself per backend; a hot standby
 # shares its own copies; a MultVAE model's shared copy (with its encoder)
-# answers as a per-backend one.  Concurrent serving during retrains with shared
-# copies is test/t/004_concurrency.pl's second round.
+# answers as a per-backend one, and so do copies holding the int8 first
+# pass.  Concurrent serving during retrains with shared copies is
+# test/t/004_concurrency.pl's second round.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -169,6 +170,33 @@ for my $k (sort keys %$vae_shared)
 	is($vae_local->{$k}, $vae_shared->{$k}, "$k: the shared copy answers as a per-backend one");
 }
 $node->safe_psql('postgres', 'ALTER SYSTEM RESET dsl_rec.serving_shared_memory; SELECT pg_reload_conf()');
+
+# --- the int8 first pass (serve_q8.h) is part of the shared copy ------------------------
+# Loaded with dsl_rec.debug_serving_prescore = on (small tables get no copy
+# under 'auto'), shared, it answers as a per-backend load without it.
+$node->safe_psql('postgres', q{SET dsl_rec.progress = off;
+	SELECT count(*) FROM dsl.train('q1', 'inter', dim => 8, epochs => 2, seed => 1);
+	SELECT count(*) FROM dsl.train('q3', 'inter', model_type => 'multvae', dim => 9, epochs => 2,
+	                               seed => 3, options => '{"latent": 4}')});
+$node->safe_psql('postgres', 'ALTER SYSTEM SET dsl_rec.debug_serving_prescore = on; SELECT pg_reload_conf()');
+$node->poll_query_until('postgres', "SELECT current_setting('dsl_rec.debug_serving_prescore') = 'on'")
+  or die 'reload did not take';
+my $q8_shared = serving_results($node, 'postgres', 'test_pairs', 'q1', 'q3');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM dsl.serving_shared() s
+	JOIN dsl.models m USING (model_id) WHERE m.name IN ('q1', 'q3')}), '2',
+	'models loaded with the int8 copy are shared');
+$node->safe_psql('postgres', q{ALTER SYSTEM SET dsl_rec.serving_shared_memory = 0;
+	ALTER SYSTEM SET dsl_rec.debug_serving_prescore = off; SELECT pg_reload_conf()});
+$node->poll_query_until('postgres', "SELECT current_setting('dsl_rec.debug_serving_prescore') = 'off'")
+  or die 'reload did not take';
+my $q8_local = serving_results($node, 'postgres', 'test_pairs', 'q1', 'q3');
+for my $k (sort keys %$q8_shared)
+{
+	is($q8_local->{$k}, $q8_shared->{$k},
+		"$k: the shared copy with the int8 pass answers as a per-backend one without");
+}
+$node->safe_psql('postgres', q{ALTER SYSTEM RESET dsl_rec.serving_shared_memory;
+	ALTER SYSTEM RESET dsl_rec.debug_serving_prescore; SELECT pg_reload_conf()});
 
 # --- no preload: one copy per connection, and a NOTICE says so ---------------------------
 my $plain = PostgreSQL::Test::Cluster->new('not_preloaded');

@@ -1,0 +1,245 @@
+/*
+ * serve_q8.c - an int8 copy of a served table (see serve_q8.h)
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "cpu.h"
+#include "dsl_rec.h"
+#include "serve_q8.h"
+#include "serve_rows.h"
+#include "topk.h"
+
+#ifdef DSL_X86_DISPATCH
+#include <immintrin.h>
+#endif
+
+/* bytes per row are padded to this (one AVX2 register of int8) */
+#define Q8_PAD 32
+
+/*
+ * Below this many bytes of float32 rows a scan reads from a core's share of
+ * the cache anyway, and the copy would not pay for its bounds.
+ */
+#define Q8_MIN_FLOAT_BYTES (4.0 * 1024 * 1024)
+
+static int
+q8_width(int dim)
+{
+	return (dim + Q8_PAD - 1) / Q8_PAD * Q8_PAD;
+}
+
+bool
+serve_q8_wanted(int n_rows, int dim, double form_bytes)
+{
+	double		row_bytes;
+
+	if (n_rows <= 0 || dim <= 0)
+		return false;
+	if (dsl_serving_prescore == DSL_PRESCORE_ON)
+		return true;
+	if (dsl_serving_prescore == DSL_PRESCORE_OFF)
+		return false;
+	row_bytes = (double) q8_width(dim) + 3 * sizeof(float);
+	return (double) n_rows * dim * sizeof(float) >= Q8_MIN_FLOAT_BYTES &&
+		row_bytes * n_rows <= form_bytes / 2;
+}
+
+Size
+serve_q8_bytes(int n_rows, int dim)
+{
+	return MAXALIGN((Size) n_rows * q8_width(dim)) +
+		3 * MAXALIGN(sizeof(float) * (Size) n_rows);
+}
+
+/* the arrays at src */
+static Size
+q8_place(RowsQ8 *q, int n_rows, int dim, const char *src)
+{
+	const char *start = src;
+
+	q->n_rows = n_rows;
+	q->dim = dim;
+	q->width = q8_width(dim);
+	q->q = (const int8 *) src;
+	src += MAXALIGN((Size) n_rows * q->width);
+	q->scale = (const float *) src;
+	src += MAXALIGN(sizeof(float) * (Size) n_rows);
+	q->qnorm = (const float *) src;
+	src += MAXALIGN(sizeof(float) * (Size) n_rows);
+	q->err = (const float *) src;
+	src += MAXALIGN(sizeof(float) * (Size) n_rows);
+	return src - start;
+}
+
+/* a float at least v (v >= 0, computed in double) */
+static float
+float_up(double v)
+{
+	float		f = (float) (v * (1.0 + 1e-6));
+
+	return (double) f >= v ? f : nextafterf(f, INFINITY);
+}
+
+void
+serve_q8_build(RowsQ8 *q, int n_rows, int dim,
+			   void (*get) (const void *arg, int i, float *buf),
+			   const void *arg, char *dst)
+{
+	float	   *buf = palloc(sizeof(float) * dim);
+	int8	   *qw;
+	float	   *scale,
+			   *qnorm,
+			   *err;
+
+	q8_place(q, n_rows, dim, dst);
+	qw = (int8 *) q->q;
+	scale = (float *) q->scale;
+	qnorm = (float *) q->qnorm;
+	err = (float *) q->err;
+	for (int i = 0; i < n_rows; i++)
+	{
+		int8	   *row = qw + (Size) i * q->width;
+		float		mx = 0.0f;
+		double		e2 = 0.0,
+					n2 = 0.0;
+
+		get(arg, i, buf);
+		for (int c = 0; c < dim; c++)
+			mx = Max(mx, fabsf(buf[c]));
+		scale[i] = mx / 127.0f;
+		memset(row, 0, q->width);
+		for (int c = 0; c < dim; c++)
+		{
+			double		v = 0.0,
+						d;
+
+			if (scale[i] > 0.0f)
+			{
+				float		r = rintf(buf[c] / scale[i]);
+
+				row[c] = (int8) Max(-127.0f, Min(127.0f, r));
+				v = (double) scale[i] * row[c];
+			}
+			d = (double) buf[c] - v;
+			e2 += d * d;
+			n2 += v * v;
+		}
+		qnorm[i] = float_up(sqrt(n2));
+		err[i] = float_up(sqrt(e2));
+	}
+	pfree(buf);
+}
+
+Size
+serve_q8_attach(RowsQ8 *q, int n_rows, int dim, const char *src)
+{
+	return q8_place(q, n_rows, dim, src);
+}
+
+/* --- the integer dot products of every row with xq ---------------------------- */
+
+static void
+dots_default(const RowsQ8 *q, const int8 *xq, int32 *out)
+{
+	for (int i = 0; i < q->n_rows; i++)
+	{
+		const int8 *row = q->q + (Size) i * q->width;
+		int32		s = 0;
+
+		for (int c = 0; c < q->width; c++)
+			s += (int32) xq[c] * row[c];
+		out[i] = s;
+	}
+}
+
+#ifdef DSL_X86_DISPATCH
+/*
+ * maddubs multiplies unsigned by signed bytes: |xq| by q with xq's sign, so
+ * pairs sum to at most 2 * 127 * 127 < 2^15 (no saturation), then madd
+ * widens them to int32.
+ */
+DSL_TARGET("avx2")
+static void
+dots_avx2(const RowsQ8 *q, const int8 *xq, int32 *out)
+{
+	const __m256i ones = _mm256_set1_epi16(1);
+
+	for (int i = 0; i < q->n_rows; i++)
+	{
+		const int8 *row = q->q + (Size) i * q->width;
+		__m256i		acc = _mm256_setzero_si256();
+		__m128i		s;
+
+		for (int c = 0; c < q->width; c += Q8_PAD)
+		{
+			__m256i		w = _mm256_loadu_si256((const __m256i *) (row + c));
+			__m256i		x = _mm256_loadu_si256((const __m256i *) (xq + c));
+			__m256i		p = _mm256_maddubs_epi16(_mm256_sign_epi8(x, x),
+												 _mm256_sign_epi8(w, x));
+
+			acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, ones));
+		}
+		s = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
+		s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+		s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+		out[i] = _mm_cvtsi128_si32(s);
+	}
+}
+#endif
+
+void
+serve_q8_bounds(const RowsQ8 *q, const float *x, double x_norm,
+				const double *norm, float *lo, float *hi)
+{
+	int8	   *xq = palloc0(q->width);
+	int32	   *dot = (int32 *) lo;	/* int32 and float have one size */
+	float		mx = 0.0f;
+	double		sx,
+				dx2 = 0.0,
+				dx;
+
+	StaticAssertStmt(sizeof(int32) == sizeof(float), "int32 and float differ in size");
+
+	/* x ~ sx xq, and |x - sx xq| */
+	for (int c = 0; c < q->dim; c++)
+		mx = Max(mx, fabsf(x[c]));
+	sx = (double) mx / 127.0;
+	for (int c = 0; c < q->dim; c++)
+	{
+		double		v = 0.0,
+					d;
+
+		if (sx > 0.0)
+		{
+			double		r = rint((double) x[c] / sx);
+
+			xq[c] = (int8) Max(-127.0, Min(127.0, r));
+			v = sx * xq[c];
+		}
+		d = (double) x[c] - v;
+		dx2 += d * d;
+	}
+	dx = sqrt(dx2) * (1.0 + 1e-6);
+
+#ifdef DSL_X86_DISPATCH
+	if (serve_rows_kernel(q->dim) != DSL_KERNEL_SCALAR)
+		dots_avx2(q, xq, dot);
+	else
+#endif
+		dots_default(q, xq, dot);
+
+	for (int i = 0; i < q->n_rows; i++)
+	{
+		double		a = sx * q->scale[i] * dot[i];
+		double		b = dx * q->qnorm[i] + x_norm * q->err[i] +
+			topk_dot_bound(q->dim, x_norm, norm[i]);
+
+		/* the double arithmetic above and the rounding to float below */
+		b += 0x1p-20 * (fabs(a) + b);
+		lo[i] = (float) (a - b);
+		hi[i] = (float) (a + b);
+	}
+	pfree(xq);
+}
