@@ -709,34 +709,34 @@ phase_in_forward(void *arg, int part, int n_parts)
 
 	for (int ch; (ch = worker_claim(&s->claim)) < VAE_MID_CHUNKS;)
 	{
-	worker_share(s->nb, ch, VAE_MID_CHUNKS, &lo, &hi);
-	for (int64 b = lo; b < hi; b++)
-	{
-		float	   *restrict h = s->h1 + b * H;
-		const float v = s->val[b];
-
-		memcpy(h, s->w[T_B1], sizeof(float) * H);
-		for (int64 k = s->in_ptr[b]; k < s->in_ptr[b + 1]; k++)
+		worker_share(s->nb, ch, VAE_MID_CHUNKS, &lo, &hi);
+		for (int64 b = lo; b < hi; b++)
 		{
-			int32		i = s->in_item[k];
-			int64		q0 = t->row_ptr[i],
-						q1 = t->row_ptr[i + 1];
+			float	   *restrict h = s->h1 + b * H;
+			const float v = s->val[b];
 
-			if (q1 - q0 == H)
+			memcpy(h, s->w[T_B1], sizeof(float) * H);
+			for (int64 k = s->in_ptr[b]; k < s->in_ptr[b + 1]; k++)
 			{
-				/* a full row: contiguous */
-				const float *restrict w = t->w + q0;
+				int32		i = s->in_item[k];
+				int64		q0 = t->row_ptr[i],
+							q1 = t->row_ptr[i + 1];
 
-				for (int c = 0; c < H; c++)
-					h[c] += v * w[c];
+				if (q1 - q0 == H)
+				{
+					/* a full row: contiguous */
+					const float *restrict w = t->w + q0;
+
+					for (int c = 0; c < H; c++)
+						h[c] += v * w[c];
+				}
+				else
+					for (int64 q = q0; q < q1; q++)
+						h[t->col[q]] += v * t->w[q];
 			}
-			else
-				for (int64 q = q0; q < q1; q++)
-					h[t->col[q]] += v * t->w[q];
+			for (int c = 0; c < H; c++)
+				h[c] = tanhf(h[c]);
 		}
-		for (int c = 0; c < H; c++)
-			h[c] = tanhf(h[c]);
-	}
 	}
 }
 

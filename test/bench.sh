@@ -34,6 +34,8 @@
 #                   generalization)
 #   BENCH_SCALE=0   skip "serving vs catalogue size and density" (synthetic
 #                   models up to 2M items)
+#   BENCH_SERVE_VAE=0/1  skip / run the Gowalla MultVAE serving models (run
+#                   by default in full runs, skipped in quick ones)
 #   DSL_VENDOR      folder with implicit-0.7.3.tar.gz and its build script
 #                   (default: ../shared/vendor next to the repo); the paired
 #                   timing skips with a message without them
@@ -57,6 +59,13 @@ K=20
 SERVE_DATASET=gowalla              # pgbench and recommend_all on this model
 SERVE_MODEL=mf
 SERVE_DENSITIES="1.0 0.5"
+SERVE_ALSO="lightgcn"              # the grid's models of these types served too, when trained
+# A MultVAE trained in the serving block for its serving speed only (the
+# Gowalla epoch costs about 40 s; its accuracy is docs/multvae.md's):
+# SERVE_VAE_EPOCHS epochs at each of SERVE_DENSITIES (BENCH_SERVE_VAE=0
+# skips it; a quick run skips it unless BENCH_SERVE_VAE=1)
+SERVE_VAE_EPOCHS=5
+QUICK_SERVE_VAE_EPOCHS=2
 SCALE_ITEMS="10000 100000 1000000 2000000"   # synthetic catalogues (serve_scale.sql)
 SCALE_DENSITIES="1.0 0.5 0.2 0.1"
 QUICK_SCALE_ITEMS="10000 100000"
@@ -167,6 +176,8 @@ if [ "$QUICK" = 1 ]; then
 	SG_DENSITIES=$QUICK_SG_DENSITIES
 	SCALE_ITEMS=$QUICK_SCALE_ITEMS
 	SCALE_DENSITIES=$QUICK_SCALE_DENSITIES
+	SERVE_VAE_EPOCHS=$QUICK_SERVE_VAE_EPOCHS
+	SERVE_VAE=${BENCH_SERVE_VAE:-0}
 	WRITE_DOCS=${BENCH_DOCS:-0}
 else
 	SETTINGS=$SETTINGS_FULL
@@ -180,6 +191,7 @@ else
 	DEFAULTS_MAX_EPOCHS=""             # a full run never caps the stopping rule
 	VS_PAIRS=${BENCH_VS_PAIRS:-$VS_PAIRS}
 	VS_EPOCHS=${BENCH_VS_EPOCHS:-$VS_EPOCHS}
+	SERVE_VAE=${BENCH_SERVE_VAE:-1}
 	WRITE_DOCS=${BENCH_DOCS:-1}
 fi
 VS_IMPLICIT=${BENCH_VS_IMPLICIT:-1}
@@ -592,8 +604,28 @@ case " $AVAILABLE " in *" $SERVE_MODEL "*) ;; *) serve_ok=0 ;; esac
 if [ "$serve_ok" = 0 ]; then
 	log "serving benchmarks skipped: $SERVE_DATASET/$SERVE_MODEL not trained"
 else
+	serve_models=""
 	for d in $SERVE_DENSITIES; do
-		model="${SERVE_DATASET}_${SERVE_MODEL}_d${d}_dynamic"
+		for mt in $SERVE_MODEL $SERVE_ALSO; do
+			serve_models="$serve_models ${SERVE_DATASET}_${mt}_d${d}_dynamic"
+		done
+	done
+	case " $known " in *" multvae "*) vae_ok=1 ;; *) vae_ok=0 ;; esac
+	if [ "$SERVE_VAE" != 0 ] && [ "$vae_ok" = 1 ]; then
+		for d in $SERVE_DENSITIES; do
+			model="${SERVE_DATASET}_multvae_d${d}_serve"
+			log "serving: training $model ($SERVE_VAE_EPOCHS epochs, for its serving speed)"
+			if psql_db -c "SET dsl_rec.progress = off" -c "SET maintenance_work_mem = '4GB'" \
+				-c "SELECT count(*) FROM dsl.train('$model', '${SERVE_DATASET}_train',
+					model_type => 'multvae', density => $d, epochs => $SERVE_VAE_EPOCHS,
+					seed => $SEED, replace => true)" >"$OUT/serve/train_$model.log" 2>&1; then
+				serve_models="$serve_models $model"
+			else
+				log "training $model failed: $OUT/serve/train_$model.log"
+			fi
+		done
+	fi
+	for model in $serve_models; do
 		info=$(psql_db -At -F ' ' -c "SELECT m.model_id, min(s.user_id), max(s.user_id), count(*)
 			FROM dsl.models m JOIN dsl.seen_items s USING (model_id) WHERE m.name = '$model'
 			GROUP BY m.model_id" 2>/dev/null || true)
