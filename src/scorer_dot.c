@@ -45,8 +45,8 @@ dot_load(ServeModel *m)
 {
 	DotState   *st = MemoryContextAllocZero(m->cxt, sizeof(DotState));
 
-	m->n_users = serve_rows_load(m, "user", &m->user_ids, &st->users);
-	m->n_items = serve_rows_load(m, "item", &m->item_ids, &st->items);
+	m->n_users = serve_rows_load(m, "user", false, &m->user_ids, &st->users);
+	m->n_items = serve_rows_load(m, "item", true, &m->item_ids, &st->items);
 	m->user_dim = m->dim;
 	m->scorer_state = st;
 }

@@ -362,7 +362,8 @@ get_loaded_row(const void *arg, int i, float *out)
 }
 
 int
-serve_rows_load(ServeModel *m, const char *part, int64 **ids_out, ServeRows *rows)
+serve_rows_load(ServeModel *m, const char *part, bool scanned, int64 **ids_out,
+				ServeRows *rows)
 {
 	RowsLoad	L;
 	int64		n;
@@ -413,7 +414,7 @@ serve_rows_load(ServeModel *m, const char *part, int64 **ids_out, ServeRows *row
 	}
 	/* from the dense rows, or the staged entries (still held) */
 	compute_norms(rows, &L, m->cxt);
-	if (serve_q8_wanted(rows->n_rows, dim, (double) serve_rows_bytes(rows)))
+	if (scanned && serve_q8_wanted(rows->n_rows, dim, (double) serve_rows_bytes(rows)))
 	{
 		char	   *q8 = rows_alloc(m->cxt, serve_q8_bytes(rows->n_rows, dim));
 		LoadedRow	lr = {rows, &L};

@@ -49,13 +49,14 @@ struct ServeModel;
  * Read part `part` of m from dsl.parameters (ascending entity_id, checked
  * like serve_scan_part()) into *rows, in m->cxt, sparse or dense as its
  * share of stored entries decides; the ids go to *ids_out.  Returns the
- * number of rows.  A sparse part's entries are placed later, once:
- * serve_rows_write() writes them from the rows as read straight into a copy
- * (the model's shared copy), serve_rows_finish() into arrays in cxt; until
- * one of them has run, the rows cannot serve.
+ * number of rows.  A part whose rows a query scans (scanned: the items)
+ * gets the int8 copy when serve_q8_wanted().  A sparse part's entries are
+ * placed later, once: serve_rows_write() writes them from the rows as read
+ * straight into a copy (the model's shared copy), serve_rows_finish() into
+ * arrays in cxt; until one of them has run, the rows cannot serve.
  */
-extern int	serve_rows_load(struct ServeModel *m, const char *part, int64 **ids_out,
-							ServeRows *rows);
+extern int	serve_rows_load(struct ServeModel *m, const char *part, bool scanned,
+							int64 **ids_out, ServeRows *rows);
 extern void serve_rows_finish(ServeRows *r, MemoryContext cxt);
 
 /* bytes of the arrays (the shared copy of a model), written at dst */
