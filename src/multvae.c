@@ -51,6 +51,7 @@
 #include "hugepage.h"
 #include "model_ops.h"
 #include "scorer.h"
+#include "sparse_block.h"
 
 /* the tensors, in registration order */
 enum
@@ -73,6 +74,15 @@ enum
  * by the workers; fixed for the same reason
  */
 #define VAE_MID_CHUNKS 8
+/*
+ * A block of W4 sparser than this is multiplied over its stored entries
+ * (sparse_block.h) rather than densified for sgemm: in the forward product,
+ * and below the second bound in the backward ones too (measured crossovers
+ * on the ML-1M shapes, docs/multvae.md); a round's step keeps the dense
+ * backward, which gives the whole gradient
+ */
+#define VAE_SPARSE_FWD 0.6
+#define VAE_SPARSE_BWD 0.35
 
 /* MultVAE's options (dsl.train's options jsonb) */
 typedef struct VaeOptions
@@ -136,6 +146,8 @@ typedef struct VaeState
 	/* the middle layers densified, and their gradients */
 	float	   *w[N_TENSORS];	/* dense copies of tensors 1..5 */
 	int			claim;			/* the current run's next chunk (vae_run) */
+	double		sparse_fwd;		/* VAE_SPARSE_FWD, VAE_SPARSE_BWD (a test */
+	double		sparse_bwd;		/* may force either path) */
 	bool		w_live;			/* w holds the live tensors' weights (Adam
 								 * keeps it so; a round or serving does not) */
 	float	   *g[N_TENSORS];	/* their gradients (dense, whole tensor) */
@@ -423,6 +435,9 @@ vae_create(DslEngine *e, const Interactions *d, const TrainParams *p)
 	s->slot_ptr = palloc_extended(sizeof(int64) * (s->slot_cap + 1), MCXT_ALLOC_HUGE);
 	s->slot_user = palloc_extended(sizeof(int32) * s->in_cap, MCXT_ALLOC_HUGE);
 	s->g1 = alloc_floats((Size) s->slot_cap * H, true);
+	s->sparse_fwd = VAE_SPARSE_FWD;
+	s->sparse_bwd = VAE_SPARSE_BWD;
+	sparse_block_prepare();
 	s->lazy_w1 = p->reg == 0;
 	if (s->lazy_w1)
 	{
@@ -444,6 +459,13 @@ densify_rows(const SparseTensor *t, int64 i0, int n, float *out)
 {
 	for (int r = 0; r < n; r++)
 		sparse_tensor_row_dense(t, (int) (i0 + r), out + (Size) r * t->dim);
+}
+
+/* whether rows [i0, i0 + n) of t store less than a share `below` of theirs */
+static inline bool
+block_sparser(const SparseTensor *t, int64 i0, int n, double below)
+{
+	return (double) (t->row_ptr[i0 + n] - t->row_ptr[i0]) < below * n * t->dim;
 }
 
 /*
@@ -487,9 +509,12 @@ phase_out_forward(void *arg, int part, int n_parts)
 		{
 			int			n = (int) Min((int64) VAE_BLOCK, hi - i0);
 
-			cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, bs, D,
-						1.0f, block_rows(t, i0, n, wb), D, s->h3t, bs,
-						0.0f, s->logt + i0 * bs, bs);
+			if (block_sparser(t, i0, n, s->sparse_fwd))
+				sparse_block_mul(t, i0, n, s->h3t, bs, s->logt + i0 * bs);
+			else
+				cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, bs, D,
+							1.0f, block_rows(t, i0, n, wb), D, s->h3t, bs,
+							0.0f, s->logt + i0 * bs, bs);
 			for (int64 i = i0; i < i0 + n; i++)
 			{
 				const float *l = s->logt + i * bs;
@@ -550,6 +575,28 @@ out_backward_block(VaeState *s, SparseTensor *t, const DslEngine *e, int64 i0, i
 		for (int b = nb; b < bs; b++)
 			gr[b] = 0;
 	}
+
+	if (!s->round_due && block_sparser(t, i0, n, s->sparse_bwd))
+	{
+		/* W4^T G and the stored entries' gradients only, then Adam */
+		int64		base = t->row_ptr[i0];
+
+		sparse_block_mul_t(t, i0, n, g, bs, dh);
+		sparse_block_grad(t, i0, n, g, s->h3t, bs, gb);
+		for (int r = 0; r < n; r++)
+		{
+			int64		q0 = t->row_ptr[i0 + r],
+						q1 = t->row_ptr[i0 + r + 1];
+			float	   *gp = gb + (q0 - base);
+
+			if (reg != 0)
+				for (int64 q = q0; q < q1; q++)
+					gp[q - q0] += reg * t->w[q];
+			sparse_tensor_adam_row_packed(t, (int) (i0 + r), gp, &e->adam, e->bc1, e->bc2);
+		}
+		return;
+	}
+
 	w = block_rows(t, i0, n, wb);
 
 	/* a round step keeps the block's gradient: computed in place there */

@@ -292,6 +292,16 @@ sparse_tensor_adam_row(SparseTensor *t, int r, const float *g,
 			  cfg->beta1, cfg->beta2, cfg->eps, step, inv_bc2);
 }
 
+void
+sparse_tensor_adam_row_packed(SparseTensor *t, int r, const float *g,
+							  const AdamConfig *cfg, float bc1, float bc2)
+{
+	int64		b = t->row_ptr[r];
+
+	adam_span(t->w + b, t->m + b, t->v + b, g, (int) (t->row_ptr[r + 1] - b),
+			  cfg->beta1, cfg->beta2, cfg->eps, cfg->lr / bc1, 1.0f / bc2);
+}
+
 /* bias-corrected step factor of step tau: sqrt(1 - b2^tau) / (1 - b1^tau) */
 static double
 catchup_factor(const AdamConfig *cfg, int64 tau)

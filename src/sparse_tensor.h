@@ -162,6 +162,10 @@ extern void sparse_tensor_fill_rows(void *arg, int first, int count, float *out)
 extern void sparse_tensor_adam_row(SparseTensor *t, int r, const float *g,
 								   const AdamConfig *cfg, float bc1, float bc2);
 
+/* the same given the gradients of row r's active entries only, in order */
+extern void sparse_tensor_adam_row_packed(SparseTensor *t, int r, const float *g,
+										  const AdamConfig *cfg, float bc1, float bc2);
+
 /*
  * Dense Adam's trajectory at lazy Adam's cost.  With dense Adam a row that
  * is not in a mini-batch still moves: its gradient is zero, so m <- b1 m,
