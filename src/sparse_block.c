@@ -198,65 +198,47 @@ grad_avx2(const SparseTensor *t, int64 r0, int n, const float *g, const float *x
 
 /* --- dispatch ------------------------------------------------------------------ */
 
-static int	has_avx2 = -1;
+static void (*mul_fn) (const SparseTensor *, int64, int, const float *, int, float *);
+static void (*mul_t_fn) (const SparseTensor *, int64, int, const float *, int, float *);
+static void (*grad_fn) (const SparseTensor *, int64, int, const float *, const float *,
+						int, float *);
 
 void
 sparse_block_prepare(void)
 {
+	if (mul_fn)
+		return;
+	mul_t_fn = mul_t_default;
+	grad_fn = grad_default;
+	mul_fn = mul_default;
 #ifdef DSL_X86_DISPATCH
-	if (has_avx2 < 0)
-		has_avx2 = DSL_CPU_HAS("avx2") && DSL_CPU_HAS("fma");
-#else
-	has_avx2 = 0;
+	if (DSL_CPU_HAS("avx2") && DSL_CPU_HAS("fma"))
+	{
+		mul_t_fn = mul_t_avx2;
+		grad_fn = grad_avx2;
+		mul_fn = mul_avx2;
+	}
 #endif
-}
-
-static inline bool
-use_avx2(void)
-{
-	Assert(has_avx2 >= 0);
-	return has_avx2 == 1;
 }
 
 void
 sparse_block_mul(const SparseTensor *t, int64 r0, int n, const float *x, int bs, float *out)
 {
-	Assert(bs % 16 == 0);
-#ifdef DSL_X86_DISPATCH
-	if (use_avx2())
-	{
-		mul_avx2(t, r0, n, x, bs, out);
-		return;
-	}
-#endif
-	mul_default(t, r0, n, x, bs, out);
+	Assert(mul_fn && bs % 16 == 0);
+	mul_fn(t, r0, n, x, bs, out);
 }
 
 void
 sparse_block_mul_t(const SparseTensor *t, int64 r0, int n, const float *g, int bs, float *dx)
 {
-	Assert(bs % 16 == 0);
-#ifdef DSL_X86_DISPATCH
-	if (use_avx2())
-	{
-		mul_t_avx2(t, r0, n, g, bs, dx);
-		return;
-	}
-#endif
-	mul_t_default(t, r0, n, g, bs, dx);
+	Assert(mul_t_fn && bs % 16 == 0);
+	mul_t_fn(t, r0, n, g, bs, dx);
 }
 
 void
 sparse_block_grad(const SparseTensor *t, int64 r0, int n, const float *g, const float *x,
 				  int bs, float *gp)
 {
-	Assert(bs % 16 == 0);
-#ifdef DSL_X86_DISPATCH
-	if (use_avx2())
-	{
-		grad_avx2(t, r0, n, g, x, bs, gp);
-		return;
-	}
-#endif
-	grad_default(t, r0, n, g, x, bs, gp);
+	Assert(grad_fn && bs % 16 == 0);
+	grad_fn(t, r0, n, g, x, bs, gp);
 }

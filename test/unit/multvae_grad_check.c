@@ -11,7 +11,9 @@
  * dropout and eps draws to compare (L(w + h) - L(w - h)) / 2h with it.
  * Several sizes so that the output layer's blocks and the worker parts are
  * all exercised (items split over two threads, blocks shorter than
- * VAE_BLOCK and not).
+ * VAE_BLOCK and not); the logits over W4's stored entries.  Then two
+ * trainings compared (compare_runs()): lazy against eager Adam for W1, and
+ * the output layer by stored entries against densified sgemm.
  */
 #include "multvae.c"
 
@@ -238,15 +240,24 @@ run_case(const Case *c)
 	return bad == 0;
 }
 
+/* what two runs of compare_runs() share */
+typedef struct RunSpec
+{
+	double		density;
+	int			interval;		/* steps between rounds */
+	int			batch;
+	double		reg;
+	uint64		data_seed;
+} RunSpec;
+
 /*
- * Lazy Adam for W1 (reg 0: rows outside a step's inputs caught up when next
- * used, before a round and at the epoch's end) against Adam on every row
- * every step: 3 epochs of training with rounds, the same seed, must give
- * the same weights up to float rounding (the catch-up leaves eps out of the
- * idle steps; sparse_tensor.h).
+ * 3 epochs of training from the same seeds, once with tweak(s, 0) and once
+ * with tweak(s, 1) after vae_create(): the weights must agree within 1e-4 of
+ * the largest.
  */
 static bool
-run_lazy(const Case *c)
+compare_runs(const Case *c, const RunSpec *r, void (*tweak) (VaeState *s, int variant),
+			 const char *what)
 {
 	float	   *w[2][N_TENSORS];
 	int64		budget[N_TENSORS];
@@ -256,9 +267,9 @@ run_lazy(const Case *c)
 	Interactions *d;
 
 	dsl_threads = 2;
-	dsl_rng_seed(&rng, 11, (uint64) c->n_items);
+	dsl_rng_seed(&rng, r->data_seed, (uint64) c->n_items);
 	d = make_data(c, &rng);
-	for (int lazy = 0; lazy < 2; lazy++)
+	for (int variant = 0; variant < 2; variant++)
 	{
 		DslConfig	cfg;
 		DslEngine	e;
@@ -267,13 +278,13 @@ run_lazy(const Case *c)
 		VaeState   *s;
 
 		memset(&cfg, 0, sizeof(cfg));
-		cfg.density = c->density;
+		cfg.density = r->density;
 		cfg.dynamic = true;
 		cfg.growth = GROWTH_GRADIENT;
 		cfg.schedule = SCHEDULE_COSINE;
 		cfg.update_ratio = 0.3;
-		cfg.update_interval = 4;
-		cfg.total_steps = 3 * ((c->n_users + 1) / 2);
+		cfg.update_interval = r->interval;
+		cfg.total_steps = 3 * ((c->n_users + r->batch - 1) / r->batch);
 		cfg.seed = 5;
 		cfg.init_std = 0.1f;
 		cfg.adam = (AdamConfig) {0.01f, 0.9f, 0.999f, 1e-8f};
@@ -284,19 +295,19 @@ run_lazy(const Case *c)
 		o.dropout = c->dropout;
 		memset(&p, 0, sizeof(p));
 		p.dim = c->dim;
-		p.batch_size = 2;		/* most rows of W1 idle at each step */
+		p.batch_size = r->batch;
+		p.reg = r->reg;
 		p.seed = 3;
 		p.options = &o;
 		s = vae_create(&e, d, &p);
-		if (!lazy)
-			s->lazy_w1 = false;
+		tweak(s, variant);
 		for (int ep = 0; ep < 3; ep++)
 			(void) vae_train_epoch(s);
 		for (int t = 0; t < N_TENSORS; t++)
 		{
 			budget[t] = e.tensors[t]->budget;
-			w[lazy][t] = palloc(sizeof(float) * budget[t]);
-			memcpy(w[lazy][t], e.tensors[t]->w, sizeof(float) * budget[t]);
+			w[variant][t] = palloc(sizeof(float) * budget[t]);
+			memcpy(w[variant][t], e.tensors[t]->w, sizeof(float) * budget[t]);
 		}
 		unit_run_reset_callbacks();
 	}
@@ -306,107 +317,62 @@ run_lazy(const Case *c)
 			worst = Max(worst, fabs(w[0][t][k] - w[1][t][k]));
 			wmax = Max(wmax, fabs(w[0][t][k]));
 		}
-	printf("multvae_grad_check: lazy W1 against every row every step, users %d items %d: "
-		   "largest difference %.2e of max |w| %.3f%s\n", c->n_users, c->n_items, worst, wmax,
-		   worst <= 1e-4 * wmax ? "" : " FAILED");
+	printf("multvae_grad_check: %s, users %d items %d reg %g: "
+		   "largest difference %.2e of max |w| %.3f%s\n", what, c->n_users, c->n_items,
+		   r->reg, worst, wmax, worst <= 1e-4 * wmax ? "" : " FAILED");
 	shim_reset();
 	return worst <= 1e-4 * wmax;
 }
 
 /*
- * The output layer's products over its stored entries (sparse_block.h)
- * against its densified blocks through sgemm: 3 epochs of training at
- * density 0.3, every block one way and then the other, must give the same
- * weights up to float rounding; with and without the L2 term, a batch of
- * 80 (a 64-wide and a 16-wide slab).  Without rounds: a round's step keeps
- * the dense backward, and with rounds the float differences may flip a tie
- * among the smallest weights (run_case() checks the sparse forward under a
- * round's gradient).
+ * Lazy Adam for W1 (reg 0: rows outside a step's inputs caught up when next
+ * used, before a round and at the epoch's end) against Adam on every row
+ * every step, with rounds: the same weights up to float rounding (the
+ * catch-up leaves eps out of the idle steps; sparse_tensor.h).
  */
-static bool
-run_sparse_kernels(const Case *c, double reg)
+static void
+eager_w1(VaeState *s, int variant)
 {
-	float	   *w[2][N_TENSORS];
-	int64		budget[N_TENSORS];
-	double		worst = 0,
-				wmax = 0;
-	DslRng		rng;
-	Interactions *d;
+	if (variant == 0)
+		s->lazy_w1 = false;
+}
 
-	dsl_threads = 2;
-	dsl_rng_seed(&rng, 13, (uint64) c->n_items);
-	d = make_data(c, &rng);
-	for (int sparse = 0; sparse < 2; sparse++)
-	{
-		DslConfig	cfg;
-		DslEngine	e;
-		VaeOptions	o;
-		TrainParams p;
-		VaeState   *s;
-
-		memset(&cfg, 0, sizeof(cfg));
-		cfg.density = 0.3;
-		cfg.dynamic = true;
-		cfg.growth = GROWTH_GRADIENT;
-		cfg.schedule = SCHEDULE_COSINE;
-		cfg.update_ratio = 0.3;
-		cfg.update_interval = 1000; /* no round: a prune tie could flip */
-		cfg.total_steps = 3 * ((c->n_users + 79) / 80);
-		cfg.seed = 5;
-		cfg.init_std = 0.1f;
-		cfg.adam = (AdamConfig) {0.01f, 0.9f, 0.999f, 1e-8f};
-		cfg.lr_min = 0.0001;
-		dsl_engine_init(&e, &cfg);
-		vae_init_options(&o);
-		o.latent = c->latent;
-		o.dropout = c->dropout;
-		memset(&p, 0, sizeof(p));
-		p.dim = c->dim;
-		p.batch_size = 80;
-		p.reg = reg;
-		p.seed = 3;
-		p.options = &o;
-		s = vae_create(&e, d, &p);
-		s->sparse_fwd = s->sparse_bwd = sparse ? 1.1 : 0.0;
-		for (int ep = 0; ep < 3; ep++)
-			(void) vae_train_epoch(s);
-		for (int t = 0; t < N_TENSORS; t++)
-		{
-			budget[t] = e.tensors[t]->budget;
-			w[sparse][t] = palloc(sizeof(float) * budget[t]);
-			memcpy(w[sparse][t], e.tensors[t]->w, sizeof(float) * budget[t]);
-		}
-		unit_run_reset_callbacks();
-	}
-	for (int t = 0; t < N_TENSORS; t++)
-		for (int64 k = 0; k < budget[t]; k++)
-		{
-			worst = Max(worst, fabs(w[0][t][k] - w[1][t][k]));
-			wmax = Max(wmax, fabs(w[0][t][k]));
-		}
-	printf("multvae_grad_check: output layer by stored entries against densified sgemm, "
-		   "users %d items %d reg %g: largest difference %.2e of max |w| %.3f%s\n",
-		   c->n_users, c->n_items, reg, worst, wmax, worst <= 1e-4 * wmax ? "" : " FAILED");
-	shim_reset();
-	return worst <= 1e-4 * wmax;
+/*
+ * The output layer's products over its stored entries (sparse_block.h)
+ * against its densified blocks through sgemm, every block one way and then
+ * the other: the same weights up to float rounding; with and without the
+ * L2 term, a batch of 80 (a 64-wide and a 16-wide slab).  Without rounds: a
+ * round's step keeps the dense backward, and with rounds the float
+ * differences may flip a tie among the smallest weights (run_case() checks
+ * the sparse forward under a round's gradient).
+ */
+static void
+sparse_products(VaeState *s, int variant)
+{
+	s->sparse_fwd = s->sparse_bwd = variant ? 1.1 : 0.0;
 }
 
 int
 main(void)
 {
 	int			failed = 0;
+	/* batches of 2: most rows of W1 idle at each step */
+	const RunSpec lazy = {0.5, 4, 2, 0.0, 11};
+
+	/* 400 users: 5 steps of 80 an epoch; 2 000 items, 16 chunks of 2 blocks */
+	const Case	big = {400, 2000, 33, 4, 0.3, 0.5};
+	const RunSpec sparse = {0.3, 1000, 80, 0.0, 13};
+	const RunSpec sparse_reg = {0.3, 1000, 80, 0.01, 13};
 
 	for (int i = 0; i < lengthof(cases); i++)
 		if (!run_case(&cases[i]))
 			failed++;
-	if (!run_lazy(&cases[1]))
+	if (!compare_runs(&cases[1], &lazy, eager_w1, "lazy W1 against every row every step"))
 		failed++;
-	{
-		/* 400 users: 5 steps of 80 an epoch; 2 000 items, 16 chunks of 2 blocks */
-		const Case	big = {400, 2000, 33, 4, 0.3, 0.5};
-
-		if (!run_sparse_kernels(&big, 0.0) || !run_sparse_kernels(&big, 0.01))
-			failed++;
-	}
+	if (!compare_runs(&big, &sparse, sparse_products,
+					  "output layer by stored entries against densified sgemm") ||
+		!compare_runs(&big, &sparse_reg, sparse_products,
+					  "output layer by stored entries against densified sgemm"))
+		failed++;
 	return failed ? 1 : 0;
 }
