@@ -414,11 +414,6 @@ SELECT (SELECT array_agg(item_id::text || ':' || score ORDER BY rank)
      = (SELECT array_agg(item_id::text || ':' || score ORDER BY rank)
           FROM dsl.recommend_for_items('eval_rnd', ARRAY[3, 17, 99, 400, 1200]::bigint[], 15))
        AS history_same;
--- the copy is held with the model: a quarter of the float rows and more
-SELECT m, (SELECT count(*) FROM dsl.recommend(m, 1, 1)) + (SELECT count(*) FROM dsl.recommend(m || '_q8', 1, 1)) AS listed,
-       (SELECT bytes FROM dsl.serving_cache() WHERE name = m || '_q8')
-        > (SELECT bytes FROM dsl.serving_cache() WHERE name = m) AS q8_bigger
-  FROM (VALUES ('eval_rnd')) t(m);
 RESET dsl_rec.debug_serving_prescore;
 
 -- dsl.split: per user, round(test_fraction * n) of its distinct pairs (halves
