@@ -120,7 +120,7 @@ SELECT name, active_params = total_params AS dense, hyperparams->>'anneal_steps'
 FROM dsl.models WHERE name IN ('planted_vae_dense', 'planted_vae_static') ORDER BY name;
 
 -- the defaults: dim 601 (600 hidden units), latent 200, dropout 0.5, KL
--- weight to 0.2; lr 0.001, reg 0, a batch of 128 users halved (down to 16)
+-- weight to 0.2; lr 0.001, reg 0, a batch of 64 users halved (down to 16)
 -- while an epoch would have fewer than 32 steps (240 users: 16)
 SELECT count(*) FROM dsl.train('vae_defaults', 'planted', model_type => 'multvae', epochs => 1, seed => 1);
 SELECT dim, hyperparams->>'latent' AS latent, hyperparams->>'dropout' AS dropout,

@@ -229,14 +229,15 @@ vae_write_hyperparams(StringInfo s, const void *opts)
 }
 
 /*
- * 128 users, halved while an epoch would have fewer than 32 steps (down to
- * 16): Adam needs steps, and each step costs a pass over every active entry
- * (docs/multvae.md, "Defaults").
+ * 64 users, halved while an epoch would have fewer than 32 steps (down to
+ * 16): Adam needs steps (the reference takes 16 users a step), and each
+ * step costs a pass over every active entry (docs/multvae.md, "Options and
+ * defaults").
  */
 static int
 vae_default_batch_size(const Interactions *d)
 {
-	int			b = 128;
+	int			b = 64;
 
 	while (b > 16 && d->n_users / b < 32)
 		b /= 2;
