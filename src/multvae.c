@@ -1290,8 +1290,7 @@ vae_step(VaeState *s, const int32 *users, int n, bool round_due, int *n_used)
 	vae_run(s, phase_out_backward);
 	vae_run(s, phase_bwd_h3);
 
-	/* the decoder's hidden layer: W3, b3, then d z */
-	dsl_blas_prepare(false);
+	/* the decoder's hidden layer: W3, b3, then d z (BLAS set by forward_h3) */
 	vae_run(s, phase_bwd_dec);
 
 	/* the reparameterisation and the KL term */

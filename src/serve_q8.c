@@ -53,9 +53,9 @@ serve_q8_bytes(int n_rows, int dim)
 		3 * MAXALIGN(sizeof(float) * (Size) n_rows);
 }
 
-/* the arrays at src */
-static Size
-q8_place(RowsQ8 *q, int n_rows, int dim, const char *src)
+/* the arrays at src (serve_q8_build() places them there too) */
+Size
+serve_q8_attach(RowsQ8 *q, int n_rows, int dim, const char *src)
 {
 	const char *start = src;
 
@@ -93,7 +93,7 @@ serve_q8_build(RowsQ8 *q, int n_rows, int dim,
 			   *qnorm,
 			   *err;
 
-	q8_place(q, n_rows, dim, dst);
+	serve_q8_attach(q, n_rows, dim, dst);
 	qw = (int8 *) q->q;
 	scale = (float *) q->scale;
 	qnorm = (float *) q->qnorm;
@@ -130,12 +130,6 @@ serve_q8_build(RowsQ8 *q, int n_rows, int dim,
 		err[i] = float_up(sqrt(e2));
 	}
 	pfree(buf);
-}
-
-Size
-serve_q8_attach(RowsQ8 *q, int n_rows, int dim, const char *src)
-{
-	return q8_place(q, n_rows, dim, src);
 }
 
 /* --- the integer dot products of every row with xq ---------------------------- */

@@ -270,13 +270,21 @@ adam_span_choose(void)
 }
 
 void
+sparse_tensor_adam_row_packed(SparseTensor *t, int r, const float *g,
+							  const AdamConfig *cfg, float bc1, float bc2)
+{
+	int64		b = t->row_ptr[r];
+
+	adam_span(t->w + b, t->m + b, t->v + b, g, (int) (t->row_ptr[r + 1] - b),
+			  cfg->beta1, cfg->beta2, cfg->eps, cfg->lr / bc1, 1.0f / bc2);
+}
+
+void
 sparse_tensor_adam_row(SparseTensor *t, int r, const float *g,
 					   const AdamConfig *cfg, float bc1, float bc2)
 {
 	int64		b = t->row_ptr[r];
 	int			n = (int) (t->row_ptr[r + 1] - b);
-	const float step = cfg->lr / bc1;
-	const float inv_bc2 = 1.0f / bc2;
 	float		packed[DSL_MAX_DIM];
 
 	if (n < t->dim)
@@ -288,18 +296,7 @@ sparse_tensor_adam_row(SparseTensor *t, int r, const float *g,
 			packed[k] = g[col[k]];
 		g = packed;
 	}
-	adam_span(t->w + b, t->m + b, t->v + b, g, n,
-			  cfg->beta1, cfg->beta2, cfg->eps, step, inv_bc2);
-}
-
-void
-sparse_tensor_adam_row_packed(SparseTensor *t, int r, const float *g,
-							  const AdamConfig *cfg, float bc1, float bc2)
-{
-	int64		b = t->row_ptr[r];
-
-	adam_span(t->w + b, t->m + b, t->v + b, g, (int) (t->row_ptr[r + 1] - b),
-			  cfg->beta1, cfg->beta2, cfg->eps, cfg->lr / bc1, 1.0f / bc2);
+	sparse_tensor_adam_row_packed(t, r, g, cfg, bc1, bc2);
 }
 
 /* bias-corrected step factor of step tau: sqrt(1 - b2^tau) / (1 - b1^tau) */

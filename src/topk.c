@@ -209,22 +209,25 @@ topk_norm(const float *x, int dim)
 	return sqrt(s);
 }
 
-void
-topk_offer_bounded(TopK *h, const float *approx, int n, double bound,
-				   float (*exact) (void *arg, int i), void *arg)
+/*
+ * Offer exact(arg, i) to h for every row whose test[i] reaches the floor
+ * that the k best of ranks[] set with bound (bounded_floor()); NaN in test
+ * (an excluded row) fails the comparison.
+ */
+static void
+offer_above_floor(TopK *h, const float *ranks, const float *test, int n, double bound,
+				  float (*exact) (void *arg, int i), void *arg)
 {
 	TopK		first;
 	float		floor_score;
 
-	/* the k best float scores set the threshold */
 	topk_init(&first, h->k, palloc(sizeof(float) * h->k), palloc(sizeof(int32) * h->k));
-	topk_scan(&first, approx, n, 0);
+	topk_scan(&first, ranks, n, 0);
 	floor_score = bounded_floor(&first, bound);
 
 	for (int i = 0; i < n; i++)
 	{
-		/* NaN (excluded) fails the comparison */
-		if (approx[i] >= floor_score)
+		if (test[i] >= floor_score)
 			topk_offer(h, exact(arg, i), i);
 	}
 	pfree(first.score);
@@ -232,26 +235,19 @@ topk_offer_bounded(TopK *h, const float *approx, int n, double bound,
 }
 
 void
+topk_offer_bounded(TopK *h, const float *approx, int n, double bound,
+				   float (*exact) (void *arg, int i), void *arg)
+{
+	/* the k best float scores set the threshold */
+	offer_above_floor(h, approx, approx, n, bound, exact, arg);
+}
+
+void
 topk_offer_interval(TopK *h, const float *lo, const float *hi, int n,
 					float (*exact) (void *arg, int i), void *arg)
 {
-	TopK		first;
-	float		floor_score = -INFINITY;
-
 	/* k rows score at least the k-th best lower bound: no other row below */
-	topk_init(&first, h->k, palloc(sizeof(float) * h->k), palloc(sizeof(int32) * h->k));
-	topk_scan(&first, lo, n, 0);
-	if (first.n == first.k && isfinite(first.score[0]))
-		floor_score = first.score[0];
-
-	for (int i = 0; i < n; i++)
-	{
-		/* NaN (excluded) fails the comparison */
-		if (hi[i] >= floor_score)
-			topk_offer(h, exact(arg, i), i);
-	}
-	pfree(first.score);
-	pfree(first.idx);
+	offer_above_floor(h, lo, hi, n, 0.0, exact, arg);
 }
 
 /* room for candidates: a few times k, but never more than can be offered */
