@@ -25,10 +25,11 @@
  * layer dominates (n_items x (H + 1), and every step touches all of it):
  * its items are split into VAE_CHUNKS fixed chunks shared out over the
  * worker pool, and each worker densifies VAE_BLOCK rows of W4 at a time
- * into a small buffer and multiplies them with single-threaded sgemm (h3
- * and the logits are kept transposed, one row of batch floats per hidden
- * unit or item), so that memory follows the density while the products
- * run at BLAS speed (their cost is the dense one at any density).  The
+ * into a small buffer and multiplies them in that thread (dense_block.h:
+ * an AVX-512 kernel where the CPU has one, else sgemm; h3 and the logits
+ * are kept transposed, one row of batch floats per hidden unit or item),
+ * so that memory follows the density while the products run at dense
+ * speed (their cost is the dense one at any density).  The
  * input layer is a gather-sum of the kept items' rows.  The small middle
  * layers are densified per step and multiplied with BLAS.  Adam updates
  * every active entry every step, as dense Adam would (rows without a
@@ -51,6 +52,7 @@
 #include "hugepage.h"
 #include "model_ops.h"
 #include "scorer.h"
+#include "dense_block.h"
 #include "sparse_block.h"
 
 /* the tensors, in registration order */
@@ -126,6 +128,7 @@ typedef struct VaeState
 	float	   *z;				/* [batch x L] */
 	float	   *h3;				/* [batch x H] */
 	float	   *h3t;			/* [D x bs] h3 transposed, last row ones */
+	float	   *h3d;			/* [bs x D] h3 with a column of ones */
 	float	   *logt;			/* [n_items x bs] logits, then their gradient */
 	float	   *pmax;			/* [VAE_CHUNKS x bs] per-chunk maxima, then sums */
 	float	   *mx;				/* [bs] per user: max logit */
@@ -310,7 +313,7 @@ vae_work_bytes(const Interactions *d, const TrainParams *p)
 	n += (Size) B * (3 * H + 5 * L + H) * sizeof(float);	/* h1 enc eps z h3 dh3 dz denc
 															 * dh1 */
 	n += (Size) B * H * sizeof(float);
-	n += (Size) D * bs * sizeof(float); /* h3t */
+	n += (Size) 2 * D * bs * sizeof(float); /* h3t, h3d */
 	n += (Size) d->n_items * bs * sizeof(float);	/* logt */
 	n += (Size) (VAE_CHUNKS + 3) * bs * sizeof(float);
 	n += (Size) VAE_CHUNKS * D * bs * sizeof(float);	/* dh3t */
@@ -408,6 +411,7 @@ vae_create(DslEngine *e, const Interactions *d, const TrainParams *p)
 	s->z = alloc_floats((Size) B * L, true);
 	s->h3 = alloc_floats((Size) B * H, true);
 	s->h3t = alloc_floats((Size) D * s->bs, true);
+	s->h3d = alloc_floats((Size) D * s->bs, true);
 	s->logt = alloc_floats((Size) d->n_items * s->bs, true);
 	s->pmax = alloc_floats((Size) VAE_CHUNKS * s->bs, true);
 	s->mx = alloc_floats(s->bs, true);
@@ -439,6 +443,7 @@ vae_create(DslEngine *e, const Interactions *d, const TrainParams *p)
 	s->sparse_fwd = VAE_SPARSE_FWD;
 	s->sparse_bwd = VAE_SPARSE_BWD;
 	sparse_block_prepare();
+	dense_block_prepare();
 	s->lazy_w1 = p->reg == 0;
 	if (s->lazy_w1)
 	{
@@ -484,8 +489,8 @@ block_rows(const SparseTensor *t, int64 i0, int n, float *buf)
 
 /*
  * Logits of the part's items, a block of VAE_BLOCK rows at a time: the
- * block of W4 densified, times h3 (one single-threaded sgemm per block, in
- * this worker), and the part's maximum per user.
+ * block of W4 densified, times h3 (dense_block_gemm, in this worker), and
+ * the part's maximum per user.
  */
 static void
 phase_out_forward(void *arg, int part, int n_parts)
@@ -513,9 +518,8 @@ phase_out_forward(void *arg, int part, int n_parts)
 			if (block_sparser(t, i0, n, s->sparse_fwd))
 				sparse_block_mul(t, i0, n, s->h3t, bs, s->logt + i0 * bs);
 			else
-				cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, bs, D,
-							1.0f, block_rows(t, i0, n, wb), D, s->h3t, bs,
-							0.0f, s->logt + i0 * bs, bs);
+				dense_block_gemm(n, bs, D, block_rows(t, i0, n, wb), D, 1,
+								 s->h3t, bs, s->logt + i0 * bs, bs, false);
 			for (int64 i = i0; i < i0 + n; i++)
 			{
 				const float *l = s->logt + i * bs;
@@ -603,10 +607,8 @@ out_backward_block(VaeState *s, SparseTensor *t, const DslEngine *e, int64 i0, i
 	/* a round step keeps the block's gradient: computed in place there */
 	if (s->round_due)
 		gb = s->g_out + i0 * D;
-	cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, D, bs,
-				1.0f, g, bs, s->h3t, bs, 0.0f, gb, D);
-	cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, D, bs, n,
-				1.0f, w, D, g, bs, 1.0f, dh, bs);
+	dense_block_gemm(n, D, bs, g, bs, 1, s->h3d, D, gb, D, false);
+	dense_block_gemm(D, bs, n, w, 1, D, g, bs, dh, bs, true);
 	for (int r = 0; r < n; r++)
 	{
 		float	   *gr = gb + (Size) r * D;
@@ -627,9 +629,10 @@ out_backward_block(VaeState *s, SparseTensor *t, const DslEngine *e, int64 i0, i
 /*
  * Backward through the part's items, block by block: the logits' gradient
  * G (coef times the shifted exps), W4's gradient G h3 and the part's share
- * of h3's gradient W4^T G (both sgemm, W4's block densified again: it must
- * be the weights before this step's update), then Adam on the block's rows
- * of W4; on a round step the block's dense gradient is kept too.
+ * of h3's gradient W4^T G (both dense_block_gemm, W4's block densified
+ * again: it must be the weights before this step's update), then Adam on
+ * the block's rows of W4; on a round step the block's dense gradient is
+ * kept too.
  */
 static void
 phase_out_backward(void *arg, int part, int n_parts)
@@ -900,10 +903,14 @@ phase_dec(void *arg, int part, int n_parts)
 
 				s->h3[(Size) b * H + c] = h;
 				s->h3t[(Size) c * bs + b] = h;
+				s->h3d[(Size) b * (H + 1) + c] = h;
 			}
 		for (int c = c0; c < c1; c++)
 			for (int b = nb; b < bs; b++)
+			{
 				s->h3t[(Size) c * bs + b] = 0;
+				s->h3d[(Size) b * (H + 1) + c] = 0;
+			}
 	}
 }
 
@@ -1245,7 +1252,10 @@ vae_step(VaeState *s, const int32 *users, int n, bool round_due, int *n_used)
 	}
 	forward_h3(s, true);
 	for (int b = 0; b < bs; b++)
+	{
 		s->h3t[(Size) H * bs + b] = b < nb ? 1.0f : 0.0f;
+		s->h3d[(Size) b * D + H] = b < nb ? 1.0f : 0.0f;
+	}
 	vae_run(s, phase_out_forward);
 	for (int b = 0; b < nb; b++)
 	{
