@@ -119,6 +119,17 @@ SELECT count(*) FROM dsl.train('planted_vae_static', 'planted', model_type => 'm
 SELECT name, active_params = total_params AS dense, hyperparams->>'anneal_steps' AS anneal_steps
 FROM dsl.models WHERE name IN ('planted_vae_dense', 'planted_vae_static') ORDER BY name;
 
+-- the output layer regrows by its gradient summed over growth_batches steps
+-- before each round (default 64, at most the interval: here an epoch of 8
+-- steps); 1 is the round step's gradient alone; the budget stays exact
+SELECT count(*) AS epochs, min(active_params) = max(active_params) AS budget_kept,
+       bool_and(pruned > 0 AND pruned = regrown) FILTER (WHERE epoch < 6) AS rounds
+FROM dsl.train('planted_vae_g1', 'planted', model_type => 'multvae', dim => 17,
+               density => 0.5, epochs => 6, batch_size => 32, lr => 0.01, seed => 42,
+               options => '{"latent": 8, "growth_batches": 1}');
+SELECT name, hyperparams->'growth_batches' AS growth_batches, hyperparams->'update_interval' AS interval
+FROM dsl.models WHERE name IN ('planted_vae', 'planted_vae_g1') ORDER BY name;
+
 -- the defaults: dim 601 (600 hidden units), latent 200, dropout 0.5, KL
 -- weight to 0.2; lr 0.001, reg 0, a batch of 64 users halved (down to 16)
 -- while an epoch would have fewer than 32 steps (240 users: 16)
@@ -137,6 +148,7 @@ SELECT * FROM dsl.train('bad', 'planted', model_type => 'multvae', options => '{
 SELECT * FROM dsl.train('bad', 'planted', model_type => 'multvae', options => '{"anneal_cap": -1}');
 SELECT * FROM dsl.train('bad', 'planted', model_type => 'multvae', options => '{"anneal_steps": 0}');
 SELECT * FROM dsl.train('bad', 'planted', model_type => 'multvae', options => '{"anneal_steps": "5"}');
+SELECT * FROM dsl.train('bad', 'planted', model_type => 'multvae', options => '{"growth_batches": 0}');
 \set VERBOSITY terse
 SELECT * FROM dsl.train('bad', 'planted', model_type => 'multvae', options => '{"layers": 2}');
 \set VERBOSITY default
@@ -144,4 +156,5 @@ SELECT * FROM dsl.train('bad', 'planted', model_type => 'multvae', options => '{
 DROP VIEW vae_params;
 DROP TABLE vae_run1, planted, sg_hist, sg_test;
 SELECT dsl.drop_model(name) FROM (VALUES ('planted_vae'), ('planted_vae_t1'), ('planted_vae_s2'),
-       ('planted_vae_dense'), ('planted_vae_static'), ('vae_defaults')) AS m(name);
+       ('planted_vae_dense'), ('planted_vae_static'), ('vae_defaults'),
+       ('planted_vae_g1')) AS m(name);

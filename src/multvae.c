@@ -53,6 +53,7 @@
 #include "model_ops.h"
 #include "scorer.h"
 #include "dense_block.h"
+#include "mem_peak.h"
 #include "sparse_block.h"
 
 /* the tensors, in registration order */
@@ -85,6 +86,11 @@ enum
  */
 #define VAE_SPARSE_FWD 0.6
 #define VAE_SPARSE_BWD 0.35
+/*
+ * growth_batches NULL: the output layer's regrowth gradient is summed over
+ * this many steps before a round (at most the interval; regrowth_window)
+ */
+#define VAE_GROWTH_BATCHES 64
 
 /* MultVAE's options (dsl.train's options jsonb) */
 typedef struct VaeOptions
@@ -93,6 +99,8 @@ typedef struct VaeOptions
 	double		dropout;		/* input dropout rate, [0, 1) */
 	double		anneal_cap;		/* the KL weight's final value */
 	int64		anneal_steps;	/* steps to reach it; 0: 2/3 of the schedule */
+	int			growth_batches; /* steps in W4's regrowth gradient; 0 until
+								 * finish_options sets the default */
 } VaeOptions;
 
 typedef struct VaeState
@@ -144,7 +152,11 @@ typedef struct VaeState
 	float	   *wblock;			/* [n_parts x VAE_BLOCK x D] W4 rows, dense */
 	float	   *gblock;			/* [n_parts x VAE_BLOCK x D] their gradient */
 	bool		round_due;
-	float	   *g_out;			/* [n_items x D] W4's dense gradient (rounds) */
+	int			growth_batches; /* steps in W4's regrowth gradient */
+	bool		sum_g_out;		/* this step adds W4's gradient to g_out */
+	float	   *g_out;			/* [n_items x D] W4's dense gradient, summed
+								 * over the steps of the regrowth window, or
+								 * the round step's alone */
 
 	/* the middle layers densified, and their gradients */
 	float	   *w[N_TENSORS];	/* dense copies of tensors 1..5 */
@@ -197,6 +209,7 @@ vae_init_options(void *opts)
 	o->dropout = 0.5;
 	o->anneal_cap = 0.2;
 	o->anneal_steps = 0;
+	o->growth_batches = 0;
 }
 
 static bool
@@ -212,6 +225,8 @@ vae_set_option(void *opts, const char *key, const JsonbValue *value)
 		o->anneal_cap = dsl_option_number(key, value, 0, true, 100, true, "[0, 100]");
 	else if (strcmp(key, "anneal_steps") == 0)
 		o->anneal_steps = dsl_option_int(key, value, 1, INT_MAX);
+	else if (strcmp(key, "growth_batches") == 0)
+		o->growth_batches = dsl_option_int(key, value, 1, 1000000);
 	else
 		return false;
 	return true;
@@ -229,6 +244,18 @@ vae_write_hyperparams(StringInfo s, const void *opts)
 		appendStringInfo(s, ", \"anneal_steps\": %lld", (long long) o->anneal_steps);
 	else
 		appendStringInfoString(s, ", \"anneal_steps\": null");
+	appendStringInfo(s, ", \"growth_batches\": %d", o->growth_batches);
+}
+
+/* W4's regrowth window: VAE_GROWTH_BATCHES steps, at most the interval */
+static void
+vae_finish_options(void *opts, const TrainParams *p)
+{
+	VaeOptions *o = (VaeOptions *) opts;
+
+	if (o->growth_batches == 0)
+		o->growth_batches = (int) Min((int64) VAE_GROWTH_BATCHES,
+									  Max(p->update_interval, (int64) 1));
 }
 
 /*
@@ -379,6 +406,7 @@ vae_create(DslEngine *e, const Interactions *d, const TrainParams *p)
 	s->dropout = (float) o->dropout;
 	s->anneal_cap = o->anneal_cap;
 	s->anneal_steps = o->anneal_steps;
+	s->growth_batches = Max(1, o->growth_batches);
 	dsl_rng_seed(&s->rng, p->seed, 0x7661650000ULL);
 
 	dsl_engine_add_tensor(e, "enc_in", d->n_items, H);
@@ -581,7 +609,7 @@ out_backward_block(VaeState *s, SparseTensor *t, const DslEngine *e, int64 i0, i
 			gr[b] = 0;
 	}
 
-	if (!s->round_due && block_sparser(t, i0, n, s->sparse_bwd))
+	if (!s->round_due && !s->sum_g_out && block_sparser(t, i0, n, s->sparse_bwd))
 	{
 		/* W4^T G and the stored entries' gradients only, then Adam */
 		int64		base = t->row_ptr[i0];
@@ -604,10 +632,20 @@ out_backward_block(VaeState *s, SparseTensor *t, const DslEngine *e, int64 i0, i
 
 	w = block_rows(t, i0, n, wb);
 
-	/* a round step keeps the block's gradient: computed in place there */
-	if (s->round_due)
+	/*
+	 * The block's gradient is kept for the regrowth: added to the window's
+	 * sum, or on a round step without a window computed in place there
+	 */
+	if (s->round_due && !s->sum_g_out)
 		gb = s->g_out + i0 * D;
 	dense_block_gemm(n, D, bs, g, bs, 1, s->h3d, D, gb, D, false);
+	if (s->sum_g_out)
+	{
+		float	   *restrict sum = s->g_out + i0 * D;
+
+		for (Size q = 0; q < (Size) n * D; q++)
+			sum[q] += gb[q];
+	}
 	dense_block_gemm(D, bs, n, w, 1, D, g, bs, dh, bs, true);
 	for (int r = 0; r < n; r++)
 	{
@@ -1295,7 +1333,7 @@ vae_step(VaeState *s, const int32 *users, int n, bool round_due, int *n_used)
 	}
 
 	/* backward through the output layer (and its Adam step) */
-	if (round_due)
+	if (round_due && s->g_out == NULL)
 		s->g_out = dsl_alloc_huge((Size) s->n_items * D * sizeof(float), false);
 	vae_run(s, phase_out_backward);
 	vae_run(s, phase_bwd_h3);
@@ -1332,8 +1370,35 @@ vae_step(VaeState *s, const int32 *users, int n, bool round_due, int *n_used)
 }
 
 /*
+ * The output layer's regrowth signal is its gradient summed over the
+ * growth_batches steps before a round, not the round step's alone: a step
+ * of 64 users is a noisy sample of which output weights matter (Gowalla,
+ * d = 0.2, 30 epochs: Recall@20 0.1510 with one step, 0.1540 with 16,
+ * docs/multvae.md).  The steps of the window take the dense backward of
+ * the output layer (its whole gradient) and add it to g_out, which exists
+ * from the window's first step to the round, as it did for the round step
+ * alone.  W1's rows and the middle layers regrow by the round step's
+ * gradient (summing W1's over an epoch was measured too: no gain).  Called
+ * after dsl_engine_begin_step.
+ */
+static void
+regrowth_window(VaeState *s)
+{
+	DslEngine  *e = s->engine;
+	int64		left = dsl_engine_steps_to_update(e);
+
+	s->sum_g_out = s->growth_batches > 1 && e->cfg.growth == GROWTH_GRADIENT &&
+		left >= 0 && left < s->growth_batches;
+	if (s->sum_g_out && s->g_out == NULL)
+	{
+		s->g_out = dsl_alloc_huge((Size) s->n_items * s->D * sizeof(float), true);
+		dsl_mem_note();
+	}
+}
+
+/*
  * The DSL round after a step that kept its dense gradients (round_due): W1's
- * touched rows, the middle layers whole, W4 whole.
+ * touched rows, the middle layers whole, W4 whole (summed over the window).
  */
 static void
 vae_round(VaeState *s)
@@ -1360,6 +1425,12 @@ vae_round(VaeState *s)
 		dsl_engine_update(e, g);
 		s->g_out = NULL;
 		s->w_live = false;		/* masks moved */
+	}
+	else if (s->g_out != NULL)
+	{
+		/* no round without users: the window's sum goes */
+		pfree(s->g_out);
+		s->g_out = NULL;
 	}
 }
 
@@ -1388,6 +1459,7 @@ vae_train_epoch(void *state)
 
 		CHECK_FOR_INTERRUPTS();
 		dsl_engine_begin_step(s->engine);
+		regrowth_window(s);
 		due = dsl_engine_update_due(s->engine);
 		loss += vae_step(s, s->order + b0, nb, due, &used);
 		users += used;
@@ -1484,7 +1556,7 @@ static const StoredTensor vae_tensor_parts[] = {
 
 const ModelOps multvae_ops = {
 	.type = "multvae",
-	.option_keys = "latent, dropout, anneal_cap, anneal_steps",
+	.option_keys = "latent, dropout, anneal_cap, anneal_steps, growth_batches",
 	.shape_keys = "latent",
 	.options_size = sizeof(VaeOptions),
 	.default_dim = 601,
@@ -1494,7 +1566,7 @@ const ModelOps multvae_ops = {
 	.default_reg = 0,
 	.init_options = vae_init_options,
 	.set_option = vae_set_option,
-	.finish_options = NULL,
+	.finish_options = vae_finish_options,
 	.write_hyperparams = vae_write_hyperparams,
 	.tensor_shapes = vae_tensor_shapes,
 	.work_bytes = vae_work_bytes,
