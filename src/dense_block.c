@@ -79,7 +79,9 @@ tile_full(int k, const float *a, Size a_rs, Size a_ks, const float *b, Size ldb,
 
 /*
  * An edge tile: rows < TILE_ROWS, cols < TILE_COLS (masked loads and
- * stores), summed in the same order as a full one
+ * stores), summed in the same order as a full one.  Kept apart from
+ * tile_full on purpose: there every bound is a constant, which is what lets
+ * the compiler keep its 24 accumulators in registers.
  */
 DSL_TARGET("avx512f")
 static void
