@@ -134,9 +134,9 @@ typedef struct VaeState
 	float	   *enc;			/* [batch x 2L]: mu, lv */
 	float	   *eps;			/* [batch x L] */
 	float	   *z;				/* [batch x L] */
-	float	   *h3;				/* [batch x H] */
+	float	   *h3;				/* [bs x D] the decoder's hidden units, and a
+								 * last column of ones (users) or zeros */
 	float	   *h3t;			/* [D x bs] h3 transposed, last row ones */
-	float	   *h3d;			/* [bs x D] h3 with a column of ones */
 	float	   *logt;			/* [n_items x bs] logits, then their gradient */
 	float	   *pmax;			/* [VAE_CHUNKS x bs] per-chunk maxima, then sums */
 	float	   *mx;				/* [bs] per user: max logit */
@@ -340,7 +340,7 @@ vae_work_bytes(const Interactions *d, const TrainParams *p)
 	n += (Size) B * (3 * H + 5 * L + H) * sizeof(float);	/* h1 enc eps z h3 dh3 dz denc
 															 * dh1 */
 	n += (Size) B * H * sizeof(float);
-	n += (Size) 2 * D * bs * sizeof(float); /* h3t, h3d */
+	n += (Size) D * bs * sizeof(float); /* h3t */
 	n += (Size) d->n_items * bs * sizeof(float);	/* logt */
 	n += (Size) (VAE_CHUNKS + 3) * bs * sizeof(float);
 	n += (Size) VAE_CHUNKS * D * bs * sizeof(float);	/* dh3t */
@@ -437,9 +437,8 @@ vae_create(DslEngine *e, const Interactions *d, const TrainParams *p)
 	s->enc = alloc_floats((Size) B * 2 * L, true);
 	s->eps = alloc_floats((Size) B * L, true);
 	s->z = alloc_floats((Size) B * L, true);
-	s->h3 = alloc_floats((Size) B * H, true);
+	s->h3 = alloc_floats((Size) s->bs * D, true);
 	s->h3t = alloc_floats((Size) D * s->bs, true);
-	s->h3d = alloc_floats((Size) D * s->bs, true);
 	s->logt = alloc_floats((Size) d->n_items * s->bs, true);
 	s->pmax = alloc_floats((Size) VAE_CHUNKS * s->bs, true);
 	s->mx = alloc_floats(s->bs, true);
@@ -638,7 +637,7 @@ out_backward_block(VaeState *s, SparseTensor *t, const DslEngine *e, int64 i0, i
 	 */
 	if (s->round_due && !s->sum_g_out)
 		gb = s->g_out + i0 * D;
-	dense_block_gemm(n, D, bs, g, bs, 1, s->h3d, D, gb, D, false);
+	dense_block_gemm(n, D, bs, g, bs, 1, s->h3, D, gb, D, false);
 	if (s->sum_g_out)
 	{
 		float	   *restrict sum = s->g_out + i0 * D;
@@ -925,7 +924,7 @@ phase_dec(void *arg, int part, int n_parts)
 				nb = s->nb,
 				bs = s->bs;
 	MidGemm		g = {false, false, nb, H, L, s->z, L, s->w[T_W3], H,
-	s->w[T_B3], s->h3, H};
+	s->w[T_B3], s->h3, H + 1};
 
 	for (int ch; (ch = worker_claim(&s->claim)) < VAE_MID_CHUNKS;)
 	{
@@ -937,17 +936,16 @@ phase_dec(void *arg, int part, int n_parts)
 		for (int b = 0; b < nb; b++)
 			for (int c = c0; c < c1; c++)
 			{
-				float		h = tanhf(s->h3[(Size) b * H + c]);
+				float		h = tanhf(s->h3[(Size) b * (H + 1) + c]);
 
-				s->h3[(Size) b * H + c] = h;
+				s->h3[(Size) b * (H + 1) + c] = h;
 				s->h3t[(Size) c * bs + b] = h;
-				s->h3d[(Size) b * (H + 1) + c] = h;
 			}
 		for (int c = c0; c < c1; c++)
 			for (int b = nb; b < bs; b++)
 			{
 				s->h3t[(Size) c * bs + b] = 0;
-				s->h3d[(Size) b * (H + 1) + c] = 0;
+				s->h3[(Size) b * (H + 1) + c] = 0;
 			}
 	}
 }
@@ -981,7 +979,7 @@ phase_bwd_h3(void *arg, int part, int n_parts)
 			}
 			for (int b = 0; b < nb; b++)
 			{
-				float		h = s->h3[(Size) b * H + c];
+				float		h = s->h3[(Size) b * D + c];
 
 				s->dh3[(Size) b * H + c] = row[b] * (1.0f - h * h);
 			}
@@ -1292,7 +1290,7 @@ vae_step(VaeState *s, const int32 *users, int n, bool round_due, int *n_used)
 	for (int b = 0; b < bs; b++)
 	{
 		s->h3t[(Size) H * bs + b] = b < nb ? 1.0f : 0.0f;
-		s->h3d[(Size) b * D + H] = b < nb ? 1.0f : 0.0f;
+		s->h3[(Size) b * D + H] = b < nb ? 1.0f : 0.0f;
 	}
 	vae_run(s, phase_out_forward);
 	for (int b = 0; b < nb; b++)
@@ -1521,7 +1519,7 @@ vae_serving(void *state, SparseTensor *const *tensors,
 
 			if (k < s->nb && s->users[k] == u)
 			{
-				memcpy(row, s->h3 + (Size) k * H, sizeof(float) * H);
+				memcpy(row, s->h3 + (Size) k * D, sizeof(float) * H);
 				k++;
 			}
 			else
