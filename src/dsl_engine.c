@@ -87,6 +87,17 @@ dsl_engine_steps_to_update(const DslEngine *e)
 }
 
 bool
+dsl_engine_in_growth_window(const DslEngine *e, int window)
+{
+	int64		left;
+
+	if (window <= 1 || e->cfg.growth != GROWTH_GRADIENT)
+		return false;
+	left = dsl_engine_steps_to_update(e);
+	return left >= 0 && left < window;
+}
+
+bool
 dsl_engine_update_due(const DslEngine *e)
 {
 	return dsl_engine_steps_to_update(e) == 0;

@@ -91,6 +91,13 @@ extern bool dsl_engine_update_due(const DslEngine *e);
  */
 extern int64 dsl_engine_steps_to_update(const DslEngine *e);
 
+/*
+ * Whether the current step is one of the `window` steps before a round whose
+ * gradients a model sums as the round's regrowth signal (gradient growth
+ * only; a window of 1 is the round step's gradient alone: never)
+ */
+extern bool dsl_engine_in_growth_window(const DslEngine *e, int window);
+
 /* run a prune/regrow round; grads[i] belongs to tensors[i] (may be NULL) */
 extern void dsl_engine_update(DslEngine *e, const TensorGrad *grads);
 

@@ -339,12 +339,8 @@ static void
 regrowth_window(MfState *s)
 {
 	DslEngine  *e = s->engine;
-	int64		left;
 
-	if (s->growth_batches <= 1 || e->cfg.growth != GROWTH_GRADIENT)
-		return;
-	left = dsl_engine_steps_to_update(e);
-	if (left < 0 || left >= s->growth_batches || s->acc[0] != NULL)
+	if (!dsl_engine_in_growth_window(e, s->growth_batches) || s->acc[0] != NULL)
 		return;
 	for (int k = 0; k < 2; k++)
 	{

@@ -1382,11 +1382,7 @@ vae_step(VaeState *s, const int32 *users, int n, bool round_due, int *n_used)
 static void
 regrowth_window(VaeState *s)
 {
-	DslEngine  *e = s->engine;
-	int64		left = dsl_engine_steps_to_update(e);
-
-	s->sum_g_out = s->growth_batches > 1 && e->cfg.growth == GROWTH_GRADIENT &&
-		left >= 0 && left < s->growth_batches;
+	s->sum_g_out = dsl_engine_in_growth_window(s->engine, s->growth_batches);
 	if (s->sum_g_out && s->g_out == NULL)
 	{
 		s->g_out = dsl_alloc_huge((Size) s->n_items * s->D * sizeof(float), true);
