@@ -13,6 +13,20 @@
  */
 #define SAMPLE_CHUNKS 8
 
+/*
+ * Small data sets need many more steps than epochs of 2048 pairs give them
+ * (docs/training.md, "Batch size").
+ */
+int
+bpr_default_batch_size(const Interactions *d)
+{
+	int			b = 2048;
+
+	while (b > 128 && d->n_pairs / b < 256)
+		b /= 2;
+	return b;
+}
+
 Size
 bpr_work_bytes(const Interactions *d, const TrainParams *p)
 {

@@ -98,6 +98,12 @@ typedef struct BprModel
 	void		(*end_epoch) (void *state);
 } BprModel;
 
+/*
+ * batch_size NULL: the largest power of two from 128 to 2048 that still
+ * gives an epoch of at least 256 steps (docs/training.md, "Batch size")
+ */
+extern int	bpr_default_batch_size(const Interactions *d);
+
 /* bytes bpr_init allocates (pairs and the per-step arrays) */
 extern Size bpr_work_bytes(const Interactions *d, const TrainParams *p);
 

@@ -22,6 +22,7 @@
 
 #include "miscadmin.h"
 
+#include "batch_rows.h"
 #include "bitmap.h"
 #include "bpr.h"
 #include "hugepage.h"
@@ -35,20 +36,6 @@ typedef struct MfOptions
 	int			growth_batches; /* mini-batches in the regrowth gradient; 0
 								 * until finish_options: the default */
 } MfOptions;
-
-/* per-tensor mini-batch workspace: touched rows and their dense buffers */
-typedef struct BatchRows
-{
-	SparseTensor *t;
-	int32	   *slot_of;		/* n_rows: slot in the current batch */
-	uint64	   *in_batch;		/* n_rows bits: rows of the current batch */
-	int32	   *rows;			/* slot -> row, ascending */
-	int32	   *count;			/* slot -> occurrences in the batch */
-	float	   *emb;			/* slot x dim dense embeddings */
-	float	   *grad;			/* slot x dim dense gradients */
-	int			n;				/* slots used */
-	int			cap;
-} BatchRows;
 
 typedef struct MfState
 {
@@ -66,21 +53,6 @@ typedef struct MfState
 	double	   *reg_user;		/* per slot: L2 loss term */
 	double	   *reg_item;
 } MfState;
-
-/*
- * The largest power of two from 128 to 2048 that still gives an epoch of at
- * least 256 steps: small data sets need many more steps than epochs of 2048
- * pairs give them (docs/training.md, "Batch size").
- */
-static int
-mf_default_batch_size(const Interactions *data)
-{
-	int			b = 2048;
-
-	while (b > 128 && data->n_pairs / b < 256)
-		b /= 2;
-	return b;
-}
 
 static int64
 mf_steps_per_epoch(const Interactions *data, const TrainParams *p)
@@ -105,74 +77,6 @@ mf_work_bytes(const Interactions *data, const TrainParams *p)
 		(Size) batch_size * sizeof(BprTriple);
 }
 
-static void
-batch_rows_init(BatchRows *b, SparseTensor *t, int cap, int dim)
-{
-	b->t = t;
-	b->slot_of = palloc_extended((Size) t->n_rows * sizeof(int32), MCXT_ALLOC_HUGE);
-	b->in_batch = palloc0((Size) (t->n_rows + 63) / 64 * sizeof(uint64));
-	b->rows = palloc((Size) cap * sizeof(int32));
-	b->count = palloc((Size) cap * sizeof(int32));
-	b->emb = palloc_extended((Size) cap * dim * sizeof(float), MCXT_ALLOC_HUGE);
-	b->grad = palloc_extended((Size) cap * dim * sizeof(float), MCXT_ALLOC_HUGE);
-	b->cap = cap;
-	b->n = 0;
-}
-
-/*
- * Number the rows marked in in_batch in ascending order (so that the
- * densify and Adam loops walk the tensors upwards) and clear the marks.
- */
-static void
-batch_assign_slots(BatchRows *b)
-{
-	int			n_words = (b->t->n_rows + 63) / 64;
-	int			n = 0;
-
-	for (int w = 0; w < n_words; w++)
-	{
-		uint64		word = b->in_batch[w];
-
-		b->in_batch[w] = 0;
-		while (word)
-		{
-			int32		r = w * 64 + __builtin_ctzll(word);
-
-			word &= word - 1;
-			b->slot_of[r] = n;
-			b->rows[n] = r;
-			b->count[n] = 0;
-			n++;
-		}
-	}
-	b->n = n;
-}
-
-/*
- * Catch up the idle steps of slots [lo, hi) of the batch's rows (cu), then
- * densify them, prefetching a few rows ahead (weights and both moments:
- * the catch-up writes all three).
- */
-static void
-batch_densify(BatchRows *b, const AdamCatchUp *cu, int dim, int64 lo, int64 hi)
-{
-	const int	ahead = 8;
-
-	for (int64 s = lo; s < Min(lo + 2 * ahead, hi); s++)
-		sparse_tensor_prefetch_offsets(b->t, b->rows[s]);
-	for (int64 s = lo; s < Min(lo + ahead, hi); s++)
-		sparse_tensor_prefetch_row(b->t, b->rows[s], true);
-	for (int64 s = lo; s < hi; s++)
-	{
-		if (s + 2 * ahead < hi)
-			sparse_tensor_prefetch_offsets(b->t, b->rows[s + 2 * ahead]);
-		if (s + ahead < hi)
-			sparse_tensor_prefetch_row(b->t, b->rows[s + ahead], true);
-		sparse_tensor_catch_up_row(b->t, b->rows[s], cu);
-		sparse_tensor_row_dense(b->t, b->rows[s], b->emb + (Size) s * dim);
-	}
-}
-
 /*
  * A user and an item tensor, the BPR layer, the batch workspaces (their
  * dense rows are what the BPR scores read) and the rows' last Adam steps.
@@ -194,8 +98,8 @@ mf_create(DslEngine *engine, const Interactions *data, const TrainParams *p)
 	I = dsl_engine_add_tensor(engine, "item", data->n_items, dim);
 
 	bpr_init(&s->bpr, engine, data, p);
-	batch_rows_init(&s->users, U, Min(batch_size, data->n_users), dim);
-	batch_rows_init(&s->items, I, (int) Min((int64) 2 * batch_size, (int64) data->n_items), dim);
+	batch_rows_init(&s->users, U, Min(batch_size, data->n_users));
+	batch_rows_init(&s->items, I, (int) Min((int64) 2 * batch_size, (int64) data->n_items));
 	s->bpr.user_rows = s->users.emb;
 	s->bpr.item_rows = s->items.emb;
 	s->reg_user = palloc_extended((Size) s->users.cap * sizeof(double), MCXT_ALLOC_HUGE);
@@ -203,8 +107,6 @@ mf_create(DslEngine *engine, const Interactions *data, const TrainParams *p)
 	s->growth_batches = Max(1, ((const MfOptions *) p->options)->growth_batches);
 	/* dense Adam's trajectory for rows outside the batch (AdamCatchUp) */
 	adam_catchup_init(&s->cu, &engine->cfg.adam);
-	U->last_step = palloc_extended((Size) U->n_rows * sizeof(int64), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
-	I->last_step = palloc_extended((Size) I->n_rows * sizeof(int64), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 	return s;
 }
 
@@ -222,9 +124,9 @@ phase_densify(void *arg, int part, int n_parts)
 				hi;
 
 	worker_share(s->users.n, part, n_parts, &lo, &hi);
-	batch_densify(&s->users, &s->cu, s->dim, lo, hi);
+	batch_densify(&s->users, &s->cu, lo, hi);
 	worker_share(s->items.n, part, n_parts, &lo, &hi);
-	batch_densify(&s->items, &s->cu, s->dim, lo, hi);
+	batch_densify(&s->items, &s->cu, lo, hi);
 }
 
 /* add the L2 term to slots [lo, hi) of b, then take the Adam step */
@@ -527,7 +429,7 @@ const ModelOps mf_ops = {
 	.write_hyperparams = mf_write_hyperparams,
 	.tensor_shapes = mf_tensor_shapes,
 	.work_bytes = mf_work_bytes,
-	.default_batch_size = mf_default_batch_size,
+	.default_batch_size = bpr_default_batch_size,
 	.steps_per_epoch = mf_steps_per_epoch,
 	.create = mf_create,
 	.train_epoch = mf_train_epoch,
