@@ -19,8 +19,8 @@ DATA = $(filter-out sql/$(DATA_built),$(wildcard sql/$(EXTENSION)--*.sql))
 # pg_regress suites, run in this order against a running server
 REGRESS = \
 	spvec_input spvec_ops spvec_copy \
-	train_args train_mf train_stopping train_storage train_lightgcn train_multvae train_warm \
-	recommend recommend_for_items evaluate serve_scorer \
+	train_args train_mf train_stopping train_storage train_lightgcn train_multvae train_neumf train_warm \
+	recommend recommend_for_items evaluate serve_scorer serve_neumf \
 	identifiers bad_calls security
 REGRESS_OPTS = --load-extension=$(EXTENSION)
 

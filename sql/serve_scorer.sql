@@ -4,8 +4,9 @@
 -- its scorer, the scores of its stored rows: dsl.score is the inner product
 -- of the 'user' and 'item' rows (to float rounding), dsl.recommend ranks by
 -- dsl.score, dsl.recommend_all reports dsl.score's numbers, dsl.evaluate's
--- recall is that of dsl.recommend_all's lists.  A type with another scorer
--- (NeuMF) gets its own reference here.  A model whose type this library
+-- recall is that of dsl.recommend_all's lists.  NeuMF's score is no inner
+-- product of stored rows: every check but that one applies to it too (its
+-- forward pass is checked in serve_neumf).  A model whose type this library
 -- cannot serve is a FEATURE_NOT_SUPPORTED error naming it and its type.
 
 \set VERBOSITY terse
@@ -32,6 +33,7 @@ CREATE VIEW sc_models AS
 SELECT model_id, name, model_type FROM dsl.models WHERE name LIKE 'sc\_%';
 
 -- dsl.score against the stored rows' inner product, for every pair
+-- (the inner-product types)
 SELECT m.model_type, count(*) AS pairs,
        count(*) FILTER (WHERE abs(dsl.score(m.name, u.entity_id, i.entity_id)
                                   + (i.vec OPERATOR(dsl.<#>) u.vec))
@@ -39,6 +41,7 @@ SELECT m.model_type, count(*) AS pairs,
 FROM sc_models m
 JOIN dsl.parameters u ON u.model_id = m.model_id AND u.part = 'user'
 JOIN dsl.parameters i ON i.model_id = m.model_id AND i.part = 'item'
+WHERE m.model_type <> 'neumf'
 GROUP BY m.model_type ORDER BY m.model_type;
 
 -- dsl.recommend: 5 unseen items per user, scores as dsl.score reports them,
@@ -98,7 +101,8 @@ SELECT p.model_type, count(*) AS users,
               WHERE e.metric = 'recall')::numeric, 12) AS recall_matches
 FROM per_user p GROUP BY p.name, p.model_type ORDER BY p.model_type;
 
--- item-item similarity by the inner product of the item rows
+-- item-item similarity by the inner product of the item rows (NeuMF has
+-- none: refused below)
 SELECT m.model_type, count(*) AS rows,
        count(*) FILTER (WHERE abs(s.score + (i.vec OPERATOR(dsl.<#>) q.vec))
                               > 1e-6 * (1 + abs(s.score))) AS off
@@ -106,7 +110,9 @@ FROM sc_models m
 CROSS JOIN LATERAL dsl.similar_items(m.name, 5, 4, 'inner_product') s
 JOIN dsl.parameters q ON q.model_id = m.model_id AND q.part = 'item' AND q.entity_id = 5
 JOIN dsl.parameters i ON i.model_id = m.model_id AND i.part = 'item' AND i.entity_id = s.item_id
+WHERE m.model_type <> 'neumf'
 GROUP BY m.model_type ORDER BY m.model_type;
+SELECT * FROM dsl.similar_items('sc_neumf', 5, 4);
 
 -- A model whose model_type this library cannot serve (stored by a newer
 -- version, say): every serving function fails before reading its rows, with
@@ -121,7 +127,7 @@ BEGIN
              WHERE conrelid = 'dsl.models'::regclass AND contype = 'c'
                AND pg_get_constraintdef(oid) LIKE '%model_type%');
 END $$;
-UPDATE dsl.models SET model_type = 'neumf' WHERE name = 'sc_mf';
+UPDATE dsl.models SET model_type = 'ncf' WHERE name = 'sc_mf';
 \set VERBOSITY default
 SAVEPOINT s;
 SELECT * FROM dsl.recommend('sc_mf', 1, 3);

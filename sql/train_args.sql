@@ -29,7 +29,7 @@ SELECT * FROM dsl.train('m', 'ta', prune => 'gradient');
 SELECT * FROM dsl.train('m', 'ta', schedule => 'linear');
 SELECT * FROM dsl.train('m', 'ta', sparsity => 'dense');
 SELECT * FROM dsl.train('m', 'ta', model_type => 'svd');
-SELECT * FROM dsl.train('m', 'ta', model_type => 'neumf');
+SELECT * FROM dsl.train('m', 'ta', model_type => 'ncf');
 -- the one list of model types, also behind dsl.models' CHECK
 SELECT dsl.model_types(), 'neumf' = ANY (dsl.model_types()) AS neumf_known;
 SELECT * FROM dsl.train('m', 'ta', eval_every => 0);

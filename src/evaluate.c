@@ -12,7 +12,7 @@
  * dsl_evaluate_full() is the C entry point (training calls it for validation
  * with embeddings densified block by block); dsl.evaluate() reads test pairs
  * from any relation and evaluates a stored model through the serving cache,
- * ranking with the model's scorer (scorer.h).  Both share evaluate_ranked(),
+ * ranking with the model's scorer (scorer.h).  Both share dsl_evaluate_ranked(),
  * which only needs a way to rank a list of users.
  */
 #include "postgres.h"
@@ -83,22 +83,13 @@ eval_emit(void *arg, int32 user, const int32 *items, const float *scores, int n)
 }
 
 /*
- * Ranks users[0..n_users-1] against all items, skipping exclude's row of
- * each user when exclude is not NULL, and emits each user's top k (a
- * Scorer's rank_users, or topk_rank_users() over embedding sources).
- */
-typedef void (*EvalRankFn) (void *arg, const int32 *users, int n_users,
-							const IndexCSR *exclude, int k, Size mem_bytes,
-							TopKEmit emit, void *emit_arg);
-
-/*
  * The metrics of ranking n_users x n_items with rank(): the users with test
  * items are ranked against all items, their metrics summed by eval_emit().
  * Shared by training's validation (embedding sources) and dsl.evaluate (the
  * stored model's scorer), so both compute metrics one way.
  */
-static void
-evaluate_ranked(int n_users, int n_items,
+void
+dsl_evaluate_ranked(int n_users, int n_items,
 				const IndexCSR *seen,
 				const IndexCSR *test,
 				const int32 *test_total,
@@ -219,7 +210,7 @@ dsl_evaluate_full(const EmbeddingSource *users,
 {
 	SourcePair	sp = {users, items};
 
-	evaluate_ranked(users->n_rows, items->n_rows, seen, test, test_total,
+	dsl_evaluate_ranked(users->n_rows, items->n_rows, seen, test, test_total,
 					k, mem_bytes, rank_sources, &sp, out);
 }
 
@@ -305,7 +296,7 @@ dsl_evaluate(PG_FUNCTION_ARGS)
 	test.ptr = mp->ptr;
 	test.idx = mp->items;
 
-	evaluate_ranked(m->n_users, m->n_items, &m->seen, &test, mp->total, k,
+	dsl_evaluate_ranked(m->n_users, m->n_items, &m->seen, &test, mp->total, k,
 					(Size) work_mem * 1024, rank_served, m, &res);
 
 	emit_metric_rows(rsinfo, &res, "users_unknown", mp->users_unknown);
@@ -448,7 +439,7 @@ dsl_evaluate_histories(PG_FUNCTION_ARGS)
 
 	hr.m = m;
 	hr.hist = &hist;
-	evaluate_ranked((int) n_ids, m->n_items, NULL, &test, tp->total, k,
+	dsl_evaluate_ranked((int) n_ids, m->n_items, NULL, &test, tp->total, k,
 					(Size) work_mem * 1024, rank_histories, &hr, &res);
 
 	emit_metric_rows(rsinfo, &res, "users_without_history", without);

@@ -94,4 +94,28 @@ extern void dsl_evaluate_full(const EmbeddingSource *users,
 							  int k, Size mem_bytes,
 							  EvalMetrics *out);
 
+/*
+ * Ranks users[0..n_users-1] against all items, skipping exclude's row of
+ * each user when exclude is not NULL, and emits each user's top k, best
+ * first, from the calling backend (a Scorer's rank_users,
+ * topk_rank_users() over embedding sources, a model type's validation).
+ */
+typedef void (*EvalRankFn) (void *arg, const int32 *users, int n_users,
+							const IndexCSR *exclude, int k, Size mem_bytes,
+							void (*emit) (void *arg, int32 user, const int32 *items,
+										  const float *scores, int n),
+							void *emit_arg);
+
+/*
+ * dsl_evaluate_full's metrics with any ranking: the users with test items
+ * are ranked by rank(rank_arg, ...).
+ */
+extern void dsl_evaluate_ranked(int n_users, int n_items,
+								const IndexCSR *seen,
+								const IndexCSR *test,
+								const int32 *test_total,
+								int k, Size mem_bytes,
+								EvalRankFn rank, void *rank_arg,
+								EvalMetrics *out);
+
 #endif							/* DSL_MODEL_H */

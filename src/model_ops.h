@@ -42,6 +42,7 @@
 #include "dsl_engine.h"
 #include "interactions.h"
 #include "model.h"
+#include "topk.h"
 
 /* what the rows of a stored tensor are, i.e. its dsl.parameters entity_id */
 typedef enum StoredRows
@@ -130,6 +131,19 @@ typedef struct ModelOps
 							EmbeddingSource *users, EmbeddingSource *items);
 
 	/*
+	 * Validation when the score is not the inner product of the serving
+	 * rows (NeuMF), else NULL: rank users[0..n_users) against every item
+	 * with the given tensors (the live ones or a best-epoch snapshot) as the
+	 * stored model would be served, skipping exclude's row of the user, and
+	 * emit each user's k best, best first, from the backend, within about
+	 * mem_bytes.
+	 */
+	void		(*rank_users) (void *state, SparseTensor *const *tensors,
+							   const int32 *users, int n_users,
+							   const IndexCSR *exclude, int k, Size mem_bytes,
+							   TopKEmit emit, void *emit_arg);
+
+	/*
 	 * How the tensors themselves are stored, in registration order, or NULL
 	 * when the serving rows ('user'/'item') already are the parameters (MF:
 	 * then they are stored exactly, active entries only).  A tensor whose
@@ -150,6 +164,7 @@ typedef struct ModelOps
 extern const ModelOps mf_ops;
 extern const ModelOps lightgcn_ops;
 extern const ModelOps multvae_ops;
+extern const ModelOps neumf_ops;
 
 /*
  * The ModelOps of model_type `type`; an unknown type is an error naming it

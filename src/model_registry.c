@@ -22,6 +22,7 @@ static const ModelOps *const model_types[] = {
 	&mf_ops,
 	&lightgcn_ops,
 	&multvae_ops,
+	&neumf_ops,
 };
 
 /*

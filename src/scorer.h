@@ -127,4 +127,7 @@ extern void **dot_scorer_extra(const struct ServeModel *m);
 /* MultVAE's: inner products, and its encoder for histories (scorer_multvae.c) */
 extern const Scorer multvae_scorer;
 
+/* NeuMF's: a user representation against item rows through the MLP (scorer_neumf.c) */
+extern const Scorer neumf_scorer;
+
 #endif							/* DSL_SCORER_H */

@@ -341,6 +341,25 @@ epoch_seconds(const Training *t, const Interactions *pairs)
 		((double) pairs->n_pairs / (double) Max(t->train->n_pairs, 1));
 }
 
+/* a model type's own validation ranking (ModelOps.rank_users) */
+typedef struct ValidationRank
+{
+	const ModelOps *ops;
+	void	   *model;
+	SparseTensor *const *tensors;
+} ValidationRank;
+
+static void
+validation_rank(void *arg, const int32 *users, int n_users,
+				const IndexCSR *exclude, int k, Size mem_bytes,
+				TopKEmit emit, void *emit_arg)
+{
+	ValidationRank *vr = (ValidationRank *) arg;
+
+	vr->ops->rank_users(vr->model, vr->tensors, users, n_users, exclude, k,
+						mem_bytes, emit, emit_arg);
+}
+
 /*
  * Validate the model after `epoch`, keep its weights if it is the best so
  * far, and apply the stopping rules; returns whether to stop.
@@ -355,11 +374,22 @@ validate(Training *t, int epoch, bool time_up, EvalMetrics *m)
 	IndexCSR	test = {t->data->n_users, t->val->ptr, t->val->items};
 	bool		stop = false;
 
-	a->ops->serving(t->model, t->engine.tensors, &us, &is);
 	/* blocks of at most 64 MB (or work_mem if larger), not the whole budget */
-	dsl_evaluate_full(&us, &is, &seen, &test, t->val->total, a->k,
-					  Min(t->limit, Max((Size) work_mem * 1024, (Size) 64 * 1024 * 1024)),
-					  m);
+	Size		mem = Min(t->limit, Max((Size) work_mem * 1024, (Size) 64 * 1024 * 1024));
+
+	if (a->ops->rank_users)
+	{
+		/* a score that is not an inner product: the model type ranks */
+		ValidationRank vr = {a->ops, t->model, t->engine.tensors};
+
+		dsl_evaluate_ranked(t->data->n_users, t->data->n_items, &seen, &test,
+							t->val->total, a->k, mem, validation_rank, &vr, m);
+	}
+	else
+	{
+		a->ops->serving(t->model, t->engine.tensors, &us, &is);
+		dsl_evaluate_full(&us, &is, &seen, &test, t->val->total, a->k, mem, m);
+	}
 	if (m->recall > t->best_recall)
 	{
 		t->best_recall = m->recall;
