@@ -41,7 +41,7 @@
 #include "rng.h"
 
 /* arrays of L2 terms a step may report (bpr_train_epoch sums them) */
-#define BPR_MAX_REG 4
+#define BPR_MAX_REG 5
 
 /* one sampled triple, as slots of the batch's user and item rows */
 typedef struct BprTriple
