@@ -89,3 +89,46 @@ batch_densify(BatchRows *b, const AdamCatchUp *cu, int64 lo, int64 hi)
 		sparse_tensor_row_dense(b->t, b->rows[s], b->emb + (Size) s * dim);
 	}
 }
+
+/*
+ * Prefetching a few rows ahead (the row's entries and moments, and its
+ * regrowth sum)
+ */
+void
+batch_rows_adam(BatchRows *b, const DslEngine *e, float reg_scale, float *acc,
+				double *reg_out, int64 lo, int64 hi)
+{
+	const int	ahead = 4;
+	const int	dim = b->t->dim;
+
+	for (int64 k = lo; k < hi; k++)
+	{
+		float	   *g = b->grad + (Size) k * dim;
+		const float *x = b->emb + (Size) k * dim;
+		float		coef = reg_scale * (float) b->count[k];
+		double		sq = 0;
+
+		if (k + ahead < hi)
+		{
+			sparse_tensor_prefetch_row(b->t, b->rows[k + ahead], true);
+			if (acc)
+				prefetch_span(acc + (Size) b->rows[k + ahead] * dim, 0, dim,
+							  sizeof(float), true);
+		}
+		for (int c = 0; c < dim; c++)
+		{
+			g[c] += coef * x[c];
+			sq += (double) x[c] * x[c];
+		}
+		reg_out[k] = 0.5 * coef * sq;
+		if (acc)
+		{
+			float	   *restrict a = acc + (Size) b->rows[k] * dim;
+
+			for (int c = 0; c < dim; c++)
+				a[c] += g[c];
+		}
+		sparse_tensor_adam_row(b->t, b->rows[k], g, &e->adam, e->bc1, e->bc2);
+		b->t->last_step[b->rows[k]] = e->step;
+	}
+}

@@ -15,7 +15,7 @@
 
 #include "postgres.h"
 
-#include "sparse_tensor.h"
+#include "dsl_engine.h"
 
 typedef struct BatchRows
 {
@@ -59,5 +59,15 @@ extern void batch_assign_slots(BatchRows *b);
  * emb.  Plain C: runs in worker threads.
  */
 extern void batch_densify(BatchRows *b, const AdamCatchUp *cu, int64 lo, int64 hi);
+
+/*
+ * The step's L2 term and Adam on slots [lo, hi): each slot's gradient gets
+ * reg_scale * count * its row (reg_out[slot] = the term, reg_scale * count
+ * / 2 * |row|^2), is added to the row's regrowth sum in acc (n_rows x dim,
+ * when not NULL), and Adam updates the row's active entries at the
+ * engine's current step (its last_step).  Plain C: runs in worker threads.
+ */
+extern void batch_rows_adam(BatchRows *b, const DslEngine *e, float reg_scale,
+							float *acc, double *reg_out, int64 lo, int64 hi);
 
 #endif							/* DSL_BATCH_ROWS_H */

@@ -129,47 +129,6 @@ phase_densify(void *arg, int part, int n_parts)
 	batch_densify(&s->items, &s->cu, lo, hi);
 }
 
-/* add the L2 term to slots [lo, hi) of b, then take the Adam step */
-static void
-adam_rows(MfState *s, BatchRows *b, float *acc, double *reg_out, int64 lo, int64 hi)
-{
-	const int	ahead = 4;
-	const int	dim = s->dim;
-	DslEngine  *e = s->engine;
-	const float reg_scale = s->reg * s->bpr.inv_nb;
-
-	for (int64 k = lo; k < hi; k++)
-	{
-		float	   *g = b->grad + (Size) k * dim;
-		const float *x = b->emb + (Size) k * dim;
-		float		coef = reg_scale * (float) b->count[k];
-		double		sq = 0;
-
-		if (k + ahead < hi)
-		{
-			sparse_tensor_prefetch_row(b->t, b->rows[k + ahead], true);
-			if (acc)
-				prefetch_span(acc + (Size) b->rows[k + ahead] * dim, 0, dim,
-							  sizeof(float), true);
-		}
-		for (int c = 0; c < dim; c++)
-		{
-			g[c] += coef * x[c];
-			sq += (double) x[c] * x[c];
-		}
-		reg_out[k] = 0.5 * coef * sq;
-		if (acc)
-		{
-			float	   *restrict a = acc + (Size) b->rows[k] * dim;
-
-			for (int c = 0; c < dim; c++)
-				a[c] += g[c];
-		}
-		sparse_tensor_adam_row(b->t, b->rows[k], g, &e->adam, e->bc1, e->bc2);
-		b->t->last_step[b->rows[k]] = e->step;
-	}
-}
-
 /* the gradients of the part's user and item slots, their L2 term and Adam */
 static void
 phase_grads(void *arg, int part, int n_parts)
@@ -185,8 +144,10 @@ phase_grads(void *arg, int part, int n_parts)
 	/* each part accumulates into its own rows only, in triple order */
 	bpr_accumulate_grads(&s->bpr, s->users.grad, s->items.grad, ulo, uhi, ilo, ihi);
 
-	adam_rows(s, &s->users, s->acc[0], s->reg_user, ulo, uhi);
-	adam_rows(s, &s->items, s->acc[1], s->reg_item, ilo, ihi);
+	batch_rows_adam(&s->users, s->engine, s->reg * s->bpr.inv_nb, s->acc[0],
+					s->reg_user, ulo, uhi);
+	batch_rows_adam(&s->items, s->engine, s->reg * s->bpr.inv_nb, s->acc[1],
+					s->reg_item, ilo, ihi);
 }
 
 /*

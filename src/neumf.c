@@ -488,53 +488,21 @@ phase_densify(void *arg, int part, int n_parts)
 	batch_densify(&s->items_m, &s->cu, lo, hi);
 }
 
-/* the L2 term of slots [lo, hi) of b, the regrowth sum, then Adam */
-static void
-adam_slots(NeumfState *s, BatchRows *b, float *acc, double *reg_out,
-		   float inv_n, int64 lo, int64 hi)
-{
-	DslEngine  *e = s->engine;
-	const int	dim = b->t->dim;
-
-	for (int64 k = lo; k < hi; k++)
-	{
-		float	   *g = b->grad + (Size) k * dim;
-		const float *x = b->emb + (Size) k * dim;
-		float		coef = s->reg * inv_n * (float) b->count[k];
-		double		sq = 0;
-
-		for (int c = 0; c < dim; c++)
-		{
-			g[c] += coef * x[c];
-			sq += (double) x[c] * x[c];
-		}
-		reg_out[k] = 0.5 * coef * sq;
-		if (acc)
-		{
-			float	   *restrict a = acc + (Size) b->rows[k] * dim;
-
-			for (int c = 0; c < dim; c++)
-				a[c] += g[c];
-		}
-		sparse_tensor_adam_row(b->t, b->rows[k], g, &e->adam, e->bc1, e->bc2);
-		b->t->last_step[b->rows[k]] = e->step;
-	}
-}
-
 static void
 phase_adam(void *arg, int part, int n_parts)
 {
 	NeumfState *s = (NeumfState *) arg;
-	float		inv_n = s->bpr.inv_nb;
+	float		rs = s->reg * s->bpr.inv_nb;
+	DslEngine  *e = s->engine;
 	int64		lo,
 				hi;
 
 	worker_share(s->users.n, part, n_parts, &lo, &hi);
-	adam_slots(s, &s->users, s->acc[T_P], s->reg_slot[0], inv_n, lo, hi);
-	adam_slots(s, &s->users_m, s->acc[T_PM], s->reg_slot[1], inv_n, lo, hi);
+	batch_rows_adam(&s->users, e, rs, s->acc[T_P], s->reg_slot[0], lo, hi);
+	batch_rows_adam(&s->users_m, e, rs, s->acc[T_PM], s->reg_slot[1], lo, hi);
 	worker_share(s->items.n, part, n_parts, &lo, &hi);
-	adam_slots(s, &s->items, s->acc[T_Q], s->reg_slot[2], inv_n, lo, hi);
-	adam_slots(s, &s->items_m, s->acc[T_QM], s->reg_slot[3], inv_n, lo, hi);
+	batch_rows_adam(&s->items, e, rs, s->acc[T_Q], s->reg_slot[2], lo, hi);
+	batch_rows_adam(&s->items_m, e, rs, s->acc[T_QM], s->reg_slot[3], lo, hi);
 }
 
 /*
