@@ -12,8 +12,8 @@
  * dsl_evaluate_full() is the C entry point (training calls it for validation
  * with embeddings densified block by block); dsl.evaluate() reads test pairs
  * from any relation and evaluates a stored model through the serving cache,
- * ranking with the model's scorer (scorer.h).  Both share dsl_evaluate_ranked(),
- * which only needs a way to rank a list of users.
+ * ranking with the model's scorer (scorer.h).  Both share
+ * dsl_evaluate_ranked(), which only needs a way to rank a list of users.
  */
 #include "postgres.h"
 
@@ -90,12 +90,12 @@ eval_emit(void *arg, int32 user, const int32 *items, const float *scores, int n)
  */
 void
 dsl_evaluate_ranked(int n_users, int n_items,
-				const IndexCSR *seen,
-				const IndexCSR *test,
-				const int32 *test_total,
-				int k, Size mem_bytes,
-				EvalRankFn rank, void *rank_arg,
-				EvalMetrics *out)
+					const IndexCSR *seen,
+					const IndexCSR *test,
+					const int32 *test_total,
+					int k, Size mem_bytes,
+					EvalRankFn rank, void *rank_arg,
+					EvalMetrics *out)
 {
 	EvalAcc		acc;
 	int32	   *list;
@@ -211,7 +211,7 @@ dsl_evaluate_full(const EmbeddingSource *users,
 	SourcePair	sp = {users, items};
 
 	dsl_evaluate_ranked(users->n_rows, items->n_rows, seen, test, test_total,
-					k, mem_bytes, rank_sources, &sp, out);
+						k, mem_bytes, rank_sources, &sp, out);
 }
 
 /*
@@ -297,7 +297,7 @@ dsl_evaluate(PG_FUNCTION_ARGS)
 	test.idx = mp->items;
 
 	dsl_evaluate_ranked(m->n_users, m->n_items, &m->seen, &test, mp->total, k,
-					(Size) work_mem * 1024, rank_served, m, &res);
+						(Size) work_mem * 1024, rank_served, m, &res);
 
 	emit_metric_rows(rsinfo, &res, "users_unknown", mp->users_unknown);
 	return (Datum) 0;
@@ -440,7 +440,7 @@ dsl_evaluate_histories(PG_FUNCTION_ARGS)
 	hr.m = m;
 	hr.hist = &hist;
 	dsl_evaluate_ranked((int) n_ids, m->n_items, NULL, &test, tp->total, k,
-					(Size) work_mem * 1024, rank_histories, &hr, &res);
+						(Size) work_mem * 1024, rank_histories, &hr, &res);
 
 	emit_metric_rows(rsinfo, &res, "users_without_history", without);
 	return (Datum) 0;
