@@ -991,18 +991,9 @@ typedef struct RankJob
 static void
 user_rep(const RankJob *j, int u, float *p, float *pm, float *rep)
 {
-	const NeumfState *s = j->s;
-	const int	g = s->g,
-				w0 = s->width[0];
-
 	sparse_tensor_row_dense(j->tensors[T_P], u, p);
 	sparse_tensor_row_dense(j->tensors[T_PM], u, pm);
-	memcpy(rep, p, sizeof(float) * g);
-	for (int o = 0; o < w0; o++)
-		rep[g + o] = 0;
-	for (int c = 0; c < s->dm; c++)
-		for (int o = 0; o < w0; o++)
-			rep[g + o] += pm[c] * j->w1u[(Size) c * w0 + o];
+	neumf_net_rep(&j->net, j->s->dm, j->w1u, NULL, p, pm, rep);
 }
 
 static void
@@ -1053,9 +1044,10 @@ phase_rank(void *arg, int part, int n_parts)
 
 /*
  * ModelOps.rank_users: the item rows [q_i ; W1i^T q'_i + b_1] of `tensors`
- * once, then each user's scores through neumf_net_score, as the served
- * model scores (scorer_neumf.c); users shared out over the pool in blocks,
- * emitted in list order from the backend.
+ * once (derived as the scorer derives them, so the scores are the served
+ * ones bit for bit), then each user's scores through neumf_net_score, as
+ * the served model scores (scorer_neumf.c); users shared out over the pool
+ * in blocks, emitted in list order from the backend.
  */
 static void
 neumf_rank_users(void *state, SparseTensor *const *tensors,
@@ -1070,7 +1062,8 @@ neumf_rank_users(void *state, SparseTensor *const *tensors,
 	int			n_parts = worker_pool_size(e->pool);
 	int			block = 256;
 	RankJob		j;
-	float	   *qm,
+	float	   *q,
+			   *qm,
 			   *rows;
 
 	neumf_net_prepare();
@@ -1099,21 +1092,21 @@ neumf_rank_users(void *state, SparseTensor *const *tensors,
 	j.net.h_mlp = s->val_w[T_OUT];
 	j.net.out_bias = s->val_w[T_OUT_BIAS][0];
 
-	/* the item rows, tiled */
+	/* the item rows as the scorer derives them (neumf_net_rep), tiled */
 	rows = alloc_floats((Size) n_items * j.rep);
-	qm = alloc_floats((Size) n_items * s->dm);
+	q = alloc_floats(g);
+	qm = alloc_floats(s->dm);
 	for (int i = 0; i < n_items; i++)
 	{
-		sparse_tensor_row_dense(tensors[T_Q], i, rows + (Size) i * j.rep);
-		sparse_tensor_row_dense(tensors[T_QM], i, qm + (Size) i * s->dm);
-		memcpy(rows + (Size) i * j.rep + g, s->val_w[T_B1], sizeof(float) * w0);
+		sparse_tensor_row_dense(tensors[T_Q], i, q);
+		sparse_tensor_row_dense(tensors[T_QM], i, qm);
+		neumf_net_rep(&j.net, s->dm, s->val_w[T_W1I], s->val_w[T_B1], q, qm,
+					  rows + (Size) i * j.rep);
 	}
-	if (n_items > 0)
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n_items, w0, s->dm,
-					1.0f, qm, s->dm, s->val_w[T_W1I], w0, 1.0f, rows + g, j.rep);
 	if (s->val_tiles == NULL)
 		s->val_tiles = alloc_floats(neumf_net_tiled_floats(&j.net, n_items));
 	neumf_net_tile(&j.net, rows, j.rep, n_items, s->val_tiles);
+	pfree(q);
 	pfree(qm);
 	pfree(rows);
 

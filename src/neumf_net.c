@@ -127,6 +127,31 @@ neumf_net_prepare(void)
 }
 
 void
+neumf_net_rep(const NeumfNet *net, int dm, const float *w1, const float *bias,
+			  const float *e, const float *em, float *out)
+{
+	const int	g = net->gmf_dim;
+	const int	w0 = net->width[0];
+	double		acc[NEUMF_MAX_WIDTH];
+
+	memcpy(out, e, sizeof(float) * g);
+	for (int o = 0; o < w0; o++)
+		acc[o] = bias ? bias[o] : 0.0;
+	for (int k = 0; k < dm; k++)
+	{
+		const float *row = w1 + (Size) k * w0;
+		double		x = em[k];
+
+		if (x == 0)
+			continue;
+		for (int o = 0; o < w0; o++)
+			acc[o] += x * row[o];
+	}
+	for (int o = 0; o < w0; o++)
+		out[g + o] = (float) acc[o];
+}
+
+void
 neumf_net_tile(const NeumfNet *net, const float *rows, Size ld, int n, float *tiled)
 {
 	const int	rep = neumf_rep_width(net);

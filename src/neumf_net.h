@@ -63,6 +63,16 @@ neumf_rep_width(const NeumfNet *net)
  */
 extern void neumf_net_prepare(void);
 
+/*
+ * A row of the representations: [e ; W1^T em (+ bias)], with W1 = w1 (dm x
+ * width[0]) and bias NULL for a user ([p_u ; W1u^T p'_u]), or W1i and b_1
+ * for an item.  Summed in double over the non-zero entries of em in
+ * ascending order, so every caller derives the same floats.
+ */
+extern void neumf_net_rep(const NeumfNet *net, int dm, const float *w1,
+						  const float *bias, const float *e, const float *em,
+						  float *out);
+
 /* floats of the tiled form of n item rows */
 static inline Size
 neumf_net_tiled_floats(const NeumfNet *net, int n)

@@ -24,7 +24,7 @@
  * The first hidden layer splits into a user half and an item half, so a
  * load derives once per model
  *
- *   user u  [h_g * p_u ; W1u^T p'_u]          item i  [q_i ; W1i^T q'_i + b_1]
+ *   user u  [p_u ; W1u^T p'_u]          item i  [q_i ; W1i^T q'_i + b_1]
  *
  * (rep = g + w_1 floats each, summed in double), and p, p' and q, q' are not
  * kept.  A stored user's representation is its row; what is left per
@@ -62,12 +62,12 @@
  * negatives come from a generator seeded by the history, so the same
  * history always gives the same representation.  The gradient runs through
  * the relu layers down to the first layer's user half a = W1u^T p', then
- * p' gets W1u times it, p gets h_g * (sum of item q's, weighted);
+ * p' gets W1u times it, p the sum of the item q's, weighted;
  * test/unit/neumf_fold_check.c checks it against finite differences.  The
  * result is the representation of the p, p' found, as for a stored user.
  *
  * The shared copy of a model (serve_shared.h) is the NeumfState, then its
- * arrays (users, items, h_g, W1u, the later layers, h_m).
+ * arrays (users, items, their tiles, W1u, the later layers, h).
  */
 #include "postgres.h"
 
@@ -126,10 +126,9 @@ typedef struct NeumfState
 	int			rep;			/* floats of a user or item row: g + w_1 */
 	float		scale_p;		/* RMS coordinate of the stored p_u and of */
 	float		scale_pm;		/* the stored p'_u: the fold-in's units */
-	float	   *users;			/* n_users x rep: [h_g * p_u ; W1u^T p'_u] */
+	float	   *users;			/* n_users x rep: [p_u ; W1u^T p'_u] */
 	float	   *items;			/* n_items x rep: [q_i ; W1i^T q'_i + b_1] */
 	float	   *tiles;			/* the same, tiled for neumf_net_score_all */
-	float	   *h_gmf;			/* g: GMF's output weights, all 1 (neumf.c) */
 	float	   *w1_user;		/* dm x w_1: W1u, for the fold-in */
 	float	   *w[NEUMF_MAX_HIDDEN];	/* l >= 1: width[l-1] x width[l] */
 	float	   *b[NEUMF_MAX_HIDDEN];	/* l >= 1: width[l] */
@@ -385,37 +384,6 @@ check_absent(ServeModel *m, const char *part, const char *why)
 	serve_scan_part_dim(m, part, -1, absent_row, &a);
 }
 
-/*
- * A representation: [h_g * p ; W1u^T p'] for a user, with w1 = W1u and
- * bias NULL, or [q ; W1i^T q' + b_1] for an item, with h NULL.  Summed in
- * double, over the stored (non-zero) entries of p' in ascending order.
- */
-static void
-make_rep(const NeumfState *st, const float *h, const float *w1, const float *bias,
-		 const float *e, const float *em, float *out)
-{
-	const int	g = st->net.gmf_dim;
-	const int	w0 = st->net.width[0];
-	double		acc[NEUMF_MAX_WIDTH];
-
-	for (int k = 0; k < g; k++)
-		out[k] = h ? h[k] * e[k] : e[k];
-	for (int o = 0; o < w0; o++)
-		acc[o] = bias ? bias[o] : 0.0;
-	for (int k = 0; k < st->dm; k++)
-	{
-		const float *row = w1 + (Size) k * w0;
-		double		x = em[k];
-
-		if (x == 0)
-			continue;
-		for (int o = 0; o < w0; o++)
-			acc[o] += x * row[o];
-	}
-	for (int o = 0; o < w0; o++)
-		out[g + o] = (float) acc[o];
-}
-
 /* root mean square of x[0..n) (0 for none) */
 static float
 rms(const float *x, Size n)
@@ -517,9 +485,6 @@ neumf_load(ServeModel *m)
 	out = read_own(m, "out", 1, &width, 0, false);
 	width = 1;
 	out_bias = read_own(m, "out_bias", 1, &width, 0, false);
-	st->h_gmf = MemoryContextAlloc(m->cxt, sizeof(float) * g);
-	for (int k = 0; k < g; k++)
-		st->h_gmf[k] = 1.0f;
 	st->h_mlp = keep(m, out, last);
 	net->out_bias = out_bias[0];
 	net_bind(st, m->cxt);
@@ -533,7 +498,7 @@ neumf_load(ServeModel *m)
 	{
 		if ((i & 4095) == 4095)
 			CHECK_FOR_INTERRUPTS();
-		make_rep(st, NULL, w1_item, b1, q + (Size) i * g, qm + (Size) i * dm,
+		neumf_net_rep(net, dm, w1_item, b1, q + (Size) i * g, qm + (Size) i * dm,
 				 st->items + (Size) i * st->rep);
 	}
 	st->tiles = MemoryContextAllocHuge(m->cxt, sizeof(float) *
@@ -548,7 +513,7 @@ neumf_load(ServeModel *m)
 	{
 		if ((u & 4095) == 4095)
 			CHECK_FOR_INTERRUPTS();
-		make_rep(st, st->h_gmf, st->w1_user, NULL, p + (Size) u * g,
+		neumf_net_rep(net, dm, st->w1_user, NULL, p + (Size) u * g,
 				 pm + (Size) u * dm, st->users + (Size) u * st->rep);
 	}
 	st->scale_p = rms(p, (Size) m->n_users * g);
@@ -860,7 +825,7 @@ neumf_rank_users(const ServeModel *m, const int32 *users, int n_users,
 typedef struct FoldWork
 {
 	float	   *rep;			/* the representation of (p, p') */
-	float	   *g_hp;			/* g: dL/d(h_g * p) */
+	float	   *g_hp;			/* g: dL/dp */
 	float	   *g_a;			/* w_1: dL/d(W1u^T p') */
 	float	   *act[2];			/* the pair's activations, layer after layer */
 	float	   *delta[2];		/* backward: two layers' gradients */
@@ -1005,7 +970,7 @@ fold_objective_body(const NeumfState *st, const float *p, const float *pm,
 	const double l2_pm = FOLD_LAMBDA / (st->dm * (double) st->scale_pm * st->scale_pm);
 	double		loss = 0.0;
 
-	make_rep(st, st->h_gmf, st->w1_user, NULL, p, pm, fw->rep);
+	neumf_net_rep(&st->net, st->dm, st->w1_user, NULL, p, pm, fw->rep);
 	memset(fw->g_hp, 0, sizeof(float) * g);
 	memset(fw->g_a, 0, sizeof(float) * w0);
 	for (int t = 0; t < n_pairs; t++)
@@ -1035,7 +1000,7 @@ fold_objective_body(const NeumfState *st, const float *p, const float *pm,
 
 	for (int k = 0; k < g; k++)
 	{
-		grad_p[k] = st->h_gmf[k] * fw->g_hp[k] + (float) (l2_p * p[k]);
+		grad_p[k] = fw->g_hp[k] + (float) (l2_p * p[k]);
 		loss += 0.5 * l2_p * p[k] * p[k];
 	}
 	for (int k = 0; k < st->dm; k++)
@@ -1175,7 +1140,7 @@ fold_in(const NeumfState *st, int n_items, const int32 *items, int n,
 
 /*
  * The representation of the user whose history is items[0..n): the p and
- * p' fold_in() finds, then [h_g * p ; W1u^T p'] as for a stored user.
+ * p' fold_in() finds, then [p ; W1u^T p'] as for a stored user.
  */
 static void
 neumf_history_vector(ServeModel *m, const int32 *items, int n, float *out)
@@ -1189,7 +1154,7 @@ neumf_history_vector(ServeModel *m, const int32 *items, int n, float *out)
 	float	   *pm = palloc(sizeof(float) * st->dm);
 
 	fold_in(st, m->n_items, items, n, p, pm);
-	make_rep(st, st->h_gmf, st->w1_user, NULL, p, pm, out);
+	neumf_net_rep(&st->net, st->dm, st->w1_user, NULL, p, pm, out);
 	MemoryContextSwitchTo(oldcxt);
 	MemoryContextDelete(cxt);
 }
@@ -1199,7 +1164,7 @@ neumf_history_vector(ServeModel *m, const int32 *items, int n, float *out)
  * The shared copy: the state, then its arrays, each MAXALIGNed
  */
 
-#define MAX_ARRAYS (6 + 2 * NEUMF_MAX_HIDDEN)
+#define MAX_ARRAYS (5 + 2 * NEUMF_MAX_HIDDEN)
 
 /* st's arrays, in the shared copy's order: where each is, and its floats */
 static int
@@ -1214,8 +1179,6 @@ state_arrays(const ServeModel *m, NeumfState *st, float **arr[], Size len[])
 	len[n++] = (Size) m->n_items * st->rep;
 	arr[n] = &st->tiles;
 	len[n++] = neumf_net_tiled_floats(net, m->n_items);
-	arr[n] = &st->h_gmf;
-	len[n++] = net->gmf_dim;
 	arr[n] = &st->w1_user;
 	len[n++] = (Size) st->dm * net->width[0];
 	for (int l = 1; l < net->n_hidden; l++)

@@ -132,7 +132,6 @@ typedef struct Model
 	float	   *b1;
 	float	   *w[NEUMF_MAX_HIDDEN];
 	float	   *b[NEUMF_MAX_HIDDEN];
-	float	   *h_g;
 	float	   *h_m;
 	float		bias;
 	NeumfState	st;
@@ -181,7 +180,6 @@ make_model(Model *md, int g, int dm, const int *width, int n_hidden, int n_items
 		md->w[l] = random_floats(&rng, (Size) width[l - 1] * width[l], 0.7, true);
 		md->b[l] = random_floats(&rng, width[l], 0.2, false);
 	}
-	md->h_g = random_floats(&rng, g, 1.0, false);
 	md->h_m = random_floats(&rng, width[n_hidden - 1], 1.0, false);
 	md->bias = 0.125f;
 
@@ -192,7 +190,6 @@ make_model(Model *md, int g, int dm, const int *width, int n_hidden, int n_items
 		st->net.width[l] = width[l];
 	st->net.out_bias = md->bias;
 	st->dm = dm;
-	st->h_gmf = md->h_g;
 	st->w1_user = md->w1u;
 	for (int l = 1; l < n_hidden; l++)
 	{
@@ -206,8 +203,8 @@ make_model(Model *md, int g, int dm, const int *width, int n_hidden, int n_items
 	st->scale_pm = 0.2f;
 	st->items = palloc(sizeof(float) * (Size) n_items * st->rep);
 	for (int i = 0; i < n_items; i++)
-		make_rep(st, NULL, md->w1i, md->b1, md->q + (Size) i * g,
-				 md->qm + (Size) i * dm, st->items + (Size) i * st->rep);
+		neumf_net_rep(&st->net, dm, md->w1i, md->b1, md->q + (Size) i * g,
+					  md->qm + (Size) i * dm, st->items + (Size) i * st->rep);
 	st->tiles = palloc(sizeof(float) * neumf_net_tiled_floats(&st->net, n_items));
 	neumf_net_tile(&st->net, st->items, st->rep, n_items, st->tiles);
 	md->m.n_items = n_items;
@@ -225,7 +222,7 @@ ref_score(const Model *md, const double *p, const double *pm, int i)
 	int			w_in = md->width[0];
 
 	for (int k = 0; k < md->g; k++)
-		s += md->h_g[k] * p[k] * md->q[(Size) i * md->g + k];
+		s += p[k] * md->q[(Size) i * md->g + k];
 	for (int o = 0; o < w_in; o++)
 	{
 		double		v = md->b1[o];
@@ -343,7 +340,7 @@ check_shape(const Shape *sh, uint64 seed)
 	fold_work_init(st, &fw);
 
 	/* the derived rows and the fold-in's forward pass give the score */
-	make_rep(st, st->h_gmf, st->w1_user, NULL, pf, pmf, fw.rep);
+	neumf_net_rep(&st->net, st->dm, st->w1_user, NULL, pf, pmf, fw.rep);
 	neumf_net_prepare();
 	neumf_net_score_all(&st->net, fw.rep, st->tiles, sh->n_items, scores);
 	for (int i = 0; i < sh->n_items; i++)
