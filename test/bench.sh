@@ -36,6 +36,8 @@
 #                   models up to 2M items)
 #   BENCH_SERVE_VAE=0/1  skip / run the Gowalla MultVAE serving models (run
 #                   by default in full runs, skipped in quick ones)
+#   BENCH_SERVE_NEUMF=0/1  the same for the Gowalla NeuMF serving models and
+#                   NeuMF's epoch time at the authors' shape
 #   DSL_VENDOR      folder with implicit-0.7.3.tar.gz and its build script
 #                   (default: ../shared/vendor next to the repo); the paired
 #                   timing skips with a message without them
@@ -66,6 +68,17 @@ SERVE_ALSO="lightgcn"              # the grid's models of these types served too
 # skips it; a quick run skips it unless BENCH_SERVE_VAE=1)
 SERVE_VAE_EPOCHS=5
 QUICK_SERVE_VAE_EPOCHS=2
+# The same for NeuMF (defaults otherwise: dim 64, MLP [64, 32, 16, 8]; its
+# accuracy is docs/neumf.md's), and NeuMF's epoch time at the shape of the
+# authors' NeuMF (GMF 16, MLP [32, 32, 16, 8], the log loss with 4 negatives
+# per positive: the scored pairs per epoch of their code; our batch rule)
+# over NEUMF_SPEED_EPOCHS epochs at d = NEUMF_SPEED_DENSITY
+SERVE_NEUMF_EPOCHS=5
+QUICK_SERVE_NEUMF_EPOCHS=2
+NEUMF_SPEED_DIM=16
+NEUMF_SPEED_OPTIONS='{"mlp_layers": [32, 32, 16, 8], "loss": "log", "negatives": 4}'
+NEUMF_SPEED_DENSITY=0.5
+NEUMF_SPEED_EPOCHS=4
 SCALE_ITEMS="10000 100000 1000000 2000000"   # synthetic catalogues (serve_scale.sql)
 SCALE_DENSITIES="1.0 0.5 0.2 0.1"
 QUICK_SCALE_ITEMS="10000 100000"
@@ -178,6 +191,8 @@ if [ "$QUICK" = 1 ]; then
 	SCALE_DENSITIES=$QUICK_SCALE_DENSITIES
 	SERVE_VAE_EPOCHS=$QUICK_SERVE_VAE_EPOCHS
 	SERVE_VAE=${BENCH_SERVE_VAE:-0}
+	SERVE_NEUMF_EPOCHS=$QUICK_SERVE_NEUMF_EPOCHS
+	SERVE_NEUMF=${BENCH_SERVE_NEUMF:-0}
 	WRITE_DOCS=${BENCH_DOCS:-0}
 else
 	SETTINGS=$SETTINGS_FULL
@@ -192,6 +207,7 @@ else
 	VS_PAIRS=${BENCH_VS_PAIRS:-$VS_PAIRS}
 	VS_EPOCHS=${BENCH_VS_EPOCHS:-$VS_EPOCHS}
 	SERVE_VAE=${BENCH_SERVE_VAE:-1}
+	SERVE_NEUMF=${BENCH_SERVE_NEUMF:-1}
 	WRITE_DOCS=${BENCH_DOCS:-1}
 fi
 VS_IMPLICIT=${BENCH_VS_IMPLICIT:-1}
@@ -610,20 +626,39 @@ else
 			serve_models="$serve_models ${SERVE_DATASET}_${mt}_d${d}_dynamic"
 		done
 	done
-	case " $known " in *" multvae "*) vae_ok=1 ;; *) vae_ok=0 ;; esac
-	if [ "$SERVE_VAE" != 0 ] && [ "$vae_ok" = 1 ]; then
+	# model types without rows in the grid, trained here for their serving speed
+	# only: serve_train TYPE EPOCHS (at each of SERVE_DENSITIES)
+	serve_train() {
+		local mt=$1 epochs=$2 d model
+		case " $known " in *" $mt "*) ;; *) log "serving: $mt not available, skipped"; return 0 ;; esac
 		for d in $SERVE_DENSITIES; do
-			model="${SERVE_DATASET}_multvae_d${d}_serve"
-			log "serving: training $model ($SERVE_VAE_EPOCHS epochs, for its serving speed)"
+			model="${SERVE_DATASET}_${mt}_d${d}_serve"
+			log "serving: training $model ($epochs epochs, for its serving speed)"
 			if psql_db -c "SET dsl_rec.progress = off" -c "SET maintenance_work_mem = '4GB'" \
 				-c "SELECT count(*) FROM dsl.train('$model', '${SERVE_DATASET}_train',
-					model_type => 'multvae', density => $d, epochs => $SERVE_VAE_EPOCHS,
+					model_type => '$mt', density => $d, epochs => $epochs,
 					seed => $SEED, replace => true)" >"$OUT/serve/train_$model.log" 2>&1; then
 				serve_models="$serve_models $model"
 			else
 				log "training $model failed: $OUT/serve/train_$model.log"
 			fi
 		done
+	}
+	[ "$SERVE_VAE" = 0 ] || serve_train multvae "$SERVE_VAE_EPOCHS"
+	if [ "$SERVE_NEUMF" != 0 ]; then
+		serve_train neumf "$SERVE_NEUMF_EPOCHS"
+		case " $known " in *" neumf "*)
+			log "NeuMF epoch time at the authors' shape ($NEUMF_SPEED_EPOCHS epochs, d = $NEUMF_SPEED_DENSITY)"
+			psql_db --csv -c "SET dsl_rec.progress = off" -c "SELECT epoch, seconds, loss
+				FROM dsl.train('${SERVE_DATASET}_neumf_speed', '${SERVE_DATASET}_train',
+					model_type => 'neumf', dim => $NEUMF_SPEED_DIM, density => $NEUMF_SPEED_DENSITY,
+					epochs => $NEUMF_SPEED_EPOCHS,
+					seed => $SEED, replace => true, options => '$NEUMF_SPEED_OPTIONS')" \
+				>"$OUT/serve/neumf_speed.csv" 2>"$OUT/serve/neumf_speed.log" ||
+				log "NeuMF speed run failed: $OUT/serve/neumf_speed.log"
+			psql_db -c "SELECT dsl.drop_model('${SERVE_DATASET}_neumf_speed')" >/dev/null 2>&1 || true
+			;;
+		esac
 	fi
 	for model in $serve_models; do
 		info=$(psql_db -At -F ' ' -c "SELECT m.model_id, min(s.user_id), max(s.user_id), count(*)
@@ -639,7 +674,10 @@ else
 			log "serving benchmarks of $model skipped: user ids are not contiguous"
 			continue
 		fi
-		for q in recommend recommend_for_items recommend_sql; do
+		queries="recommend recommend_for_items"
+		# plain SQL <#> over stored rows scores only the inner-product models
+		case $model in *_mf_* | *_lightgcn_*) queries="$queries recommend_sql" ;; esac
+		for q in $queries; do
 			script=$OUT/serve/${model}_$q.pgbench
 			sed -e "s/@MODEL@/$model/g" -e "s/@MID@/$mid/g" -e "s/@UMIN@/$umin/g" -e "s/@UMAX@/$umax/g" \
 				"$BENCH/$q.pgbench" >"$script"
