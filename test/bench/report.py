@@ -26,7 +26,7 @@ DS_NAMES = {
     "ml1m": "MovieLens-1M (dsl.split 80/20)",
     "lastfm": "Last.fm (LightGCN-PyTorch split)",
 }
-MT_NAMES = {"mf": "MF-BPR", "lightgcn": "LightGCN"}
+MT_NAMES = {"mf": "MF-BPR", "lightgcn": "LightGCN", "multvae": "MultVAE", "neumf": "NeuMF"}
 
 # Published anchors on the Gowalla LightGCN split (docs: /work/shared/DSL.md)
 ANCHORS = [
@@ -761,7 +761,9 @@ w(f"| PostgreSQL | {machine.get('postgres', '?')} |")
 w(f"| server settings | shared_buffers {machine.get('shared_buffers', '?')}, `maintenance_work_mem = 2GB` in the training sessions, `dsl_rec.threads` = {machine.get('threads') or '?'} |")
 w(f"| OpenBLAS | {machine.get('openblas') or '?'} |")
 w(f"| dsl_rec | {machine.get('extension', '?')}, git commit `{machine.get('commit', '?')}` |")
-w(f"| model types | benchmarked: {', '.join(MT_NAMES.get(m, m) for m in mtypes) or 'none'}; "
+serving_only = [l.split()[0] for l in model_types if l.endswith("in the serving sections")]
+w(f"| model types | accuracy and speed grid: {', '.join(MT_NAMES.get(m, m) for m in mtypes) or 'none'}"
+  f"{'; in the serving sections: ' + ', '.join(MT_NAMES.get(m, m) for m in serving_only) if serving_only else ''}; "
   f"`dsl.train` knows: {machine.get('extension_types') or '?'} |")
 w(f"| seeds | training `seed => {machine.get('seed')}`, MovieLens-1M split seed {machine.get('split_seed')} |")
 w("")
