@@ -61,6 +61,23 @@ enum
 #define T_B(l) (T_W(l) + 1)
 #define N_TENSORS(n_hidden) (T_W2 + 2 * ((n_hidden) - 1))
 
+/*
+ * The step's parallel phases work in chunks of a fixed size (run_chunks);
+ * test/unit/neumf_grad_check.c builds with tiny ones to check the chunking.
+ */
+#ifndef NEUMF_CHUNK
+#define NEUMF_CHUNK 256			/* slots or evaluations per chunk */
+#endif
+#ifndef NEUMF_COL_CHUNK
+#define NEUMF_COL_CHUNK 16		/* columns per chunk of the first layer's weights */
+#endif
+
+static inline int
+n_chunks(int n, int size)
+{
+	return (n + size - 1) / size;
+}
+
 typedef enum NeumfLoss
 {
 	NEUMF_LOSS_BPR,				/* pairwise: -log sigmoid(s(u,i) - s(u,j)) */
@@ -262,6 +279,7 @@ typedef struct NeumfState
 	int			dm;				/* MLP embedding width */
 	int			n_hidden;
 	int			width[NEUMF_MAX_HIDDEN];
+	int			wmax;			/* the widest hidden layer */
 	NeumfLoss	loss;
 	int			negatives;		/* per positive: 1 for BPR */
 	float		reg;
@@ -292,13 +310,20 @@ typedef struct NeumfState
 
 	/* activations: x[l] is ne x width[l] (after relu); ua, ib: first layer's parts */
 	float	   *x[NEUMF_MAX_HIDDEN];
-	float	   *gx[2];			/* ping-pong: a layer's gradient, ne x max width */
+	float	   *gx[2];			/* ping-pong: a layer's gradient, in blocks of
+								 * NEUMF_CHUNK x wmax (phase_backward) */
 	float	   *ua;				/* users cap x width[0]: W1u^T p'_u */
 	float	   *ib;				/* items cap x width[0]: W1i^T q'_i + b1 */
 	float	   *gua;
 	float	   *gib;
 
 	float	   *acc[DSL_MAX_TENSORS];	/* regrowth sums, during the window */
+
+	/* the parallel phases (run_chunks) */
+	int			claim;			/* the current run's next chunk */
+	float	   *part;			/* per chunk of evaluations: partial sums */
+	Size		part_len;		/* floats per chunk in part */
+	int64		part_off[DSL_MAX_TENSORS];	/* offset by tensor; -1: none */
 
 	/* validation (neumf_rank_users) */
 	float	   *val_tiles;		/* the item rows, tiled (neumf_net.h) */
@@ -320,6 +345,28 @@ static int
 eval_cap(const NeumfOptions *o, int batch)
 {
 	return batch * (o->loss == NEUMF_LOSS_BPR ? 2 : 1 + o->negatives);
+}
+
+/*
+ * Where each chunk's partial sums of a tensor's gradient go (phase_backward):
+ * the output layer's and the hidden layers' after the first, whose sums run
+ * over the evaluations; -1 for the rest.  Returns the floats per chunk.
+ */
+static Size
+part_layout(int n_tensors, const TensorShape *shapes, int64 *off)
+{
+	Size		len = 0;
+
+	for (int t = 0; t < n_tensors; t++)
+	{
+		off[t] = -1;
+		if (t == T_OUT || t == T_OUT_BIAS || t >= T_W2)
+		{
+			off[t] = len;
+			len += (Size) shapes[t].rows * shapes[t].cols;
+		}
+	}
+	return len;
 }
 
 static int64
@@ -355,6 +402,11 @@ neumf_work_bytes(const Interactions *d, const TrainParams *p)
 	evals = (Size) ecap * ((wsum + 2 * wmax + 2) * sizeof(float) + 2 * sizeof(int32) + sizeof(double));
 	for (int t = T_OUT; t < n; t++)
 		dense += (Size) 3 * shapes[t].rows * shapes[t].cols * sizeof(float);
+	{
+		int64		off[DSL_MAX_TENSORS];
+
+		dense += part_layout(n, shapes, off) * n_chunks(ecap, NEUMF_CHUNK) * sizeof(float);
+	}
 	/* the regrowth sums of a window are dense */
 	if (o->growth_batches != 1)
 		rows += (Size) (d->n_users + d->n_items) * (p->dim + dm) * sizeof(float);
@@ -408,6 +460,7 @@ neumf_create(DslEngine *e, const Interactions *d, const TrainParams *p)
 	s->reg = (float) p->reg;
 	s->growth_batches = Max(1, o->growth_batches);
 	wmax = neumf_max_width(s);
+	s->wmax = wmax;
 
 	s->n_tensors = neumf_tensor_shapes(d, p, shapes);
 	for (int t = 0; t < s->n_tensors; t++)
@@ -451,6 +504,8 @@ neumf_create(DslEngine *e, const Interactions *d, const TrainParams *p)
 		s->x[l] = alloc_floats((Size) s->ecap * s->width[l]);
 	s->gx[0] = alloc_floats((Size) s->ecap * wmax);
 	s->gx[1] = alloc_floats((Size) s->ecap * wmax);
+	s->part_len = part_layout(s->n_tensors, shapes, s->part_off);
+	s->part = alloc_floats(s->part_len * n_chunks(s->ecap, NEUMF_CHUNK));
 	s->ua = alloc_floats((Size) s->users.cap * s->width[0]);
 	s->gua = alloc_floats((Size) s->users.cap * s->width[0]);
 	s->ib = alloc_floats((Size) s->items.cap * s->width[0]);
@@ -607,60 +662,111 @@ relu(float v)
 }
 
 /*
- * Scores of the step's evaluations from the batch's dense rows and the
- * densified layers: x[0] = relu(ua[u] + ib[i]), x[l] = relu(x[l-1] W_l +
- * b_l), s = p . q + h . x[L-1] + b.
+ * The step's layers run on the worker pool in chunks of a fixed size
+ * (worker_claim), each chunk one single-threaded sgemm: OpenBLAS's own
+ * threads, woken for products this small, spent more time spinning than
+ * computing.  A chunk's rows and its partial sums do not depend on the
+ * number of threads, and the partial sums are added in chunk order, so
+ * the model does not either.
+ */
+
+static void
+run_chunks(NeumfState *s, WorkerFn fn)
+{
+	s->claim = 0;
+	worker_pool_run(s->bpr.pool, fn, s);
+}
+
+/* the first layer's parts: ua = p' W1u, ib = q' W1i + b_1, by chunks of slots */
+static void
+phase_first(void *arg, int part, int n_parts)
+{
+	NeumfState *s = (NeumfState *) arg;
+	const int	w0 = s->width[0],
+				nu = n_chunks(s->users.n, NEUMF_CHUNK),
+				ni = n_chunks(s->items.n, NEUMF_CHUNK);
+
+	for (int c; (c = worker_claim(&s->claim)) < nu + ni;)
+	{
+		bool		item = c >= nu;
+		int			n = item ? s->items.n : s->users.n;
+		int			r0 = (item ? c - nu : c) * NEUMF_CHUNK,
+					r1 = Min(n, r0 + NEUMF_CHUNK);
+		const float *emb = (item ? s->items_m.emb : s->users_m.emb) + (Size) r0 * s->dm;
+		float	   *out = (item ? s->ib : s->ua) + (Size) r0 * w0;
+
+		gemm_nn(r1 - r0, w0, s->dm, emb, s->w[item ? T_W1I : T_W1U], out, false);
+		if (item)
+			for (int r = 0; r < r1 - r0; r++)
+				for (int o = 0; o < w0; o++)
+					out[(Size) r * w0 + o] += s->w[T_B1][o];
+	}
+}
+
+/*
+ * Scores of a chunk of the step's evaluations from the batch's first-layer
+ * parts and the densified layers: x[0] = relu(ua[u] + ib[i]), x[l] =
+ * relu(x[l-1] W_l + b_l), s = p . q + h . x[L-1] + b.
  */
 static void
-forward(NeumfState *s)
+phase_forward(void *arg, int part, int n_parts)
 {
+	NeumfState *s = (NeumfState *) arg;
 	const int	g = s->g,
 				w0 = s->width[0],
 				L = s->n_hidden,
 				ne = s->ne;
 	const float *hm = s->w[T_OUT];
-	float		bout = s->w[T_OUT_BIAS][0];
+	const float bout = s->w[T_OUT_BIAS][0];
 
-	gemm_nn(s->users.n, w0, s->dm, s->users_m.emb, s->w[T_W1U], s->ua, false);
-	gemm_nn(s->items.n, w0, s->dm, s->items_m.emb, s->w[T_W1I], s->ib, false);
-	for (int i = 0; i < s->items.n; i++)
-		for (int o = 0; o < w0; o++)
-			s->ib[(Size) i * w0 + o] += s->w[T_B1][o];
-
-	for (int e = 0; e < ne; e++)
+	for (int c; (c = worker_claim(&s->claim)) < n_chunks(ne, NEUMF_CHUNK);)
 	{
-		const float *a = s->ua + (Size) s->eu[e] * w0;
-		const float *bb = s->ib + (Size) s->ei[e] * w0;
-		float	   *x = s->x[0] + (Size) e * w0;
+		const int	e0 = c * NEUMF_CHUNK,
+					e1 = Min(ne, e0 + NEUMF_CHUNK);
 
-		for (int o = 0; o < w0; o++)
-			x[o] = relu(a[o] + bb[o]);
-	}
-	for (int l = 1; l < L; l++)
-	{
-		const int	wi = s->width[l - 1],
-					wo = s->width[l];
-		const float *bias = s->w[T_B(l + 1)];
-		float	   *x = s->x[l];
+		for (int e = e0; e < e1; e++)
+		{
+			const float *a = s->ua + (Size) s->eu[e] * w0;
+			const float *bb = s->ib + (Size) s->ei[e] * w0;
+			float	   *x = s->x[0] + (Size) e * w0;
 
-		gemm_nn(ne, wo, wi, s->x[l - 1], s->w[T_W(l + 1)], x, false);
-		for (int e = 0; e < ne; e++)
-			for (int o = 0; o < wo; o++)
-				x[(Size) e * wo + o] = relu(x[(Size) e * wo + o] + bias[o]);
-	}
-	for (int e = 0; e < ne; e++)
-	{
-		const float *p = s->users.emb + (Size) s->eu[e] * g;
-		const float *q = s->items.emb + (Size) s->ei[e] * g;
-		const float *x = s->x[L - 1] + (Size) e * s->width[L - 1];
-		float		v = bout;
+			for (int o = 0; o < w0; o++)
+				x[o] = relu(a[o] + bb[o]);
+		}
+		for (int l = 1; l < L; l++)
+		{
+			const int	wi = s->width[l - 1],
+						wo = s->width[l];
+			const float *bias = s->w[T_B(l + 1)];
+			float	   *x = s->x[l] + (Size) e0 * wo;
 
-		for (int k = 0; k < g; k++)
-			v += p[k] * q[k];
-		for (int k = 0; k < s->width[L - 1]; k++)
-			v += hm[k] * x[k];
-		s->score[e] = v;
+			gemm_nn(e1 - e0, wo, wi, s->x[l - 1] + (Size) e0 * wi, s->w[T_W(l + 1)], x, false);
+			for (Size k = 0; k < (Size) (e1 - e0) * wo; k++)
+				x[k] = relu(x[k] + bias[k % wo]);
+		}
+		for (int e = e0; e < e1; e++)
+		{
+			const float *p = s->users.emb + (Size) s->eu[e] * g;
+			const float *q = s->items.emb + (Size) s->ei[e] * g;
+			const float *x = s->x[L - 1] + (Size) e * s->width[L - 1];
+			float		v = bout;
+
+			for (int k = 0; k < g; k++)
+				v += p[k] * q[k];
+			for (int k = 0; k < s->width[L - 1]; k++)
+				v += hm[k] * x[k];
+			s->score[e] = v;
+		}
 	}
+}
+
+/* the step's scores: the first layer's parts, then every evaluation */
+static void
+forward(NeumfState *s)
+{
+	dsl_blas_prepare(false);
+	run_chunks(s, phase_first);
+	run_chunks(s, phase_forward);
 }
 
 /* the loss of each evaluation and its derivative cs by the score */
@@ -690,6 +796,122 @@ losses(NeumfState *s, int np)
 	b->loss = s->eloss;
 }
 
+/*
+ * Backward through the output layer and the hidden layers for a chunk of
+ * evaluations: the gradient of x[0] in gx[(L - 1) % 2], and the chunk's
+ * partial sums of the output layer's and hidden layers' gradients in its
+ * slice of s->part (offsets part_off, by tensor).  A chunk keeps its rows
+ * of every layer's gradient in its own block of gx (e0 x wmax on): the
+ * widths differ from layer to layer, so rows at e x width would run into
+ * the rows of the chunk after it.
+ */
+static void
+phase_backward(void *arg, int part, int n_parts)
+{
+	NeumfState *s = (NeumfState *) arg;
+	const int	L = s->n_hidden,
+				ne = s->ne,
+				wl = s->width[L - 1];
+	const float *hm = s->w[T_OUT];
+
+	for (int c; (c = worker_claim(&s->claim)) < n_chunks(ne, NEUMF_CHUNK);)
+	{
+		const int	e0 = c * NEUMF_CHUNK,
+					e1 = Min(ne, e0 + NEUMF_CHUNK),
+					m = e1 - e0;
+		float	   *pp = s->part + (Size) c * s->part_len;
+		float	   *gout = pp + s->part_off[T_OUT];
+		const Size	base = (Size) e0 * s->wmax;	/* the chunk's own rows */
+		float		gb = 0;
+		int			cur = 0;
+
+		memset(gout, 0, sizeof(float) * wl);
+		for (int e = e0; e < e1; e++)
+		{
+			const float ce = s->cs[e];
+			const float *x = s->x[L - 1] + (Size) e * wl;
+			float	   *gx = s->gx[0] + base + (Size) (e - e0) * wl;
+
+			for (int k = 0; k < wl; k++)
+			{
+				gout[k] += ce * x[k];
+				gx[k] = x[k] > 0 ? ce * hm[k] : 0;
+			}
+			gb += ce;
+		}
+		pp[s->part_off[T_OUT_BIAS]] = gb;
+
+		/* down the hidden layers: gx[cur] is x[l]'s gradient (relu's included) */
+		for (int l = L - 1; l >= 1; l--)
+		{
+			const int	wi = s->width[l - 1],
+						wo = s->width[l];
+			const float *gcur = s->gx[cur] + base;
+			float	   *gnext = s->gx[1 - cur] + base;
+			float	   *gbias = pp + s->part_off[T_B(l + 1)];
+			const float *xin = s->x[l - 1] + (Size) e0 * wi;
+
+			gemm_tn(m, wo, wi, xin, gcur, pp + s->part_off[T_W(l + 1)]);
+			memset(gbias, 0, sizeof(float) * wo);
+			for (int e = 0; e < m; e++)
+				for (int o = 0; o < wo; o++)
+					gbias[o] += gcur[(Size) e * wo + o];
+			gemm_nt(m, wo, wi, gcur, s->w[T_W(l + 1)], gnext);
+			for (Size k = 0; k < (Size) m * wi; k++)
+				if (xin[k] <= 0)
+					gnext[k] = 0;
+			cur = 1 - cur;
+		}
+	}
+}
+
+/*
+ * The first layer's weight gradients by chunks of columns (gW1u = p'^T
+ * gua, gW1i = q'^T gib), and the MLP embeddings' gradients by chunks of
+ * slots (gua W1u^T, gib W1i^T).
+ */
+static void
+phase_first_back(void *arg, int part, int n_parts)
+{
+	NeumfState *s = (NeumfState *) arg;
+	const int	w0 = s->width[0],
+				dm = s->dm,
+				ncol = n_chunks(w0, NEUMF_COL_CHUNK),
+				nu = n_chunks(s->users.n, NEUMF_CHUNK),
+				ni = n_chunks(s->items.n, NEUMF_CHUNK);
+
+	for (int c; (c = worker_claim(&s->claim)) < 2 * ncol + nu + ni;)
+	{
+		if (c < 2 * ncol)
+		{
+			bool		item = c >= ncol;
+			int			c0 = (item ? c - ncol : c) * NEUMF_COL_CHUNK,
+						c1 = Min(w0, c0 + NEUMF_COL_CHUNK);
+			int			n = item ? s->items.n : s->users.n;
+			float	   *gw = s->gw[item ? T_W1I : T_W1U] + c0;
+
+			if (n == 0)
+				for (int r = 0; r < dm; r++)
+					memset(gw + (Size) r * w0, 0, sizeof(float) * (c1 - c0));
+			else
+				cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, dm, c1 - c0, n,
+							1.0f, item ? s->items_m.emb : s->users_m.emb, dm,
+							(item ? s->gib : s->gua) + c0, w0, 0.0f, gw, w0);
+		}
+		else
+		{
+			bool		item = c - 2 * ncol >= nu;
+			int			n = item ? s->items.n : s->users.n;
+			int			r0 = (item ? c - 2 * ncol - nu : c - 2 * ncol) * NEUMF_CHUNK,
+						r1 = Min(n, r0 + NEUMF_CHUNK);
+			const float *ga = (item ? s->gib : s->gua) + (Size) r0 * w0;
+			float	   *grad = (item ? s->items_m.grad : s->users_m.grad) + (Size) r0 * dm;
+
+			gemm_nt(r1 - r0, w0, dm, ga, s->w[item ? T_W1I : T_W1U], grad);
+		}
+	}
+}
+
 /* gradients of every parameter the step touched, from cs */
 static void
 backward(NeumfState *s)
@@ -698,14 +920,34 @@ backward(NeumfState *s)
 				w0 = s->width[0],
 				L = s->n_hidden,
 				ne = s->ne,
-				wl = s->width[L - 1];
-	const float *hm = s->w[T_OUT];
-	float	   *gout = s->gw[T_OUT];
-	float	   *gcur = s->gx[0];
+				nc = n_chunks(ne, NEUMF_CHUNK);
+	const float *gfirst = s->gx[(L - 1) % 2];
 	double		gb = 0;
 
-	/* the output layer, and the last hidden layer's gradient */
-	memset(gout, 0, sizeof(float) * wl);
+	run_chunks(s, phase_backward);
+
+	/* the chunks' partial sums, in chunk order */
+	for (int t = T_OUT; t < s->n_tensors; t++)
+	{
+		Size		n = (Size) s->engine->tensors[t]->n_rows * s->engine->tensors[t]->dim;
+
+		if (s->part_off[t] < 0 || t == T_OUT_BIAS)
+			continue;
+		memset(s->gw[t], 0, sizeof(float) * n);
+		for (int c = 0; c < nc; c++)
+		{
+			const float *pp = s->part + (Size) c * s->part_len + s->part_off[t];
+
+			for (Size k = 0; k < n; k++)
+				s->gw[t][k] += pp[k];
+		}
+	}
+	for (int c = 0; c < nc; c++)
+		gb += s->part[(Size) c * s->part_len + s->part_off[T_OUT_BIAS]];
+	/* BPR: the bias cancels out of every term; its sum here is rounding */
+	s->gw[T_OUT_BIAS][0] = s->loss == NEUMF_LOSS_BPR ? 0.0f : (float) gb;
+
+	/* GMF's embeddings */
 	memset(s->users.grad, 0, sizeof(float) * s->users.n * g);
 	memset(s->items.grad, 0, sizeof(float) * s->items.n * g);
 	for (int e = 0; e < ne; e++)
@@ -715,43 +957,12 @@ backward(NeumfState *s)
 		const float *q = s->items.emb + (Size) s->ei[e] * g;
 		float	   *gp = s->users.grad + (Size) s->eu[e] * g;
 		float	   *gq = s->items.grad + (Size) s->ei[e] * g;
-		const float *x = s->x[L - 1] + (Size) e * wl;
-		float	   *gx = gcur + (Size) e * wl;
 
 		for (int k = 0; k < g; k++)
 		{
 			gp[k] += c * q[k];
 			gq[k] += c * p[k];
 		}
-		for (int k = 0; k < wl; k++)
-		{
-			gout[k] += c * x[k];
-			gx[k] = x[k] > 0 ? c * hm[k] : 0;
-		}
-		gb += c;
-	}
-	s->gw[T_OUT_BIAS][0] = (float) gb;
-
-	/* down the hidden layers: gcur is x[l]'s gradient (relu's included) */
-	for (int l = L - 1; l >= 1; l--)
-	{
-		const int	wi = s->width[l - 1],
-					wo = s->width[l];
-		float	   *gnext = gcur == s->gx[0] ? s->gx[1] : s->gx[0];
-		float	   *gbias = s->gw[T_B(l + 1)];
-		const float *xin = s->x[l - 1];
-
-		gemm_tn(ne, wo, wi, xin, gcur, s->gw[T_W(l + 1)]);
-		for (int o = 0; o < wo; o++)
-			gbias[o] = 0;
-		for (int e = 0; e < ne; e++)
-			for (int o = 0; o < wo; o++)
-				gbias[o] += gcur[(Size) e * wo + o];
-		gemm_nt(ne, wo, wi, gcur, s->w[T_W(l + 1)], gnext);
-		for (Size k = 0; k < (Size) ne * wi; k++)
-			if (xin[k] <= 0)
-				gnext[k] = 0;
-		gcur = gnext;
 	}
 
 	/* the first layer: its user and item parts, then the MLP embeddings */
@@ -759,7 +970,8 @@ backward(NeumfState *s)
 	memset(s->gib, 0, sizeof(float) * s->items.n * w0);
 	for (int e = 0; e < ne; e++)
 	{
-		const float *gx = gcur + (Size) e * w0;
+		const float *gx = gfirst + (Size) (e - e % NEUMF_CHUNK) * s->wmax +
+			(Size) (e % NEUMF_CHUNK) * w0;
 		float	   *ga = s->gua + (Size) s->eu[e] * w0;
 		float	   *gi = s->gib + (Size) s->ei[e] * w0;
 
@@ -774,10 +986,7 @@ backward(NeumfState *s)
 	for (int i = 0; i < s->items.n; i++)
 		for (int o = 0; o < w0; o++)
 			s->gw[T_B1][o] += s->gib[(Size) i * w0 + o];
-	gemm_tn(s->users.n, w0, s->dm, s->users_m.emb, s->gua, s->gw[T_W1U]);
-	gemm_tn(s->items.n, w0, s->dm, s->items_m.emb, s->gib, s->gw[T_W1I]);
-	gemm_nt(s->users.n, w0, s->dm, s->gua, s->w[T_W1U], s->users_m.grad);
-	gemm_nt(s->items.n, w0, s->dm, s->gib, s->w[T_W1I], s->items_m.grad);
+	run_chunks(s, phase_first_back);
 }
 
 /* Adam on every row of the dense tensors (their regrowth sums first) */
