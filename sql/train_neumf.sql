@@ -17,7 +17,7 @@ SELECT * FROM planted EXCEPT SELECT * FROM nm_val;
 CREATE TABLE nm_run1 AS
 SELECT * FROM dsl.train('planted_nm', 'nm_train', model_type => 'neumf', dim => 8,
                         density => 0.5, epochs => 30, lr => 0.01, seed => 42,
-                        validation => 'nm_val', options => '{"mlp_layers": [8, 6, 4]}');
+                        validation => 'nm_val', options => '{"mlp_layers": [8, 6, 4], "loss": "bpr"}');
 
 -- the budget is exact at every epoch, tensor by tensor: user 240 x 8,
 -- item 120 x 8, mlp_user 240 x 4, mlp_item 120 x 4, out 4, out_bias 1 (at
@@ -63,11 +63,11 @@ SELECT name, part, entity_id, vec FROM dsl.parameters JOIN dsl.models USING (mod
 SET dsl_rec.threads = 1;
 SELECT count(*) FROM dsl.train('planted_nm_t1', 'nm_train', model_type => 'neumf', dim => 8,
                                density => 0.5, epochs => 30, lr => 0.01, seed => 42,
-                               validation => 'nm_val', options => '{"mlp_layers": [8, 6, 4]}');
+                               validation => 'nm_val', options => '{"mlp_layers": [8, 6, 4], "loss": "bpr"}');
 RESET dsl_rec.threads;
 SELECT count(*) FROM dsl.train('planted_nm_s2', 'nm_train', model_type => 'neumf', dim => 8,
                                density => 0.5, epochs => 3, lr => 0.01, seed => 43,
-                               options => '{"mlp_layers": [8, 6, 4]}');
+                               options => '{"mlp_layers": [8, 6, 4], "loss": "bpr"}');
 SELECT (SELECT count(*) FROM (SELECT part, entity_id, vec FROM nm_params WHERE name = 'planted_nm'
                               EXCEPT
                               SELECT part, entity_id, vec FROM nm_params WHERE name = 'planted_nm_t1') d) = 0

@@ -15,10 +15,11 @@
  * output weights h and bias b, and every layer's weights and biases.
  *
  * Trained in the shared BPR loop (bpr.h) on every training pair once per
- * epoch: with BPR (the default), -log sigmoid(s(u, i) - s(u, j)) for a
- * sampled j; with loss "log", the pointwise -log sigmoid(s(u, i)) and
- * -log sigmoid(-s(u, j)) for `negatives` sampled items j, as in the NCF
- * paper.  The L2 term reg/2 |row|^2 is MF's on the embedding rows a step
+ * epoch: with loss "log" (the default, as in the NCF paper), the pointwise
+ * -log sigmoid(s(u, i)) and -log sigmoid(-s(u, j)) for `negatives`
+ * sampled items j; with "bpr", -log sigmoid(s(u, i) - s(u, j)) for one
+ * sampled j (Gowalla: log better at every density; Last.fm: BPR, see
+ * docs/neumf.md).  The L2 term reg/2 |row|^2 is MF's on the embedding rows a step
  * uses, once per triple (BPR) or per scored pair (log), and reg/2 |W|^2 on
  * the layers' weight matrices every step (is_layer_weight).  A step densifies the batch's embedding rows (batch_rows.h: rows
  * outside the batch follow dense Adam's trajectory) and the small dense
@@ -108,7 +109,7 @@ neumf_init_options(void *opts)
 	o->layers[1] = 32;
 	o->layers[2] = 16;
 	o->layers[3] = 8;
-	o->loss = NEUMF_LOSS_BPR;
+	o->loss = NEUMF_LOSS_LOG;
 	o->negatives = 4;
 	o->growth_batches = 0;
 }
