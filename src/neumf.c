@@ -351,7 +351,8 @@ eval_cap(const NeumfOptions *o, int batch)
 /*
  * Where each chunk's partial sums of a tensor's gradient go (phase_backward):
  * the output layer's and the hidden layers' after the first, whose sums run
- * over the evaluations; -1 for the rest.  Returns the floats per chunk.
+ * over the evaluations; -1 for the rest (off may be NULL).  Returns the
+ * floats per chunk.
  */
 static Size
 part_layout(int n_tensors, const TensorShape *shapes, int64 *off)
@@ -360,12 +361,12 @@ part_layout(int n_tensors, const TensorShape *shapes, int64 *off)
 
 	for (int t = 0; t < n_tensors; t++)
 	{
-		off[t] = -1;
-		if (t == T_OUT || t == T_OUT_BIAS || t >= T_W2)
-		{
-			off[t] = len;
+		bool		summed = t == T_OUT || t == T_OUT_BIAS || t >= T_W2;
+
+		if (off)
+			off[t] = summed ? (int64) len : -1;
+		if (summed)
 			len += (Size) shapes[t].rows * shapes[t].cols;
-		}
 	}
 	return len;
 }
@@ -403,11 +404,7 @@ neumf_work_bytes(const Interactions *d, const TrainParams *p)
 	evals = (Size) ecap * ((wsum + 2 * wmax + 2) * sizeof(float) + 2 * sizeof(int32) + sizeof(double));
 	for (int t = T_OUT; t < n; t++)
 		dense += (Size) 3 * shapes[t].rows * shapes[t].cols * sizeof(float);
-	{
-		int64		off[DSL_MAX_TENSORS];
-
-		dense += part_layout(n, shapes, off) * n_chunks(ecap, NEUMF_CHUNK) * sizeof(float);
-	}
+	dense += part_layout(n, shapes, NULL) * n_chunks(ecap, NEUMF_CHUNK) * sizeof(float);
 	/* the regrowth sums of a window are dense */
 	if (o->growth_batches != 1)
 		rows += (Size) (d->n_users + d->n_items) * (p->dim + dm) * sizeof(float);
@@ -627,13 +624,13 @@ make_evaluations(NeumfState *s, const int32 *pairs, int nb)
 	return np;
 }
 
-/* c[m x n] = a[m x k] b[k x n] (+ c): row-major sgemm */
+/* c[m x n] = a[m x k] b[k x n]: row-major sgemm */
 static inline void
-gemm_nn(int m, int n, int k, const float *a, const float *b, float *c, bool acc)
+gemm_nn(int m, int n, int k, const float *a, const float *b, float *c)
 {
 	if (m > 0)
 		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k,
-					1.0f, a, k, b, n, acc ? 1.0f : 0.0f, c, n);
+					1.0f, a, k, b, n, 0.0f, c, n);
 }
 
 /* c[k x n] = a[m x k]^T b[m x n] */
@@ -664,18 +661,39 @@ relu(float v)
 
 /*
  * The step's layers run on the worker pool in chunks of a fixed size
- * (worker_claim), each chunk one single-threaded sgemm: OpenBLAS's own
- * threads, woken for products this small, spent more time spinning than
- * computing.  A chunk's rows and its partial sums do not depend on the
- * number of threads, and the partial sums are added in chunk order, so
- * the model does not either.
+ * (worker_claim), each chunk a few single-threaded sgemm calls.  A chunk's
+ * rows and its partial sums do not depend on the number of threads, and
+ * the partial sums are added in chunk order, so the model does not either.
  */
-
 static void
 run_chunks(NeumfState *s, WorkerFn fn)
 {
 	s->claim = 0;
 	worker_pool_run(s->bpr.pool, fn, s);
+}
+
+/* chunk c of the batch's slots, users' chunks first: its side and rows */
+static void
+slot_chunk(const NeumfState *s, int c, bool *item, int *r0, int *r1)
+{
+	int			nu = n_chunks(s->users.n, NEUMF_CHUNK);
+
+	*item = c >= nu;
+	*r0 = (*item ? c - nu : c) * NEUMF_CHUNK;
+	*r1 = Min(*item ? s->items.n : s->users.n, *r0 + NEUMF_CHUNK);
+}
+
+/*
+ * Row e of a layer's gradient `width` wide in gx[buf]: a chunk keeps its
+ * rows of every layer in its own block (NEUMF_CHUNK x wmax from its first
+ * evaluation on), since the widths differ from layer to layer and rows at
+ * e x width would run into the next chunk's.
+ */
+static inline float *
+grad_row(const NeumfState *s, int buf, int e, int width)
+{
+	return s->gx[buf] + (Size) (e - e % NEUMF_CHUNK) * s->wmax +
+		(Size) (e % NEUMF_CHUNK) * width;
 }
 
 /* the first layer's parts: ua = p' W1u, ib = q' W1i + b_1, by chunks of slots */
@@ -689,14 +707,16 @@ phase_first(void *arg, int part, int n_parts)
 
 	for (int c; (c = worker_claim(&s->claim)) < nu + ni;)
 	{
-		bool		item = c >= nu;
-		int			n = item ? s->items.n : s->users.n;
-		int			r0 = (item ? c - nu : c) * NEUMF_CHUNK,
-					r1 = Min(n, r0 + NEUMF_CHUNK);
-		const float *emb = (item ? s->items_m.emb : s->users_m.emb) + (Size) r0 * s->dm;
-		float	   *out = (item ? s->ib : s->ua) + (Size) r0 * w0;
+		bool		item;
+		int			r0,
+					r1;
+		const float *emb;
+		float	   *out;
 
-		gemm_nn(r1 - r0, w0, s->dm, emb, s->w[item ? T_W1I : T_W1U], out, false);
+		slot_chunk(s, c, &item, &r0, &r1);
+		emb = (item ? s->items_m.emb : s->users_m.emb) + (Size) r0 * s->dm;
+		out = (item ? s->ib : s->ua) + (Size) r0 * w0;
+		gemm_nn(r1 - r0, w0, s->dm, emb, s->w[item ? T_W1I : T_W1U], out);
 		if (item)
 			for (int r = 0; r < r1 - r0; r++)
 				for (int o = 0; o < w0; o++)
@@ -741,7 +761,7 @@ phase_forward(void *arg, int part, int n_parts)
 			const float *bias = s->w[T_B(l + 1)];
 			float	   *x = s->x[l] + (Size) e0 * wo;
 
-			gemm_nn(e1 - e0, wo, wi, s->x[l - 1] + (Size) e0 * wi, s->w[T_W(l + 1)], x, false);
+			gemm_nn(e1 - e0, wo, wi, s->x[l - 1] + (Size) e0 * wi, s->w[T_W(l + 1)], x);
 			for (Size k = 0; k < (Size) (e1 - e0) * wo; k++)
 				x[k] = relu(x[k] + bias[k % wo]);
 		}
@@ -801,10 +821,7 @@ losses(NeumfState *s, int np)
  * Backward through the output layer and the hidden layers for a chunk of
  * evaluations: the gradient of x[0] in gx[(L - 1) % 2], and the chunk's
  * partial sums of the output layer's and hidden layers' gradients in its
- * slice of s->part (offsets part_off, by tensor).  A chunk keeps its rows
- * of every layer's gradient in its own block of gx (e0 x wmax on): the
- * widths differ from layer to layer, so rows at e x width would run into
- * the rows of the chunk after it.
+ * slice of s->part (offsets part_off, by tensor); rows by grad_row.
  */
 static void
 phase_backward(void *arg, int part, int n_parts)
@@ -822,7 +839,6 @@ phase_backward(void *arg, int part, int n_parts)
 					m = e1 - e0;
 		float	   *pp = s->part + (Size) c * s->part_len;
 		float	   *gout = pp + s->part_off[T_OUT];
-		const Size	base = (Size) e0 * s->wmax;	/* the chunk's own rows */
 		float		gb = 0;
 		int			cur = 0;
 
@@ -831,7 +847,7 @@ phase_backward(void *arg, int part, int n_parts)
 		{
 			const float ce = s->cs[e];
 			const float *x = s->x[L - 1] + (Size) e * wl;
-			float	   *gx = s->gx[0] + base + (Size) (e - e0) * wl;
+			float	   *gx = grad_row(s, 0, e, wl);
 
 			for (int k = 0; k < wl; k++)
 			{
@@ -847,8 +863,8 @@ phase_backward(void *arg, int part, int n_parts)
 		{
 			const int	wi = s->width[l - 1],
 						wo = s->width[l];
-			const float *gcur = s->gx[cur] + base;
-			float	   *gnext = s->gx[1 - cur] + base;
+			const float *gcur = grad_row(s, cur, e0, wo);
+			float	   *gnext = grad_row(s, 1 - cur, e0, wi);
 			float	   *gbias = pp + s->part_off[T_B(l + 1)];
 			const float *xin = s->x[l - 1] + (Size) e0 * wi;
 
@@ -901,13 +917,15 @@ phase_first_back(void *arg, int part, int n_parts)
 		}
 		else
 		{
-			bool		item = c - 2 * ncol >= nu;
-			int			n = item ? s->items.n : s->users.n;
-			int			r0 = (item ? c - 2 * ncol - nu : c - 2 * ncol) * NEUMF_CHUNK,
-						r1 = Min(n, r0 + NEUMF_CHUNK);
-			const float *ga = (item ? s->gib : s->gua) + (Size) r0 * w0;
-			float	   *grad = (item ? s->items_m.grad : s->users_m.grad) + (Size) r0 * dm;
+			bool		item;
+			int			r0,
+						r1;
+			const float *ga;
+			float	   *grad;
 
+			slot_chunk(s, c - 2 * ncol, &item, &r0, &r1);
+			ga = (item ? s->gib : s->gua) + (Size) r0 * w0;
+			grad = (item ? s->items_m.grad : s->users_m.grad) + (Size) r0 * dm;
 			gemm_nt(r1 - r0, w0, dm, ga, s->w[item ? T_W1I : T_W1U], grad);
 		}
 	}
@@ -922,7 +940,6 @@ backward(NeumfState *s)
 				L = s->n_hidden,
 				ne = s->ne,
 				nc = n_chunks(ne, NEUMF_CHUNK);
-	const float *gfirst = s->gx[(L - 1) % 2];
 	double		gb = 0;
 
 	run_chunks(s, phase_backward);
@@ -971,8 +988,7 @@ backward(NeumfState *s)
 	memset(s->gib, 0, sizeof(float) * s->items.n * w0);
 	for (int e = 0; e < ne; e++)
 	{
-		const float *gx = gfirst + (Size) (e - e % NEUMF_CHUNK) * s->wmax +
-			(Size) (e % NEUMF_CHUNK) * w0;
+		const float *gx = grad_row(s, (L - 1) % 2, e, w0);
 		float	   *ga = s->gua + (Size) s->eu[e] * w0;
 		float	   *gi = s->gib + (Size) s->ei[e] * w0;
 
