@@ -151,3 +151,122 @@ LANGUAGE C STABLE PARALLEL RESTRICTED COST 100000 ROWS 9;
 
 COMMENT ON FUNCTION dsl.evaluate_histories(text, regclass, regclass, text, text, integer) IS
     'full-ranking evaluation of users given by a history (strong generalization): each test_source user''s pairs in history_source are folded in as by dsl.recommend_for_items, the history excluded, and the rest compared with its test pairs: the metrics of dsl.evaluate, with users_without_history in place of users_unknown';
+
+-- ---------------------------------------------------------------------
+-- Row-level security without subqueries (src/model_access.c,
+-- docs/security.md): Citus makes a table with a subquery in a policy
+-- neither a reference table nor anything else, and the model tables are
+-- reference tables on a Citus cluster (docs/scale-out.md).  Same rules as
+-- 0.1.0's policies.
+-- ---------------------------------------------------------------------
+
+CREATE FUNCTION dsl.member_of_any(roles regrole[]) RETURNS boolean
+AS 'MODULE_PATHNAME', 'dsl_member_of_any'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION dsl.member_of_any(regrole[]) IS
+    'whether the current role is a member of any of these roles (row-level security of dsl.models)';
+CREATE FUNCTION dsl.model_visible(model_id bigint, owned boolean) RETURNS boolean
+AS 'MODULE_PATHNAME', 'dsl_model_visible'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION dsl.model_visible(bigint, boolean) IS
+    'whether the current role sees (owned: is a member of the owner of) this model (row-level security of dsl.parameters and dsl.seen_items)';
+
+ALTER POLICY models_read ON dsl.models
+    USING (pg_catalog.pg_has_role(owner, 'MEMBER') OR dsl.member_of_any(readers));
+ALTER POLICY parameters_read ON dsl.parameters
+    USING (dsl.model_visible(model_id, false));
+ALTER POLICY parameters_insert ON dsl.parameters
+    WITH CHECK (dsl.model_visible(model_id, true));
+ALTER POLICY parameters_update ON dsl.parameters
+    USING (dsl.model_visible(model_id, true))
+    WITH CHECK (dsl.model_visible(model_id, true));
+ALTER POLICY parameters_delete ON dsl.parameters
+    USING (dsl.model_visible(model_id, true));
+ALTER POLICY seen_items_read ON dsl.seen_items
+    USING (dsl.model_visible(model_id, false));
+ALTER POLICY seen_items_insert ON dsl.seen_items
+    WITH CHECK (dsl.model_visible(model_id, true));
+ALTER POLICY seen_items_update ON dsl.seen_items
+    USING (dsl.model_visible(model_id, true))
+    WITH CHECK (dsl.model_visible(model_id, true));
+ALTER POLICY seen_items_delete ON dsl.seen_items
+    USING (dsl.model_visible(model_id, true));
+
+-- ---------------------------------------------------------------------
+-- Citus (docs/scale-out.md): the model tables become reference tables, a
+-- full copy on every node that Citus writes with two-phase commit, so that
+-- a query Citus pushes down to the workers serves there from the local
+-- copy, and a retrain or replace becomes visible on every node with the
+-- coordinator's commit.  Run once on the coordinator, after citus_add_node
+-- for the workers; Citus copies reference tables to a node added later.
+--
+-- Citus makes the shell of an extension's table on a worker by creating
+-- the extension there, so it does not create one; but adding a foreign key
+-- between reference tables is sent to the workers as ALTER TABLE, and the
+-- workers' tables already hold the extension's foreign keys.  So the
+-- function drops those first on the workers (while the tables are still
+-- plain local tables there; run_command_on_workers commits on each worker
+-- on its own, which is harmless: running this again finds them gone), then
+-- on the coordinator, makes the three tables reference tables, and adds
+-- the two keys back through Citus, which puts them on every copy.
+CREATE FUNCTION dsl.enable_citus()
+RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t text;
+    done integer;
+    r record;
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_extension WHERE extname OPERATOR(pg_catalog.=) 'citus') THEN
+        RAISE EXCEPTION 'Citus is not installed in database "%"', current_database()
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'CREATE EXTENSION citus on every node, and citus_add_node the workers, first.';
+    END IF;
+    IF NOT citus_is_coordinator() THEN
+        RAISE EXCEPTION 'dsl.enable_citus() runs on the coordinator'
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    SELECT count(*) INTO done FROM pg_dist_partition
+     WHERE logicalrelid OPERATOR(pg_catalog.=) ANY (ARRAY['dsl.models'::regclass,
+           'dsl.parameters'::regclass, 'dsl.seen_items'::regclass]);
+    IF done = 3 THEN
+        RAISE NOTICE 'the model tables are reference tables already';
+        RETURN;
+    END IF;
+    FOR r IN SELECT * FROM run_command_on_workers('SELECT count(*) FROM dsl.models') LOOP
+        IF NOT r.success THEN
+            RAISE EXCEPTION 'could not reach worker %:%: %', r.nodename, r.nodeport, r.result
+                USING ERRCODE = 'connection_failure',
+                      HINT = 'dsl_rec must be installed on every worker (CREATE EXTENSION on the coordinator after citus_add_node does that).';
+        END IF;
+        IF r.result::bigint OPERATOR(pg_catalog.>) 0 THEN
+            RAISE EXCEPTION 'worker %:% holds % model(s) of its own', r.nodename, r.nodeport, r.result
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      DETAIL = 'The coordinator''s models would replace them on every node.',
+                      HINT = 'Drop them on the worker (dsl.drop_model), or move them to the coordinator, first.';
+        END IF;
+    END LOOP;
+    FOREACH t IN ARRAY ARRAY['parameters', 'seen_items'] LOOP
+        FOR r IN SELECT * FROM run_command_on_workers(format(
+                'ALTER TABLE dsl.%I DROP CONSTRAINT IF EXISTS %I', t, t || '_model_id_fkey')) LOOP
+            IF NOT r.success THEN
+                RAISE EXCEPTION 'could not prepare dsl.% on worker %:%: %', t, r.nodename, r.nodeport, r.result
+                    USING ERRCODE = 'connection_failure';
+            END IF;
+        END LOOP;
+        EXECUTE format('ALTER TABLE dsl.%I DROP CONSTRAINT %I', t, t || '_model_id_fkey');
+    END LOOP;
+    PERFORM create_reference_table('dsl.models');
+    PERFORM create_reference_table('dsl.parameters');
+    PERFORM create_reference_table('dsl.seen_items');
+    FOREACH t IN ARRAY ARRAY['parameters', 'seen_items'] LOOP
+        EXECUTE format('ALTER TABLE dsl.%I ADD CONSTRAINT %I FOREIGN KEY (model_id) '
+                       'REFERENCES dsl.models ON DELETE CASCADE', t, t || '_model_id_fkey');
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION dsl.enable_citus() IS
+    'on a Citus coordinator: make the model tables reference tables, so that every node serves every model (docs/scale-out.md)';
+REVOKE ALL ON FUNCTION dsl.enable_citus() FROM PUBLIC;

@@ -46,6 +46,7 @@
 #include "utils/memutils.h"
 
 #include "dsl_util.h"
+#include "model_access.h"
 #include "model_cache.h"
 #include "model_ops.h"
 #include "serve_shared.h"
@@ -449,6 +450,7 @@ serve_model_get(const char *name)
 	Oid			role = GetUserId();
 	ServeModel *m = NULL;
 	int			slot = -1;
+	int			guc_level = model_tables_read_begin();
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -540,6 +542,7 @@ serve_model_get(const char *name)
 
 	SPI_freetuptable(found);
 	SPI_finish();
+	model_tables_read_end(guc_level);
 	return m;
 }
 

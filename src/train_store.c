@@ -23,6 +23,7 @@
 
 #include "dsl_rec.h"
 #include "spvec.h"
+#include "model_access.h"
 #include "train_store.h"
 
 /* advisory lock class for "a model of this name is being trained" */
@@ -116,6 +117,50 @@ spvec_type_oid(void)
 }
 
 /*
+ * Rows into a model table that is a Citus reference table
+ * (model_tables_distributed): Citus runs an INSERT ... SELECT into it as a
+ * COPY into each copy of the table, and PostgreSQL refuses COPY FROM into a
+ * table under row-level security, so there the rows go as multi-row
+ * INSERT ... VALUES, which Citus sends on as INSERTs (with two-phase
+ * commit).  head is "INSERT INTO table (columns)"; cols[c][r] is row r's
+ * value of column c.
+ */
+static void
+insert_values(const char *head, int ncols, const Oid *types, int nrows, Datum **cols)
+{
+	const int	batch = 1024;
+
+	for (int r0 = 0; r0 < nrows; r0 += batch)
+	{
+		int			n = Min(batch, nrows - r0);
+		Oid		   *argtypes = palloc(sizeof(Oid) * n * ncols);
+		Datum	   *args = palloc(sizeof(Datum) * n * ncols);
+		StringInfoData sql;
+
+		initStringInfo(&sql);
+		appendStringInfo(&sql, "%s VALUES ", head);
+		for (int i = 0; i < n; i++)
+		{
+			appendStringInfoString(&sql, i ? ",(" : "(");
+			for (int c = 0; c < ncols; c++)
+			{
+				int			a = i * ncols + c;
+
+				appendStringInfo(&sql, c ? ",$%d" : "$%d", a + 1);
+				argtypes[a] = types[c];
+				args[a] = cols[c][r0 + i];
+			}
+			appendStringInfoChar(&sql, ')');
+		}
+		if (SPI_execute_with_args(sql.data, n * ncols, argtypes, args, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "dsl_rec: inserting into a model table failed");
+		pfree(sql.data);
+		pfree(argtypes);
+		pfree(args);
+	}
+}
+
+/*
  * Insert one part's rows: entity ids and their vectors as spvec, taken from
  * a sparse tensor (exactly its active entries) or from an embedding source
  * (densified rows, zeros dropped), 8192 rows per INSERT.
@@ -123,7 +168,7 @@ spvec_type_oid(void)
 static void
 store_part(int64 model_id, const char *part, const SparseTensor *t,
 		   const EmbeddingSource *src, StoredRows rows_are, const Interactions *d,
-		   Oid spvec_oid)
+		   Oid spvec_oid, bool values_form)
 {
 	const int64 *ids = rows_are == ROWS_USERS ? d->user_ids :
 		rows_are == ROWS_ITEMS ? d->item_ids : NULL;
@@ -178,8 +223,24 @@ store_part(int64 model_id, const char *part, const SparseTensor *t,
 		args[1] = CStringGetTextDatum(part);
 		args[2] = PointerGetDatum(construct_array(eids, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 		args[3] = PointerGetDatum(construct_array(vecs, n, spvec_oid, -1, false, TYPALIGN_INT));
+		if (values_form)
+		{
+			Oid			vtypes[4] = {INT8OID, TEXTOID, INT8OID, spvec_oid};
+			Datum	   *mids = palloc(sizeof(Datum) * n);
+			Datum	   *parts = palloc(sizeof(Datum) * n);
+			Datum	   *vcols[4] = {mids, parts, eids, vecs};
+
+			for (int i = 0; i < n; i++)
+			{
+				mids[i] = args[0];
+				parts[i] = args[1];
+			}
+			insert_values("INSERT INTO dsl.parameters (model_id, part, entity_id, vec)",
+						  4, vtypes, n, vcols);
+		}
 		MemoryContextSwitchTo(old);
-		if (SPI_execute_plan(plan, args, NULL, false, 0) != SPI_OK_INSERT)
+		if (!values_form &&
+			SPI_execute_plan(plan, args, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "dsl_rec: inserting parameters failed");
 		MemoryContextReset(tmp);
 		CHECK_FOR_INTERRUPTS();
@@ -191,13 +252,22 @@ store_part(int64 model_id, const char *part, const SparseTensor *t,
 		pfree(rows);
 }
 
+static int
+cmp_int64_datum(const void *a, const void *b)
+{
+	int64		x = DatumGetInt64(*(const Datum *) a);
+	int64		y = DatumGetInt64(*(const Datum *) b);
+
+	return (x > y) - (x < y);
+}
+
 /*
  * Insert every user's training items (all pairs of the source, the hold-out
  * included) as one sorted bigint[] row per user: what serving excludes.
  * Whole users, about 65536 pairs per INSERT.
  */
 static void
-store_seen(int64 model_id, const Interactions *d)
+store_seen(int64 model_id, const Interactions *d, bool values_form)
 {
 	const int64 chunk = 65536;
 	Oid			types[3] = {INT8OID, INT8ARRAYOID, INT8ARRAYOID};
@@ -240,8 +310,34 @@ store_seen(int64 model_id, const Interactions *d)
 		args[0] = Int64GetDatum(model_id);
 		args[1] = PointerGetDatum(construct_array(us, (int) n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 		args[2] = PointerGetDatum(construct_array(is, (int) n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		if (values_form)
+		{
+			Oid			vtypes[3] = {INT8OID, INT8OID, INT8ARRAYOID};
+			int			nu = u1 - u0;
+			Datum	   *mids = palloc(sizeof(Datum) * nu);
+			Datum	   *uids = palloc(sizeof(Datum) * nu);
+			Datum	   *arrs = palloc(sizeof(Datum) * nu);
+			Datum	   *vcols[3] = {mids, uids, arrs};
+
+			k = 0;
+			for (int u = u0; u < u1; u++)
+			{
+				int			m = (int) (d->ptr[u + 1] - d->ptr[u]);
+
+				/* the user's items ascending, as array_agg(i ORDER BY i) */
+				qsort(is + k, m, sizeof(Datum), cmp_int64_datum);
+				mids[u - u0] = args[0];
+				uids[u - u0] = Int64GetDatum(d->user_ids[u]);
+				arrs[u - u0] = PointerGetDatum(construct_array(is + k, m, INT8OID, 8,
+															   FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+				k += m;
+			}
+			insert_values("INSERT INTO dsl.seen_items (model_id, user_id, items)",
+						  3, vtypes, nu, vcols);
+		}
 		MemoryContextSwitchTo(old);
-		if (SPI_execute_plan(plan, args, NULL, false, 0) != SPI_OK_INSERT)
+		if (!values_form &&
+			SPI_execute_plan(plan, args, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "dsl_rec: inserting seen items failed");
 		MemoryContextReset(tmp);
 		CHECK_FOR_INTERRUPTS();
@@ -366,8 +462,10 @@ dsl_train_store(const TrainArgs *a, int64 old_id, Oid old_owner, const Interacti
 	bool		no_readers = true;
 	int64		model_id;
 	Oid			spvec_oid = spvec_type_oid();
+	bool		vf;
 
 	SPI_connect();
+	vf = model_tables_distributed();
 	if (old_id != 0)
 	{
 		Datum		del[1] = {Int64GetDatum(old_id)};
@@ -391,8 +489,8 @@ dsl_train_store(const TrainArgs *a, int64 old_id, Oid old_owner, const Interacti
 	if (a->ops->tensor_parts == NULL)
 	{
 		/* the tensors are the serving embeddings: store them exactly */
-		store_part(model_id, "user", tensors[0], NULL, ROWS_USERS, d, spvec_oid);
-		store_part(model_id, "item", tensors[1], NULL, ROWS_ITEMS, d, spvec_oid);
+		store_part(model_id, "user", tensors[0], NULL, ROWS_USERS, d, spvec_oid, vf);
+		store_part(model_id, "item", tensors[1], NULL, ROWS_ITEMS, d, spvec_oid, vf);
 	}
 	else
 	{
@@ -408,14 +506,14 @@ dsl_train_store(const TrainArgs *a, int64 old_id, Oid old_owner, const Interacti
 			item_part |= part && strcmp(part, "item") == 0;
 		}
 		if (!user_part)
-			store_part(model_id, "user", NULL, &users, ROWS_USERS, d, spvec_oid);
+			store_part(model_id, "user", NULL, &users, ROWS_USERS, d, spvec_oid, vf);
 		if (!item_part)
-			store_part(model_id, "item", NULL, &items, ROWS_ITEMS, d, spvec_oid);
+			store_part(model_id, "item", NULL, &items, ROWS_ITEMS, d, spvec_oid, vf);
 		for (int i = 0; i < n_tensors; i++)
 			if (a->ops->tensor_parts[i].part)
 				store_part(model_id, a->ops->tensor_parts[i].part, tensors[i], NULL,
-						   a->ops->tensor_parts[i].rows, d, spvec_oid);
+						   a->ops->tensor_parts[i].rows, d, spvec_oid, vf);
 	}
-	store_seen(model_id, d);
+	store_seen(model_id, d, vf);
 	SPI_finish();
 }

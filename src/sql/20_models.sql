@@ -95,10 +95,25 @@ ALTER TABLE dsl.parameters FORCE ROW LEVEL SECURITY;
 ALTER TABLE dsl.seen_items ENABLE ROW LEVEL SECURITY;
 ALTER TABLE dsl.seen_items FORCE ROW LEVEL SECURITY;
 
+-- The policies hold no subqueries (Citus refuses those on the reference
+-- tables these become on a cluster, docs/scale-out.md): two C functions
+-- (src/model_access.c) answer "is the caller a member of one of these
+-- roles" and "does the caller see (or own) this model".  The second reads
+-- the visible model ids once per statement and searches them per row, so a
+-- policy costs the same with one model or thousands, whatever the plan.
+CREATE FUNCTION dsl.member_of_any(roles regrole[]) RETURNS boolean
+AS 'MODULE_PATHNAME', 'dsl_member_of_any'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION dsl.member_of_any(regrole[]) IS
+    'whether the current role is a member of any of these roles (row-level security of dsl.models)';
+CREATE FUNCTION dsl.model_visible(model_id bigint, owned boolean) RETURNS boolean
+AS 'MODULE_PATHNAME', 'dsl_model_visible'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION dsl.model_visible(bigint, boolean) IS
+    'whether the current role sees (owned: is a member of the owner of) this model (row-level security of dsl.parameters and dsl.seen_items)';
+
 CREATE POLICY models_read ON dsl.models FOR SELECT
-    USING (pg_catalog.pg_has_role(owner, 'MEMBER')
-           OR EXISTS (SELECT FROM pg_catalog.unnest(readers) AS r(role)
-                      WHERE pg_catalog.pg_has_role(r.role, 'MEMBER')));
+    USING (pg_catalog.pg_has_role(owner, 'MEMBER') OR dsl.member_of_any(readers));
 CREATE POLICY models_insert ON dsl.models FOR INSERT
     WITH CHECK (pg_catalog.pg_has_role(owner, 'MEMBER'));
 CREATE POLICY models_update ON dsl.models FOR UPDATE
@@ -106,40 +121,24 @@ CREATE POLICY models_update ON dsl.models FOR UPDATE
     WITH CHECK (pg_catalog.pg_has_role(owner, 'MEMBER'));
 CREATE POLICY models_delete ON dsl.models FOR DELETE
     USING (pg_catalog.pg_has_role(owner, 'MEMBER'));
-
--- The USING clauses compare model_id with an array of the visible (or owned)
--- model ids, computed once per query by an initPlan (the models policies
--- filter that subquery).  Being a leakproof "= ANY (array)", the planner uses
--- it as an index condition next to the caller's "model_id = $1": loading a
--- model's parameter rows costs the same as without RLS (docs/security.md).
--- WITH CHECK clauses, evaluated per inserted row, use a hashed subplan, whose
--- cost does not grow with the number of models.
 CREATE POLICY parameters_read ON dsl.parameters FOR SELECT
-    USING (model_id OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT m.model_id FROM dsl.models m)));
+    USING (dsl.model_visible(model_id, false));
 CREATE POLICY parameters_insert ON dsl.parameters FOR INSERT
-    WITH CHECK (model_id OPERATOR(pg_catalog.=) ANY (
-        SELECT m.model_id FROM dsl.models m WHERE pg_catalog.pg_has_role(m.owner, 'MEMBER')));
+    WITH CHECK (dsl.model_visible(model_id, true));
 CREATE POLICY parameters_update ON dsl.parameters FOR UPDATE
-    USING (model_id OPERATOR(pg_catalog.=) ANY (ARRAY(
-        SELECT m.model_id FROM dsl.models m WHERE pg_catalog.pg_has_role(m.owner, 'MEMBER'))))
-    WITH CHECK (model_id OPERATOR(pg_catalog.=) ANY (
-        SELECT m.model_id FROM dsl.models m WHERE pg_catalog.pg_has_role(m.owner, 'MEMBER')));
+    USING (dsl.model_visible(model_id, true))
+    WITH CHECK (dsl.model_visible(model_id, true));
 CREATE POLICY parameters_delete ON dsl.parameters FOR DELETE
-    USING (model_id OPERATOR(pg_catalog.=) ANY (ARRAY(
-        SELECT m.model_id FROM dsl.models m WHERE pg_catalog.pg_has_role(m.owner, 'MEMBER'))));
+    USING (dsl.model_visible(model_id, true));
 CREATE POLICY seen_items_read ON dsl.seen_items FOR SELECT
-    USING (model_id OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT m.model_id FROM dsl.models m)));
+    USING (dsl.model_visible(model_id, false));
 CREATE POLICY seen_items_insert ON dsl.seen_items FOR INSERT
-    WITH CHECK (model_id OPERATOR(pg_catalog.=) ANY (
-        SELECT m.model_id FROM dsl.models m WHERE pg_catalog.pg_has_role(m.owner, 'MEMBER')));
+    WITH CHECK (dsl.model_visible(model_id, true));
 CREATE POLICY seen_items_update ON dsl.seen_items FOR UPDATE
-    USING (model_id OPERATOR(pg_catalog.=) ANY (ARRAY(
-        SELECT m.model_id FROM dsl.models m WHERE pg_catalog.pg_has_role(m.owner, 'MEMBER'))))
-    WITH CHECK (model_id OPERATOR(pg_catalog.=) ANY (
-        SELECT m.model_id FROM dsl.models m WHERE pg_catalog.pg_has_role(m.owner, 'MEMBER')));
+    USING (dsl.model_visible(model_id, true))
+    WITH CHECK (dsl.model_visible(model_id, true));
 CREATE POLICY seen_items_delete ON dsl.seen_items FOR DELETE
-    USING (model_id OPERATOR(pg_catalog.=) ANY (ARRAY(
-        SELECT m.model_id FROM dsl.models m WHERE pg_catalog.pg_has_role(m.owner, 'MEMBER'))));
+    USING (dsl.model_visible(model_id, true));
 
 SELECT pg_catalog.pg_extension_config_dump('dsl.models', '');
 SELECT pg_catalog.pg_extension_config_dump('dsl.models_model_id_seq', '');
