@@ -369,6 +369,24 @@ SELECT count(*) AS hijacked FROM public.hijack_log;
 SELECT what, by_role FROM public.hijack_log ORDER BY what LIMIT 10;
 
 -- ---------------------------------------------------------------------
+-- dsl.enable_citus() (docs/scale-out.md): only for the extension's owner,
+-- and only where Citus is installed (test/t/009_citus.pl runs it there)
+-- ---------------------------------------------------------------------
+SET ROLE regress_alice;
+SELECT dsl.enable_citus();
+RESET ROLE;
+SELECT dsl.enable_citus();
+-- dsl.member_of_any (the readers half of the dsl.models read policy) is
+-- pg_has_role(..., 'MEMBER'): a superuser is a member of every role
+CREATE ROLE regress_gone;
+SELECT dsl.member_of_any(ARRAY['regress_gone'::regrole, 'regress_bob'::regrole]) AS superuser_member;
+SET ROLE regress_carol;
+SELECT dsl.member_of_any(ARRAY['regress_gone'::regrole]) AS carol_member,
+       dsl.member_of_any(ARRAY['regress_carol'::regrole]) AS carol_self;
+RESET ROLE;
+DROP ROLE regress_gone;
+
+-- ---------------------------------------------------------------------
 -- Clean up
 -- ---------------------------------------------------------------------
 DELETE FROM dsl.models WHERE name LIKE 'sec\_%';
