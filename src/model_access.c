@@ -173,3 +173,30 @@ model_tables_distributed(void)
 		elog(ERROR, "could not read pg_dist_partition");
 	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 }
+
+/*
+ * A training on a Citus coordinator reads its source, often a distributed
+ * table, and then writes the model into the reference tables, all in one
+ * transaction.  Citus refuses that write when the read used several
+ * connections to a node ("cannot modify table ... because there was a
+ * parallel operation on a distributed table"), so when the model tables
+ * are reference tables the whole training runs with
+ * citus.multi_shard_modify_mode = sequential: one connection per node, for
+ * the read too.  Returns the GUC nest level for model_tables_read_end.
+ */
+int
+model_tables_write_begin(void)
+{
+	int			level = NewGUCNestLevel();
+	bool		distributed;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	distributed = model_tables_distributed();
+	SPI_finish();
+	if (distributed)
+		(void) set_config_option("citus.multi_shard_modify_mode", "sequential",
+								 PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+	return level;
+}

@@ -21,6 +21,7 @@
 
 #include "dsl_engine.h"
 #include "dsl_rec.h"
+#include "model_access.h"
 #include "interactions.h"
 #include "mem_peak.h"
 #include "model.h"
@@ -575,6 +576,7 @@ dsl_train(PG_FUNCTION_ARGS)
 	int64		old_id;
 	Oid			old_owner = InvalidOid;
 	SparseTensor *keep[DSL_MAX_TENSORS];
+	int			guc_level;
 
 	PreventCommandIfReadOnly("dsl.train()");
 	InitMaterializedSRF(fcinfo, 0);
@@ -583,6 +585,7 @@ dsl_train(PG_FUNCTION_ARGS)
 	t->best_recall = -1;
 	dsl_train_parse_args(fcinfo, a);
 	INSTR_TIME_SET_CURRENT(t->t_start);
+	guc_level = model_tables_write_begin();
 
 	old_id = dsl_train_claim_name(a, &old_owner);
 	if (a->warm_start)
@@ -638,6 +641,7 @@ dsl_train(PG_FUNCTION_ARGS)
 		keep[i] = (t->out.best_epoch > 0 && t->best[i]) ? t->best[i] : t->engine.tensors[i];
 	dsl_train_store(a, old_id, old_owner, t->data, t->model, keep, t->engine.n_tensors,
 					&t->out);
+	model_tables_read_end(guc_level);
 
 	MemoryContextSwitchTo(old_ctx);
 	MemoryContextDelete(t->train_ctx);

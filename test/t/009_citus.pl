@@ -1,12 +1,17 @@
 # Citus: a coordinator and two workers (the vendored Citus, built and
-# installed by make test when ../shared/vendor holds it).  Checked here:
-# dsl_rec installs on every node with one CREATE EXTENSION on the
-# coordinator; dsl.train on the coordinator reads a distributed
+# installed by make test when ../shared/vendor holds it).  Checked here
+# (docs/scale-out.md): dsl_rec installs on every node with one CREATE
+# EXTENSION on the coordinator; dsl.enable_citus() makes the model tables
+# reference tables; dsl.train on the coordinator reads a distributed
 # interactions table and stores exactly the model it stores from the same
 # pairs in a local table; dsl.evaluate against a distributed test table
-# equals dsl.evaluate against a local copy.  Serving pushed down to the
-# workers is not supported yet: such a query fails with a clear error
-# (docs/citus.md).
+# equals dsl.evaluate against a local copy; a recommend over a distributed
+# users table is pushed down to the workers (EXPLAIN) and returns what the
+# same query returns from a local table, and so does an INSERT ... SELECT
+# of it; a retrain, committed or rolled back, is what every worker serves;
+# owners and readers hold on the workers, whose role OIDs differ from the
+# coordinator's; a stopped worker fails the queries that need its shards
+# with a clear error while the other serves, and serves again once back.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -50,6 +55,20 @@ for my $w (@workers)
 		$w->name . ': CREATE EXTENSION on the coordinator installed dsl_rec here too');
 }
 
+# a role only worker1 has, so that role OIDs differ between the nodes
+$workers[0]->safe_psql('postgres', 'SET citus.enable_ddl_propagation = off; CREATE ROLE pad_only_here');
+
+# --- the model tables as reference tables -------------------------------------
+$coord->safe_psql('postgres', 'SELECT dsl.enable_citus()');
+is($coord->safe_psql('postgres', q{
+	SELECT string_agg(logicalrelid::text || ':' || partmethod::text, ' ' ORDER BY logicalrelid::text)
+	FROM pg_dist_partition WHERE logicalrelid::text LIKE 'dsl.%'}),
+	'dsl.models:n dsl.parameters:n dsl.seen_items:n', 'dsl.enable_citus() makes the model tables reference tables');
+my (undef, undef, $notice) = $coord->psql('postgres', 'SELECT dsl.enable_citus()');
+like($notice, qr/reference tables already/, '... and says so when run again');
+my ($rc, $out, $err) = $workers[0]->psql('postgres', 'SELECT dsl.enable_citus()');
+like($err, qr/runs on the coordinator/, 'dsl.enable_citus() on a worker: a clear error');
+
 # --- training from a distributed table ----------------------------------------
 $coord->safe_psql('postgres', 'SET dsl_rec.progress = off;' . inter_sql() . q{
 	CREATE TABLE inter_dist (user_id bigint, item_id bigint);
@@ -91,24 +110,108 @@ like($eval_local, qr/recall=0\.\d+/, 'evaluate against the local test table');
 is($coord->safe_psql('postgres', sprintf($eval, 'test_dist')), $eval_local,
 	'evaluate against the distributed test table gives the same metrics');
 
-# serving on the coordinator works as on one server; a query that Citus
-# pushes down to the workers runs dsl.recommend there, where there is no
-# model (docs/citus.md): a clear error, not a wrong answer
+# --- serving pushed down to the workers ----------------------------------------
 $coord->safe_psql('postgres', q{
-	CREATE TABLE users_dist AS SELECT DISTINCT user_id FROM inter;
+	CREATE TABLE users_local AS SELECT DISTINCT user_id FROM inter;
+	CREATE TABLE users_dist AS SELECT * FROM users_local;
 	SELECT create_distributed_table('users_dist', 'user_id');
+	CREATE TABLE recs (user_id bigint, item_id bigint, score real, rank int);
+	SELECT create_distributed_table('recs', 'user_id');
+	CREATE TABLE recs_local (user_id bigint, item_id bigint, score real, rank int);
 });
-is($coord->safe_psql('postgres', q{SELECT count(*) FROM dsl.recommend('m_dist', 5, 3)}), '3',
-	'dsl.recommend on the coordinator');
-my ($rc, $out, $err) = $coord->psql('postgres', q{
-	SELECT count(*) FROM users_dist u, LATERAL dsl.recommend('m_dist', u.user_id, 3) r});
-isnt($rc, 0, 'a recommend pushed down to the workers fails ...');
-like($err, qr/model "m_dist" does not exist/, '... saying the model does not exist there');
+my $recq = q{SELECT count(*) || ' ' || md5(string_agg(u.user_id || ':' || r.item_id || ':' || r.score || ':' || r.rank, ',' ORDER BY u.user_id, r.rank))
+	FROM %s u, LATERAL dsl.recommend('%s', u.user_id, 5) r};
+my $plan = $coord->safe_psql('postgres', q{EXPLAIN (COSTS OFF)
+	SELECT u.user_id, r.* FROM users_dist u, LATERAL dsl.recommend('m_dist', u.user_id, 5) r});
+like($plan, qr/Task Count: 4.*Node: host=.*Function Scan on recommend r/s,
+	'recommend over a distributed users table is pushed down: four tasks run it on the workers');
+my $local = $coord->safe_psql('postgres', sprintf($recq, 'users_local', 'm_dist'));
+like($local, qr/^2000 /, 'on the coordinator, from a local users table: 5 items for each of 400 users');
+is($coord->safe_psql('postgres', sprintf($recq, 'users_dist', 'm_dist')), $local,
+	'pushed down to the workers: the same recommendations, scores and ranks');
 
-# the model's own tables stay local to the coordinator
-is($coord->safe_psql('postgres', q{
-	SELECT count(*) FROM pg_dist_partition WHERE logicalrelid::regclass::text LIKE 'dsl.%'}),
-	'0', 'dsl.models and dsl.parameters are not distributed');
+$plan = $coord->safe_psql('postgres', q{EXPLAIN (COSTS OFF)
+	INSERT INTO recs SELECT u.user_id, r.item_id, r.score, r.rank
+	FROM users_dist u, LATERAL dsl.recommend('m_dist', u.user_id, 5) r});
+like($plan, qr/Task Count: 4.*Function Scan on recommend r/s, 'INSERT ... SELECT: the recommends run on the workers too');
+$coord->safe_psql('postgres', q{
+	INSERT INTO recs SELECT u.user_id, r.item_id, r.score, r.rank
+	FROM users_dist u, LATERAL dsl.recommend('m_dist', u.user_id, 5) r;
+	INSERT INTO recs_local SELECT u.user_id, r.item_id, r.score, r.rank
+	FROM users_local u, LATERAL dsl.recommend('m_dist', u.user_id, 5) r});
+my $rows = q{SELECT count(*) || ' ' || md5(string_agg(user_id || ':' || item_id || ':' || score || ':' || rank, ',' ORDER BY user_id, rank)) FROM %s};
+is($coord->safe_psql('postgres', sprintf($rows, 'recs')), $coord->safe_psql('postgres', sprintf($rows, 'recs_local')),
+	'... and store the same rows as from a local table');
+
+# --- a retrain becomes visible on every node with the coordinator's commit ------
+my $version = q{SELECT model_id FROM dsl.models WHERE name = 'm_dist'};
+my $old_id = $coord->safe_psql('postgres', $version);
+$coord->safe_psql('postgres', q{
+	SET dsl_rec.progress = off;
+	BEGIN;
+	SELECT count(*) FROM dsl.train('m_dist', 'inter_dist', dim => 8, density => 0.5, epochs => 3, seed => 8, replace => true);
+	ROLLBACK;
+});
+is($_->safe_psql('postgres', $version), $old_id, $_->name . ': a rolled-back retrain left the old version') for @workers;
+is($coord->safe_psql('postgres', sprintf($recq, 'users_dist', 'm_dist')), $local, '... and the workers serve it');
+$coord->safe_psql('postgres', q{
+	SET dsl_rec.progress = off;
+	SELECT count(*) FROM dsl.train('m_dist', 'inter_dist', dim => 8, density => 0.5, epochs => 3, seed => 8, replace => true);
+});
+my $new_id = $coord->safe_psql('postgres', $version);
+isnt($new_id, $old_id, 'the retrain committed a new version');
+is($_->safe_psql('postgres', $version), $new_id, $_->name . ': the new version, with the commit') for @workers;
+my $new_local = $coord->safe_psql('postgres', sprintf($recq, 'users_local', 'm_dist'));
+isnt($new_local, $local, 'the new version recommends differently');
+is($coord->safe_psql('postgres', sprintf($recq, 'users_dist', 'm_dist')), $new_local,
+	'pushed down, every worker serves the new version (no worker keeps the old one cached)');
+
+# --- owners and readers on the workers -------------------------------------------
+$coord->safe_psql('postgres', q{
+	CREATE ROLE alice LOGIN; CREATE ROLE bob LOGIN; CREATE ROLE carol LOGIN;
+	GRANT SELECT ON inter, users_dist, users_local TO alice, bob, carol;
+	SET ROLE alice;
+	SET dsl_rec.progress = off;
+	SELECT count(*) FROM dsl.train('m_alice', 'inter', dim => 8, epochs => 2, seed => 3);
+	SELECT dsl.grant_model('m_alice', 'bob');
+});
+isnt($workers[0]->safe_psql('postgres', q{SELECT oid FROM pg_roles WHERE rolname = 'alice'}),
+	$coord->safe_psql('postgres', q{SELECT oid FROM pg_roles WHERE rolname = 'alice'}),
+	'alice has another OID on worker1 than on the coordinator');
+is($_->safe_psql('postgres', q{SELECT owner || ' ' || readers::text FROM dsl.models WHERE name = 'm_alice'}),
+	'alice {bob}', $_->name . ': the model row names its owner and reader by their roles here') for @workers;
+my $alice_local = $coord->safe_psql('postgres', 'SET ROLE alice; ' . sprintf($recq, 'users_local', 'm_alice'));
+for my $role ('alice', 'bob')
+{
+	is($coord->safe_psql('postgres', "SET ROLE $role; " . sprintf($recq, 'users_dist', 'm_alice')), $alice_local,
+		"$role (" . ($role eq 'alice' ? 'owner' : 'reader') . "): served on the workers, as on the coordinator");
+}
+($rc, $out, $err) = $coord->psql('postgres', 'SET ROLE carol; ' . sprintf($recq, 'users_dist', 'm_alice'));
+like($err, qr/model "m_alice" does not exist/, 'carol (neither): the workers do not show her the model');
+($rc, $out, $err) = $workers[0]->psql('postgres', q{SET ROLE carol; SELECT count(*) FROM dsl.parameters});
+is($out, '0', 'carol reads no parameter rows on a worker either');
+($rc, $out, $err) = $workers[0]->psql('postgres', q{SET ROLE bob; DELETE FROM dsl.models WHERE name = 'm_alice'});
+is($workers[0]->safe_psql('postgres', q{SELECT count(*) FROM dsl.models WHERE name = 'm_alice'}), '1',
+	'a reader cannot delete the model from a worker');
+
+# --- a worker stops while serving ------------------------------------------------
+my $on_w1 = $coord->safe_psql('postgres', sprintf(q{
+	SELECT min(user_id) FROM users_local u
+	WHERE (SELECT nodeport FROM citus_shards s
+	       WHERE s.shardid = get_shard_id_for_distribution_column('users_dist', u.user_id)) = %d}, $workers[0]->port));
+my $one = q{SELECT count(*) FROM users_dist u, LATERAL dsl.recommend('m_dist', u.user_id, 5) r WHERE u.user_id = %s};
+$workers[1]->stop('immediate');
+($rc, $out, $err) = $coord->psql('postgres', sprintf($recq, 'users_dist', 'm_dist'));
+isnt($rc, 0, 'worker2 stopped: a query that needs its shards fails ...');
+like($err, qr/connection to the remote node .*failed|could not connect|connection .*refused/i, '... saying it cannot reach the node');
+is($coord->safe_psql('postgres', sprintf($one, $on_w1)), '5', 'users on worker1 are still served');
+$workers[1]->start;
+is($coord->safe_psql('postgres', sprintf($recq, 'users_dist', 'm_dist')), $new_local,
+	'worker2 back: every user served again, as before');
+
+# the model tables stay reference tables; the interactions stay distributed
+is($coord->safe_psql('postgres', q{SELECT count(*) FROM pg_dist_partition WHERE logicalrelid::text LIKE 'dsl.%' AND partmethod = 'n'}),
+	'3', 'the model tables are still reference tables');
 
 $_->stop for @nodes;
 done_testing();
