@@ -183,6 +183,8 @@ model_tables_distributed(void)
  * are reference tables the whole training runs with
  * citus.multi_shard_modify_mode = sequential: one connection per node, for
  * the read too.  Returns the GUC nest level for model_tables_read_end.
+ * A training on a worker is refused: it would draw a model id from the
+ * worker's own sequence, which the coordinator's ids collide with.
  */
 int
 model_tables_write_begin(void)
@@ -193,6 +195,19 @@ model_tables_write_begin(void)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	distributed = model_tables_distributed();
+	if (distributed)
+	{
+		bool		isnull;
+
+		if (SPI_execute("SELECT pg_catalog.citus_is_coordinator()", true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not call citus_is_coordinator()");
+		if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("dsl.train() runs on the Citus coordinator, not on a worker"),
+					 errdetail("The model tables are reference tables (dsl.enable_citus()), and model ids come from the coordinator's sequence."),
+					 errhint("Call dsl.train() on the coordinator; it reads distributed tables from every node.")));
+	}
 	SPI_finish();
 	if (distributed)
 		(void) set_config_option("citus.multi_shard_modify_mode", "sequential",

@@ -182,10 +182,11 @@ store_part(int64 model_id, const char *part, const SparseTensor *t,
 	int32	   *idx = palloc(sizeof(int32) * dim);
 	float	   *rows = src ? palloc_extended((Size) chunk * dim * sizeof(float), MCXT_ALLOC_HUGE) : NULL;
 
-	plan = SPI_prepare("INSERT INTO dsl.parameters (model_id, part, entity_id, vec) "
-					   "SELECT $1, $2, e, v FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4)) AS x(e, v)",
-					   4, types);
-	if (plan == NULL)
+	plan = values_form ? NULL :
+		SPI_prepare("INSERT INTO dsl.parameters (model_id, part, entity_id, vec) "
+					"SELECT $1, $2, e, v FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4)) AS x(e, v)",
+					4, types);
+	if (plan == NULL && !values_form)
 		elog(ERROR, "dsl_rec: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 
 	for (int r0 = 0; r0 < n_rows; r0 += chunk)
@@ -245,7 +246,8 @@ store_part(int64 model_id, const char *part, const SparseTensor *t,
 		MemoryContextReset(tmp);
 		CHECK_FOR_INTERRUPTS();
 	}
-	SPI_freeplan(plan);
+	if (plan)
+		SPI_freeplan(plan);
 	MemoryContextDelete(tmp);
 	pfree(idx);
 	if (rows)
@@ -276,11 +278,12 @@ store_seen(int64 model_id, const Interactions *d, bool values_form)
 											  ALLOCSET_DEFAULT_SIZES);
 	int			u0 = 0;
 
-	plan = SPI_prepare("INSERT INTO dsl.seen_items (model_id, user_id, items) "
-					   "SELECT $1, u, pg_catalog.array_agg(i ORDER BY i) "
-					   "FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3)) AS x(u, i) GROUP BY u",
-					   3, types);
-	if (plan == NULL)
+	plan = values_form ? NULL :
+		SPI_prepare("INSERT INTO dsl.seen_items (model_id, user_id, items) "
+					"SELECT $1, u, pg_catalog.array_agg(i ORDER BY i) "
+					"FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3)) AS x(u, i) GROUP BY u",
+					3, types);
+	if (plan == NULL && !values_form)
 		elog(ERROR, "dsl_rec: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 
 	while (u0 < d->n_users)
@@ -343,7 +346,8 @@ store_seen(int64 model_id, const Interactions *d, bool values_form)
 		CHECK_FOR_INTERRUPTS();
 		u0 = u1;
 	}
-	SPI_freeplan(plan);
+	if (plan)
+		SPI_freeplan(plan);
 	MemoryContextDelete(tmp);
 }
 

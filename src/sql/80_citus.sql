@@ -2,8 +2,13 @@
 -- full copy on every node that Citus writes with two-phase commit, so that
 -- a query Citus pushes down to the workers serves there from the local
 -- copy, and a retrain or replace becomes visible on every node with the
--- coordinator's commit.  Run once on the coordinator, after citus_add_node
--- for the workers; Citus copies reference tables to a node added later.
+-- coordinator's commit.  Run on the coordinator, after citus_add_node for
+-- the workers.  Citus copies reference tables to a node added later with a
+-- binary copy, in which the regrole columns owner and readers are the
+-- coordinator's role OIDs, not the node's: run it again then (after
+-- replicate_reference_tables, before the node gets shards), and it sends
+-- every model's owner and readers again as role names, which each node
+-- resolves to its own OIDs.
 --
 -- Citus makes the shell of an extension's table on a worker by creating
 -- the extension there, so it does not create one; but adding a foreign key
@@ -37,7 +42,15 @@ BEGIN
      WHERE logicalrelid OPERATOR(pg_catalog.=) ANY (ARRAY['dsl.models'::regclass,
            'dsl.parameters'::regclass, 'dsl.seen_items'::regclass]);
     IF done = 3 THEN
-        RAISE NOTICE 'the model tables are reference tables already';
+        -- a node added since has copies made by Citus' shard copy, which
+        -- carries owner and readers as the coordinator's role OIDs
+        FOR r IN SELECT m.model_id, m.owner::text AS o, m.readers::text AS rd FROM dsl.models m LOOP
+            EXECUTE format('UPDATE dsl.models SET owner = %L::regrole, readers = %L::regrole[] '
+                           'WHERE model_id OPERATOR(pg_catalog.=) %s', r.o, r.rd, r.model_id);
+            done := done + 1;
+        END LOOP;
+        RAISE NOTICE 'the model tables are reference tables already; the owner and readers of % model(s) were sent again, by name, to every node',
+            done - 3;
         RETURN;
     END IF;
     FOR r IN SELECT * FROM run_command_on_workers('SELECT count(*) FROM dsl.models') LOOP

@@ -11,7 +11,9 @@
 # of it; a retrain, committed or rolled back, is what every worker serves;
 # owners and readers hold on the workers, whose role OIDs differ from the
 # coordinator's; a stopped worker fails the queries that need its shards
-# with a clear error while the other serves, and serves again once back.
+# with a clear error while the other serves, and serves again once back; a
+# node added later gets dsl_rec and the models; dsl.train refuses to run on
+# a worker.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -208,6 +210,48 @@ is($coord->safe_psql('postgres', sprintf($one, $on_w1)), '5', 'users on worker1 
 $workers[1]->start;
 is($coord->safe_psql('postgres', sprintf($recq, 'users_dist', 'm_dist')), $new_local,
 	'worker2 back: every user served again, as before');
+
+# --- a node added later -----------------------------------------------------------
+# It gets dsl_rec from Citus with the node, and copies of the model tables
+# when Citus replicates the reference tables to it (a copy over a
+# connection from the coordinator: citus.local_hostname is the socket
+# directory here).  Its role OIDs differ from the coordinator's too.
+my $w3 = PostgreSQL::Test::Cluster->new('worker3');
+$w3->init;
+$w3->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'citus,dsl_rec'
+max_worker_processes = 16
+});
+$w3->start;
+push @nodes, $w3;
+$w3->safe_psql('postgres', 'CREATE EXTENSION citus; CREATE ROLE pad_3a; CREATE ROLE pad_3b');
+$coord->safe_psql('postgres', "ALTER SYSTEM SET citus.local_hostname = '$host'; SELECT pg_reload_conf()");
+$coord->safe_psql('postgres', "SELECT citus_add_node('$host', " . $w3->port . ')');
+$coord->safe_psql('postgres', "SELECT replicate_reference_tables('block_writes')");
+is($w3->safe_psql('postgres', q{SELECT owner || ' ' || readers::text FROM dsl.models WHERE name = 'm_alice'}),
+	$coord->safe_psql('postgres', q{SELECT owner::oid || ' {' || readers[1]::oid || '}' FROM dsl.models WHERE name = 'm_alice'}),
+	'worker3: Citus copied owner and readers as the coordinator\'s role OIDs ...');
+(undef, undef, $notice) = $coord->psql('postgres', 'SELECT dsl.enable_citus()');
+like($notice, qr/owner and readers of \d+ model\(s\) were sent again, by name/, '... and dsl.enable_citus() sends them again by name');
+is($w3->safe_psql('postgres', q{SELECT extversion FROM pg_extension WHERE extname = 'dsl_rec'}),
+	$coord->safe_psql('postgres', q{SELECT extversion FROM pg_extension WHERE extname = 'dsl_rec'}),
+	'worker3, added later: Citus installed dsl_rec there');
+is($w3->safe_psql('postgres', q{SET citus.override_table_visibility = off;
+	SELECT count(*) FROM pg_tables WHERE schemaname = 'dsl' AND tablename ~ '^(models|parameters|seen_items)_[0-9]+$'}),
+	'3', '... and, once Citus replicated the reference tables, a copy of each model table');
+isnt($w3->safe_psql('postgres', q{SELECT oid FROM pg_roles WHERE rolname = 'alice'}),
+	$coord->safe_psql('postgres', q{SELECT oid FROM pg_roles WHERE rolname = 'alice'}),
+	'alice has another OID on worker3 too');
+is($w3->safe_psql('postgres', q{SELECT owner || ' ' || readers::text FROM dsl.models WHERE name = 'm_alice'}),
+	'alice {bob}', '... and the copied model row names its owner and reader by their roles');
+my $top = q{SET ROLE bob; SELECT string_agg(item_id || ':' || score, ',' ORDER BY rank) FROM dsl.recommend('m_alice', 5, 5)};
+is($w3->safe_psql('postgres', $top), $coord->safe_psql('postgres', $top), '... and serves bob what the coordinator does');
+
+# a training on a worker would take a model id from the worker's own sequence
+($rc, $out, $err) = $workers[0]->psql('postgres', q{
+	CREATE TABLE w_inter AS SELECT u AS user_id, u % 5 AS item_id FROM generate_series(1, 50) u;
+	SELECT count(*) FROM dsl.train('m_worker', 'w_inter', dim => 4, epochs => 1)});
+like($err, qr/dsl\.train\(\) runs on the Citus coordinator, not on a worker/, 'dsl.train on a worker: a clear error');
 
 # the model tables stay reference tables; the interactions stay distributed
 is($coord->safe_psql('postgres', q{SELECT count(*) FROM pg_dist_partition WHERE logicalrelid::text LIKE 'dsl.%' AND partmethod = 'n'}),
