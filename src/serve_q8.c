@@ -106,26 +106,49 @@ serve_q8_build(RowsQ8 *q, int n_rows, int dim,
 					n2 = 0.0;
 
 		get(arg, i, buf);
-		for (int c = 0; c < dim; c++)
-			mx = Max(mx, fabsf(buf[c]));
+		/* four running maxima: one would be a chain of dependent compares */
+		{
+			float		m4[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+			int			c = 0;
+
+			for (; c + 4 <= dim; c += 4)
+				for (int t = 0; t < 4; t++)
+					m4[t] = Max(m4[t], fabsf(buf[c + t]));
+			for (; c < dim; c++)
+				m4[0] = Max(m4[0], fabsf(buf[c]));
+			mx = Max(Max(m4[0], m4[1]), Max(m4[2], m4[3]));
+		}
 		scale[i] = mx / 127.0f;
 		memset(row, 0, q->width);
-		for (int c = 0; c < dim; c++)
+		if (scale[i] > 0.0f)
 		{
-			double		v = 0.0,
-						d;
+			/*
+			 * Any rounding of buf / scale would do (the bounds below are
+			 * those of the values stored): one reciprocal, not a division
+			 * per coordinate, and rounding half away from zero by a
+			 * truncating conversion, which baseline x86-64 has in an
+			 * instruction (rintf is a call there).
+			 */
+			float		inv = 1.0f / scale[i];
+			double		sc = scale[i];
 
-			if (scale[i] > 0.0f)
+			for (int c = 0; c < dim; c++)
 			{
-				float		r = rintf(buf[c] / scale[i]);
+				float		x = buf[c] * inv;
+				int			r = (int) (x >= 0.0f ? x + 0.5f : x - 0.5f);
+				double		v,
+							d;
 
-				row[c] = (int8) Max(-127.0f, Min(127.0f, r));
-				v = (double) scale[i] * row[c];
+				row[c] = (int8) Max(-127, Min(127, r));
+				v = sc * row[c];
+				d = (double) buf[c] - v;
+				e2 += d * d;
+				n2 += v * v;
 			}
-			d = (double) buf[c] - v;
-			e2 += d * d;
-			n2 += v * v;
 		}
+		else
+			for (int c = 0; c < dim; c++)
+				e2 += (double) buf[c] * buf[c];
 		qnorm[i] = float_up(sqrt(n2));
 		err[i] = float_up(sqrt(e2));
 	}

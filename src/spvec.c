@@ -20,6 +20,7 @@
 #include "common/shortest_dec.h"
 #include "libpq/pqformat.h"
 #include "parser/scansup.h"
+#include "port/pg_bswap.h"
 #include "port/pg_bitutils.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -330,15 +331,26 @@ spvec_indices(const SpVec *v, int32 *out)
 				int			k = 0;
 
 				spvec_check_bitmap_tail(v, bm);
-				for (int j = 0; j < nbytes; j++)
+				/* eight bytes at a time: bit b of byte j is index 8 j + b */
+				for (int j = 0; j < nbytes; j += 8)
 				{
-					uint32		b = bm[j];
+					uint64		b = 0;
 
+					if (nbytes - j >= 8)
+					{
+						memcpy(&b, bm + j, 8);
+#ifdef WORDS_BIGENDIAN
+						b = pg_bswap64(b);
+#endif
+					}
+					else
+						for (int t = nbytes - j - 1; t >= 0; t--)
+							b = (b << 8) | bm[j + t];
 					while (b != 0)
 					{
 						if (unlikely(k >= nnz))
 							spvec_bitmap_corrupt(v);
-						out[k++] = j * 8 + pg_rightmost_one_pos32(b);
+						out[k++] = j * 8 + pg_rightmost_one_pos64(b);
 						b &= b - 1;
 					}
 				}
