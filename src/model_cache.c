@@ -45,12 +45,14 @@
 #include "utils/catcache.h"
 #include "utils/memutils.h"
 
+#include "dsl_rec.h"
 #include "dsl_util.h"
 #include "model_access.h"
 #include "model_cache.h"
 #include "model_ops.h"
 #include "serve_shared.h"
 #include "spvec.h"
+#include "workers.h"
 
 /* rows fetched from a cursor at a time while loading */
 #define LOAD_BATCH 2048
@@ -544,6 +546,35 @@ serve_model_get(const char *name)
 	SPI_finish();
 	model_tables_read_end(guc_level);
 	return m;
+}
+
+/*
+ * The backend's pool for serving calls (a recommend, a fold-in): made on
+ * first use and kept, its threads asleep on the condition variable between
+ * calls, so that a call that takes a few milliseconds does not also start
+ * and join threads; made again when the thread count asked for changes.
+ * It lives in its own child of TopMemoryContext, so the threads are joined
+ * when the backend exits.  Only the backend's own thread may use it, one
+ * job at a time, as any pool.
+ */
+WorkerPool *
+serve_worker_pool(void)
+{
+	static MemoryContext cxt = NULL;
+	static WorkerPool *pool = NULL;
+	static int	asked = 0;
+	int			n_threads = dsl_threads;
+
+	if (pool != NULL && asked == n_threads)
+		return pool;
+	if (cxt != NULL)
+		MemoryContextDelete(cxt);	/* joins the old threads */
+	pool = NULL;
+	cxt = AllocSetContextCreate(TopMemoryContext, "dsl_rec serving threads",
+								ALLOCSET_SMALL_SIZES);
+	pool = worker_pool_create(n_threads, cxt);
+	asked = n_threads;
+	return pool;
 }
 
 /* dsl.serving_cache(): the models this backend holds */

@@ -65,6 +65,10 @@ typedef struct ServeModel
  */
 extern ServeModel *serve_model_get(const char *name);
 
+/* the backend's worker pool for serving calls, kept between calls */
+struct WorkerPool;
+extern struct WorkerPool *serve_worker_pool(void);
+
 /*
  * For scorers' load(): every row of dsl.parameters part `part` of m, in
  * ascending entity_id order, through row(arg, n, id, v): first once with

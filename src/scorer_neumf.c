@@ -65,6 +65,10 @@
  * p' gets W1u times it, p the sum of the item q's, weighted;
  * test/unit/neumf_fold_check.c checks it against finite differences.  The
  * result is the representation of the p, p' found, as for a stored user.
+ * A step's pairs go in chunks of FOLD_CHUNK to the threads, each chunk with
+ * its own gradient sums, added in chunk order: the same bits with one
+ * thread or several.  Both the fold-in and rank_items use the backend's
+ * serving pool (serve_worker_pool), whose threads outlive the call.
  *
  * The shared copy of a model (serve_shared.h) is the NeumfState, then its
  * arrays (users, items, their tiles, W1u, the later layers, h).
@@ -659,11 +663,10 @@ neumf_rank_items(const ServeModel *m, const float *user,
 		return;
 	}
 
-	/* the pool goes with this context, also on error */
 	cxt = AllocSetContextCreate(CurrentMemoryContext, "dsl_rec neumf rank items",
 								ALLOCSET_DEFAULT_SIZES);
 	oldcxt = MemoryContextSwitchTo(cxt);
-	pool = worker_pool_create(dsl_threads, cxt);
+	pool = serve_worker_pool();
 	n_parts = worker_pool_size(pool);
 	ri.st = st;
 	ri.user = user;
@@ -821,12 +824,22 @@ neumf_rank_users(const ServeModel *m, const int32 *users, int n_users,
  * The fold-in (see the file's header comment)
  */
 
-/* scratch of one fold-in */
+/*
+ * A step's pairs are taken in chunks of FOLD_CHUNK: each chunk sums its
+ * pairs' gradients on its own, and the step adds the chunks' sums in chunk
+ * order, so the threads that share a step's chunks (fold_in) give the same
+ * bits as one thread.
+ */
+#define FOLD_CHUNK 8
+
+/* scratch of one fold-in (of one thread of it) */
 typedef struct FoldWork
 {
 	float	   *rep;			/* the representation of (p, p') */
-	float	   *g_hp;			/* g: dL/dp */
-	float	   *g_a;			/* w_1: dL/d(W1u^T p') */
+	float	   *g_hp;			/* g: a chunk's dL/dp */
+	float	   *g_a;			/* w_1: a chunk's dL/d(W1u^T p') */
+	float	   *sum_hp;			/* the step's sums of the chunks' */
+	float	   *sum_a;
 	float	   *act[2];			/* the pair's activations, layer after layer */
 	float	   *delta[2];		/* backward: two layers' gradients */
 } FoldWork;
@@ -841,6 +854,8 @@ fold_work_init(const NeumfState *st, FoldWork *fw)
 	fw->rep = palloc(sizeof(float) * st->rep);
 	fw->g_hp = palloc(sizeof(float) * Max(st->net.gmf_dim, 1));
 	fw->g_a = palloc(sizeof(float) * st->net.width[0]);
+	fw->sum_hp = palloc(sizeof(float) * Max(st->net.gmf_dim, 1));
+	fw->sum_a = palloc(sizeof(float) * st->net.width[0]);
 	for (int c = 0; c < 2; c++)
 	{
 		fw->act[c] = palloc(sizeof(float) * acts);
@@ -950,30 +965,26 @@ fold_backward(const NeumfState *st, const float *r, const float *act,
 }
 
 /*
- * The fold-in's objective at (p, p') for the pairs (pos[t], neg[t]), t <
- * n_pairs (item indices), and its gradient in grad_p (g) and grad_pm (dm).
+ * Chunk `chunk` of a step's pairs (pos[t], neg[t]), t < n_pairs (item
+ * indices), at the representation rep: its pairs' loss, returned, and their
+ * gradient (each pair's weighted 1 / n_pairs) in fw->g_hp and fw->g_a.
  * Compiled twice (cpu.h), the copy for this CPU chosen by fold_prepare().
  */
-typedef double (*FoldObjectiveFn) (const NeumfState *st, const float *p,
-								   const float *pm, const int32 *pos,
-								   const int32 *neg, int n_pairs, FoldWork *fw,
-								   float *grad_p, float *grad_pm);
+typedef double (*FoldChunkFn) (const NeumfState *st, const float *rep,
+							   const int32 *pos, const int32 *neg, int n_pairs,
+							   int chunk, FoldWork *fw);
 
 static inline __attribute__((always_inline)) double
-fold_objective_body(const NeumfState *st, const float *p, const float *pm,
-					const int32 *pos, const int32 *neg, int n_pairs,
-					FoldWork *fw, float *grad_p, float *grad_pm)
+fold_chunk_body(const NeumfState *st, const float *rep, const int32 *pos,
+				const int32 *neg, int n_pairs, int chunk, FoldWork *fw)
 {
-	const int	g = st->net.gmf_dim;
-	const int	w0 = st->net.width[0];
-	const double l2_p = FOLD_LAMBDA / (g * (double) st->scale_p * st->scale_p);
-	const double l2_pm = FOLD_LAMBDA / (st->dm * (double) st->scale_pm * st->scale_pm);
+	const int	t0 = chunk * FOLD_CHUNK;
+	const int	t1 = Min(n_pairs, t0 + FOLD_CHUNK);
 	double		loss = 0.0;
 
-	neumf_net_rep(&st->net, st->dm, st->w1_user, NULL, p, pm, fw->rep);
-	memset(fw->g_hp, 0, sizeof(float) * g);
-	memset(fw->g_a, 0, sizeof(float) * w0);
-	for (int t = 0; t < n_pairs; t++)
+	memset(fw->g_hp, 0, sizeof(float) * st->net.gmf_dim);
+	memset(fw->g_a, 0, sizeof(float) * st->net.width[0]);
+	for (int t = t0; t < t1; t++)
 	{
 		const float *ri = st->items + (Size) pos[t] * st->rep;
 		const float *rj = st->items + (Size) neg[t] * st->rep;
@@ -981,26 +992,85 @@ fold_objective_body(const NeumfState *st, const float *p, const float *pm,
 		double		c;
 
 		/* the next negative's row is rarely in the cache: ask for it now */
-		if (t + 1 < n_pairs)
+		if (t + 1 < t1)
 		{
 			const char *next = (const char *) (st->items + (Size) neg[t + 1] * st->rep);
 
 			for (Size b = 0; b < sizeof(float) * st->rep; b += 64)
 				__builtin_prefetch(next + b);
 		}
-		d = (double) fold_forward(st, fw->rep, ri, fw->act[0]) -
-			fold_forward(st, fw->rep, rj, fw->act[1]);
+		d = (double) fold_forward(st, rep, ri, fw->act[0]) -
+			fold_forward(st, rep, rj, fw->act[1]);
 		/* log(1 + e^-d), and its derivative -1 / (1 + e^d), stably */
 		c = d >= 0 ? exp(-d) / (1.0 + exp(-d)) : 1.0 / (1.0 + exp(d));
 		loss += d >= 0 ? log1p(exp(-d)) : -d + log1p(exp(d));
 		fold_backward(st, ri, fw->act[0], (float) (-c / n_pairs), fw);
 		fold_backward(st, rj, fw->act[1], (float) (c / n_pairs), fw);
 	}
-	loss /= n_pairs;
+	return loss;
+}
+
+static double
+fold_chunk_base(const NeumfState *st, const float *rep, const int32 *pos,
+				const int32 *neg, int n_pairs, int chunk, FoldWork *fw)
+{
+	return fold_chunk_body(st, rep, pos, neg, n_pairs, chunk, fw);
+}
+
+#ifdef DSL_X86_DISPATCH
+DSL_TARGET("avx2,fma")
+static double
+fold_chunk_avx2(const NeumfState *st, const float *rep, const int32 *pos,
+				const int32 *neg, int n_pairs, int chunk, FoldWork *fw)
+{
+	return fold_chunk_body(st, rep, pos, neg, n_pairs, chunk, fw);
+}
+#endif
+
+static FoldChunkFn fold_chunk;
+
+/* choose fold_chunk's copy: in the backend, before a fold-in */
+static void
+fold_prepare(void)
+{
+	if (fold_chunk != NULL)
+		return;
+	fold_chunk = fold_chunk_base;
+#ifdef DSL_X86_DISPATCH
+	if (DSL_CPU_HAS("avx2") && DSL_CPU_HAS("fma"))
+		fold_chunk = fold_chunk_avx2;
+#endif
+}
+
+/* add a chunk's gradient sums (g_hp, g_a) into the step's */
+static void
+fold_add_chunk(const NeumfState *st, const float *g_hp, const float *g_a, FoldWork *fw)
+{
+	for (int k = 0; k < st->net.gmf_dim; k++)
+		fw->sum_hp[k] += g_hp[k];
+	for (int o = 0; o < st->net.width[0]; o++)
+		fw->sum_a[o] += g_a[o];
+}
+
+/*
+ * The objective's value at (p, p') from the pairs' loss (summed over the
+ * chunks), and its gradient in grad_p (g) and grad_pm (dm) from the
+ * step's sums in fw: the L2 terms added, p''s half taken back through
+ * W1u.
+ */
+static double
+fold_finish(const NeumfState *st, const float *p, const float *pm, double pair_loss,
+			int n_pairs, const FoldWork *fw, float *grad_p, float *grad_pm)
+{
+	const int	g = st->net.gmf_dim;
+	const int	w0 = st->net.width[0];
+	const double l2_p = FOLD_LAMBDA / (g * (double) st->scale_p * st->scale_p);
+	const double l2_pm = FOLD_LAMBDA / (st->dm * (double) st->scale_pm * st->scale_pm);
+	double		loss = pair_loss / n_pairs;
 
 	for (int k = 0; k < g; k++)
 	{
-		grad_p[k] = fw->g_hp[k] + (float) (l2_p * p[k]);
+		grad_p[k] = fw->sum_hp[k] + (float) (l2_p * p[k]);
 		loss += 0.5 * l2_p * p[k] * p[k];
 	}
 	for (int k = 0; k < st->dm; k++)
@@ -1009,45 +1079,72 @@ fold_objective_body(const NeumfState *st, const float *p, const float *pm,
 		double		s = 0.0;
 
 		for (int o = 0; o < w0; o++)
-			s += (double) row[o] * fw->g_a[o];
+			s += (double) row[o] * fw->sum_a[o];
 		grad_pm[k] = (float) (s + l2_pm * pm[k]);
 		loss += 0.5 * l2_pm * pm[k] * pm[k];
 	}
 	return loss;
 }
 
+/*
+ * The fold-in's objective at (p, p') for the pairs (pos[t], neg[t]), t <
+ * n_pairs, and its gradient in grad_p and grad_pm, on this thread: the
+ * chunks one after the other.
+ */
 static double
-fold_objective_base(const NeumfState *st, const float *p, const float *pm,
-					const int32 *pos, const int32 *neg, int n_pairs,
-					FoldWork *fw, float *grad_p, float *grad_pm)
+fold_objective(const NeumfState *st, const float *p, const float *pm,
+			   const int32 *pos, const int32 *neg, int n_pairs,
+			   FoldWork *fw, float *grad_p, float *grad_pm)
 {
-	return fold_objective_body(st, p, pm, pos, neg, n_pairs, fw, grad_p, grad_pm);
+	double		pair_loss = 0.0;
+
+	fold_prepare();
+	neumf_net_rep(&st->net, st->dm, st->w1_user, NULL, p, pm, fw->rep);
+	memset(fw->sum_hp, 0, sizeof(float) * st->net.gmf_dim);
+	memset(fw->sum_a, 0, sizeof(float) * st->net.width[0]);
+	for (int c = 0; c * FOLD_CHUNK < n_pairs; c++)
+	{
+		pair_loss += fold_chunk(st, fw->rep, pos, neg, n_pairs, c, fw);
+		fold_add_chunk(st, fw->g_hp, fw->g_a, fw);
+	}
+	return fold_finish(st, p, pm, pair_loss, n_pairs, fw, grad_p, grad_pm);
 }
 
-#ifdef DSL_X86_DISPATCH
-DSL_TARGET("avx2,fma")
-static double
-fold_objective_avx2(const NeumfState *st, const float *p, const float *pm,
-					const int32 *pos, const int32 *neg, int n_pairs,
-					FoldWork *fw, float *grad_p, float *grad_pm)
+/*
+ * A step's chunks on the worker pool: each thread its own scratch (act,
+ * delta), each chunk its own gradient sums and loss, added in chunk order
+ * afterwards.
+ */
+typedef struct FoldStep
 {
-	return fold_objective_body(st, p, pm, pos, neg, n_pairs, fw, grad_p, grad_pm);
-}
-#endif
+	const NeumfState *st;
+	const float *rep;
+	const int32 *pos;
+	const int32 *neg;
+	int			n_pairs;
+	int			next;			/* the chunks' claim counter */
+	FoldWork   *fws;			/* one per thread */
+	float	   *chunk_hp;		/* chunk c's: c x g */
+	float	   *chunk_a;		/* c x w_1 */
+	double	   *chunk_loss;
+} FoldStep;
 
-static FoldObjectiveFn fold_objective;
-
-/* choose fold_objective's copy: in the backend, before a fold-in */
 static void
-fold_prepare(void)
+fold_step_part(void *arg, int part, int n_parts)
 {
-	if (fold_objective != NULL)
-		return;
-	fold_objective = fold_objective_base;
-#ifdef DSL_X86_DISPATCH
-	if (DSL_CPU_HAS("avx2") && DSL_CPU_HAS("fma"))
-		fold_objective = fold_objective_avx2;
-#endif
+	FoldStep   *fs = (FoldStep *) arg;
+	const int	g = fs->st->net.gmf_dim;
+	const int	w0 = fs->st->net.width[0];
+	const int	n_chunks = (fs->n_pairs + FOLD_CHUNK - 1) / FOLD_CHUNK;
+	FoldWork	fw = fs->fws[part];
+
+	(void) n_parts;
+	for (int c; (c = worker_claim(&fs->next)) < n_chunks;)
+	{
+		fw.g_hp = fs->chunk_hp + (Size) c * g;
+		fw.g_a = fs->chunk_a + (Size) c * w0;
+		fs->chunk_loss[c] = fold_chunk(fs->st, fs->rep, fs->pos, fs->neg, fs->n_pairs, c, &fw);
+	}
 }
 
 /* the r-th item (from 0) that is not in hist[0..n) (sorted, distinct) */
@@ -1112,6 +1209,8 @@ fold_in(const NeumfState *st, int n_items, const int32 *items, int n,
 	float	   *vel_pm = palloc0(sizeof(float) * dm);
 	int32	   *pos = palloc(sizeof(int32) * n_pairs);
 	int32	   *neg = palloc(sizeof(int32) * n_pairs);
+	WorkerPool *pool = NULL;
+	FoldStep	fs;
 
 	memset(p, 0, sizeof(float) * g);
 	memset(pm, 0, sizeof(float) * dm);
@@ -1124,6 +1223,26 @@ fold_in(const NeumfState *st, int n_items, const int32 *items, int n,
 	for (int c = 0; c < n; c++)
 		seed = dsl_mix64(seed ^ (uint64) items[c]);
 	dsl_rng_seed(&rng, seed, FOLD_STREAM);
+
+	/* a history of two chunks or more: the chunks on the threads */
+	if (n_pairs > FOLD_CHUNK && worker_pool_threads(dsl_threads) >= 2)
+	{
+		int			n_chunks = (n_pairs + FOLD_CHUNK - 1) / FOLD_CHUNK;
+
+		pool = serve_worker_pool();
+		fs.st = st;
+		fs.rep = fw.rep;
+		fs.pos = pos;
+		fs.neg = neg;
+		fs.n_pairs = n_pairs;
+		fs.fws = palloc(sizeof(FoldWork) * worker_pool_size(pool));
+		fs.fws[0] = fw;
+		for (int t = 1; t < worker_pool_size(pool); t++)
+			fold_work_init(st, &fs.fws[t]);
+		fs.chunk_hp = palloc(sizeof(float) * n_chunks * g);
+		fs.chunk_a = palloc(sizeof(float) * n_chunks * st->net.width[0]);
+		fs.chunk_loss = palloc(sizeof(double) * n_chunks);
+	}
 	for (int step = 0; step < FOLD_STEPS; step++)
 	{
 		CHECK_FOR_INTERRUPTS();
@@ -1132,7 +1251,26 @@ fold_in(const NeumfState *st, int n_items, const int32 *items, int n,
 			pos[t] = items[((int64) step * n_pairs + t) % n];
 			neg[t] = fold_nth_other(items, n, (int64) dsl_rng_below(&rng, n_other));
 		}
-		(void) fold_objective(st, p, pm, pos, neg, n_pairs, &fw, grad_p, grad_pm);
+		if (pool == NULL)
+			(void) fold_objective(st, p, pm, pos, neg, n_pairs, &fw, grad_p, grad_pm);
+		else
+		{
+			/* as fold_objective does, the chunks' sums added in order */
+			double		pair_loss = 0.0;
+
+			neumf_net_rep(&st->net, st->dm, st->w1_user, NULL, p, pm, fw.rep);
+			fs.next = 0;
+			worker_pool_run(pool, fold_step_part, &fs);
+			memset(fw.sum_hp, 0, sizeof(float) * g);
+			memset(fw.sum_a, 0, sizeof(float) * st->net.width[0]);
+			for (int c = 0; c * FOLD_CHUNK < n_pairs; c++)
+			{
+				pair_loss += fs.chunk_loss[c];
+				fold_add_chunk(st, fs.chunk_hp + (Size) c * g,
+							   fs.chunk_a + (Size) c * st->net.width[0], &fw);
+			}
+			(void) fold_finish(st, p, pm, pair_loss, n_pairs, &fw, grad_p, grad_pm);
+		}
 		fold_adam(p, grad_p, mom_p, vel_p, g, step + 1, lr_p);
 		fold_adam(pm, grad_pm, mom_pm, vel_pm, dm, step + 1, lr_pm);
 	}

@@ -85,6 +85,12 @@ worker_pool_size(const WorkerPool *pool)
 	abort();
 }
 
+WorkerPool *
+serve_worker_pool(void)
+{
+	abort();
+}
+
 int
 worker_pool_threads(int n_threads)
 {
@@ -315,12 +321,12 @@ check_shape(const Shape *sh, uint64 seed)
 	double		worst_grad = 0.0;
 	double		gmax = 0.0;
 	bool		ok = true;
-	FoldObjectiveFn bodies[2] = {fold_objective_base, NULL};
+	FoldChunkFn bodies[2] = {fold_chunk_base, NULL};
 	const char *names[2] = {"base", "avx2"};
 
 #ifdef DSL_X86_DISPATCH
 	if (DSL_CPU_HAS("avx2") && DSL_CPU_HAS("fma"))
-		bodies[1] = fold_objective_avx2;
+		bodies[1] = fold_chunk_avx2;
 #endif
 	make_model(&md, sh->g, sh->dm, sh->width, sh->n_hidden, sh->n_items, seed);
 	dsl_rng_seed(&rng, seed, 2);
@@ -362,7 +368,8 @@ check_shape(const Shape *sh, uint64 seed)
 
 		if (bodies[b] == NULL)
 			continue;
-		loss = bodies[b] (st, pf, pmf, pos, neg, n_pairs, &fw, grad_p, grad_pm);
+		fold_chunk = bodies[b];
+		loss = fold_objective(st, pf, pmf, pos, neg, n_pairs, &fw, grad_p, grad_pm);
 		ref = ref_objective(&md, p, pm, pos, neg, n_pairs);
 		if (fabs(loss - ref) > 1e-5 * (1 + fabs(ref)))
 		{
