@@ -320,6 +320,19 @@ SELECT (SELECT array_agg(item_id ORDER BY rank)
         FROM dsl.recommend_for_items('nm_cl', (SELECT items FROM nm_hist WHERE grp = 0) || ARRAY[5, 1001]::bigint[], 6)) =
        (SELECT array_agg(item_id ORDER BY rank)
         FROM dsl.recommend_for_items('nm_cl', (SELECT items FROM nm_hist WHERE grp = 0), 6)) AS same;
+-- the fold-in's chunks of pairs go to the threads: one thread folds in the
+-- same representation, to the bit (scores compared as text)
+CREATE TEMP TABLE nm_two AS
+SELECT h.grp, r.rank, r.item_id, r.score::text AS score
+FROM nm_hist h, LATERAL dsl.recommend_for_items('nm_cl', h.items, 10) r;
+SET dsl_rec.threads = 1;
+SELECT count(*) AS rows,
+       count(*) FILTER (WHERE o.item_id IS DISTINCT FROM t.item_id OR o.score IS DISTINCT FROM t.score) AS differ
+FROM nm_two t
+LEFT JOIN (SELECT h.grp, r.rank, r.item_id, r.score::text AS score
+           FROM nm_hist h, LATERAL dsl.recommend_for_items('nm_cl', h.items, 10) r) o
+  USING (grp, rank);
+RESET dsl_rec.threads;
 -- no known item: the popular items, as for an unknown user
 SELECT count(*) AS rows, bool_and(cold_start) AS cold
 FROM dsl.recommend_for_items('nm_cl', ARRAY[5, 6], 3);
