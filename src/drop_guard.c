@@ -33,6 +33,10 @@
  * DROP OWNED BY the extension's owner drops the extension too, members and
  * all, even without CASCADE: it is refused the same way (tag DROP OWNED).
  *
+ * On a Citus coordinator, a DROP EXTENSION dsl_rec that goes ahead first
+ * drops the shards of the model tables made reference tables by
+ * dsl.enable_citus() (drop_citus_shards; docs/scale-out.md).
+ *
  * Limits (docs/lifecycle.md): event triggers do not fire in single-user
  * mode, nor while session_replication_role is replica, nor once the
  * trigger is disabled with ALTER EVENT TRIGGER; DROP SCHEMA dsl CASCADE
@@ -88,22 +92,17 @@ drops_owner_restrict(DropOwnedStmt *stmt, Oid ext_oid)
 	return false;
 }
 
-/* whether a DROP EXTENSION statement names dsl_rec without CASCADE */
+/* whether a DROP EXTENSION statement names dsl_rec (with or without CASCADE) */
 static bool
-drops_dsl_rec_restrict(Node *parsetree)
+drops_dsl_rec(Node *parsetree)
 {
 	DropStmt   *stmt;
 	ListCell   *lc;
 
-	if (parsetree == NULL)
-		return false;
-	if (IsA(parsetree, DropOwnedStmt))
-		return drops_owner_restrict((DropOwnedStmt *) parsetree,
-									get_extension_oid(DSL_EXTENSION_NAME, true));
-	if (!IsA(parsetree, DropStmt))
+	if (parsetree == NULL || !IsA(parsetree, DropStmt))
 		return false;
 	stmt = (DropStmt *) parsetree;
-	if (stmt->removeType != OBJECT_EXTENSION || stmt->behavior == DROP_CASCADE)
+	if (stmt->removeType != OBJECT_EXTENSION)
 		return false;
 	foreach(lc, stmt->objects)
 	{
@@ -113,6 +112,48 @@ drops_dsl_rec_restrict(Node *parsetree)
 			return true;
 	}
 	return false;
+}
+
+/*
+ * On a Citus coordinator where dsl.enable_citus() made the model tables
+ * reference tables, dropping the extension makes Citus forget them but
+ * leaves their shard tables, data included, on every node (Citus does not
+ * drop the shards of an extension's tables).  So the shards go first, as
+ * Citus' own drop trigger removes a dropped table's: citus_drop_all_shards
+ * for each model table, in the DROP's transaction (a DROP that fails
+ * afterwards takes it back).  Not on a worker: there the coordinator's DROP
+ * arrives after it has done this.
+ */
+static void
+drop_citus_shards(Oid ext_oid)
+{
+	Oid			argtypes[1] = {OIDOID};
+	Datum		args[1] = {ObjectIdGetDatum(ext_oid)};
+
+	if (!OidIsValid(get_extension_oid("citus", true)))
+		return;
+	if (SPI_execute_with_args("SELECT pg_catalog.citus_drop_all_shards(c.oid, n.nspname, c.relname) "
+							  "FROM pg_catalog.pg_extension e "
+							  "JOIN pg_catalog.pg_class c ON c.relnamespace OPERATOR(pg_catalog.=) e.extnamespace "
+							  "JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace "
+							  "JOIN pg_catalog.pg_dist_partition p ON p.logicalrelid OPERATOR(pg_catalog.=) c.oid "
+							  "WHERE e.oid OPERATOR(pg_catalog.=) $1 AND pg_catalog.citus_is_coordinator() "
+							  "ORDER BY c.relname DESC",	/* seen_items, parameters, models */
+							  1, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "dsl_drop_guard: could not drop the model tables' Citus shards");
+}
+
+/* whether a DROP EXTENSION statement names dsl_rec without CASCADE */
+static bool
+drops_dsl_rec_restrict(Node *parsetree)
+{
+	if (parsetree == NULL)
+		return false;
+	if (IsA(parsetree, DropOwnedStmt))
+		return drops_owner_restrict((DropOwnedStmt *) parsetree,
+									get_extension_oid(DSL_EXTENSION_NAME, true));
+	return drops_dsl_rec(parsetree) &&
+		((DropStmt *) parsetree)->behavior != DROP_CASCADE;
 }
 
 /*
@@ -235,7 +276,7 @@ dsl_drop_guard(PG_FUNCTION_ARGS)
 		elog(ERROR, "dsl_drop_guard: not fired by the event trigger manager");
 	trigdata = (EventTriggerData *) fcinfo->context;
 
-	if (!drops_dsl_rec_restrict(trigdata->parsetree))
+	if (!drops_dsl_rec_restrict(trigdata->parsetree) && !drops_dsl_rec(trigdata->parsetree))
 		PG_RETURN_NULL();
 	ext_oid = get_extension_oid(DSL_EXTENSION_NAME, true);
 	/* not the owner: DROP EXTENSION refuses on its own, and nothing leaks */
@@ -245,8 +286,15 @@ dsl_drop_guard(PG_FUNCTION_ARGS)
 	initStringInfo(&names);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	relid = models_table(ext_oid, &owner);
-	n = OidIsValid(relid) ? count_models(relid, owner, &names) : 0;
+	n = 0;
+	if (drops_dsl_rec_restrict(trigdata->parsetree))
+	{
+		relid = models_table(ext_oid, &owner);
+		n = OidIsValid(relid) ? count_models(relid, owner, &names) : 0;
+	}
+	/* the drop goes ahead: first the shards of Citus reference tables */
+	if (n == 0 && drops_dsl_rec(trigdata->parsetree))
+		drop_citus_shards(ext_oid);
 	SPI_finish();
 
 	if (n > 0)

@@ -257,5 +257,22 @@ like($err, qr/dsl\.train\(\) runs on the Citus coordinator, not on a worker/, 'd
 is($coord->safe_psql('postgres', q{SELECT count(*) FROM pg_dist_partition WHERE logicalrelid::text LIKE 'dsl.%' AND partmethod = 'n'}),
 	'3', 'the model tables are still reference tables');
 
+# --- dropping the extension ----------------------------------------------------------
+# without CASCADE: refused while models exist; with CASCADE, rolled back:
+# everything still served; committed: no shard table of the model tables
+# left on any node, and Citus' metadata holds none
+($rc, $out, $err) = $coord->psql('postgres', 'DROP EXTENSION dsl_rec');
+like($err, qr/cannot drop extension dsl_rec because it holds \d+ trained models/, 'DROP EXTENSION without CASCADE: refused');
+$coord->safe_psql('postgres', 'BEGIN; DROP EXTENSION dsl_rec CASCADE; ROLLBACK');
+is($coord->safe_psql('postgres', sprintf($recq, 'users_dist', 'm_dist')), $new_local,
+	'DROP EXTENSION CASCADE rolled back: every worker still serves the model');
+$coord->safe_psql('postgres', 'DROP EXTENSION dsl_rec CASCADE');
+my $left = q{SET citus.override_table_visibility = off;
+	SELECT count(*) FROM pg_tables WHERE schemaname = 'dsl'};
+is($_->safe_psql('postgres', $left), '0', $_->name . ': DROP EXTENSION CASCADE left no model table or shard of one')
+	for ($coord, @workers, $w3);
+is($coord->safe_psql('postgres', 'SELECT count(*) FROM pg_dist_partition'), '4',
+	'... and Citus keeps only the four distributed tables of the test');
+
 $_->stop for @nodes;
 done_testing();
