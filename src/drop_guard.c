@@ -270,13 +270,15 @@ dsl_drop_guard(PG_FUNCTION_ARGS)
 	Oid			relid;
 	Oid			owner = InvalidOid;
 	int64		n;
+	bool		restrict_drop;
 	StringInfoData names;
 
 	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
 		elog(ERROR, "dsl_drop_guard: not fired by the event trigger manager");
 	trigdata = (EventTriggerData *) fcinfo->context;
 
-	if (!drops_dsl_rec_restrict(trigdata->parsetree) && !drops_dsl_rec(trigdata->parsetree))
+	restrict_drop = drops_dsl_rec_restrict(trigdata->parsetree);
+	if (!restrict_drop && !drops_dsl_rec(trigdata->parsetree))
 		PG_RETURN_NULL();
 	ext_oid = get_extension_oid(DSL_EXTENSION_NAME, true);
 	/* not the owner: DROP EXTENSION refuses on its own, and nothing leaks */
@@ -287,7 +289,7 @@ dsl_drop_guard(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	n = 0;
-	if (drops_dsl_rec_restrict(trigdata->parsetree))
+	if (restrict_drop)
 	{
 		relid = models_table(ext_oid, &owner);
 		n = OidIsValid(relid) ? count_models(relid, owner, &names) : 0;

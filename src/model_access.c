@@ -36,6 +36,7 @@
 #include "utils/guc.h"
 #include "utils/memutils.h"
 
+#include "dsl_util.h"
 #include "model_access.h"
 
 /* the model ids one call site may see, sorted */
@@ -44,15 +45,6 @@ typedef struct VisibleModels
 	int64	   *ids;
 	int			n;
 } VisibleModels;
-
-static int
-cmp_int64(const void *a, const void *b)
-{
-	int64		x = *(const int64 *) a;
-	int64		y = *(const int64 *) b;
-
-	return (x > y) - (x < y);
-}
 
 /* the sorted ids of the models the caller sees (or owns), in cxt */
 static VisibleModels *
@@ -157,10 +149,9 @@ model_tables_read_end(int level)
 
 /*
  * Whether the model tables are Citus reference tables (dsl.enable_citus()
- * has run in this database), in which case a training writes its rows as
- * INSERT ... VALUES (train_store.c).  The caller is connected to SPI.
+ * has run in this database).  The caller is connected to SPI.
  */
-bool
+static bool
 model_tables_distributed(void)
 {
 	bool		isnull;
@@ -182,20 +173,21 @@ model_tables_distributed(void)
  * parallel operation on a distributed table"), so when the model tables
  * are reference tables the whole training runs with
  * citus.multi_shard_modify_mode = sequential: one connection per node, for
- * the read too.  Returns the GUC nest level for model_tables_read_end.
+ * the read too, and writes its rows as INSERT ... VALUES (train_store.c):
+ * *distributed says so.  Returns the GUC nest level for
+ * model_tables_read_end.
  * A training on a worker is refused: it would draw a model id from the
  * worker's own sequence, which the coordinator's ids collide with.
  */
 int
-model_tables_write_begin(void)
+model_tables_write_begin(bool *distributed)
 {
 	int			level = NewGUCNestLevel();
-	bool		distributed;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	distributed = model_tables_distributed();
-	if (distributed)
+	*distributed = model_tables_distributed();
+	if (*distributed)
 	{
 		bool		isnull;
 
@@ -209,7 +201,7 @@ model_tables_write_begin(void)
 					 errhint("Call dsl.train() on the coordinator; it reads distributed tables from every node.")));
 	}
 	SPI_finish();
-	if (distributed)
+	if (*distributed)
 		(void) set_config_option("citus.multi_shard_modify_mode", "sequential",
 								 PGC_USERSET, PGC_S_SESSION,
 								 GUC_ACTION_SAVE, true, 0, false);

@@ -8,7 +8,6 @@
 
 extern int	model_tables_read_begin(void);
 extern void model_tables_read_end(int level);
-extern bool model_tables_distributed(void);
-extern int	model_tables_write_begin(void);
+extern int	model_tables_write_begin(bool *distributed);
 
 #endif

@@ -1087,47 +1087,48 @@ fold_finish(const NeumfState *st, const float *p, const float *pm, double pair_l
 }
 
 /*
- * The fold-in's objective at (p, p') for the pairs (pos[t], neg[t]), t <
- * n_pairs, and its gradient in grad_p and grad_pm, on this thread: the
- * chunks one after the other.
- */
-static double
-fold_objective(const NeumfState *st, const float *p, const float *pm,
-			   const int32 *pos, const int32 *neg, int n_pairs,
-			   FoldWork *fw, float *grad_p, float *grad_pm)
-{
-	double		pair_loss = 0.0;
-
-	fold_prepare();
-	neumf_net_rep(&st->net, st->dm, st->w1_user, NULL, p, pm, fw->rep);
-	memset(fw->sum_hp, 0, sizeof(float) * st->net.gmf_dim);
-	memset(fw->sum_a, 0, sizeof(float) * st->net.width[0]);
-	for (int c = 0; c * FOLD_CHUNK < n_pairs; c++)
-	{
-		pair_loss += fold_chunk(st, fw->rep, pos, neg, n_pairs, c, fw);
-		fold_add_chunk(st, fw->g_hp, fw->g_a, fw);
-	}
-	return fold_finish(st, p, pm, pair_loss, n_pairs, fw, grad_p, grad_pm);
-}
-
-/*
- * A step's chunks on the worker pool: each thread its own scratch (act,
- * delta), each chunk its own gradient sums and loss, added in chunk order
- * afterwards.
+ * The steps of a fold-in: a step's chunks go to the threads of pool (NULL:
+ * this thread takes them all), each thread with its own scratch (act,
+ * delta; part 0's is the caller's FoldWork, whose rep and sums the step
+ * uses), each chunk with its own gradient sums and loss, added in chunk
+ * order afterwards: the same bits whatever the number of threads.
  */
 typedef struct FoldStep
 {
 	const NeumfState *st;
-	const float *rep;
 	const int32 *pos;
 	const int32 *neg;
 	int			n_pairs;
+	WorkerPool *pool;
 	int			next;			/* the chunks' claim counter */
 	FoldWork   *fws;			/* one per thread */
 	float	   *chunk_hp;		/* chunk c's: c x g */
 	float	   *chunk_a;		/* c x w_1 */
 	double	   *chunk_loss;
 } FoldStep;
+
+/* fs for steps over the pairs (pos[t], neg[t]), t < n_pairs, on pool */
+static void
+fold_step_init(const NeumfState *st, FoldStep *fs, const int32 *pos, const int32 *neg,
+			   int n_pairs, FoldWork *fw, WorkerPool *pool)
+{
+	const int	n_chunks = (n_pairs + FOLD_CHUNK - 1) / FOLD_CHUNK;
+	const int	n_parts = pool ? worker_pool_size(pool) : 1;
+
+	fold_prepare();
+	fs->st = st;
+	fs->pos = pos;
+	fs->neg = neg;
+	fs->n_pairs = n_pairs;
+	fs->pool = pool;
+	fs->fws = palloc(sizeof(FoldWork) * n_parts);
+	fs->fws[0] = *fw;
+	for (int t = 1; t < n_parts; t++)
+		fold_work_init(st, &fs->fws[t]);
+	fs->chunk_hp = palloc(sizeof(float) * n_chunks * st->net.gmf_dim);
+	fs->chunk_a = palloc(sizeof(float) * n_chunks * st->net.width[0]);
+	fs->chunk_loss = palloc(sizeof(double) * n_chunks);
+}
 
 static void
 fold_step_part(void *arg, int part, int n_parts)
@@ -1143,8 +1144,37 @@ fold_step_part(void *arg, int part, int n_parts)
 	{
 		fw.g_hp = fs->chunk_hp + (Size) c * g;
 		fw.g_a = fs->chunk_a + (Size) c * w0;
-		fs->chunk_loss[c] = fold_chunk(fs->st, fs->rep, fs->pos, fs->neg, fs->n_pairs, c, &fw);
+		fs->chunk_loss[c] = fold_chunk(fs->st, fs->fws[0].rep, fs->pos, fs->neg,
+									   fs->n_pairs, c, &fw);
 	}
+}
+
+/*
+ * The fold-in's objective at (p, p') for fs's pairs, and its gradient in
+ * grad_p and grad_pm
+ */
+static double
+fold_step(FoldStep *fs, const float *p, const float *pm, float *grad_p, float *grad_pm)
+{
+	const NeumfState *st = fs->st;
+	FoldWork   *fw = &fs->fws[0];
+	double		pair_loss = 0.0;
+
+	neumf_net_rep(&st->net, st->dm, st->w1_user, NULL, p, pm, fw->rep);
+	fs->next = 0;
+	if (fs->pool)
+		worker_pool_run(fs->pool, fold_step_part, fs);
+	else
+		fold_step_part(fs, 0, 1);
+	memset(fw->sum_hp, 0, sizeof(float) * st->net.gmf_dim);
+	memset(fw->sum_a, 0, sizeof(float) * st->net.width[0]);
+	for (int c = 0; c * FOLD_CHUNK < fs->n_pairs; c++)
+	{
+		pair_loss += fs->chunk_loss[c];
+		fold_add_chunk(st, fs->chunk_hp + (Size) c * st->net.gmf_dim,
+					   fs->chunk_a + (Size) c * st->net.width[0], fw);
+	}
+	return fold_finish(st, p, pm, pair_loss, fs->n_pairs, fw, grad_p, grad_pm);
 }
 
 /* the r-th item (from 0) that is not in hist[0..n) (sorted, distinct) */
@@ -1209,7 +1239,6 @@ fold_in(const NeumfState *st, int n_items, const int32 *items, int n,
 	float	   *vel_pm = palloc0(sizeof(float) * dm);
 	int32	   *pos = palloc(sizeof(int32) * n_pairs);
 	int32	   *neg = palloc(sizeof(int32) * n_pairs);
-	WorkerPool *pool = NULL;
 	FoldStep	fs;
 
 	memset(p, 0, sizeof(float) * g);
@@ -1218,31 +1247,14 @@ fold_in(const NeumfState *st, int n_items, const int32 *items, int n,
 	if (n_other <= 0)
 		return;
 
-	fold_prepare();
 	fold_work_init(st, &fw);
 	for (int c = 0; c < n; c++)
 		seed = dsl_mix64(seed ^ (uint64) items[c]);
 	dsl_rng_seed(&rng, seed, FOLD_STREAM);
-
 	/* a history of two chunks or more: the chunks on the threads */
-	if (n_pairs > FOLD_CHUNK && worker_pool_threads(dsl_threads) >= 2)
-	{
-		int			n_chunks = (n_pairs + FOLD_CHUNK - 1) / FOLD_CHUNK;
-
-		pool = serve_worker_pool();
-		fs.st = st;
-		fs.rep = fw.rep;
-		fs.pos = pos;
-		fs.neg = neg;
-		fs.n_pairs = n_pairs;
-		fs.fws = palloc(sizeof(FoldWork) * worker_pool_size(pool));
-		fs.fws[0] = fw;
-		for (int t = 1; t < worker_pool_size(pool); t++)
-			fold_work_init(st, &fs.fws[t]);
-		fs.chunk_hp = palloc(sizeof(float) * n_chunks * g);
-		fs.chunk_a = palloc(sizeof(float) * n_chunks * st->net.width[0]);
-		fs.chunk_loss = palloc(sizeof(double) * n_chunks);
-	}
+	fold_step_init(st, &fs, pos, neg, n_pairs, &fw,
+				   n_pairs > FOLD_CHUNK && worker_pool_threads(dsl_threads) >= 2 ?
+				   serve_worker_pool() : NULL);
 	for (int step = 0; step < FOLD_STEPS; step++)
 	{
 		CHECK_FOR_INTERRUPTS();
@@ -1251,26 +1263,7 @@ fold_in(const NeumfState *st, int n_items, const int32 *items, int n,
 			pos[t] = items[((int64) step * n_pairs + t) % n];
 			neg[t] = fold_nth_other(items, n, (int64) dsl_rng_below(&rng, n_other));
 		}
-		if (pool == NULL)
-			(void) fold_objective(st, p, pm, pos, neg, n_pairs, &fw, grad_p, grad_pm);
-		else
-		{
-			/* as fold_objective does, the chunks' sums added in order */
-			double		pair_loss = 0.0;
-
-			neumf_net_rep(&st->net, st->dm, st->w1_user, NULL, p, pm, fw.rep);
-			fs.next = 0;
-			worker_pool_run(pool, fold_step_part, &fs);
-			memset(fw.sum_hp, 0, sizeof(float) * g);
-			memset(fw.sum_a, 0, sizeof(float) * st->net.width[0]);
-			for (int c = 0; c * FOLD_CHUNK < n_pairs; c++)
-			{
-				pair_loss += fs.chunk_loss[c];
-				fold_add_chunk(st, fs.chunk_hp + (Size) c * g,
-							   fs.chunk_a + (Size) c * st->net.width[0], &fw);
-			}
-			(void) fold_finish(st, p, pm, pair_loss, n_pairs, &fw, grad_p, grad_pm);
-		}
+		(void) fold_step(&fs, p, pm, grad_p, grad_pm);
 		fold_adam(p, grad_p, mom_p, vel_p, g, step + 1, lr_p);
 		fold_adam(pm, grad_pm, mom_pm, vel_pm, dm, step + 1, lr_pm);
 	}

@@ -577,6 +577,7 @@ dsl_train(PG_FUNCTION_ARGS)
 	Oid			old_owner = InvalidOid;
 	SparseTensor *keep[DSL_MAX_TENSORS];
 	int			guc_level;
+	bool		distributed;
 
 	PreventCommandIfReadOnly("dsl.train()");
 	InitMaterializedSRF(fcinfo, 0);
@@ -585,7 +586,7 @@ dsl_train(PG_FUNCTION_ARGS)
 	t->best_recall = -1;
 	dsl_train_parse_args(fcinfo, a);
 	INSTR_TIME_SET_CURRENT(t->t_start);
-	guc_level = model_tables_write_begin();
+	guc_level = model_tables_write_begin(&distributed);
 
 	old_id = dsl_train_claim_name(a, &old_owner);
 	if (a->warm_start)
@@ -640,7 +641,7 @@ dsl_train(PG_FUNCTION_ARGS)
 	for (int i = 0; i < t->engine.n_tensors; i++)
 		keep[i] = (t->out.best_epoch > 0 && t->best[i]) ? t->best[i] : t->engine.tensors[i];
 	dsl_train_store(a, old_id, old_owner, t->data, t->model, keep, t->engine.n_tensors,
-					&t->out);
+					&t->out, distributed);
 	model_tables_read_end(guc_level);
 
 	MemoryContextSwitchTo(old_ctx);

@@ -23,7 +23,6 @@
 
 #include "dsl_rec.h"
 #include "spvec.h"
-#include "model_access.h"
 #include "train_store.h"
 
 /* advisory lock class for "a model of this name is being trained" */
@@ -118,7 +117,7 @@ spvec_type_oid(void)
 
 /*
  * Rows into a model table that is a Citus reference table
- * (model_tables_distributed): Citus runs an INSERT ... SELECT into it as a
+ * (model_tables_write_begin): Citus runs an INSERT ... SELECT into it as a
  * COPY into each copy of the table, and PostgreSQL refuses COPY FROM into a
  * table under row-level security, so there the rows go as multi-row
  * INSERT ... VALUES, which Citus sends on as INSERTs (with two-phase
@@ -222,9 +221,12 @@ store_part(int64 model_id, const char *part, const SparseTensor *t,
 		}
 		args[0] = Int64GetDatum(model_id);
 		args[1] = CStringGetTextDatum(part);
-		args[2] = PointerGetDatum(construct_array(eids, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		args[3] = PointerGetDatum(construct_array(vecs, n, spvec_oid, -1, false, TYPALIGN_INT));
-		if (values_form)
+		if (!values_form)
+		{
+			args[2] = PointerGetDatum(construct_array(eids, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+			args[3] = PointerGetDatum(construct_array(vecs, n, spvec_oid, -1, false, TYPALIGN_INT));
+		}
+		else
 		{
 			Oid			vtypes[4] = {INT8OID, TEXTOID, INT8OID, spvec_oid};
 			Datum	   *mids = palloc(sizeof(Datum) * n);
@@ -311,9 +313,12 @@ store_seen(int64 model_id, const Interactions *d, bool values_form)
 				k++;
 			}
 		args[0] = Int64GetDatum(model_id);
-		args[1] = PointerGetDatum(construct_array(us, (int) n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		args[2] = PointerGetDatum(construct_array(is, (int) n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		if (values_form)
+		if (!values_form)
+		{
+			args[1] = PointerGetDatum(construct_array(us, (int) n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+			args[2] = PointerGetDatum(construct_array(is, (int) n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		}
+		else
 		{
 			Oid			vtypes[3] = {INT8OID, INT8OID, INT8ARRAYOID};
 			int			nu = u1 - u0;
@@ -458,7 +463,7 @@ insert_model_row(const TrainArgs *a, const Interactions *d, const TrainOutcome *
 void
 dsl_train_store(const TrainArgs *a, int64 old_id, Oid old_owner, const Interactions *d,
 				void *state, SparseTensor *const *tensors, int n_tensors,
-				const TrainOutcome *o)
+				const TrainOutcome *o, bool distributed)
 {
 	EmbeddingSource users,
 				items;
@@ -466,10 +471,8 @@ dsl_train_store(const TrainArgs *a, int64 old_id, Oid old_owner, const Interacti
 	bool		no_readers = true;
 	int64		model_id;
 	Oid			spvec_oid = spvec_type_oid();
-	bool		vf;
 
 	SPI_connect();
-	vf = model_tables_distributed();
 	if (old_id != 0)
 	{
 		Datum		del[1] = {Int64GetDatum(old_id)};
@@ -493,8 +496,8 @@ dsl_train_store(const TrainArgs *a, int64 old_id, Oid old_owner, const Interacti
 	if (a->ops->tensor_parts == NULL)
 	{
 		/* the tensors are the serving embeddings: store them exactly */
-		store_part(model_id, "user", tensors[0], NULL, ROWS_USERS, d, spvec_oid, vf);
-		store_part(model_id, "item", tensors[1], NULL, ROWS_ITEMS, d, spvec_oid, vf);
+		store_part(model_id, "user", tensors[0], NULL, ROWS_USERS, d, spvec_oid, distributed);
+		store_part(model_id, "item", tensors[1], NULL, ROWS_ITEMS, d, spvec_oid, distributed);
 	}
 	else
 	{
@@ -510,14 +513,14 @@ dsl_train_store(const TrainArgs *a, int64 old_id, Oid old_owner, const Interacti
 			item_part |= part && strcmp(part, "item") == 0;
 		}
 		if (!user_part)
-			store_part(model_id, "user", NULL, &users, ROWS_USERS, d, spvec_oid, vf);
+			store_part(model_id, "user", NULL, &users, ROWS_USERS, d, spvec_oid, distributed);
 		if (!item_part)
-			store_part(model_id, "item", NULL, &items, ROWS_ITEMS, d, spvec_oid, vf);
+			store_part(model_id, "item", NULL, &items, ROWS_ITEMS, d, spvec_oid, distributed);
 		for (int i = 0; i < n_tensors; i++)
 			if (a->ops->tensor_parts[i].part)
 				store_part(model_id, a->ops->tensor_parts[i].part, tensors[i], NULL,
-						   a->ops->tensor_parts[i].rows, d, spvec_oid, vf);
+						   a->ops->tensor_parts[i].rows, d, spvec_oid, distributed);
 	}
-	store_seen(model_id, d, vf);
+	store_seen(model_id, d, distributed);
 	SPI_finish();
 }

@@ -26,10 +26,13 @@ typedef struct TrainOutcome
  */
 extern int64 dsl_train_claim_name(const TrainArgs *a, Oid *owner);
 
-/* store the trained model, replacing the model old_id (0: none) */
+/*
+ * store the trained model, replacing the model old_id (0: none); distributed:
+ * the model tables are Citus reference tables (model_tables_write_begin)
+ */
 extern void dsl_train_store(const TrainArgs *a, int64 old_id, Oid old_owner,
 							const Interactions *d, void *state,
 							SparseTensor *const *tensors, int n_tensors,
-							const TrainOutcome *o);
+							const TrainOutcome *o, bool distributed);
 
 #endif							/* DSL_TRAIN_STORE_H */

@@ -299,7 +299,7 @@ static const Shape shapes[] = {
 	{8, 8, 2, {16, 8}, 41},
 };
 
-/* the checks above for one shape and each body of fold_objective */
+/* the checks above for one shape and each body of fold_chunk */
 static bool
 check_shape(const Shape *sh, uint64 seed)
 {
@@ -307,6 +307,7 @@ check_shape(const Shape *sh, uint64 seed)
 	NeumfState *st = &md.st;
 	DslRng		rng;
 	FoldWork	fw;
+	FoldStep	fs;
 	const int	n_pairs = 9;
 	int32		pos[9];
 	int32		neg[9];
@@ -369,7 +370,8 @@ check_shape(const Shape *sh, uint64 seed)
 		if (bodies[b] == NULL)
 			continue;
 		fold_chunk = bodies[b];
-		loss = fold_objective(st, pf, pmf, pos, neg, n_pairs, &fw, grad_p, grad_pm);
+		fold_step_init(st, &fs, pos, neg, n_pairs, &fw, NULL);
+		loss = fold_step(&fs, pf, pmf, grad_p, grad_pm);
 		ref = ref_objective(&md, p, pm, pos, neg, n_pairs);
 		if (fabs(loss - ref) > 1e-5 * (1 + fabs(ref)))
 		{
