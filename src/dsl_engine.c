@@ -9,9 +9,56 @@
 #include "dsl_rec.h"
 
 void
-dsl_engine_init(DslEngine *e, const DslConfig *cfg)
+dsl_tensor_budgets(const TensorShape *shapes, int n_tensors, double density,
+				   int64 *budgets)
+{
+	int			order[DSL_MAX_TENSORS];
+	bool		dense[DSL_MAX_TENSORS];
+	int64		total = 0,
+				held = 0,
+				budget;
+	double		rest;
+
+	Assert(n_tensors <= DSL_MAX_TENSORS);
+	for (int i = 0; i < n_tensors; i++)
+	{
+		int			j = i;
+
+		total += (int64) shapes[i].rows * shapes[i].cols;
+		dense[i] = false;
+		/* insertion sort by size, ties in registration order */
+		while (j > 0 && (int64) shapes[order[j - 1]].rows * shapes[order[j - 1]].cols >
+			   (int64) shapes[i].rows * shapes[i].cols)
+		{
+			order[j] = order[j - 1];
+			j--;
+		}
+		order[j] = i;
+	}
+	budget = (int64) rint(density * (double) total);
+	for (int k = 0; k < n_tensors; k++)
+	{
+		int64		size = (int64) shapes[order[k]].rows * shapes[order[k]].cols;
+
+		if (density < 1.0 && held + size > budget / DSL_DENSE_SHARE)
+			break;
+		dense[order[k]] = true;
+		held += size;
+	}
+	rest = total > held ? Min(1.0, (double) (budget - held) / (double) (total - held)) : 1.0;
+	for (int i = 0; i < n_tensors; i++)
+		budgets[i] = dense[i] ? (int64) shapes[i].rows * shapes[i].cols :
+			sparse_tensor_budget(shapes[i].rows, shapes[i].cols, rest);
+}
+
+void
+dsl_engine_init(DslEngine *e, const DslConfig *cfg, const int64 *budgets,
+				int n_tensors)
 {
 	memset(e, 0, sizeof(DslEngine));
+	Assert(n_tensors <= DSL_MAX_TENSORS);
+	e->n_planned = n_tensors;
+	memcpy(e->budgets, budgets, sizeof(int64) * n_tensors);
 	e->cfg = *cfg;
 	e->adam = cfg->adam;
 	e->bc1 = 1.0f;
@@ -24,11 +71,13 @@ dsl_engine_add_tensor(DslEngine *e, const char *name, int n_rows, int dim)
 {
 	SparseTensor *t;
 
-	if (e->n_tensors >= DSL_MAX_TENSORS)
-		elog(ERROR, "dsl_rec: too many parameter tensors");
+	if (e->n_tensors >= e->n_planned)
+		elog(ERROR, "dsl_rec: tensor \"%s\" has no budget", name);
+	if (e->budgets[e->n_tensors] > (int64) n_rows * dim)
+		elog(ERROR, "dsl_rec: tensor \"%s\" is smaller than its budget", name);
 	/* each tensor draws its mask and values from its own stream */
-	t = sparse_tensor_create(name, n_rows, dim, e->cfg.density, e->cfg.init_std,
-							 e->cfg.seed, (uint64) e->n_tensors + 1);
+	t = sparse_tensor_create(name, n_rows, dim, e->budgets[e->n_tensors],
+							 e->cfg.init_std, e->cfg.seed, (uint64) e->n_tensors + 1);
 	e->tensors[e->n_tensors++] = t;
 	return t;
 }
@@ -167,11 +216,13 @@ dsl_engine_estimate_bytes(const DslConfig *cfg, const TensorShape *shapes,
 	Size		peak = held;
 	int			n_parts = worker_pool_threads(dsl_threads);
 	bool		rounds = cfg->dynamic && cfg->density < 1.0 && cfg->update_interval > 0;
+	int64		budgets[DSL_MAX_TENSORS];
 
+	dsl_tensor_budgets(shapes, n_tensors, cfg->density, budgets);
 	for (int i = 0; i < n_tensors; i++)
 	{
 		const TensorShape *sh = &shapes[i];
-		int64		budget = sparse_tensor_budget(sh->rows, sh->cols, cfg->density);
+		int64		budget = budgets[i];
 
 		peak = Max(peak, held + sparse_tensor_create_bytes(sh->rows, sh->cols, budget));
 		held += sparse_tensor_state_bytes(sh->rows, sh->cols, budget);
@@ -180,7 +231,7 @@ dsl_engine_estimate_bytes(const DslConfig *cfg, const TensorShape *shapes,
 	for (int i = 0; i < n_tensors && rounds; i++)
 	{
 		const TensorShape *sh = &shapes[i];
-		int64		budget = sparse_tensor_budget(sh->rows, sh->cols, cfg->density);
+		int64		budget = budgets[i];
 
 		peak = Max(peak, held +
 				   sparse_tensor_round_bytes(sh->rows, sh->cols, budget,
@@ -195,10 +246,10 @@ dsl_engine_estimate_snapshot_bytes(const TensorShape *shapes, int n_tensors,
 								   double density)
 {
 	Size		n = 0;
+	int64		budgets[DSL_MAX_TENSORS];
 
+	dsl_tensor_budgets(shapes, n_tensors, density, budgets);
 	for (int i = 0; i < n_tensors; i++)
-		n += sparse_tensor_copy_bytes(shapes[i].rows, shapes[i].cols,
-									  sparse_tensor_budget(shapes[i].rows, shapes[i].cols,
-														   density));
+		n += sparse_tensor_copy_bytes(shapes[i].rows, shapes[i].cols, budgets[i]);
 	return n;
 }

@@ -46,6 +46,8 @@ typedef struct DslConfig
 typedef struct DslEngine
 {
 	DslConfig	cfg;
+	int			n_planned;		/* tensors the budgets below are for */
+	int64		budgets[DSL_MAX_TENSORS];	/* active entries of each */
 	int			n_tensors;
 	SparseTensor *tensors[DSL_MAX_TENSORS];
 	int64		step;			/* optimizer steps taken */
@@ -59,11 +61,29 @@ typedef struct DslEngine
 } DslEngine;
 
 /*
+ * How a model's budget, round(density x all its weights), is spread over
+ * its tensors (shapes in registration order): the smallest tensors are
+ * dense as long as together they hold at most 1/DSL_DENSE_SHARE of the
+ * budget, and the others share the rest at one density, each
+ * round(that density x its weights) entries (at least one).  A layer's
+ * weight enters every example's score, an embedding weight only its own
+ * row's: the few weights of a model's layers and biases are worth more than
+ * the same number of embedding entries (docs/training.md, "How the budget
+ * is spread").  At density 1 every tensor is dense.
+ */
+#define DSL_DENSE_SHARE 16
+extern void dsl_tensor_budgets(const TensorShape *shapes, int n_tensors,
+							   double density, int64 *budgets);
+
+/*
  * Set up an engine and its worker pool in the current memory context (the
  * pool's threads are joined when that context goes away; tensors and pool
- * are freed with it, there is no separate free).
+ * are freed with it, there is no separate free).  budgets[i] is the number
+ * of active entries of the i-th tensor the model will register (usually
+ * from dsl_tensor_budgets).
  */
-extern void dsl_engine_init(DslEngine *e, const DslConfig *cfg);
+extern void dsl_engine_init(DslEngine *e, const DslConfig *cfg,
+							const int64 *budgets, int n_tensors);
 extern SparseTensor *dsl_engine_add_tensor(DslEngine *e, const char *name,
 										   int n_rows, int dim);
 

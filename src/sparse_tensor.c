@@ -128,12 +128,11 @@ sparse_tensor_choose_random_free(uint64 *occ, int64 total, int64 free, int64 nee
 }
 
 SparseTensor *
-sparse_tensor_create(const char *name, int n_rows, int dim, double density,
+sparse_tensor_create(const char *name, int n_rows, int dim, int64 budget,
 					 float init_std, uint64 seed, uint64 stream)
 {
 	SparseTensor *t = palloc0(sizeof(SparseTensor));
 	int64		total = (int64) n_rows * dim;
-	int64		budget = sparse_tensor_budget(n_rows, dim, density);
 	uint64	   *occ;
 	DslRng		rng;
 	int64		k = 0;

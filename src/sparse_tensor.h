@@ -81,7 +81,7 @@ extern Size sparse_tensor_round_bytes(int n_rows, int dim, int64 budget,
 									  int64 n_update, int n_parts);
 
 extern SparseTensor *sparse_tensor_create(const char *name, int n_rows, int dim,
-										  double density, float init_std,
+										  int64 budget, float init_std,
 										  uint64 seed, uint64 stream);
 extern void sparse_tensor_free(SparseTensor *t);
 extern SparseTensor *sparse_tensor_copy_weights(const SparseTensor *t);

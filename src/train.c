@@ -290,6 +290,10 @@ check_budget(const Training *t)
 static void
 start_model(Training *t, const Interactions *pairs)
 {
+	TensorShape shapes[DSL_MAX_TENSORS];
+	int64		budgets[DSL_MAX_TENSORS];
+	int			n_tensors;
+
 	if (t->phase_ctx)
 	{
 		/* the previous model: its threads are joined when its context goes */
@@ -299,7 +303,9 @@ start_model(Training *t, const Interactions *pairs)
 	}
 	t->phase_ctx = AllocSetContextCreate(t->train_ctx, "dsl_rec model", ALLOCSET_DEFAULT_SIZES);
 	MemoryContextSwitchTo(t->phase_ctx);
-	dsl_engine_init(&t->engine, &t->cfg);
+	n_tensors = t->a.ops->tensor_shapes(pairs, &t->a.params, shapes);
+	dsl_tensor_budgets(shapes, n_tensors, t->cfg.density, budgets);
+	dsl_engine_init(&t->engine, &t->cfg, budgets, n_tensors);
 	t->model = t->a.ops->create(&t->engine, pairs, &t->a.params);
 	if (t->ws)
 		dsl_warm_start_load(t->ws, &t->engine, t->a.ops, pairs, t->cfg.seed);

@@ -53,12 +53,14 @@ dsl_warm_start_bytes(const WarmStart *ws, const TensorShape *shapes, int n_tenso
 	Size		held = 0,
 				peak = 0;
 	int			widest = 1;
+	int64		budgets[DSL_MAX_TENSORS];
 
+	dsl_tensor_budgets(shapes, n_tensors, density, budgets);
 	for (int i = 0; i < n_tensors; i++)
 	{
 		int			rows = shapes[i].rows,
 					dim = shapes[i].cols;
-		int64		budget = sparse_tensor_budget(rows, dim, density);
+		int64		budget = budgets[i];
 		Size		total = (Size) rows * dim;
 
 		/* the stored rows (a margin for rounding), kept until all are loaded */

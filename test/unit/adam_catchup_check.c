@@ -59,8 +59,9 @@ static int
 run_case(int n_rows, int dim, double density, int steps, int batch_rows, float eps,
 		 double bound, uint64 seed)
 {
-	SparseTensor *dense = sparse_tensor_create("d", n_rows, dim, density, 0.1f, seed, 1);
-	SparseTensor *lazy = sparse_tensor_create("l", n_rows, dim, density, 0.1f, seed, 1);
+	int64		budget = sparse_tensor_budget(n_rows, dim, density);
+	SparseTensor *dense = sparse_tensor_create("d", n_rows, dim, budget, 0.1f, seed, 1);
+	SparseTensor *lazy = sparse_tensor_create("l", n_rows, dim, budget, 0.1f, seed, 1);
 	AdamConfig	cfg = {0.01f, 0.9f, 0.999f, eps};
 	AdamCatchUp cu;
 	DslRng		rng;

@@ -14,7 +14,12 @@
  * at most 1 % + 64 kB (it counts the largest possible tie list and
  * complement bitmap, which a run need not reach).  Bytes are counted as
  * requested: palloc's chunk headers and power-of-two rounding are not part
- * of either number.  Exit status 0 when every case passes.
+ * of either number.
+ *
+ * It also checks how dsl_tensor_budgets spreads a model's budget: the
+ * smallest tensors dense within 1/DSL_DENSE_SHARE of the budget, the others
+ * at one density, the sum within rounding of round(density x all weights).
+ * Exit status 0 when every case passes.
  */
 #include "postgres.h"
 
@@ -87,6 +92,7 @@ run_case(const Case *c)
 	DslConfig	cfg;
 	DslEngine	e;
 	TensorGrad	g[DSL_MAX_TENSORS];
+	int64		budgets[DSL_MAX_TENSORS];
 	DslRng		rng;
 	Size		est,
 				base,
@@ -113,7 +119,8 @@ run_case(const Case *c)
 
 	base = shim_live_bytes();
 	(void) shim_take_peak_bytes();
-	dsl_engine_init(&e, &cfg);
+	dsl_tensor_budgets(c->shapes, c->n_tensors, cfg.density, budgets);
+	dsl_engine_init(&e, &cfg, budgets, c->n_tensors);
 	for (int i = 0; i < c->n_tensors; i++)
 		dsl_engine_add_tensor(&e, "t", c->shapes[i].rows, c->shapes[i].cols);
 	/* at step 0 the cosine's zeta is update_ratio, its largest */
@@ -131,6 +138,65 @@ run_case(const Case *c)
 	return slack >= 0 && slack <= 0.01 * (double) peak + 65536;
 }
 
+typedef struct PlanCase
+{
+	const char *name;
+	int			n_tensors;
+	TensorShape shapes[DSL_MAX_TENSORS];
+	double		density;
+	int			n_dense;		/* the first n_dense tensors come out dense */
+} PlanCase;
+
+static const PlanCase plans[] = {
+	/* NeuMF on Gowalla's shapes: the layers and biases dense */
+	{"neumf-like d=0.2", 13, {{1, 8}, {1, 1}, {32, 32}, {32, 32}, {1, 32}, {32, 16}, {1, 16}, {16, 8}, {1, 8},
+	 {29858, 64}, {40981, 64}, {29858, 32}, {40981, 32}}, 0.2, 9},
+	/* two embedding tables: the uniform density */
+	{"mf-like d=0.1", 2, {{3000, 64}, {2000, 64}}, 0.1, 0},
+	/* 10 weights fit in 1/16 of the budget, the next 3200 do not */
+	{"a tensor just over the share d=0.5", 3, {{1, 10}, {50, 64}, {1000, 64}}, 0.5, 1},
+	{"dense", 3, {{1, 10}, {50, 64}, {1000, 64}}, 1.0, 3},
+};
+
+static bool
+run_plan(const PlanCase *c)
+{
+	int64		budgets[DSL_MAX_TENSORS];
+	int64		total = 0,
+				sum = 0,
+				held = 0,
+				want;
+	double		rest = -1;
+	bool		ok = true;
+
+	dsl_tensor_budgets(c->shapes, c->n_tensors, c->density, budgets);
+	for (int i = 0; i < c->n_tensors; i++)
+	{
+		int64		size = (int64) c->shapes[i].rows * c->shapes[i].cols;
+
+		total += size;
+		sum += budgets[i];
+		if (i < c->n_dense)
+		{
+			ok &= budgets[i] == size;
+			held += size;
+		}
+	}
+	want = (int64) rint(c->density * (double) total);
+	ok &= held <= want / DSL_DENSE_SHARE || c->density >= 1.0;
+	/* the others at one density, and not dense */
+	if (c->n_dense < c->n_tensors)
+		rest = (double) (want - held) / (double) (total - held);
+	for (int i = c->n_dense; i < c->n_tensors; i++)
+		ok &= budgets[i] == sparse_tensor_budget(c->shapes[i].rows, c->shapes[i].cols, rest) &&
+			budgets[i] < (int64) c->shapes[i].rows * c->shapes[i].cols;
+	ok &= llabs(sum - want) <= c->n_tensors;
+	printf("engine_estimate_check: budgets %-32s %s: %lld of %lld weights (want %lld), %d dense, the others at %.4f\n",
+		   c->name, ok ? "ok" : "WRONG", (long long) sum, (long long) total, (long long) want,
+		   c->n_dense, rest);
+	return ok;
+}
+
 int
 main(void)
 {
@@ -138,6 +204,9 @@ main(void)
 
 	for (int i = 0; i < lengthof(cases); i++)
 		if (!run_case(&cases[i]))
+			failed++;
+	for (int i = 0; i < lengthof(plans); i++)
+		if (!run_plan(&plans[i]))
 			failed++;
 	if (failed)
 	{

@@ -112,6 +112,7 @@ run_case(const Case *c)
 {
 	DslConfig	cfg;
 	DslEngine	e;
+	TensorShape shapes[DSL_MAX_TENSORS];
 	VaeOptions	o;
 	TrainParams p;
 	VaeState   *s;
@@ -141,7 +142,6 @@ run_case(const Case *c)
 	cfg.seed = 5;
 	cfg.init_std = 0.1f;
 	cfg.adam = (AdamConfig) {0.0f, 0.9f, 0.999f, 1e-8f};
-	dsl_engine_init(&e, &cfg);
 
 	vae_init_options(&o);
 	o.latent = c->latent;
@@ -154,6 +154,7 @@ run_case(const Case *c)
 	p.reg = 0;
 	p.seed = 3;
 	p.options = &o;
+	uniform_engine(&e, &cfg, vae_tensor_shapes(d, &p, shapes), shapes);
 	s = vae_create(&e, d, &p);
 	s->lazy_w1 = false;			/* the same step is evaluated again and again */
 	s->sparse_fwd = 1.1;		/* the logits over the stored entries */
@@ -273,6 +274,7 @@ compare_runs(const Case *c, const RunSpec *r, void (*tweak) (VaeState *s, int va
 	{
 		DslConfig	cfg;
 		DslEngine	e;
+		TensorShape shapes[DSL_MAX_TENSORS];
 		VaeOptions	o;
 		TrainParams p;
 		VaeState   *s;
@@ -289,7 +291,6 @@ compare_runs(const Case *c, const RunSpec *r, void (*tweak) (VaeState *s, int va
 		cfg.init_std = 0.1f;
 		cfg.adam = (AdamConfig) {0.01f, 0.9f, 0.999f, 1e-8f};
 		cfg.lr_min = 0.0001;
-		dsl_engine_init(&e, &cfg);
 		vae_init_options(&o);
 		o.latent = c->latent;
 		o.dropout = c->dropout;
@@ -299,6 +300,7 @@ compare_runs(const Case *c, const RunSpec *r, void (*tweak) (VaeState *s, int va
 		p.reg = r->reg;
 		p.seed = 3;
 		p.options = &o;
+		uniform_engine(&e, &cfg, vae_tensor_shapes(d, &p, shapes), shapes);
 		s = vae_create(&e, d, &p);
 		tweak(s, variant);
 		for (int ep = 0; ep < 3; ep++)

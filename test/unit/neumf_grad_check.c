@@ -185,6 +185,7 @@ run_case(const Case *c)
 {
 	DslConfig	cfg;
 	DslEngine	e;
+	TensorShape shapes[DSL_MAX_TENSORS];
 	NeumfOptions o;
 	TrainParams p;
 	NeumfState *s;
@@ -214,7 +215,6 @@ run_case(const Case *c)
 	cfg.seed = 5;
 	cfg.init_std = 0.1f;
 	cfg.adam = (AdamConfig) {0.0f, 0.9f, 0.999f, 1e-8f};
-	dsl_engine_init(&e, &cfg);
 
 	neumf_init_options(&o);
 	o.n_layers = c->n_layers;
@@ -228,6 +228,7 @@ run_case(const Case *c)
 	p.reg = c->reg;
 	p.seed = 3;
 	p.options = &o;
+	uniform_engine(&e, &cfg, neumf_tensor_shapes(d, &p, shapes), shapes);
 	s = neumf_create(&e, d, &p);
 
 	/* weights large enough that the relus are not all on or all off */
