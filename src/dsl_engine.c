@@ -45,7 +45,11 @@ dsl_tensor_budgets(const TensorShape *shapes, int n_tensors, double density,
 		dense[order[k]] = true;
 		held += size;
 	}
-	rest = total > held ? Min(1.0, (double) (budget - held) / (double) (total - held)) : 1.0;
+	/* with no tensor dense, exactly the uniform rule */
+	if (held == 0)
+		rest = density;
+	else
+		rest = total > held ? Min(1.0, (double) (budget - held) / (double) (total - held)) : 1.0;
 	for (int i = 0; i < n_tensors; i++)
 		budgets[i] = dense[i] ? (int64) shapes[i].rows * shapes[i].cols :
 			sparse_tensor_budget(shapes[i].rows, shapes[i].cols, rest);

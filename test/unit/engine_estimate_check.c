@@ -184,9 +184,9 @@ run_plan(const PlanCase *c)
 	}
 	want = (int64) rint(c->density * (double) total);
 	ok &= held <= want / DSL_DENSE_SHARE || c->density >= 1.0;
-	/* the others at one density, and not dense */
+	/* the others at one density (the model's when none is dense), not dense */
 	if (c->n_dense < c->n_tensors)
-		rest = (double) (want - held) / (double) (total - held);
+		rest = held == 0 ? c->density : (double) (want - held) / (double) (total - held);
 	for (int i = c->n_dense; i < c->n_tensors; i++)
 		ok &= budgets[i] == sparse_tensor_budget(c->shapes[i].rows, c->shapes[i].cols, rest) &&
 			budgets[i] < (int64) c->shapes[i].rows * c->shapes[i].cols;
