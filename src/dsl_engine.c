@@ -214,15 +214,13 @@ max_update_entries(const DslConfig *cfg, int64 budget)
  */
 Size
 dsl_engine_estimate_bytes(const DslConfig *cfg, const TensorShape *shapes,
-						  int n_tensors)
+						  const int64 *budgets, int n_tensors)
 {
 	Size		held = worker_pool_bytes();
 	Size		peak = held;
 	int			n_parts = worker_pool_threads(dsl_threads);
 	bool		rounds = cfg->dynamic && cfg->density < 1.0 && cfg->update_interval > 0;
-	int64		budgets[DSL_MAX_TENSORS];
 
-	dsl_tensor_budgets(shapes, n_tensors, cfg->density, budgets);
 	for (int i = 0; i < n_tensors; i++)
 	{
 		const TensorShape *sh = &shapes[i];
@@ -246,13 +244,11 @@ dsl_engine_estimate_bytes(const DslConfig *cfg, const TensorShape *shapes,
 }
 
 Size
-dsl_engine_estimate_snapshot_bytes(const TensorShape *shapes, int n_tensors,
-								   double density)
+dsl_engine_estimate_snapshot_bytes(const TensorShape *shapes,
+								   const int64 *budgets, int n_tensors)
 {
 	Size		n = 0;
-	int64		budgets[DSL_MAX_TENSORS];
 
-	dsl_tensor_budgets(shapes, n_tensors, density, budgets);
 	for (int i = 0; i < n_tensors; i++)
 		n += sparse_tensor_copy_bytes(shapes[i].rows, shapes[i].cols, budgets[i]);
 	return n;

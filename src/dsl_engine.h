@@ -126,17 +126,18 @@ extern int64 dsl_engine_total(const DslEngine *e);
 
 /*
  * Before anything is allocated: the most memory an engine with config cfg
- * will hold for n_tensors tensors of the given shapes (their weights, Adam
- * moments and row/column indices, the worker pool, and the temporaries of
- * creating the tensors and of the largest prune/regrow round), at
- * dsl_rec.threads threads.  Model-side arrays (a model's own buffers, the
+ * will hold for n_tensors tensors of the given shapes and budgets (those
+ * dsl_engine_init will get): their weights, Adam moments and row/column
+ * indices, the worker pool, and the temporaries of creating the tensors and
+ * of the largest prune/regrow round, at dsl_rec.threads threads.  Model-side arrays (a model's own buffers, the
  * gradients it hands to a round, last_step) are not included.
  */
 extern Size dsl_engine_estimate_bytes(const DslConfig *cfg,
-									  const TensorShape *shapes, int n_tensors);
+									  const TensorShape *shapes,
+									  const int64 *budgets, int n_tensors);
 
 /* the bytes of a best-epoch snapshot of those tensors (weights only) */
 extern Size dsl_engine_estimate_snapshot_bytes(const TensorShape *shapes,
-											   int n_tensors, double density);
+											   const int64 *budgets, int n_tensors);
 
 #endif							/* DSL_ENGINE_H */

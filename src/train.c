@@ -262,15 +262,17 @@ check_budget(const Training *t)
 {
 	const TrainArgs *a = &t->a;
 	TensorShape shapes[DSL_MAX_TENSORS];
+	int64		budgets[DSL_MAX_TENSORS];
 	int			n_tensors = a->ops->tensor_shapes(t->train, &a->params, shapes);
 	Size		need;
 
+	dsl_tensor_budgets(shapes, n_tensors, t->cfg.density, budgets);
 	need = a->ops->work_bytes(t->train, &a->params) +
-		dsl_engine_estimate_bytes(&t->cfg, shapes, n_tensors);
+		dsl_engine_estimate_bytes(&t->cfg, shapes, budgets, n_tensors);
 	if (t->val != NULL || OidIsValid(a->validation))
-		need += dsl_engine_estimate_snapshot_bytes(shapes, n_tensors, a->density);
+		need += dsl_engine_estimate_snapshot_bytes(shapes, budgets, n_tensors);
 	if (t->ws)					/* loading the stored model (warm_start.c) */
-		need += dsl_warm_start_bytes(t->ws, shapes, n_tensors, a->density);
+		need += dsl_warm_start_bytes(t->ws, shapes, budgets, n_tensors);
 	if (t->train != t->data)	/* the hold-out split: both parts' items and offsets */
 		need += (Size) t->data->n_pairs * 2 * sizeof(int32) +
 			(Size) (t->data->n_users + 1) * 2 * sizeof(int64) +

@@ -47,15 +47,13 @@
 #define WARM_FETCH 8192
 
 Size
-dsl_warm_start_bytes(const WarmStart *ws, const TensorShape *shapes, int n_tensors,
-					 double density)
+dsl_warm_start_bytes(const WarmStart *ws, const TensorShape *shapes,
+					 const int64 *budgets, int n_tensors)
 {
 	Size		held = 0,
 				peak = 0;
 	int			widest = 1;
-	int64		budgets[DSL_MAX_TENSORS];
 
-	dsl_tensor_budgets(shapes, n_tensors, density, budgets);
 	for (int i = 0; i < n_tensors; i++)
 	{
 		int			rows = shapes[i].rows,

@@ -58,7 +58,7 @@ extern void dsl_warm_start_keep_missing(WarmStart *ws, Interactions *d);
  * dsl_warm_start_compare).
  */
 extern Size dsl_warm_start_bytes(const WarmStart *ws, const TensorShape *shapes,
-								 int n_tensors, double density);
+								 const int64 *budgets, int n_tensors);
 
 /*
  * Overwrite the rows of the engine's freshly created tensors with the

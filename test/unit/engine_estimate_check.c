@@ -115,11 +115,11 @@ run_case(const Case *c)
 
 	dsl_rng_seed(&rng, 7, 1);
 	make_grads(c, g, &rng);
-	est = dsl_engine_estimate_bytes(&cfg, c->shapes, c->n_tensors);
+	dsl_tensor_budgets(c->shapes, c->n_tensors, cfg.density, budgets);
+	est = dsl_engine_estimate_bytes(&cfg, c->shapes, budgets, c->n_tensors);
 
 	base = shim_live_bytes();
 	(void) shim_take_peak_bytes();
-	dsl_tensor_budgets(c->shapes, c->n_tensors, cfg.density, budgets);
 	dsl_engine_init(&e, &cfg, budgets, c->n_tensors);
 	for (int i = 0; i < c->n_tensors; i++)
 		dsl_engine_add_tensor(&e, "t", c->shapes[i].rows, c->shapes[i].cols);
