@@ -61,6 +61,8 @@ K=20
 SERVE_DATASET=gowalla              # pgbench and recommend_all on this model
 SERVE_MODEL=mf
 SERVE_DENSITIES="1.0 0.5"
+SERVE_MORE_DENSITIES="0.2 0.1"     # the grid's SERVE_MODEL models also served here
+                                   # (dsl.recommend only: latency at every density)
 SERVE_ALSO="lightgcn"              # the grid's models of these types served too, when trained
 # A MultVAE trained in the serving block for its serving speed only (the
 # Gowalla epoch costs about 40 s; its accuracy is docs/multvae.md's):
@@ -635,6 +637,9 @@ else
 			serve_models="$serve_models ${SERVE_DATASET}_${mt}_d${d}_dynamic"
 		done
 	done
+	for d in $SERVE_MORE_DENSITIES; do
+		serve_models="$serve_models ${SERVE_DATASET}_${SERVE_MODEL}_d${d}_dynamic"
+	done
 	# model types without rows in the grid, trained here for their serving speed
 	# only: serve_train TYPE EPOCHS (at each of SERVE_DENSITIES)
 	serve_train() {
@@ -686,11 +691,15 @@ else
 		queries="recommend recommend_for_items"
 		# plain SQL <#> over stored rows scores only the inner-product models
 		case $model in *_mf_* | *_lightgcn_*) queries="$queries recommend_sql" ;; esac
+		clients=$PGBENCH_CLIENTS
+		for d in $SERVE_MORE_DENSITIES; do
+			[ "$model" != "${SERVE_DATASET}_${SERVE_MODEL}_d${d}_dynamic" ] || { queries="recommend"; clients=1; }
+		done
 		for q in $queries; do
 			script=$OUT/serve/${model}_$q.pgbench
 			sed -e "s/@MODEL@/$model/g" -e "s/@MID@/$mid/g" -e "s/@UMIN@/$umin/g" -e "s/@UMAX@/$umax/g" \
 				"$BENCH/$q.pgbench" >"$script"
-			for c in $PGBENCH_CLIENTS; do
+			for c in $clients; do
 				log "pgbench $model $q, $c client(s), ${PGBENCH_SECONDS}s (after a ${PGBENCH_WARMUP_SECONDS}s warm-up)"
 				run_pgbench "warmup_${model}_${q}_c$c" "$script" "$c" "$PGBENCH_WARMUP_SECONDS" ||
 					log "warm-up failed: $OUT/serve/warmup_${model}_${q}_c$c.out"
