@@ -649,7 +649,7 @@ else
 			model="${SERVE_DATASET}_${mt}_d${d}_serve"
 			log "serving: training $model ($epochs epochs, for its serving speed)"
 			if psql_db -c "SET dsl_rec.progress = off" -c "SET maintenance_work_mem = '4GB'" \
-				-c "SELECT count(*) FROM dsl.train('$model', '${SERVE_DATASET}_train',
+				-c "SELECT epoch, seconds FROM dsl.train('$model', '${SERVE_DATASET}_train',
 					model_type => '$mt', density => $d, epochs => $epochs,
 					seed => $SEED, replace => true)" >"$OUT/serve/train_$model.log" 2>&1; then
 				serve_models="$serve_models $model"
