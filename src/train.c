@@ -69,6 +69,8 @@ typedef struct Training
 	double		prev_best;		/* best validation recall of the schedules before */
 	double		stop_gain;		/* the last schedule's gain, when it stopped */
 	bool		stop_paid;		/* stopped by the time limit after a gain */
+	bool		time_stopped;	/* the first phase hit max_seconds mid-way
+								 * (its NOTICE says there is no refit) */
 	double		stop_end;		/* > 0: stopped because the next schedule
 								 * would end this many seconds after the
 								 * call began, past max_seconds */
@@ -506,6 +508,7 @@ run_epochs(Training *t)
 							(long long) t->out.total, secs)));
 		if (time_up)
 		{
+			t->time_stopped = true;
 			ereport(NOTICE,
 					(errmsg("model \"%s\": stopping at the time limit of %g s (option max_seconds); keeping epoch %d%s",
 							a->name, a->max_seconds, t->out.best_epoch,
@@ -625,9 +628,13 @@ dsl_train(PG_FUNCTION_ARGS)
 	t->out.total = dsl_engine_total(&t->engine);
 	dsl_mem_note();
 	run_epochs(t);
-	/* not after the time limit stopped the first phase: that NOTICE said so */
-	if (refit_planned(t) && t->out.best_epoch > 0 &&
-		elapsed_since(t->t_start) < a->max_seconds)
+	/*
+	 * Not after the time limit stopped the first phase mid-way: that NOTICE
+	 * said so.  A phase that ended on its own may still have used up the
+	 * limit (its last validation can take it past): then the NOTICE below
+	 * says why there is no refit.
+	 */
+	if (refit_planned(t) && t->out.best_epoch > 0 && !t->time_stopped)
 	{
 		double		end = elapsed_since(t->t_start) +
 			t->out.best_epoch * epoch_seconds(t, t->data);

@@ -2,11 +2,16 @@
 # schedule that would end past the limit is not begun, and the refit runs
 # only if it fits in the time left.
 #
-# The limit is 1.4 times what 30 fixed epochs took on this machine in the
-# same test (the whole call), so the outcome holds while the two runs'
-# speeds stay within a factor of 1.4 of each other: the first schedule (30
-# epochs) ends before the limit, and 30 more epochs would end after it.
-# Nothing here asserts a time; the NOTICEs say what was decided.
+# The limit is 1.4 times what the stopping rule's first schedule (30
+# epochs on the training pairs less the hold-out, validated at its end)
+# took just before, in the same test: the first schedule should end before
+# it, and the next one (to 60 epochs) would end after it.  That holds while
+# the two runs' speeds stay within a factor of 1.4 of each other, and this
+# VM's runs of the same call differ by up to 2x from one minute to the
+# next.  So an attempt whose run took another path (the limit hit
+# mid-schedule, or the second schedule begun) is reported and retried, at
+# most 5 times; its NOTICEs must still say what was decided.  Nothing here
+# asserts a time.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -29,24 +34,33 @@ $node->safe_psql('postgres', q{
 	SET dsl_rec.progress = off;
 	SELECT count(*) FROM dsl.train('warmup', 'big', dim => 8, epochs => 3, seed => 1)});
 
-# what 30 epochs of this data take here (the whole call, reading included)
-my $t30 = $node->safe_psql('postgres', q{
-	SET dsl_rec.progress = off;
-	SELECT count(*) FROM dsl.train('fixed30', 'big', dim => 8, epochs => 30, seed => 1);
-	SELECT train_seconds FROM dsl.models WHERE name = 'fixed30'});
-$t30 = (split /\n/, $t30)[-1];
-cmp_ok($t30, '>', 0, "30 fixed epochs took $t30 s");
-
-my $limit = 1.4 * $t30;
-my ($ret, $out, $err) = $node->psql('postgres', qq{
-	SET dsl_rec.progress = off;
-	SELECT count(*) FROM dsl.train('budget', 'big', dim => 8, seed => 1,
-	                               options => '{"max_seconds": $limit}');
-	SELECT epochs, best_epoch, hyperparams->>'refit' FROM dsl.models WHERE name = 'budget'});
+my ($t30, $limit, $ret, $out, $err);
+my $planned = qr/stopping after 30 epochs: validation still improved, but a schedule of 60 epochs would end about \d+ s after the call began, past the time limit of [0-9.e+-]+ s \(option max_seconds\); keeping epoch 30/;
+for my $attempt (1 .. 5)
+{
+	# what the first schedule of the stopping rule takes here: the same
+	# call stopped after it (max_epochs 30, no refit; reading included)
+	$t30 = $node->safe_psql('postgres', q{
+		SET dsl_rec.progress = off;
+		SELECT count(*) FROM dsl.train('first30', 'big', dim => 8, seed => 1, replace => true,
+		                               options => '{"max_epochs": 30, "refit": false}');
+		SELECT train_seconds FROM dsl.models WHERE name = 'first30'});
+	$t30 = (split /\n/, $t30)[-1];
+	$limit = 1.4 * $t30;
+	($ret, $out, $err) = $node->psql('postgres', qq{
+		SET dsl_rec.progress = off;
+		SELECT count(*) FROM dsl.train('budget', 'big', dim => 8, seed => 1, replace => true,
+		                               options => '{"max_seconds": $limit}');
+		SELECT epochs, best_epoch, hyperparams->>'refit' FROM dsl.models WHERE name = 'budget'});
+	last if $ret != 0 || $err =~ $planned;
+	# another path: it must have been said
+	like($err,
+		qr/stopping at the time limit of [0-9.e+-]+ s \(option max_seconds\); keeping epoch \d+, without a refit|stopping after \d+ epochs: validation still improved, but a schedule of \d+ epochs would end about \d+ s after the call began, past the time limit/,
+		"attempt $attempt (the first schedule took $t30 s) took another path, and said so; retried");
+}
+cmp_ok($t30, '>', 0, "the first schedule (30 epochs) took $t30 s");
 is($ret, 0, 'the stopping rule under a time limit trains and stores a model');
-like($err,
-	qr/stopping after 30 epochs: validation still improved, but a schedule of 60 epochs would end about \d+ s after the call began, past the time limit of [0-9.e+-]+ s \(option max_seconds\); keeping epoch 30/,
-	'the second schedule is not begun: it would overrun the limit');
+like($err, $planned, 'the second schedule is not begun: it would overrun the limit');
 unlike($err, qr/stopping at the time limit/, '... so the limit itself is never hit mid-schedule');
 
 # the refit of the 30 chosen epochs would take about as long as the first
