@@ -255,6 +255,21 @@ fit_to_pairs(Training *t, const Interactions *pairs, int64 epochs)
 }
 
 /*
+ * The tensors of a model on `pairs`: their shapes and budgets (the spread of
+ * dsl_tensor_budgets); returns how many.  What check_budget estimates and
+ * start_model allocates.
+ */
+static int
+plan_tensors(const Training *t, const Interactions *pairs,
+			 TensorShape *shapes, int64 *budgets)
+{
+	int			n_tensors = t->a.ops->tensor_shapes(pairs, &t->a.params, shapes);
+
+	dsl_tensor_budgets(shapes, n_tensors, t->cfg.density, budgets);
+	return n_tensors;
+}
+
+/*
  * Budget the model before allocating it: the engine's own estimate of its
  * tensors and rounds, the model type's temporaries, a best-epoch snapshot
  * when validating, and the hold-out split's arrays.
@@ -265,10 +280,9 @@ check_budget(const Training *t)
 	const TrainArgs *a = &t->a;
 	TensorShape shapes[DSL_MAX_TENSORS];
 	int64		budgets[DSL_MAX_TENSORS];
-	int			n_tensors = a->ops->tensor_shapes(t->train, &a->params, shapes);
+	int			n_tensors = plan_tensors(t, t->train, shapes, budgets);
 	Size		need;
 
-	dsl_tensor_budgets(shapes, n_tensors, t->cfg.density, budgets);
 	need = a->ops->work_bytes(t->train, &a->params) +
 		dsl_engine_estimate_bytes(&t->cfg, shapes, budgets, n_tensors);
 	if (t->val != NULL || OidIsValid(a->validation))
@@ -307,8 +321,7 @@ start_model(Training *t, const Interactions *pairs)
 	}
 	t->phase_ctx = AllocSetContextCreate(t->train_ctx, "dsl_rec model", ALLOCSET_DEFAULT_SIZES);
 	MemoryContextSwitchTo(t->phase_ctx);
-	n_tensors = t->a.ops->tensor_shapes(pairs, &t->a.params, shapes);
-	dsl_tensor_budgets(shapes, n_tensors, t->cfg.density, budgets);
+	n_tensors = plan_tensors(t, pairs, shapes, budgets);
 	dsl_engine_init(&t->engine, &t->cfg, budgets, n_tensors);
 	t->model = t->a.ops->create(&t->engine, pairs, &t->a.params);
 	if (t->ws)

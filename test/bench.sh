@@ -637,9 +637,11 @@ else
 			serve_models="$serve_models ${SERVE_DATASET}_${mt}_d${d}_dynamic"
 		done
 	done
+	more_models=""
 	for d in $SERVE_MORE_DENSITIES; do
-		serve_models="$serve_models ${SERVE_DATASET}_${SERVE_MODEL}_d${d}_dynamic"
+		more_models="$more_models ${SERVE_DATASET}_${SERVE_MODEL}_d${d}_dynamic"
 	done
+	serve_models="$serve_models $more_models"
 	# model types without rows in the grid, trained here for their serving speed
 	# only: serve_train TYPE EPOCHS (at each of SERVE_DENSITIES)
 	serve_train() {
@@ -692,9 +694,7 @@ else
 		# plain SQL <#> over stored rows scores only the inner-product models
 		case $model in *_mf_* | *_lightgcn_*) queries="$queries recommend_sql" ;; esac
 		clients=$PGBENCH_CLIENTS
-		for d in $SERVE_MORE_DENSITIES; do
-			[ "$model" != "${SERVE_DATASET}_${SERVE_MODEL}_d${d}_dynamic" ] || { queries="recommend"; clients=1; }
-		done
+		case " $more_models " in *" $model "*) queries="recommend"; clients=1 ;; esac
 		for q in $queries; do
 			script=$OUT/serve/${model}_$q.pgbench
 			sed -e "s/@MODEL@/$model/g" -e "s/@MID@/$mid/g" -e "s/@UMIN@/$umin/g" -e "s/@UMAX@/$umax/g" \
