@@ -356,6 +356,79 @@ EXECUTE ties_whole;
 RESET work_mem;
 DEALLOCATE ties_whole;
 
+-- A sparse catalogue longer than one block of the one-user scan (4096
+-- rows, serve_rows.c): each user's top 30 with its seen items spread over
+-- the blocks, and an item's neighbours by inner product (the item itself
+-- left out), as SQL over the stored rows ranks them, with every kernel.
+CREATE TABLE big_vec AS
+SELECT p.part, id, (SELECT array_agg(CASE WHEN hashint4(id * 8 + d) % 5 = 0
+                                          THEN (hashint4(id * 16 + d) % 1000) / 1000.0 ELSE 0 END
+                                     ORDER BY d)
+                      FROM generate_series(1, 8) d)::real[] AS v
+  FROM (VALUES ('user', 12), ('item', 9000)) p(part, n), generate_series(1, p.n) id;
+UPDATE big_vec SET v = ARRAY[1, 1, 1, 1, 1, 1, 1, 1]::real[] WHERE part = 'user' AND id = 1;
+CREATE TABLE big_seen AS
+SELECT u AS uid, i AS iid FROM generate_series(1, 12) u, generate_series(1, 9000) i
+ WHERE hashint4(u * 9001 + i) % 300 = 0;
+INSERT INTO dsl.models (name, model_type, source, user_col, item_col, dim, density, hyperparams,
+                        n_users, n_items, n_interactions, active_params, total_params, epochs,
+                        train_seconds)
+SELECT 'eval_big_sparse', model_type, source, user_col, item_col, dim, 0.2, hyperparams,
+       12, 9000, n_interactions, active_params, total_params, epochs, train_seconds
+  FROM dsl.models WHERE name = 'eval_rnd';
+INSERT INTO dsl.parameters
+SELECT (SELECT model_id FROM dsl.models WHERE name = 'eval_big_sparse'), part, id, v::dsl.spvec
+  FROM big_vec;
+INSERT INTO dsl.seen_items
+SELECT (SELECT model_id FROM dsl.models WHERE name = 'eval_big_sparse'), uid, array_agg(iid ORDER BY iid)
+  FROM big_seen GROUP BY uid;
+CREATE TABLE big_rank AS
+SELECT u.id AS uid, i.id AS iid,
+       row_number() OVER (PARTITION BY u.id
+                          ORDER BY i.v::dsl.spvec OPERATOR(dsl.<#>) u.v::dsl.spvec, i.id) AS r
+  FROM big_vec u, big_vec i
+ WHERE u.part = 'user' AND i.part = 'item'
+   AND NOT EXISTS (SELECT 1 FROM big_seen s WHERE s.uid = u.id AND s.iid = i.id);
+DELETE FROM big_rank WHERE r > 30;
+PREPARE big_differ AS
+SELECT current_setting('dsl_rec.debug_serving_kernel') AS kernel,
+       (SELECT count(*) FROM (
+            SELECT u.id, x.item_id, x.rank
+              FROM generate_series(1, 12) u(id), LATERAL dsl.recommend('eval_big_sparse', u.id, 30) x
+            EXCEPT
+            SELECT uid, iid, r FROM big_rank) d) AS one_differ,
+       (SELECT array_agg(item_id ORDER BY rank)
+          FROM dsl.similar_items('eval_big_sparse', 6001, 12, 'inner_product')) =
+       (SELECT array_agg(id::bigint ORDER BY r) FROM (
+            SELECT i.id, row_number() OVER (ORDER BY i.v::dsl.spvec OPERATOR(dsl.<#>) q.v::dsl.spvec,
+                                                     i.id) AS r
+              FROM big_vec i, big_vec q
+             WHERE i.part = 'item' AND q.part = 'item' AND q.id = 6001 AND i.id <> 6001) n
+         WHERE r <= 12) AS similar_same;
+EXECUTE big_differ;
+SET dsl_rec.debug_serving_kernel = scalar;
+EXECUTE big_differ;
+SET dsl_rec.debug_serving_kernel = avx2;
+EXECUTE big_differ;
+SET dsl_rec.debug_serving_kernel = avx512;
+EXECUTE big_differ;
+RESET dsl_rec.debug_serving_kernel;
+DEALLOCATE big_differ;
+-- served sparse: smaller than the same rows with no zero entry
+INSERT INTO dsl.models (name, model_type, source, user_col, item_col, dim, density, hyperparams,
+                        n_users, n_items, n_interactions, active_params, total_params, epochs,
+                        train_seconds)
+SELECT 'eval_big_dense', model_type, source, user_col, item_col, dim, 1, hyperparams,
+       n_users, n_items, n_interactions, active_params, total_params, epochs, train_seconds
+  FROM dsl.models WHERE name = 'eval_big_sparse';
+INSERT INTO dsl.parameters
+SELECT (SELECT model_id FROM dsl.models WHERE name = 'eval_big_dense'), part, id,
+       (SELECT array_agg(CASE WHEN x = 0 THEN 1e-30 ELSE x END) FROM unnest(v) x)::dsl.spvec
+  FROM big_vec;
+SELECT count(*) FROM dsl.recommend('eval_big_dense', 1, 1);
+SELECT (SELECT bytes FROM dsl.serving_cache() WHERE name = 'eval_big_sparse')
+     < (SELECT bytes FROM dsl.serving_cache() WHERE name = 'eval_big_dense') AS sparse_smaller;
+
 -- The int8 first pass of catalogue scans (serve_q8.h; 'auto' gives it to
 -- big tables only): the same tables loaded with it rank exactly as without
 -- it, dense and sparse, with either kernel, with all scores tied, and for an

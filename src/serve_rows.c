@@ -254,15 +254,15 @@ sliced_bytes(const RowsLoad *L, const int32 *order, int64 n_rows)
 		entries += (double) w * SLICE;
 	}
 	return entries * (sizeof(float) + sizeof(uint16)) +
-		(double) (n_rows / SLICE + 2) * sizeof(int64) + (double) n_rows * sizeof(int32);
+		(double) (n_rows / SLICE + 2) * sizeof(int64) + (double) n_rows * 2 * sizeof(int32);
 }
 
 /*
  * The sparse form: the rows in slice order (slice_order()) cut into slices
  * of SLICE rows, each slice as wide as its longest row, entries stored
  * column by column of the slice (entry j of its 16 rows side by side),
- * shorter rows padded with zeros in column 0; pos[i] is row i's position.
- * A kernel then scores 16 rows at once without per-row branches or
+ * shorter rows padded with zeros in column 0; pos[i] is row i's position
+ * and row[p] the row at position p.  A kernel then scores 16 rows at once without per-row branches or
  * horizontal sums, and a row's entries are still in ascending column order,
  * the padding zeros last (they change neither a row nor its sums).
  *
@@ -278,6 +278,7 @@ plan_slices(ServeRows *r, const RowsLoad *L, const int32 *order, MemoryContext c
 	int			n_sl = (int) ((n + SLICE - 1) / SLICE);
 	int64	   *slice = rows_alloc(cxt, sizeof(int64) * (n_sl + 1));
 	int32	   *pos = rows_alloc(cxt, sizeof(int32) * Max(n, 1));
+	int32	   *row = rows_alloc(cxt, sizeof(int32) * Max(n, 1));
 	int64		total = 0;
 
 	slice[0] = 0;
@@ -294,8 +295,10 @@ plan_slices(ServeRows *r, const RowsLoad *L, const int32 *order, MemoryContext c
 		total += w * SLICE;
 		slice[c + 1] = total;
 	}
+	memcpy(row, order, sizeof(int32) * n);
 	r->slice = slice;
 	r->pos = pos;
+	r->row = row;
 }
 
 /* slice by slice, entry j of its 16 rows side by side: written in order */
@@ -458,7 +461,7 @@ serve_rows_bytes(const ServeRows *r)
 		return b + MAXALIGN(sizeof(float) * (Size) r->n_rows * r->dim);
 	total = r->slice[serve_rows_slices(r)];
 	return b + MAXALIGN(sizeof(int64) * ((Size) serve_rows_slices(r) + 1)) +
-		MAXALIGN(sizeof(int32) * (Size) r->n_rows) +
+		2 * MAXALIGN(sizeof(int32) * (Size) r->n_rows) +
 		MAXALIGN(sizeof(float) * total) + MAXALIGN(sizeof(uint16) * total);
 }
 
@@ -490,6 +493,8 @@ serve_rows_write(const ServeRows *r, char *dst)
 	memcpy(dst, r->slice, sizeof(int64) * ((Size) serve_rows_slices(r) + 1));
 	dst += MAXALIGN(sizeof(int64) * ((Size) serve_rows_slices(r) + 1));
 	memcpy(dst, r->pos, sizeof(int32) * (Size) r->n_rows);
+	dst += MAXALIGN(sizeof(int32) * (Size) r->n_rows);
+	memcpy(dst, r->row, sizeof(int32) * (Size) r->n_rows);
 	dst += MAXALIGN(sizeof(int32) * (Size) r->n_rows);
 	if (r->stage)
 	{
@@ -528,6 +533,8 @@ serve_rows_attach(ServeRows *r, int n_rows, int dim, const char *src)
 	r->slice = (const int64 *) src;
 	src += MAXALIGN(sizeof(int64) * ((Size) serve_rows_slices(r) + 1));
 	r->pos = (const int32 *) src;
+	src += MAXALIGN(sizeof(int32) * (Size) n_rows);
+	r->row = (const int32 *) src;
 	src += MAXALIGN(sizeof(int32) * (Size) n_rows);
 	r->val = (const float *) src;
 	src += MAXALIGN(sizeof(float) * (Size) form);
@@ -573,18 +580,21 @@ serve_rows_dot(const ServeRows *r, int i, const float *x)
 	return (float) s;
 }
 
-/* float32 scores of the sparse rows against x: out has a multiple of SLICE */
+/*
+ * float32 scores of the sparse rows of slices c0..c1-1 against x, into out
+ * (in position order, from c0's first: (c1 - c0) * SLICE of them)
+ */
 static void
-approx_sparse_default(const ServeRows *r, const float *x, float *out)
+approx_sparse_default(const ServeRows *r, const float *x, int c0, int c1, float *out)
 {
-	for (int c = 0; c < serve_rows_slices(r); c++)
+	for (int c = c0; c < c1; c++)
 	{
 		float		acc[SLICE] = {0};
 
 		for (int64 e = r->slice[c]; e < r->slice[c + 1]; e += SLICE)
 			for (int l = 0; l < SLICE; l++)
 				acc[l] += x[r->col[e + l]] * r->val[e + l];
-		memcpy(out + (Size) c * SLICE, acc, sizeof(acc));
+		memcpy(out + (Size) (c - c0) * SLICE, acc, sizeof(acc));
 	}
 }
 
@@ -592,9 +602,9 @@ approx_sparse_default(const ServeRows *r, const float *x, float *out)
 /* the same with AVX2: 8 rows of a slice in the 8 lanes, x gathered by column */
 DSL_TARGET("avx2,fma")
 static void
-approx_sparse_avx2(const ServeRows *r, const float *x, float *out)
+approx_sparse_avx2(const ServeRows *r, const float *x, int c0, int c1, float *out)
 {
-	for (int c = 0; c < serve_rows_slices(r); c++)
+	for (int c = c0; c < c1; c++)
 	{
 		__m256		lo = _mm256_setzero_ps();
 		__m256		hi = _mm256_setzero_ps();
@@ -607,8 +617,8 @@ approx_sparse_avx2(const ServeRows *r, const float *x, float *out)
 			lo = _mm256_fmadd_ps(_mm256_i32gather_ps(x, i0, 4), _mm256_loadu_ps(r->val + e), lo);
 			hi = _mm256_fmadd_ps(_mm256_i32gather_ps(x, i1, 4), _mm256_loadu_ps(r->val + e + 8), hi);
 		}
-		_mm256_storeu_ps(out + (Size) c * SLICE, lo);
-		_mm256_storeu_ps(out + (Size) c * SLICE + 8, hi);
+		_mm256_storeu_ps(out + (Size) (c - c0) * SLICE, lo);
+		_mm256_storeu_ps(out + (Size) (c - c0) * SLICE + 8, hi);
 	}
 }
 
@@ -619,7 +629,7 @@ approx_sparse_avx2(const ServeRows *r, const float *x, float *out)
  */
 DSL_TARGET("avx512f")
 static void
-approx_sparse_avx512(const ServeRows *r, const float *x, float *out)
+approx_sparse_avx512(const ServeRows *r, const float *x, int c0, int c1, float *out)
 {
 	float		xp[64] __attribute__((aligned(64)));
 	__m512		x0,
@@ -634,7 +644,7 @@ approx_sparse_avx512(const ServeRows *r, const float *x, float *out)
 	x1 = _mm512_load_ps(xp + 16);
 	x2 = _mm512_load_ps(xp + 32);
 	x3 = _mm512_load_ps(xp + 48);
-	for (int c = 0; c < serve_rows_slices(r); c++)
+	for (int c = c0; c < c1; c++)
 	{
 		__m512		acc = _mm512_setzero_ps();
 
@@ -647,7 +657,7 @@ approx_sparse_avx512(const ServeRows *r, const float *x, float *out)
 
 			acc = _mm512_fmadd_ps(xv, _mm512_loadu_ps(r->val + e), acc);
 		}
-		_mm512_storeu_ps(out + (Size) c * SLICE, acc);
+		_mm512_storeu_ps(out + (Size) (c - c0) * SLICE, acc);
 	}
 }
 #endif
@@ -697,11 +707,24 @@ serve_rows_kernel(int dim)
 	return k;
 }
 
+/* the sparse kernel of serve_rows_kernel()'s choice over slices c0..c1-1 */
+static void
+approx_sparse(const ServeRows *r, const float *x, int kernel, int c0, int c1, float *out)
+{
+#ifdef DSL_X86_DISPATCH
+	if (kernel == DSL_KERNEL_AVX512)
+		approx_sparse_avx512(r, x, c0, c1, out);
+	else if (kernel == DSL_KERNEL_AVX2)
+		approx_sparse_avx2(r, x, c0, c1, out);
+	else
+#endif
+		approx_sparse_default(r, x, c0, c1, out);
+}
+
 /* float32 scores of every row against x (within the bound of the exact ones) */
 static void
 approx_scores(const ServeRows *r, const float *x, float *out)
 {
-	int			k;
 	float	   *by_pos;
 
 	if (r->dense)
@@ -711,18 +734,10 @@ approx_scores(const ServeRows *r, const float *x, float *out)
 					r->dim, x, 1, 0.0f, out, 1);
 		return;
 	}
-	k = serve_rows_kernel(r->dim);
 
 	/* the kernels score in slice order; then each row takes its score */
 	by_pos = scratch(1, (Size) serve_rows_slices(r) * SLICE);
-#ifdef DSL_X86_DISPATCH
-	if (k == DSL_KERNEL_AVX512)
-		approx_sparse_avx512(r, x, by_pos);
-	else if (k == DSL_KERNEL_AVX2)
-		approx_sparse_avx2(r, x, by_pos);
-	else
-#endif
-		approx_sparse_default(r, x, by_pos);
+	approx_sparse(r, x, serve_rows_kernel(r->dim), 0, serve_rows_slices(r), by_pos);
 	for (int i = 0; i < r->n_rows; i++)
 		out[i] = by_pos[r->pos[i]];
 }
@@ -751,6 +766,68 @@ exact_score(void *arg, int i)
 	return s;
 }
 
+/* slices a sparse scan scores into one buffer (4096 floats: within L1) */
+#define RANK_SLICES 256
+
+static int
+cmp_int32(const void *a, const void *b)
+{
+	int32		x = *(const int32 *) a,
+				y = *(const int32 *) b;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * serve_rows_rank() of sparse rows by inner product: the kernel scores a
+ * block of slices into a buffer that stays in L1, and each score that
+ * reaches the running admission threshold (TopKNear) is offered with the
+ * row at its position, so no catalogue-sized array of scores is written,
+ * reordered into row order or scanned twice.  The excluded rows' positions
+ * are sorted once and skipped block by block.
+ */
+static void
+rank_sparse(const ServeRows *r, const float *x, double x_norm,
+			const int32 *exclude, int64 n_exclude, int32 self, TopK *h, ExactArg *a)
+{
+	int			n_slices = serve_rows_slices(r);
+	int			kernel = serve_rows_kernel(r->dim);
+	float	   *buf = scratch(1, (Size) RANK_SLICES * SLICE);
+	int32	   *skip = palloc(sizeof(int32) * (n_exclude + 2));
+	int64		n_skip = 0,
+				s = 0;
+	TopKNear	t;
+
+	for (int64 e = 0; e < n_exclude; e++)
+		skip[n_skip++] = r->pos[exclude[e]];
+	if (self >= 0)
+		skip[n_skip++] = r->pos[self];
+	qsort(skip, n_skip, sizeof(int32), cmp_int32);
+	skip[n_skip] = PG_INT32_MAX;
+
+	topk_near_init(&t, h->k, r->n_rows, false);
+	topk_near_reset(&t, topk_dot_bound(r->dim, x_norm, r->max_norm));
+	for (int c0 = 0; c0 < n_slices; c0 += RANK_SLICES)
+	{
+		int			c1 = Min(c0 + RANK_SLICES, n_slices);
+		int32		p0 = c0 * SLICE,
+					p1 = Min(c1 * SLICE, r->n_rows);
+
+		approx_sparse(r, x, kernel, c0, c1, buf);
+		for (; skip[s] < p1; s++)
+			buf[skip[s] - p0] = NAN;
+		for (int32 p = p0; p < p1; p++)
+		{
+			/* NaN fails this */
+			if (buf[p - p0] >= t.floor)
+				topk_near_offer(&t, buf[p - p0], r->row[p]);
+		}
+	}
+	topk_near_offer_exact(&t, exact_score, a, h);
+	topk_near_free(&t);
+	pfree(skip);
+}
+
 void
 serve_rows_rank(const ServeRows *r, const float *x, double x_norm,
 				bool cosine, const int32 *exclude, int64 n_exclude,
@@ -774,6 +851,11 @@ serve_rows_rank(const ServeRows *r, const float *x, double x_norm,
 		if (self >= 0)
 			lo[self] = hi[self] = NAN;
 		topk_offer_interval(h, lo, hi, r->n_rows, exact_score, &a);
+		return;
+	}
+	if (!r->dense && !cosine)
+	{
+		rank_sparse(r, x, x_norm, exclude, n_exclude, self, h, &a);
 		return;
 	}
 	approx = scratch(0, r->n_rows);

@@ -6,8 +6,8 @@
  * low density), sliced rows: slices of 16 rows, each as wide as its
  * longest row, holding the stored entries' columns (uint16) and values
  * side by side (serve_rows.c).  The sparse form holds 6 bytes per stored
- * weight plus the padding of the shorter rows of a slice and 4 bytes per
- * row (its position), where the dense one holds 4 * dim per row, so a
+ * weight plus the padding of the shorter rows of a slice and 8 bytes per
+ * row (its position and the position's row), where the dense one holds 4 * dim per row, so a
  * model's serving memory follows its density (docs/serving.md).  Many users
  * at once are ranked by serve_rows_users.c.
  *
@@ -35,6 +35,7 @@ typedef struct ServeRows
 	const float *dense;			/* n_rows x dim, or NULL: sparse */
 	const int64 *slice;			/* sparse: ceil(n_rows / 16) + 1 offsets */
 	const int32 *pos;			/* sparse: each row's position in the slices */
+	const int32 *row;			/* sparse: the row at each position (pos's inverse) */
 	const uint16 *col;			/* sparse: column of each entry */
 	const float *val;			/* sparse: its value (0: padding) */
 	const double *norm;			/* Euclidean norm of each row */

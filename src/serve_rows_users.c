@@ -210,7 +210,7 @@ serve_rows_rank_users(const ServeRows *users, const ServeRows *items,
 	int			dim = items->dim;
 	int			kk;
 	int			n_parts;
-	int32	   *order;
+	const int32 *order;
 	float	  **ub;
 	TopK		out;
 	TileRound	tr;
@@ -245,9 +245,7 @@ serve_rows_rank_users(const ServeRows *users, const ServeRows *items,
 	pool = worker_pool_create(dsl_threads, cxt);
 	n_parts = worker_pool_size(pool);
 
-	order = palloc_extended(sizeof(int32) * items->n_rows, MCXT_ALLOC_HUGE);
-	for (int i = 0; i < items->n_rows; i++)
-		order[items->pos[i]] = i;
+	order = items->row;
 	tr.kernel = serve_rows_kernel(dim);
 	tr.ts = palloc(sizeof(TileScan) * n_parts);
 	tr.xt = palloc(sizeof(float *) * n_parts);

@@ -352,14 +352,30 @@ topk_near_scan(TopKNear *t, const float *scores, int n, int32 base)
 		topk_near_offer(t, scores[j], base + j);
 }
 
+void
+topk_near_offer_exact(TopKNear *t, float (*exact) (void *arg, int32 idx), void *arg,
+					  TopK *h)
+{
+	for (int j = 0; j < t->n; j++)
+		if (t->cs[j] >= t->floor)
+			topk_offer(h, exact(arg, t->ci[j]), t->ci[j]);
+}
+
 int
 topk_near_finish(TopKNear *t, float (*exact) (void *arg, int32 idx), void *arg,
 				 TopK *out)
 {
-	for (int j = 0; j < t->n; j++)
-		if (t->cs[j] >= t->floor)
-			topk_offer(out, exact(arg, t->ci[j]), t->ci[j]);
+	topk_near_offer_exact(t, exact, arg, out);
 	return topk_sort(out);
+}
+
+void
+topk_near_free(TopKNear *t)
+{
+	pfree(t->heap.score);
+	pfree(t->heap.idx);
+	pfree(t->cs);
+	pfree(t->ci);
 }
 
 /* copy rows list[0..n-1] of src into out, densely */

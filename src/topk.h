@@ -142,6 +142,11 @@ extern void topk_near_offer(TopKNear *t, float approx, int32 idx);
  */
 extern int	topk_near_finish(TopKNear *t, float (*exact) (void *arg, int32 idx),
 							 void *arg, TopK *out);
+/* the same offers to h (which may hold entries already), unsorted */
+extern void topk_near_offer_exact(TopKNear *t, float (*exact) (void *arg, int32 idx),
+								  void *arg, TopK *h);
+/* give back what topk_near_init() allocated */
+extern void topk_near_free(TopKNear *t);
 
 /* The float32 error bound of a dim-term dot product of vectors of norms a, b */
 static inline double
