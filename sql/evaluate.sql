@@ -429,6 +429,46 @@ SELECT count(*) FROM dsl.recommend('eval_big_dense', 1, 1);
 SELECT (SELECT bytes FROM dsl.serving_cache() WHERE name = 'eval_big_sparse')
      < (SELECT bytes FROM dsl.serving_cache() WHERE name = 'eval_big_dense') AS sparse_smaller;
 
+-- Rows wider than 256 columns keep two-byte columns in the sparse form
+-- (one byte up to 256): a dim-300 model at 10 % ranks as SQL does.
+CREATE TABLE wide_vec AS
+SELECT p.part, id, (SELECT array_agg(CASE WHEN hashint4(id * 300 + d) % 10 = 0
+                                          THEN (hashint4(id * 600 + d) % 1000) / 1000.0 ELSE 0 END
+                                     ORDER BY d)
+                      FROM generate_series(1, 300) d)::real[] AS v
+  FROM (VALUES ('user', 6), ('item', 700)) p(part, n), generate_series(1, p.n) id;
+INSERT INTO dsl.models (name, model_type, source, user_col, item_col, dim, density, hyperparams,
+                        n_users, n_items, n_interactions, active_params, total_params, epochs,
+                        train_seconds)
+SELECT 'eval_wide_sparse', model_type, source, user_col, item_col, 300, 0.1, hyperparams,
+       6, 700, n_interactions, active_params, total_params, epochs, train_seconds
+  FROM dsl.models WHERE name = 'eval_rnd';
+INSERT INTO dsl.parameters
+SELECT (SELECT model_id FROM dsl.models WHERE name = 'eval_wide_sparse'), part, id, v::dsl.spvec
+  FROM wide_vec;
+PREPARE wide_differ AS
+SELECT current_setting('dsl_rec.debug_serving_kernel') AS kernel, count(*) AS differ FROM (
+    SELECT u.id, x.item_id, x.score, x.rank
+      FROM generate_series(1, 6) u(id), LATERAL dsl.recommend('eval_wide_sparse', u.id, 15) x
+    EXCEPT
+    SELECT uid, iid, score, r FROM (
+        SELECT u.id AS uid, i.id AS iid, (-(i.v::dsl.spvec OPERATOR(dsl.<#>) u.v::dsl.spvec))::real AS score,
+               row_number() OVER (PARTITION BY u.id
+                                  ORDER BY i.v::dsl.spvec OPERATOR(dsl.<#>) u.v::dsl.spvec, i.id) AS r
+          FROM wide_vec u, wide_vec i WHERE u.part = 'user' AND i.part = 'item') ref
+     WHERE r <= 15) d;
+EXECUTE wide_differ;
+SET dsl_rec.debug_serving_kernel = scalar;
+EXECUTE wide_differ;
+SET dsl_rec.debug_serving_kernel = avx2;
+EXECUTE wide_differ;
+RESET dsl_rec.debug_serving_kernel;
+DEALLOCATE wide_differ;
+SELECT (SELECT array_agg(x) FROM dsl.recommend('eval_wide_sparse', 2, 5) x)
+       IS NOT NULL AS served,
+       (SELECT bytes FROM dsl.serving_cache() WHERE name = 'eval_wide_sparse')
+       < 706 * 300 * 4 AS sparse_form;
+
 -- The int8 first pass of catalogue scans (serve_q8.h; 'auto' gives it to
 -- big tables only): the same tables loaded with it rank exactly as without
 -- it, dense and sparse, with either kernel, with all scores tied, and for an
@@ -487,6 +527,18 @@ SELECT (SELECT array_agg(item_id::text || ':' || score ORDER BY rank)
      = (SELECT array_agg(item_id::text || ':' || score ORDER BY rank)
           FROM dsl.recommend_for_items('eval_rnd', ARRAY[3, 17, 99, 400, 1200]::bigint[], 15))
        AS history_same;
+-- and over blocks of rows (1024) with seen items and the item itself left
+-- out in each
+SELECT copy_model('eval_big_sparse', 'eval_big_sparse_q8');
+SELECT (SELECT count(*) FROM (
+            SELECT u.id, x.item_id, x.rank
+              FROM generate_series(1, 12) u(id), LATERAL dsl.recommend('eval_big_sparse_q8', u.id, 30) x
+            EXCEPT
+            SELECT uid, iid, r FROM big_rank) d) AS one_differ,
+       (SELECT array_agg(item_id::text || ':' || score ORDER BY rank)
+          FROM dsl.similar_items('eval_big_sparse_q8', 6001, 12, 'inner_product')) =
+       (SELECT array_agg(item_id::text || ':' || score ORDER BY rank)
+          FROM dsl.similar_items('eval_big_sparse', 6001, 12, 'inner_product')) AS similar_same;
 RESET dsl_rec.debug_serving_prescore;
 
 -- dsl.split: per user, round(test_fraction * n) of its distinct pairs (halves

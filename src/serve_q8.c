@@ -103,9 +103,12 @@ serve_q8_build(RowsQ8 *q, int n_rows, int dim,
 		int8	   *row = qw + (Size) i * q->width;
 		float		mx = 0.0f;
 		double		e2 = 0.0,
-					n2 = 0.0;
+					n2 = 0.0,
+					w2 = 0.0;
 
 		get(arg, i, buf);
+		for (int c = 0; c < dim; c++)
+			w2 += (double) buf[c] * buf[c];
 		/* four running maxima: one would be a chain of dependent compares */
 		{
 			float		m4[4] = {0.0f, 0.0f, 0.0f, 0.0f};
@@ -150,7 +153,8 @@ serve_q8_build(RowsQ8 *q, int n_rows, int dim,
 			for (int c = 0; c < dim; c++)
 				e2 += (double) buf[c] * buf[c];
 		qnorm[i] = float_up(sqrt(n2));
-		err[i] = float_up(sqrt(e2));
+		/* |w - s q| and the row's share of topk_dot_bound(), per unit |x| */
+		err[i] = float_up(sqrt(e2) + topk_dot_bound(dim, 1.0, sqrt(w2) * (1.0 + 1e-6)));
 	}
 	pfree(buf);
 }
@@ -158,16 +162,16 @@ serve_q8_build(RowsQ8 *q, int n_rows, int dim,
 /* --- the integer dot products of every row with xq ---------------------------- */
 
 static void
-dots_default(const RowsQ8 *q, const int8 *xq, int32 *out)
+dots_default(const RowsQ8 *q, const int8 *xq, int i0, int i1, int32 *out)
 {
-	for (int i = 0; i < q->n_rows; i++)
+	for (int i = i0; i < i1; i++)
 	{
 		const int8 *row = q->q + (Size) i * q->width;
 		int32		s = 0;
 
 		for (int c = 0; c < q->width; c++)
 			s += (int32) xq[c] * row[c];
-		out[i] = s;
+		out[i - i0] = s;
 	}
 }
 
@@ -179,11 +183,11 @@ dots_default(const RowsQ8 *q, const int8 *xq, int32 *out)
  */
 DSL_TARGET("avx2")
 static void
-dots_avx2(const RowsQ8 *q, const int8 *xq, int32 *out)
+dots_avx2(const RowsQ8 *q, const int8 *xq, int i0, int i1, int32 *out)
 {
 	const __m256i ones = _mm256_set1_epi16(1);
 
-	for (int i = 0; i < q->n_rows; i++)
+	for (int i = i0; i < i1; i++)
 	{
 		const int8 *row = q->q + (Size) i * q->width;
 		__m256i		acc = _mm256_setzero_si256();
@@ -201,62 +205,136 @@ dots_avx2(const RowsQ8 *q, const int8 *xq, int32 *out)
 		s = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
 		s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
 		s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
-		out[i] = _mm_cvtsi128_si32(s);
+		out[i - i0] = _mm_cvtsi128_si32(s);
 	}
 }
 #endif
 
+/* rows of a block of the scan: their bounds stay in L1 */
+#define Q8_BLOCK 1024
+
+/*
+ * x . w = sx s (xq . q) within dx |s q| + |x| (|w - s q| + the canonical
+ * score's own rounding) (serve_q8.h), all kept per row: rows i0..i0+n-1's
+ * intervals from their integer products dot[].  These few float operations
+ * err by less than 2^-21 (|a| + b), and 2^-20 (|a| + b) more covers it.
+ */
+static inline void
+bounds_row(const RowsQ8 *q, float sx, float dx, float xn, int i, int32 dot,
+		   float *lo, float *hi)
+{
+	float		a = sx * q->scale[i] * (float) dot;
+	float		b = dx * q->qnorm[i] + xn * q->err[i] + 1e-30f;
+
+	b += 0x1p-20f * (fabsf(a) + b);
+	*lo = a - b;
+	*hi = a + b;
+}
+
+static void
+bounds_default(const RowsQ8 *q, float sx, float dx, float xn, int i0, int n,
+			   const int32 *dot, float *lo, float *hi)
+{
+	for (int j = 0; j < n; j++)
+		bounds_row(q, sx, dx, xn, i0 + j, dot[j], lo + j, hi + j);
+}
+
+#ifdef DSL_X86_DISPATCH
+/* the same, 8 rows at a time (the operations and their order as above) */
+DSL_TARGET("avx2")
+static void
+bounds_avx2(const RowsQ8 *q, float sx, float dx, float xn, int i0, int n,
+			const int32 *dot, float *lo, float *hi)
+{
+	const __m256 vsx = _mm256_set1_ps(sx),
+				vdx = _mm256_set1_ps(dx),
+				vxn = _mm256_set1_ps(xn),
+				tiny = _mm256_set1_ps(1e-30f),
+				margin = _mm256_set1_ps(0x1p-20f),
+				abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+	int			j = 0;
+
+	for (; j + 8 <= n; j += 8)
+	{
+		__m256		a = _mm256_mul_ps(_mm256_mul_ps(vsx, _mm256_loadu_ps(q->scale + i0 + j)),
+									  _mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *) (dot + j))));
+		__m256		b = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(vdx, _mm256_loadu_ps(q->qnorm + i0 + j)),
+													_mm256_mul_ps(vxn, _mm256_loadu_ps(q->err + i0 + j))),
+									  tiny);
+
+		b = _mm256_add_ps(b, _mm256_mul_ps(margin, _mm256_add_ps(_mm256_and_ps(a, abs_mask), b)));
+		_mm256_storeu_ps(lo + j, _mm256_sub_ps(a, b));
+		_mm256_storeu_ps(hi + j, _mm256_add_ps(a, b));
+	}
+	for (; j < n; j++)
+		bounds_row(q, sx, dx, xn, i0 + j, dot[j], lo + j, hi + j);
+}
+#endif
+
 void
-serve_q8_bounds(const RowsQ8 *q, const float *x, double x_norm,
-				const double *norm, float *lo, float *hi)
+serve_q8_rank(const RowsQ8 *q, const float *x, double x_norm, const int32 *skip,
+			  TopK *h, float (*exact) (void *arg, int32 i), void *arg)
 {
 	int8	   *xq = palloc0(q->width);
-	int32	   *dot = (int32 *) lo;	/* int32 and float have one size */
-	float		mx = 0.0f;
-	double		sx,
-				dx2 = 0.0,
-				dx;
-
-	StaticAssertStmt(sizeof(int32) == sizeof(float), "int32 and float differ in size");
+	int32		dot[Q8_BLOCK];
+	float		lo[Q8_BLOCK],
+				hi[Q8_BLOCK];
+	float		mx = 0.0f,
+				sx,
+				dx,
+				xn;
+	double		dx2 = 0.0;
+	bool		wide = false;
+	TopKNear	t;
 
 	/* x ~ sx xq, and |x - sx xq| */
 	for (int c = 0; c < q->dim; c++)
 		mx = Max(mx, fabsf(x[c]));
-	sx = (double) mx / 127.0;
+	sx = mx / 127.0f;
 	for (int c = 0; c < q->dim; c++)
 	{
 		double		v = 0.0,
 					d;
 
-		if (sx > 0.0)
+		if (sx > 0.0f)
 		{
 			double		r = rint((double) x[c] / sx);
 
 			xq[c] = (int8) Max(-127.0, Min(127.0, r));
-			v = sx * xq[c];
+			v = (double) sx * xq[c];
 		}
 		d = (double) x[c] - v;
 		dx2 += d * d;
 	}
-	dx = sqrt(dx2) * (1.0 + 1e-6);
+	dx = float_up(sqrt(dx2));
+	xn = float_up(x_norm);
 
 #ifdef DSL_X86_DISPATCH
-	if (serve_rows_kernel(q->dim) != DSL_KERNEL_SCALAR)
-		dots_avx2(q, xq, dot);
-	else
+	wide = serve_rows_kernel(q->dim) != DSL_KERNEL_SCALAR;
 #endif
-		dots_default(q, xq, dot);
-
-	for (int i = 0; i < q->n_rows; i++)
+	topk_near_init(&t, h->k, q->n_rows, false);
+	topk_near_reset(&t, 0.0);
+	for (int i0 = 0; i0 < q->n_rows; i0 += Q8_BLOCK)
 	{
-		double		a = sx * q->scale[i] * dot[i];
-		double		b = dx * q->qnorm[i] + x_norm * q->err[i] +
-			topk_dot_bound(q->dim, x_norm, norm[i]);
+		int			i1 = Min(i0 + Q8_BLOCK, q->n_rows);
 
-		/* the double arithmetic above and the rounding to float below */
-		b += 0x1p-20 * (fabs(a) + b);
-		lo[i] = (float) (a - b);
-		hi[i] = (float) (a + b);
+#ifdef DSL_X86_DISPATCH
+		if (wide)
+		{
+			dots_avx2(q, xq, i0, i1, dot);
+			bounds_avx2(q, sx, dx, xn, i0, i1 - i0, dot, lo, hi);
+		}
+		else
+#endif
+		{
+			dots_default(q, xq, i0, i1, dot);
+			bounds_default(q, sx, dx, xn, i0, i1 - i0, dot, lo, hi);
+		}
+		for (; *skip < i1; skip++)
+			lo[*skip - i0] = hi[*skip - i0] = NAN;
+		topk_near_scan_interval(&t, lo, hi, i1 - i0, i0);
 	}
+	topk_near_offer_exact(&t, exact, arg, h);
+	topk_near_free(&t);
 	pfree(xq);
 }

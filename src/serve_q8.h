@@ -13,16 +13,19 @@
  *   |x . w - sx s (xq . q)| <= |x - sx xq| |s q| + |x| |w - s q|
  *
  * (Cauchy-Schwarz), where |s q| and |w - s q| are kept per row (rounded up)
- * and |x - sx xq| is computed per query; the float arithmetic of the scaled
- * product and the canonical score's own rounding add topk_dot_bound().  The
+ * and |x - sx xq| is computed per query; the canonical score's own rounding
+ * adds topk_dot_bound(), whose row term is kept with |w - s q|, and the
+ * float arithmetic of the bounds a margin of their own.  The
  * exact top k is then found among the rows whose upper bound reaches the
- * k-th best lower bound (topk_offer_interval()), scored exactly from the
+ * k-th best lower bound (topk_near_offer_interval()), scored exactly from the
  * float32 rows.  Results are the same with or without the copy.
  */
 #ifndef DSL_SERVE_Q8_H
 #define DSL_SERVE_Q8_H
 
 #include "postgres.h"
+
+#include "topk.h"
 
 typedef struct RowsQ8
 {
@@ -32,7 +35,8 @@ typedef struct RowsQ8
 	const int8 *q;				/* n_rows x width, zero padded */
 	const float *scale;			/* per row */
 	const float *qnorm;			/* per row: |s q|, rounded up */
-	const float *err;			/* per row: |w - s q|, rounded up */
+	const float *err;			/* per row: |w - s q| + the score's rounding
+								 * per unit |x|, rounded up */
 } RowsQ8;
 
 /*
@@ -58,10 +62,13 @@ extern void serve_q8_build(RowsQ8 *q, int n_rows, int dim,
 extern Size serve_q8_attach(RowsQ8 *q, int n_rows, int dim, const char *src);
 
 /*
- * lo[i] <= canonical score of row i and x <= hi[i] for every row (norm: the
- * rows' Euclidean norms, x_norm |x|).
+ * Offer to h the canonical score exact(arg, i) of every row that can be
+ * among the k best against x (x_norm |x|): rows are read in blocks, each
+ * row's interval [lo, hi] around its score computed from the copy, and only
+ * the rows whose hi reaches the k-th best lo (TopKNear) are scored exactly.
+ * skip lists the rows to leave out, ascending, ended by PG_INT32_MAX.
  */
-extern void serve_q8_bounds(const RowsQ8 *q, const float *x, double x_norm,
-							const double *norm, float *lo, float *hi);
+extern void serve_q8_rank(const RowsQ8 *q, const float *x, double x_norm, const int32 *skip,
+						  TopK *h, float (*exact) (void *arg, int32 i), void *arg);
 
 #endif							/* DSL_SERVE_Q8_H */

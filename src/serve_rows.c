@@ -99,7 +99,7 @@ expand_rows(const RowsLoad *L, int64 n, float *out)
 static void
 probe_density(RowsLoad *L, int64 rows_read)
 {
-	if ((double) L->nnz * (sizeof(float) + sizeof(uint16)) <
+	if ((double) L->nnz * (sizeof(float) + serve_rows_col_bytes(L->dim)) <
 		(double) rows_read * L->dim * sizeof(float))
 	{
 		/*
@@ -253,7 +253,7 @@ sliced_bytes(const RowsLoad *L, const int32 *order, int64 n_rows)
 			w = Max(w, len_at(L, order, n_rows, p));
 		entries += (double) w * SLICE;
 	}
-	return entries * (sizeof(float) + sizeof(uint16)) +
+	return entries * (sizeof(float) + serve_rows_col_bytes(L->dim)) +
 		(double) (n_rows / SLICE + 2) * sizeof(int64) + (double) n_rows * 2 * sizeof(int32);
 }
 
@@ -303,10 +303,12 @@ plan_slices(ServeRows *r, const RowsLoad *L, const int32 *order, MemoryContext c
 
 /* slice by slice, entry j of its 16 rows side by side: written in order */
 static void
-fill_slices(const ServeRows *r, const RowsStage *st, uint16 *col, float *val)
+fill_slices(const ServeRows *r, const RowsStage *st, void *col, float *val)
 {
 	const RowsLoad *L = &st->L;
 	int64		n = r->n_rows;
+	uint8	   *col8 = serve_rows_col_bytes(r->dim) == 1 ? col : NULL;
+	uint16	   *col16 = col8 ? NULL : col;
 
 	for (int c = 0; c < serve_rows_slices(r); c++)
 	{
@@ -327,8 +329,12 @@ fill_slices(const ServeRows *r, const RowsStage *st, uint16 *col, float *val)
 			for (int l = 0; l < SLICE; l++, e++)
 			{
 				bool		stored = j < len[l];
+				uint16		c = stored ? L->col[first[l] + j] : 0;
 
-				col[e] = stored ? L->col[first[l] + j] : 0;
+				if (col8)
+					col8[e] = (uint8) c;
+				else
+					col16[e] = c;
 				val[e] = stored ? L->val[first[l] + j] : 0.0f;
 			}
 		}
@@ -432,16 +438,19 @@ void
 serve_rows_finish(ServeRows *r, MemoryContext cxt)
 {
 	int64		total;
-	uint16	   *col;
+	void	   *col;
 	float	   *val;
 
 	if (r->stage == NULL)
 		return;
 	total = r->slice[serve_rows_slices(r)];
-	col = rows_alloc(cxt, sizeof(uint16) * Max(total, 1));
+	col = rows_alloc(cxt, serve_rows_col_bytes(r->dim) * Max(total, 1));
 	val = rows_alloc(cxt, sizeof(float) * Max(total, 1));
 	fill_slices(r, r->stage, col, val);
-	r->col = col;
+	if (serve_rows_col_bytes(r->dim) == 1)
+		r->col8 = col;
+	else
+		r->col16 = col;
 	r->val = val;
 	free_stage(r->stage);
 	r->stage = NULL;
@@ -462,7 +471,7 @@ serve_rows_bytes(const ServeRows *r)
 	total = r->slice[serve_rows_slices(r)];
 	return b + MAXALIGN(sizeof(int64) * ((Size) serve_rows_slices(r) + 1)) +
 		2 * MAXALIGN(sizeof(int32) * (Size) r->n_rows) +
-		MAXALIGN(sizeof(float) * total) + MAXALIGN(sizeof(uint16) * total);
+		MAXALIGN(sizeof(float) * total) + MAXALIGN(serve_rows_col_bytes(r->dim) * total);
 }
 
 void
@@ -499,13 +508,13 @@ serve_rows_write(const ServeRows *r, char *dst)
 	if (r->stage)
 	{
 		/* the entries go from the rows as read to dst directly */
-		fill_slices(r, r->stage, (uint16 *) (dst + MAXALIGN(sizeof(float) * total)),
-					(float *) dst);
+		fill_slices(r, r->stage, dst + MAXALIGN(sizeof(float) * total), (float *) dst);
 		return;
 	}
 	memcpy(dst, r->val, sizeof(float) * total);
 	dst += MAXALIGN(sizeof(float) * total);
-	memcpy(dst, r->col, sizeof(uint16) * total);
+	memcpy(dst, r->col8 ? (const void *) r->col8 : (const void *) r->col16,
+		   serve_rows_col_bytes(r->dim) * total);
 }
 
 Size
@@ -538,8 +547,11 @@ serve_rows_attach(ServeRows *r, int n_rows, int dim, const char *src)
 	src += MAXALIGN(sizeof(int32) * (Size) n_rows);
 	r->val = (const float *) src;
 	src += MAXALIGN(sizeof(float) * (Size) form);
-	r->col = (const uint16 *) src;
-	src += MAXALIGN(sizeof(uint16) * (Size) form);
+	if (serve_rows_col_bytes(dim) == 1)
+		r->col8 = (const uint8 *) src;
+	else
+		r->col16 = (const uint16 *) src;
+	src += MAXALIGN(serve_rows_col_bytes(dim) * (Size) form);
 	return src - start;
 }
 
@@ -559,7 +571,7 @@ serve_rows_get(const ServeRows *r, int i, float *out)
 	/* += leaves column 0 alone where the padding (0 at column 0) is */
 	for (e = r->slice[r->pos[i] / SLICE] + r->pos[i] % SLICE;
 		 e < r->slice[r->pos[i] / SLICE + 1]; e += SLICE)
-		out[r->col[e]] += r->val[e];
+		out[serve_rows_col(r, e)] += r->val[e];
 }
 
 float
@@ -576,7 +588,7 @@ serve_rows_dot(const ServeRows *r, int i, const float *x)
 	 */
 	for (int64 e = r->slice[r->pos[i] / SLICE] + r->pos[i] % SLICE;
 		 e < r->slice[r->pos[i] / SLICE + 1]; e += SLICE)
-		s += (double) x[r->col[e]] * (double) r->val[e];
+		s += (double) x[serve_rows_col(r, e)] * (double) r->val[e];
 	return (float) s;
 }
 
@@ -593,7 +605,7 @@ approx_sparse_default(const ServeRows *r, const float *x, int c0, int c1, float 
 
 		for (int64 e = r->slice[c]; e < r->slice[c + 1]; e += SLICE)
 			for (int l = 0; l < SLICE; l++)
-				acc[l] += x[r->col[e + l]] * r->val[e + l];
+				acc[l] += x[serve_rows_col(r, e + l)] * r->val[e + l];
 		memcpy(out + (Size) (c - c0) * SLICE, acc, sizeof(acc));
 	}
 }
@@ -611,8 +623,19 @@ approx_sparse_avx2(const ServeRows *r, const float *x, int c0, int c1, float *ou
 
 		for (int64 e = r->slice[c]; e < r->slice[c + 1]; e += SLICE)
 		{
-			__m256i		i0 = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *) (r->col + e)));
-			__m256i		i1 = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *) (r->col + e + 8)));
+			__m256i		i0,
+						i1;
+
+			if (r->col8)
+			{
+				i0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *) (r->col8 + e)));
+				i1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *) (r->col8 + e + 8)));
+			}
+			else
+			{
+				i0 = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *) (r->col16 + e)));
+				i1 = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *) (r->col16 + e + 8)));
+			}
 
 			lo = _mm256_fmadd_ps(_mm256_i32gather_ps(x, i0, 4), _mm256_loadu_ps(r->val + e), lo);
 			hi = _mm256_fmadd_ps(_mm256_i32gather_ps(x, i1, 4), _mm256_loadu_ps(r->val + e + 8), hi);
@@ -650,7 +673,9 @@ approx_sparse_avx512(const ServeRows *r, const float *x, int c0, int c1, float *
 
 		for (int64 e = r->slice[c]; e < r->slice[c + 1]; e += SLICE)
 		{
-			__m512i		idx = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *) (r->col + e)));
+			__m512i		idx = r->col8 ?
+				_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *) (r->col8 + e))) :
+				_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *) (r->col16 + e)));
 			__m512		lo = _mm512_permutex2var_ps(x0, idx, x1);
 			__m512		hi = _mm512_permutex2var_ps(x2, idx, x3);
 			__m512		xv = _mm512_mask_blend_ps(_mm512_test_epi32_mask(idx, bit5), lo, hi);
@@ -779,12 +804,32 @@ cmp_int32(const void *a, const void *b)
 }
 
 /*
+ * The rows exclude[0..n_exclude-1] and self (-1: none) to leave out of a
+ * scan, as positions in the scan's order (map[row], or the rows themselves
+ * when map is NULL), ascending, ended by PG_INT32_MAX; palloc'd.
+ */
+static int32 *
+skip_list(const int32 *exclude, int64 n_exclude, int32 self, const int32 *map)
+{
+	int32	   *skip = palloc(sizeof(int32) * (n_exclude + 2));
+	int64		n = 0;
+
+	for (int64 e = 0; e < n_exclude; e++)
+		skip[n++] = map ? map[exclude[e]] : exclude[e];
+	if (self >= 0)
+		skip[n++] = map ? map[self] : self;
+	if (map || self >= 0)
+		qsort(skip, n, sizeof(int32), cmp_int32);
+	skip[n] = PG_INT32_MAX;
+	return skip;
+}
+
+/*
  * serve_rows_rank() of sparse rows by inner product: the kernel scores a
  * block of slices into a buffer that stays in L1, and each score that
  * reaches the running admission threshold (TopKNear) is offered with the
  * row at its position, so no catalogue-sized array of scores is written,
- * reordered into row order or scanned twice.  The excluded rows' positions
- * are sorted once and skipped block by block.
+ * reordered into row order or scanned twice.
  */
 static void
 rank_sparse(const ServeRows *r, const float *x, double x_norm,
@@ -793,17 +838,9 @@ rank_sparse(const ServeRows *r, const float *x, double x_norm,
 	int			n_slices = serve_rows_slices(r);
 	int			kernel = serve_rows_kernel(r->dim);
 	float	   *buf = scratch(1, (Size) RANK_SLICES * SLICE);
-	int32	   *skip = palloc(sizeof(int32) * (n_exclude + 2));
-	int64		n_skip = 0,
-				s = 0;
+	int32	   *skip = skip_list(exclude, n_exclude, self, r->pos);
+	const int32 *s = skip;
 	TopKNear	t;
-
-	for (int64 e = 0; e < n_exclude; e++)
-		skip[n_skip++] = r->pos[exclude[e]];
-	if (self >= 0)
-		skip[n_skip++] = r->pos[self];
-	qsort(skip, n_skip, sizeof(int32), cmp_int32);
-	skip[n_skip] = PG_INT32_MAX;
 
 	topk_near_init(&t, h->k, r->n_rows, false);
 	topk_near_reset(&t, topk_dot_bound(r->dim, x_norm, r->max_norm));
@@ -814,14 +851,9 @@ rank_sparse(const ServeRows *r, const float *x, double x_norm,
 					p1 = Min(c1 * SLICE, r->n_rows);
 
 		approx_sparse(r, x, kernel, c0, c1, buf);
-		for (; skip[s] < p1; s++)
-			buf[skip[s] - p0] = NAN;
-		for (int32 p = p0; p < p1; p++)
-		{
-			/* NaN fails this */
-			if (buf[p - p0] >= t.floor)
-				topk_near_offer(&t, buf[p - p0], r->row[p]);
-		}
+		for (; *s < p1; s++)
+			buf[*s - p0] = NAN;
+		topk_near_scan(&t, buf, p1 - p0, p0, r->row + p0);
 	}
 	topk_near_offer_exact(&t, exact_score, a, h);
 	topk_near_free(&t);
@@ -842,15 +874,10 @@ serve_rows_rank(const ServeRows *r, const float *x, double x_norm,
 	if (r->q8.q && !cosine && dsl_serving_prescore != DSL_PRESCORE_OFF)
 	{
 		/* the int8 copy's bounds: exact scores where the k best can be */
-		float	   *lo = scratch(0, r->n_rows),
-				   *hi = scratch(1, r->n_rows);
+		int32	   *skip = skip_list(exclude, n_exclude, self, NULL);
 
-		serve_q8_bounds(&r->q8, x, x_norm, r->norm, lo, hi);
-		for (int64 e = 0; e < n_exclude; e++)
-			lo[exclude[e]] = hi[exclude[e]] = NAN;
-		if (self >= 0)
-			lo[self] = hi[self] = NAN;
-		topk_offer_interval(h, lo, hi, r->n_rows, exact_score, &a);
+		serve_q8_rank(&r->q8, x, x_norm, skip, h, exact_score, &a);
+		pfree(skip);
 		return;
 	}
 	if (!r->dense && !cosine)

@@ -4,9 +4,9 @@
  * The serving form of a stored part ('user', 'item') of a model: either a
  * dense row-major float matrix, or, when that is smaller (a DSL model at
  * low density), sliced rows: slices of 16 rows, each as wide as its
- * longest row, holding the stored entries' columns (uint16) and values
- * side by side (serve_rows.c).  The sparse form holds 6 bytes per stored
- * weight plus the padding of the shorter rows of a slice and 8 bytes per
+ * longest row, holding the stored entries' columns (one byte up to 256
+ * columns, else two) and values side by side (serve_rows.c).  The sparse
+ * form holds 5 bytes per stored weight (6 beyond 256 columns) plus the padding of the shorter rows of a slice and 8 bytes per
  * row (its position and the position's row), where the dense one holds 4 * dim per row, so a
  * model's serving memory follows its density (docs/serving.md).  Many users
  * at once are ranked by serve_rows_users.c.
@@ -36,7 +36,8 @@ typedef struct ServeRows
 	const int64 *slice;			/* sparse: ceil(n_rows / 16) + 1 offsets */
 	const int32 *pos;			/* sparse: each row's position in the slices */
 	const int32 *row;			/* sparse: the row at each position (pos's inverse) */
-	const uint16 *col;			/* sparse: column of each entry */
+	const uint8 *col8;			/* sparse, dim <= 256: column of each entry */
+	const uint16 *col16;		/* sparse, wider rows: column of each entry */
 	const float *val;			/* sparse: its value (0: padding) */
 	const double *norm;			/* Euclidean norm of each row */
 	double		max_norm;
@@ -101,6 +102,23 @@ extern EmbeddingSource serve_rows_source(const ServeRows *r);
 
 /* rows per slice of the sparse form (one AVX-512 register of floats) */
 #define SERVE_SLICE 16
+
+/* the widest rows whose entries' columns are single bytes */
+#define SERVE_COL8_DIM 256
+
+/* bytes of an entry's column in the sparse form of rows of dim columns */
+static inline int
+serve_rows_col_bytes(int dim)
+{
+	return dim <= SERVE_COL8_DIM ? 1 : 2;
+}
+
+/* the column of entry e of the sparse form */
+static inline int
+serve_rows_col(const ServeRows *r, int64 e)
+{
+	return r->col8 ? r->col8[e] : r->col16[e];
+}
 
 static inline int
 serve_rows_slices(const ServeRows *r)

@@ -104,7 +104,7 @@ tile_scan_default(TileScan *ts, const float *xt)
 			memset(acc, 0, sizeof(acc));
 			for (int64 e = r->slice[c] + l; e < r->slice[c + 1]; e += SERVE_SLICE)
 			{
-				const float *x = xt + (Size) r->col[e] * TILE;
+				const float *x = xt + (Size) serve_rows_col(r, e) * TILE;
 				float		v = r->val[e];
 
 				for (int u = 0; u < TILE; u++)
@@ -141,7 +141,7 @@ tile_scan_avx2(TileScan *ts, const float *xt)
 				a[t] = _mm256_setzero_ps();
 			for (int64 e = r->slice[c] + l; e < r->slice[c + 1]; e += SERVE_SLICE)
 			{
-				const float *x = xt + (Size) r->col[e] * TILE;
+				const float *x = xt + (Size) serve_rows_col(r, e) * TILE;
 				__m256		v = _mm256_broadcast_ss(r->val + e);
 
 				for (int t = 0; t < TILE / 8; t++)

@@ -242,14 +242,6 @@ topk_offer_bounded(TopK *h, const float *approx, int n, double bound,
 	offer_above_floor(h, approx, approx, n, bound, exact, arg);
 }
 
-void
-topk_offer_interval(TopK *h, const float *lo, const float *hi, int n,
-					float (*exact) (void *arg, int i), void *arg)
-{
-	/* k rows score at least the k-th best lower bound: no other row below */
-	offer_above_floor(h, lo, hi, n, 0.0, exact, arg);
-}
-
 /* room for candidates: a few times k, but never more than can be offered */
 static int
 topk_near_cap(int k, int n_max)
@@ -330,9 +322,27 @@ topk_near_offer(TopKNear *t, float approx, int32 idx)
 	t->floor = bounded_floor(&t->heap, t->bound);
 }
 
-/* offer scores[0..n-1] of indices base..base+n-1, NaN marking excluded ones */
-static void
-topk_near_scan(TopKNear *t, const float *scores, int n, int32 base)
+void
+topk_near_offer_interval(TopKNear *t, float lo, float hi, int32 idx)
+{
+	/* NaN fails this too */
+	if (!(hi >= t->floor) || t->overflow)
+		return;
+	if (t->n == t->cap)
+	{
+		topk_near_compact(t);
+		if (t->overflow)
+			return;
+	}
+	t->cs[t->n] = hi;
+	t->ci[t->n] = idx;
+	t->n++;
+	topk_offer(&t->heap, lo, idx);
+	t->floor = bounded_floor(&t->heap, t->bound);
+}
+
+void
+topk_near_scan(TopKNear *t, const float *scores, int n, int32 base, const int32 *map)
 {
 	int			j = 0;
 
@@ -346,10 +356,31 @@ topk_near_scan(TopKNear *t, const float *scores, int n, int32 base)
 		if (!(m >= t->floor))
 			continue;
 		for (int x = 0; x < SCAN_CHUNK; x++)
-			topk_near_offer(t, c[x], base + j + x);
+			topk_near_offer(t, c[x], map ? map[j + x] : base + j + x);
 	}
 	for (; j < n; j++)
-		topk_near_offer(t, scores[j], base + j);
+		topk_near_offer(t, scores[j], map ? map[j] : base + j);
+}
+
+void
+topk_near_scan_interval(TopKNear *t, const float *lo, const float *hi, int n, int32 base)
+{
+	int			j = 0;
+
+	for (; j + SCAN_CHUNK <= n; j += SCAN_CHUNK)
+	{
+		const float *c = hi + j;
+		float		m = -INFINITY;
+
+		for (int x = 0; x < SCAN_CHUNK; x++)
+			m = c[x] > m ? c[x] : m;
+		if (!(m >= t->floor))
+			continue;
+		for (int x = 0; x < SCAN_CHUNK; x++)
+			topk_near_offer_interval(t, lo[j + x], c[x], base + j + x);
+	}
+	for (; j < n; j++)
+		topk_near_offer_interval(t, lo[j], hi[j], base + j);
 }
 
 void
@@ -594,7 +625,7 @@ topk_rank_users(const EmbeddingSource *users, const EmbeddingSource *items,
 					}
 					cursor[r] = c;
 				}
-				topk_near_scan(&near[r], row, ni, i0);
+				topk_near_scan(&near[r], row, ni, i0, NULL);
 			}
 		}
 

@@ -87,14 +87,6 @@ extern void topk_offer_bounded(TopK *h, const float *approx, int n, double bound
 							   float (*exact) (void *arg, int i), void *arg);
 
 /*
- * The same with an interval per row: lo[i] <= exact(arg, i) <= hi[i] (NaN:
- * the row is left out).  Only rows whose hi reaches the k-th best lo are
- * scored exactly.
- */
-extern void topk_offer_interval(TopK *h, const float *lo, const float *hi, int n,
-								float (*exact) (void *arg, int i), void *arg);
-
-/*
  * The exact top k of a user from float32 scores that are within a known
  * bound of the canonical ones, offered one at a time in any order (a
  * catalogue scanned block by block, or in a kernel's own row order): the k
@@ -135,6 +127,21 @@ extern void topk_near_reset(TopKNear *t, double bound);
 
 /* offer (approximation, index); NaN is never kept */
 extern void topk_near_offer(TopKNear *t, float approx, int32 idx);
+/*
+ * offer scores[0..n-1] (NaN: left out), of indices base..base+n-1, or
+ * map[0..n-1] when map is not NULL
+ */
+extern void topk_near_scan(TopKNear *t, const float *scores, int n, int32 base,
+						   const int32 *map);
+/*
+ * With bound 0 (topk_near_reset()), a TopKNear also finds the rows that can
+ * be among the k best from an interval per row, lo <= exact <= hi: its heap
+ * keeps the k best lo (the floor is the k-th of them) and its candidates
+ * are the rows whose hi reaches the floor.  NaN: the row is left out.
+ */
+extern void topk_near_offer_interval(TopKNear *t, float lo, float hi, int32 idx);
+extern void topk_near_scan_interval(TopKNear *t, const float *lo, const float *hi, int n,
+									int32 base);
 
 /*
  * The exact top k: exact(arg, idx) of each surviving candidate offered to
