@@ -513,6 +513,8 @@ SELECT m AS model, current_setting('dsl_rec.debug_serving_kernel') AS kernel,
 EXECUTE q8_differ;
 SET dsl_rec.debug_serving_kernel = scalar;
 EXECUTE q8_differ;
+SET dsl_rec.debug_serving_kernel = avx2;
+EXECUTE q8_differ;
 RESET dsl_rec.debug_serving_kernel;
 DEALLOCATE q8_differ;
 SELECT m AS model,
@@ -527,10 +529,12 @@ SELECT (SELECT array_agg(item_id::text || ':' || score ORDER BY rank)
      = (SELECT array_agg(item_id::text || ':' || score ORDER BY rank)
           FROM dsl.recommend_for_items('eval_rnd', ARRAY[3, 17, 99, 400, 1200]::bigint[], 15))
        AS history_same;
--- and over blocks of rows (1024) with seen items and the item itself left
--- out in each
+-- and over blocks of slices (64 of 16 rows) with seen items and the item
+-- itself left out in each, with every kernel
 SELECT copy_model('eval_big_sparse', 'eval_big_sparse_q8');
-SELECT (SELECT count(*) FROM (
+PREPARE big_q8_differ AS
+SELECT current_setting('dsl_rec.debug_serving_kernel') AS kernel,
+       (SELECT count(*) FROM (
             SELECT u.id, x.item_id, x.rank
               FROM generate_series(1, 12) u(id), LATERAL dsl.recommend('eval_big_sparse_q8', u.id, 30) x
             EXCEPT
@@ -539,6 +543,30 @@ SELECT (SELECT count(*) FROM (
           FROM dsl.similar_items('eval_big_sparse_q8', 6001, 12, 'inner_product')) =
        (SELECT array_agg(item_id::text || ':' || score ORDER BY rank)
           FROM dsl.similar_items('eval_big_sparse', 6001, 12, 'inner_product')) AS similar_same;
+EXECUTE big_q8_differ;
+SET dsl_rec.debug_serving_kernel = scalar;
+EXECUTE big_q8_differ;
+SET dsl_rec.debug_serving_kernel = avx2;
+EXECUTE big_q8_differ;
+RESET dsl_rec.debug_serving_kernel;
+DEALLOCATE big_q8_differ;
+-- rows too wide for the slices' copy (dim 300) get the row-by-row one
+SELECT copy_model('eval_wide_sparse', 'eval_wide_sparse_q8');
+SELECT count(*) AS wide_differ FROM (
+    (SELECT u.id, x.item_id, x.score, x.rank
+       FROM generate_series(1, 6) u(id), LATERAL dsl.recommend('eval_wide_sparse', u.id, 15) x
+     EXCEPT
+     SELECT u.id, x.item_id, x.score, x.rank
+       FROM generate_series(1, 6) u(id), LATERAL dsl.recommend('eval_wide_sparse_q8', u.id, 15) x)
+    UNION ALL
+    (SELECT u.id, x.item_id, x.score, x.rank
+       FROM generate_series(1, 6) u(id), LATERAL dsl.recommend('eval_wide_sparse_q8', u.id, 15) x
+     EXCEPT
+     SELECT u.id, x.item_id, x.score, x.rank
+       FROM generate_series(1, 6) u(id), LATERAL dsl.recommend('eval_wide_sparse', u.id, 15) x)) d;
+SELECT (SELECT bytes FROM dsl.serving_cache() WHERE name = 'eval_wide_sparse_q8')
+     - (SELECT bytes FROM dsl.serving_cache() WHERE name = 'eval_wide_sparse')
+     >= 700 * 300 AS row_copy_held;
 RESET dsl_rec.debug_serving_prescore;
 
 -- dsl.split: per user, round(test_fraction * n) of its distinct pairs (halves

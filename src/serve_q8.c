@@ -73,6 +73,21 @@ serve_q8_attach(RowsQ8 *q, int n_rows, int dim, const char *src)
 	return src - start;
 }
 
+/*
+ * t (|t| <= 127 up to rounding) to the nearest int8, halves away from zero,
+ * without a branch: the signs of a row's weights are random, and a branch
+ * on them mispredicts every other time
+ */
+static inline int8
+quantise(float t)
+{
+	float		r = t + copysignf(0.5f, t);
+
+	r = r < -127.0f ? -127.0f : r;
+	r = r > 127.0f ? 127.0f : r;
+	return (int8) (int) r;
+}
+
 /* a float at least v (v >= 0, computed in double) */
 static float
 float_up(double v)
@@ -137,12 +152,10 @@ serve_q8_build(RowsQ8 *q, int n_rows, int dim,
 
 			for (int c = 0; c < dim; c++)
 			{
-				float		x = buf[c] * inv;
-				int			r = (int) (x >= 0.0f ? x + 0.5f : x - 0.5f);
 				double		v,
 							d;
 
-				row[c] = (int8) Max(-127, Min(127, r));
+				row[c] = quantise(buf[c] * inv);
 				v = sc * row[c];
 				d = (double) buf[c] - v;
 				e2 += d * d;
@@ -332,9 +345,332 @@ serve_q8_rank(const RowsQ8 *q, const float *x, double x_norm, const int32 *skip,
 		}
 		for (; *skip < i1; skip++)
 			lo[*skip - i0] = hi[*skip - i0] = NAN;
-		topk_near_scan_interval(&t, lo, hi, i1 - i0, i0);
+		topk_near_scan_interval(&t, lo, hi, i1 - i0, i0, NULL);
 	}
 	topk_near_offer_exact(&t, exact, arg, h);
 	topk_near_free(&t);
 	pfree(xq);
+}
+
+/* --- the int8 copy of a sparse table's slices ------------------------------------ */
+
+#define SLICE SERVE_SLICE
+
+/* groups of four entries of a slice's rows (the float form's width / 4) */
+static int64
+slice_groups(const ServeRows *r, int c)
+{
+	return ((r->slice[c + 1] - r->slice[c]) / SLICE + 3) / 4;
+}
+
+static Size
+q8s_positions(const ServeRows *r)
+{
+	return (Size) serve_rows_slices(r) * SLICE;
+}
+
+static bool
+q8s_vnni(void)
+{
+	static int	has = -1;
+
+	if (has < 0)
+		has = DSL_CPU_HAS("avx512f") && DSL_CPU_HAS("avx512bw") &&
+			DSL_CPU_HAS("avx512vbmi") && DSL_CPU_HAS("avx512vnni");
+	return has;
+}
+
+bool
+serve_q8_slices_wanted(const ServeRows *r, double form_bytes)
+{
+	int64		entries = r->slice[serve_rows_slices(r)];
+
+	if (r->n_rows <= 0 || entries <= 0 || r->dim > 64 ||
+		serve_rows_col_bytes(r->dim) != 1)
+		return false;
+	if (dsl_serving_prescore == DSL_PRESCORE_ON)
+		return true;
+	if (dsl_serving_prescore == DSL_PRESCORE_OFF)
+		return false;
+	return q8s_vnni() && (double) entries * sizeof(float) >= Q8_MIN_FLOAT_BYTES &&
+		(double) serve_q8_slices_bytes(r) <= form_bytes / 2;
+}
+
+Size
+serve_q8_slices_bytes(const ServeRows *r)
+{
+	Size		groups = 0;
+
+	for (int c = 0; c < serve_rows_slices(r); c++)
+		groups += slice_groups(r, c);
+	return MAXALIGN(sizeof(int64) * ((Size) serve_rows_slices(r) + 1)) +
+		MAXALIGN(groups * 4 * SLICE) + 2 * MAXALIGN(sizeof(float) * q8s_positions(r)) +
+		2 * MAXALIGN(sizeof(float) * (Size) serve_rows_slices(r));
+}
+
+Size
+serve_q8_slices_attach(SlicesQ8 *q, const ServeRows *r, const char *src)
+{
+	const char *start = src;
+	Size		per_pos = MAXALIGN(sizeof(float) * q8s_positions(r)),
+				per_slice = MAXALIGN(sizeof(float) * (Size) serve_rows_slices(r));
+
+	q->off = (const int64 *) src;
+	src += MAXALIGN(sizeof(int64) * ((Size) serve_rows_slices(r) + 1));
+	q->q = (const int8 *) src;
+	src += MAXALIGN((Size) q->off[serve_rows_slices(r)]);
+	q->scale = (const float *) src;
+	q->qsum = (const int32 *) (src + per_pos);
+	src += 2 * per_pos;
+	q->qnorm = (const float *) src;
+	q->err = (const float *) (src + per_slice);
+	src += 2 * per_slice;
+	return src - start;
+}
+
+void
+serve_q8_slices_build(SlicesQ8 *q, const ServeRows *r, char *dst)
+{
+	int64	   *off = (int64 *) dst;
+	int8	   *qw;
+	float	   *scale,
+			   *qnorm,
+			   *err;
+	int32	   *qsum;
+
+	/* the offsets first: attach() finds the rest from them */
+	off[0] = 0;
+	for (int c = 0; c < serve_rows_slices(r); c++)
+		off[c + 1] = off[c] + slice_groups(r, c) * 4 * SLICE;
+	serve_q8_slices_attach(q, r, dst);
+	qw = (int8 *) q->q;
+	scale = (float *) q->scale;
+	qnorm = (float *) q->qnorm;
+	err = (float *) q->err;
+	qsum = (int32 *) q->qsum;
+	memset(qw, 0, off[serve_rows_slices(r)]);
+	for (int c = 0; c < serve_rows_slices(r); c++)
+	{
+		int64		w = (r->slice[c + 1] - r->slice[c]) / SLICE;
+		float		mx[SLICE] = {0};
+		double		e2[SLICE] = {0},
+					n2[SLICE] = {0},
+					w2[SLICE] = {0};
+		int32		sum[SLICE] = {0};
+		float		inv[SLICE];
+
+		/* entry j of lane l: r->val[slice + j * SLICE + l] */
+		for (int64 j = 0; j < w; j++)
+			for (int l = 0; l < SLICE; l++)
+				mx[l] = Max(mx[l], fabsf(r->val[r->slice[c] + j * SLICE + l]));
+		for (int l = 0; l < SLICE; l++)
+		{
+			scale[c * SLICE + l] = mx[l] / 127.0f;
+			inv[l] = mx[l] > 0.0f ? 1.0f / scale[c * SLICE + l] : 0.0f;
+		}
+		for (int64 j = 0; j < w; j++)
+		{
+			for (int l = 0; l < SLICE; l++)
+			{
+				float		v = r->val[r->slice[c] + j * SLICE + l];
+				int8		qv = quantise(v * inv[l]);
+				double		sq = (double) scale[c * SLICE + l] * qv,
+							d = (double) v - sq;
+
+				/* any rounding does: the bounds are those of the values kept */
+				qw[off[c] + (j / 4) * 4 * SLICE + l * 4 + j % 4] = qv;
+				sum[l] += qv;
+				e2[l] += d * d;
+				n2[l] += sq * sq;
+				w2[l] += (double) v * v;
+			}
+		}
+		qnorm[c] = 0.0f;
+		err[c] = 0.0f;
+		for (int l = 0; l < SLICE; l++)
+		{
+			qnorm[c] = Max(qnorm[c], float_up(sqrt(n2[l])));
+			err[c] = Max(err[c], float_up(sqrt(e2[l]) +
+										  topk_dot_bound(r->dim, 1.0, sqrt(w2[l]) * (1.0 + 1e-6))));
+			qsum[c * SLICE + l] = 128 * sum[l];
+		}
+	}
+}
+
+/* what a slices scan needs of its query */
+typedef struct SlicesQuery
+{
+	uint8		xu[64];			/* xq + 128 (128 past dim, where q is 0) */
+	float		sx;				/* x ~ sx xq */
+	float		dx;				/* |x - sx xq|, rounded up */
+	float		xn;				/* |x|, rounded up */
+} SlicesQuery;
+
+/*
+ * A row's interval as serve_q8_rank()'s (bounds_row()), from its integer
+ * product xq . q, the per-row scale and the slice's bound terms.
+ */
+static inline void
+slice_bounds_row(const SlicesQuery *x, float scale, int32 dot, float bterm,
+				 float *lo, float *hi)
+{
+	float		a = x->sx * scale * (float) dot;
+	float		b = bterm;
+
+	b += 0x1p-20f * (fabsf(a) + b);
+	*lo = a - b;
+	*hi = a + b;
+}
+
+/* the bound's terms that a slice's rows share */
+static inline float
+slice_bterm(const SlicesQuery *x, const SlicesQ8 *q, int c)
+{
+	return x->dx * q->qnorm[c] + x->xn * q->err[c] + 1e-30f;
+}
+
+/*
+ * The intervals of slices c0..c1-1 into lo and hi (position order from c0's
+ * first): xq . q = xu . q - qsum
+ */
+static void
+slices_bounds_default(const ServeRows *r, const SlicesQuery *x, int c0, int c1,
+					  float *lo, float *hi)
+{
+	const SlicesQ8 *q = &r->q8s;
+
+	for (int c = c0; c < c1; c++)
+	{
+		int64		w = (r->slice[c + 1] - r->slice[c]) / SLICE;
+		float		bterm = slice_bterm(x, q, c);
+
+		for (int l = 0; l < SLICE; l++)
+		{
+			int32		s = 0;
+			int			j = (c - c0) * SLICE + l;
+
+			for (int64 e = 0; e < w; e++)
+				s += (int32) x->xu[r->col8[r->slice[c] + e * SLICE + l]] *
+					q->q[q->off[c] + (e / 4) * 4 * SLICE + l * 4 + e % 4];
+			slice_bounds_row(x, q->scale[c * SLICE + l], s - q->qsum[c * SLICE + l], bterm,
+							 lo + j, hi + j);
+		}
+	}
+}
+
+#ifdef DSL_X86_DISPATCH
+/*
+ * The same with AVX-512 VBMI and VNNI: a group's 64 columns (entries 4 g ..
+ * 4 g + 3 of the 16 rows, as the float form stores them) are put in the
+ * copy's order by one byte permute, look up their xu by another, and one
+ * vpdpbusd adds each row's four products to its lane; the columns past a
+ * row's width (the next slice's, or the slack after the last) meet zeros
+ * in q.  The intervals follow in the same registers, with the same float
+ * operations as slice_bounds_row().
+ */
+DSL_TARGET("avx512f,avx512bw,avx512vbmi,avx512vnni")
+static void
+slices_bounds_vnni(const ServeRows *r, const SlicesQuery *x, int c0, int c1,
+				   float *lo, float *hi)
+{
+	const SlicesQ8 *q = &r->q8s;
+	uint8		order[64];
+	__m512i		to_rows,
+				xv = _mm512_loadu_si512(x->xu);
+	const __m512 sx = _mm512_set1_ps(x->sx),
+				margin = _mm512_set1_ps(0x1p-20f);
+
+	/* byte l * 4 + t of a group is entry t of row l: column byte t * 16 + l */
+	for (int l = 0; l < SLICE; l++)
+		for (int t = 0; t < 4; t++)
+			order[l * 4 + t] = (uint8) (t * SLICE + l);
+	to_rows = _mm512_loadu_si512(order);
+	for (int c = c0; c < c1; c++)
+	{
+		__m512i		acc = _mm512_setzero_si512();
+		const uint8 *col = r->col8 + r->slice[c];
+		const int8 *qg = q->q + q->off[c];
+		int64		groups = (q->off[c + 1] - q->off[c]) / 64;
+		__m512		a,
+					b;
+
+		for (int64 g = 0; g < groups; g++)
+		{
+			__m512i		cols = _mm512_permutexvar_epi8(to_rows, _mm512_loadu_si512(col + g * 64));
+
+			acc = _mm512_dpbusd_epi32(acc, _mm512_permutexvar_epi8(cols, xv),
+									  _mm512_loadu_si512(qg + g * 64));
+		}
+		acc = _mm512_sub_epi32(acc, _mm512_loadu_si512(q->qsum + (Size) c * SLICE));
+		a = _mm512_mul_ps(_mm512_mul_ps(sx, _mm512_loadu_ps(q->scale + (Size) c * SLICE)),
+						  _mm512_cvtepi32_ps(acc));
+		b = _mm512_set1_ps(slice_bterm(x, q, c));
+		b = _mm512_add_ps(b, _mm512_mul_ps(margin, _mm512_add_ps(_mm512_abs_ps(a), b)));
+		_mm512_storeu_ps(lo + (c - c0) * SLICE, _mm512_sub_ps(a, b));
+		_mm512_storeu_ps(hi + (c - c0) * SLICE, _mm512_add_ps(a, b));
+	}
+}
+#endif
+
+/* slices of a block of the scan: 1024 positions, within L1 */
+#define Q8S_BLOCK 64
+
+void
+serve_q8_slices_rank(const ServeRows *r, const float *x, double x_norm, const int32 *skip,
+					 TopK *h, float (*exact) (void *arg, int32 i), void *arg)
+{
+	SlicesQuery qx;
+	float		lo[Q8S_BLOCK * SLICE],
+				hi[Q8S_BLOCK * SLICE];
+	float		mx = 0.0f;
+	double		dx2 = 0.0;
+	bool		vnni = false;
+	TopKNear	t;
+
+	/* x ~ sx xq, |x - sx xq|, and xu = xq + 128 */
+	for (int c = 0; c < r->dim; c++)
+		mx = Max(mx, fabsf(x[c]));
+	qx.sx = mx / 127.0f;
+	memset(qx.xu, 128, sizeof(qx.xu));
+	for (int c = 0; c < r->dim; c++)
+	{
+		double		v = 0.0,
+					d;
+		int			k = 0;
+
+		if (qx.sx > 0.0f)
+		{
+			k = (int) Max(-127.0, Min(127.0, rint((double) x[c] / qx.sx)));
+			v = (double) qx.sx * k;
+		}
+		qx.xu[c] = (uint8) (k + 128);
+		d = (double) x[c] - v;
+		dx2 += d * d;
+	}
+	qx.dx = float_up(sqrt(dx2));
+	qx.xn = float_up(x_norm);
+
+#ifdef DSL_X86_DISPATCH
+	vnni = serve_rows_kernel(r->dim) == DSL_KERNEL_AVX512 && q8s_vnni();
+#endif
+	topk_near_init(&t, h->k, r->n_rows, false);
+	topk_near_reset(&t, 0.0);
+	for (int c0 = 0; c0 < serve_rows_slices(r); c0 += Q8S_BLOCK)
+	{
+		int			c1 = Min(c0 + Q8S_BLOCK, serve_rows_slices(r));
+		int32		p0 = c0 * SLICE,
+					n = Min(c1 * SLICE, r->n_rows) - p0;
+
+#ifdef DSL_X86_DISPATCH
+		if (vnni)
+			slices_bounds_vnni(r, &qx, c0, c1, lo, hi);
+		else
+#endif
+			slices_bounds_default(r, &qx, c0, c1, lo, hi);
+		for (; *skip < p0 + n; skip++)
+			lo[*skip - p0] = hi[*skip - p0] = NAN;
+		topk_near_scan_interval(&t, lo, hi, n, p0, r->row + p0);
+	}
+	topk_near_offer_exact(&t, exact, arg, h);
+	topk_near_free(&t);
 }

@@ -40,6 +40,59 @@ typedef struct RowsQ8
 } RowsQ8;
 
 /*
+ * The int8 copy of a table served sparse (serve_rows.h's slices, dim <= 64
+ * and one-byte columns): each stored value as int8 with a scale per row,
+ * for the same first pass as the dense copy (x quantised too, exact integer
+ * products, the same bound), over the stored entries only.  A slice's
+ * entries go in groups of four per row: byte g * 64 + l * 4 + t holds entry
+ * 4 g + t of its row l (zero past the row's end), which is what AVX-512
+ * VNNI's four-byte dot products sum, and the columns are looked up with
+ * one AVX-512 VBMI byte permute of the quantised x.  About a byte an entry
+ * (the float form reads five) and 8 bytes a slice position; the bound's
+ * per-row terms are kept per slice (their largest), which widens a row's
+ * interval a little and halves what a scan reads besides the entries.
+ */
+typedef struct SlicesQ8
+{
+	const int64 *off;			/* per slice: its first byte in q */
+	const int8 *q;				/* the groups of every slice */
+	const float *scale;			/* per slice position */
+	const int32 *qsum;			/* 128 * the sum of q, per position */
+	const float *qnorm;			/* per slice: the largest |s q| of its rows,
+								 * rounded up */
+	const float *err;			/* per slice: the largest |w - s q| + score
+								 * rounding per unit |x| of its rows */
+} SlicesQ8;
+
+struct ServeRows;
+
+/*
+ * Whether sparse rows r (slices planned) whose served form takes form_bytes
+ * should get the copy: dsl_rec.debug_serving_prescore's choice where the
+ * rows fit it (dim <= 64), or with 'auto' when this CPU has AVX-512 VBMI and
+ * VNNI, the values would not sit in a core's cache share, and the copy is
+ * at most half the form's bytes.
+ */
+extern bool serve_q8_slices_wanted(const struct ServeRows *r, double form_bytes);
+extern Size serve_q8_slices_bytes(const struct ServeRows *r);
+
+/* the copy of r's slices (their values and columns in place) into dst */
+extern void serve_q8_slices_build(SlicesQ8 *q, const struct ServeRows *r, char *dst);
+/* the copy at src for r (its slices attached), returns its bytes */
+extern Size serve_q8_slices_attach(SlicesQ8 *q, const struct ServeRows *r, const char *src);
+
+/* bytes the slices' one-byte columns need after their last entry */
+#define SERVE_Q8_COL_SLACK 64
+
+/*
+ * serve_q8_rank() for sparse rows r with their int8 copy r->q8s; skip holds
+ * slice positions.
+ */
+extern void serve_q8_slices_rank(const struct ServeRows *r, const float *x, double x_norm,
+								 const int32 *skip, TopK *h,
+								 float (*exact) (void *arg, int32 i), void *arg);
+
+/*
  * Whether a table of n_rows x dim whose served form takes form_bytes should
  * get a copy: dsl_rec.debug_serving_prescore's choice, or with 'auto' when
  * its float32 rows would not sit in a core's cache share and the copy reads

@@ -423,7 +423,14 @@ serve_rows_load(ServeModel *m, const char *part, bool scanned, int64 **ids_out,
 	}
 	/* from the dense rows, or the staged entries (still held) */
 	compute_norms(rows, &L, m->cxt);
-	if (scanned && serve_q8_wanted(rows->n_rows, dim, (double) serve_rows_bytes(rows)))
+	/*
+	 * A scanned part's int8 copy: the slices' own (built with them, by
+	 * serve_rows_write() or _finish()) where it applies, else one row by row
+	 */
+	if (scanned && rows->stage)
+		rows->want_q8s = serve_q8_slices_wanted(rows, (double) serve_rows_bytes(rows));
+	if (scanned && !rows->want_q8s &&
+		serve_q8_wanted(rows->n_rows, dim, (double) serve_rows_bytes(rows)))
 	{
 		char	   *q8 = rows_alloc(m->cxt, serve_q8_bytes(rows->n_rows, dim));
 		LoadedRow	lr = {rows, &L};
@@ -432,6 +439,18 @@ serve_rows_load(ServeModel *m, const char *part, bool scanned, int64 **ids_out,
 	}
 	*ids_out = L.ids;
 	return (int) n;
+}
+
+/*
+ * Bytes of a sparse form's column array: one-byte columns have zeroed slack
+ * after the last entry, which the int8 copy's kernel reads in whole groups
+ * (serve_q8.c)
+ */
+static Size
+col_array_bytes(int dim, int64 total)
+{
+	return serve_rows_col_bytes(dim) * (Size) total +
+		(serve_rows_col_bytes(dim) == 1 ? SERVE_Q8_COL_SLACK : 0);
 }
 
 void
@@ -444,14 +463,18 @@ serve_rows_finish(ServeRows *r, MemoryContext cxt)
 	if (r->stage == NULL)
 		return;
 	total = r->slice[serve_rows_slices(r)];
-	col = rows_alloc(cxt, serve_rows_col_bytes(r->dim) * Max(total, 1));
+	col = rows_alloc(cxt, col_array_bytes(r->dim, Max(total, 1)));
 	val = rows_alloc(cxt, sizeof(float) * Max(total, 1));
 	fill_slices(r, r->stage, col, val);
+	memset((char *) col + serve_rows_col_bytes(r->dim) * total, 0,
+		   col_array_bytes(r->dim, total) - serve_rows_col_bytes(r->dim) * total);
 	if (serve_rows_col_bytes(r->dim) == 1)
 		r->col8 = col;
 	else
 		r->col16 = col;
 	r->val = val;
+	if (r->want_q8s)
+		serve_q8_slices_build(&r->q8s, r, rows_alloc(cxt, serve_q8_slices_bytes(r)));
 	free_stage(r->stage);
 	r->stage = NULL;
 }
@@ -469,9 +492,11 @@ serve_rows_bytes(const ServeRows *r)
 	if (r->dense)
 		return b + MAXALIGN(sizeof(float) * (Size) r->n_rows * r->dim);
 	total = r->slice[serve_rows_slices(r)];
+	if (r->want_q8s)
+		b += serve_q8_slices_bytes(r);
 	return b + MAXALIGN(sizeof(int64) * ((Size) serve_rows_slices(r) + 1)) +
 		2 * MAXALIGN(sizeof(int32) * (Size) r->n_rows) +
-		MAXALIGN(sizeof(float) * total) + MAXALIGN(serve_rows_col_bytes(r->dim) * total);
+		MAXALIGN(sizeof(float) * total) + MAXALIGN(col_array_bytes(r->dim, total));
 }
 
 void
@@ -482,10 +507,11 @@ serve_rows_write(const ServeRows *r, char *dst)
 
 	/*
 	 * The first double says which form: the entries of the slices, or -1;
-	 * the second whether the int8 copy follows the norms
+	 * the second which int8 copy there is: 1 the dense one (after the
+	 * norms), 2 the slices' (after the columns), 0 none
 	 */
 	hdr[0] = r->dense ? -1.0 : (double) r->slice[serve_rows_slices(r)];
-	hdr[1] = r->q8.q ? 1.0 : 0.0;
+	hdr[1] = r->q8.q ? 1.0 : r->want_q8s ? 2.0 : 0.0;
 	memcpy(hdr + 2, r->norm, sizeof(double) * r->n_rows);
 	dst += MAXALIGN(sizeof(double) * (2 + (Size) r->n_rows));
 	if (r->q8.q)
@@ -508,13 +534,30 @@ serve_rows_write(const ServeRows *r, char *dst)
 	if (r->stage)
 	{
 		/* the entries go from the rows as read to dst directly */
-		fill_slices(r, r->stage, dst + MAXALIGN(sizeof(float) * total), (float *) dst);
+		ServeRows	v = *r;
+		char	   *col = dst + MAXALIGN(sizeof(float) * total);
+
+		fill_slices(r, r->stage, col, (float *) dst);
+		memset(col + serve_rows_col_bytes(r->dim) * total, 0,
+			   col_array_bytes(r->dim, total) - serve_rows_col_bytes(r->dim) * total);
+		if (r->want_q8s)
+		{
+			/* and the int8 copy from them */
+			v.val = (const float *) dst;
+			v.col8 = serve_rows_col_bytes(r->dim) == 1 ? (const uint8 *) col : NULL;
+			v.col16 = v.col8 ? NULL : (const uint16 *) col;
+			serve_q8_slices_build(&v.q8s, &v,
+								  col + MAXALIGN(col_array_bytes(r->dim, total)));
+		}
 		return;
 	}
 	memcpy(dst, r->val, sizeof(float) * total);
 	dst += MAXALIGN(sizeof(float) * total);
 	memcpy(dst, r->col8 ? (const void *) r->col8 : (const void *) r->col16,
-		   serve_rows_col_bytes(r->dim) * total);
+		   col_array_bytes(r->dim, total));
+	dst += MAXALIGN(col_array_bytes(r->dim, total));
+	if (r->want_q8s)
+		memcpy(dst, r->q8s.off, serve_q8_slices_bytes(r));
 }
 
 Size
@@ -532,7 +575,7 @@ serve_rows_attach(ServeRows *r, int n_rows, int dim, const char *src)
 	for (int i = 0; i < n_rows; i++)
 		r->max_norm = Max(r->max_norm, r->norm[i]);
 	src += MAXALIGN(sizeof(double) * (2 + (Size) n_rows));
-	if (hdr[1] > 0.0)
+	if (hdr[1] == 1.0)
 		src += serve_q8_attach(&r->q8, n_rows, dim, src);
 	if (form < 0)
 	{
@@ -551,7 +594,12 @@ serve_rows_attach(ServeRows *r, int n_rows, int dim, const char *src)
 		r->col8 = (const uint8 *) src;
 	else
 		r->col16 = (const uint16 *) src;
-	src += MAXALIGN(serve_rows_col_bytes(dim) * (Size) form);
+	src += MAXALIGN(col_array_bytes(dim, (int64) form));
+	if (hdr[1] == 2.0)
+	{
+		r->want_q8s = true;
+		src += serve_q8_slices_attach(&r->q8s, r, src);
+	}
 	return src - start;
 }
 
@@ -882,7 +930,16 @@ serve_rows_rank(const ServeRows *r, const float *x, double x_norm,
 	}
 	if (!r->dense && !cosine)
 	{
-		rank_sparse(r, x, x_norm, exclude, n_exclude, self, h, &a);
+		if (r->q8s.q && dsl_serving_prescore != DSL_PRESCORE_OFF)
+		{
+			/* the slices' int8 copy: exact scores where the k best can be */
+			int32	   *skip = skip_list(exclude, n_exclude, self, r->pos);
+
+			serve_q8_slices_rank(r, x, x_norm, skip, h, exact_score, &a);
+			pfree(skip);
+		}
+		else
+			rank_sparse(r, x, x_norm, exclude, n_exclude, self, h, &a);
 		return;
 	}
 	approx = scratch(0, r->n_rows);

@@ -42,7 +42,10 @@ typedef struct ServeRows
 	const double *norm;			/* Euclidean norm of each row */
 	double		max_norm;
 	struct RowsStage *stage;	/* sparse, just loaded: the rows as read */
-	RowsQ8		q8;				/* the int8 copy for scans (q8.q NULL: none) */
+	RowsQ8		q8;				/* dense: the int8 copy for scans (q8.q NULL:
+								 * none) */
+	bool		want_q8s;		/* sparse: the slices get an int8 copy */
+	SlicesQ8	q8s;			/* which is here once written (q8s.q) */
 } ServeRows;
 
 struct ServeModel;

@@ -363,7 +363,8 @@ topk_near_scan(TopKNear *t, const float *scores, int n, int32 base, const int32 
 }
 
 void
-topk_near_scan_interval(TopKNear *t, const float *lo, const float *hi, int n, int32 base)
+topk_near_scan_interval(TopKNear *t, const float *lo, const float *hi, int n, int32 base,
+						const int32 *map)
 {
 	int			j = 0;
 
@@ -377,10 +378,10 @@ topk_near_scan_interval(TopKNear *t, const float *lo, const float *hi, int n, in
 		if (!(m >= t->floor))
 			continue;
 		for (int x = 0; x < SCAN_CHUNK; x++)
-			topk_near_offer_interval(t, lo[j + x], c[x], base + j + x);
+			topk_near_offer_interval(t, lo[j + x], c[x], map ? map[j + x] : base + j + x);
 	}
 	for (; j < n; j++)
-		topk_near_offer_interval(t, lo[j], hi[j], base + j);
+		topk_near_offer_interval(t, lo[j], hi[j], map ? map[j] : base + j);
 }
 
 void

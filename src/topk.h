@@ -141,7 +141,7 @@ extern void topk_near_scan(TopKNear *t, const float *scores, int n, int32 base,
  */
 extern void topk_near_offer_interval(TopKNear *t, float lo, float hi, int32 idx);
 extern void topk_near_scan_interval(TopKNear *t, const float *lo, const float *hi, int n,
-									int32 base);
+									int32 base, const int32 *map);
 
 /*
  * The exact top k: exact(arg, idx) of each surviving candidate offered to
