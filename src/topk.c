@@ -304,25 +304,6 @@ topk_near_compact(TopKNear *t)
 }
 
 void
-topk_near_offer(TopKNear *t, float approx, int32 idx)
-{
-	/* NaN fails this too */
-	if (!(approx >= t->floor) || t->overflow)
-		return;
-	if (t->n == t->cap)
-	{
-		topk_near_compact(t);
-		if (t->overflow)
-			return;
-	}
-	t->cs[t->n] = approx;
-	t->ci[t->n] = idx;
-	t->n++;
-	topk_offer(&t->heap, approx, idx);
-	t->floor = bounded_floor(&t->heap, t->bound);
-}
-
-void
 topk_near_offer_interval(TopKNear *t, float lo, float hi, int32 idx)
 {
 	/* NaN fails this too */
@@ -341,25 +322,11 @@ topk_near_offer_interval(TopKNear *t, float lo, float hi, int32 idx)
 	t->floor = bounded_floor(&t->heap, t->bound);
 }
 
+/* an approximation is the interval [approx, approx]; the floor allows for its bound */
 void
-topk_near_scan(TopKNear *t, const float *scores, int n, int32 base, const int32 *map)
+topk_near_offer(TopKNear *t, float approx, int32 idx)
 {
-	int			j = 0;
-
-	for (; j + SCAN_CHUNK <= n; j += SCAN_CHUNK)
-	{
-		const float *c = scores + j;
-		float		m = -INFINITY;
-
-		for (int x = 0; x < SCAN_CHUNK; x++)
-			m = c[x] > m ? c[x] : m;
-		if (!(m >= t->floor))
-			continue;
-		for (int x = 0; x < SCAN_CHUNK; x++)
-			topk_near_offer(t, c[x], map ? map[j + x] : base + j + x);
-	}
-	for (; j < n; j++)
-		topk_near_offer(t, scores[j], map ? map[j] : base + j);
+	topk_near_offer_interval(t, approx, approx, idx);
 }
 
 void
@@ -382,6 +349,12 @@ topk_near_scan_interval(TopKNear *t, const float *lo, const float *hi, int n, in
 	}
 	for (; j < n; j++)
 		topk_near_offer_interval(t, lo[j], hi[j], map ? map[j] : base + j);
+}
+
+void
+topk_near_scan(TopKNear *t, const float *scores, int n, int32 base, const int32 *map)
+{
+	topk_near_scan_interval(t, scores, scores, n, base, map);
 }
 
 void
