@@ -227,21 +227,59 @@ dots_avx2(const RowsQ8 *q, const int8 *xq, int i0, int i1, int32 *out)
 #define Q8_BLOCK 1024
 
 /*
+ * The query as x ~ sx xq (xq[0..dim-1] in [-127, 127]); *dx gets
+ * |x - sx xq| and *xn |x|, both rounded up to floats.
+ */
+static void
+quantise_query(const float *x, int dim, double x_norm, int8 *xq, float *sx, float *dx,
+			   float *xn)
+{
+	float		mx = 0.0f;
+	double		dx2 = 0.0;
+
+	for (int c = 0; c < dim; c++)
+		mx = Max(mx, fabsf(x[c]));
+	*sx = mx / 127.0f;
+	for (int c = 0; c < dim; c++)
+	{
+		double		v = 0.0,
+					d;
+
+		xq[c] = 0;
+		if (*sx > 0.0f)
+		{
+			xq[c] = (int8) Max(-127.0, Min(127.0, rint((double) x[c] / *sx)));
+			v = (double) *sx * xq[c];
+		}
+		d = (double) x[c] - v;
+		dx2 += d * d;
+	}
+	*dx = float_up(sqrt(dx2));
+	*xn = float_up(x_norm);
+}
+
+/*
  * x . w = sx s (xq . q) within dx |s q| + |x| (|w - s q| + the canonical
- * score's own rounding) (serve_q8.h), all kept per row: rows i0..i0+n-1's
- * intervals from their integer products dot[].  These few float operations
+ * score's own rounding) (serve_q8.h): a row's interval from its integer
+ * product dot, its scale and that bound term b.  These few float operations
  * err by less than 2^-21 (|a| + b), and 2^-20 (|a| + b) more covers it.
  */
 static inline void
-bounds_row(const RowsQ8 *q, float sx, float dx, float xn, int i, int32 dot,
-		   float *lo, float *hi)
+q8_interval(float sx, float scale, int32 dot, float b, float *lo, float *hi)
 {
-	float		a = sx * q->scale[i] * (float) dot;
-	float		b = dx * q->qnorm[i] + xn * q->err[i] + 1e-30f;
+	float		a = sx * scale * (float) dot;
 
 	b += 0x1p-20f * (fabsf(a) + b);
 	*lo = a - b;
 	*hi = a + b;
+}
+
+/* rows i0..i0+n-1's intervals, the bound's terms kept per row */
+static inline void
+bounds_row(const RowsQ8 *q, float sx, float dx, float xn, int i, int32 dot,
+		   float *lo, float *hi)
+{
+	q8_interval(sx, q->scale[i], dot, dx * q->qnorm[i] + xn * q->err[i] + 1e-30f, lo, hi);
 }
 
 static void
@@ -292,35 +330,13 @@ serve_q8_rank(const RowsQ8 *q, const float *x, double x_norm, const int32 *skip,
 	int32		dot[Q8_BLOCK];
 	float		lo[Q8_BLOCK],
 				hi[Q8_BLOCK];
-	float		mx = 0.0f,
-				sx,
+	float		sx,
 				dx,
 				xn;
-	double		dx2 = 0.0;
 	bool		wide = false;
 	TopKNear	t;
 
-	/* x ~ sx xq, and |x - sx xq| */
-	for (int c = 0; c < q->dim; c++)
-		mx = Max(mx, fabsf(x[c]));
-	sx = mx / 127.0f;
-	for (int c = 0; c < q->dim; c++)
-	{
-		double		v = 0.0,
-					d;
-
-		if (sx > 0.0f)
-		{
-			double		r = rint((double) x[c] / sx);
-
-			xq[c] = (int8) Max(-127.0, Min(127.0, r));
-			v = (double) sx * xq[c];
-		}
-		d = (double) x[c] - v;
-		dx2 += d * d;
-	}
-	dx = float_up(sqrt(dx2));
-	xn = float_up(x_norm);
+	quantise_query(x, q->dim, x_norm, xq, &sx, &dx, &xn);
 
 #ifdef DSL_X86_DISPATCH
 	wide = serve_rows_kernel(q->dim) != DSL_KERNEL_SCALAR;
@@ -506,22 +522,6 @@ typedef struct SlicesQuery
 	float		xn;				/* |x|, rounded up */
 } SlicesQuery;
 
-/*
- * A row's interval as serve_q8_rank()'s (bounds_row()), from its integer
- * product xq . q, the per-row scale and the slice's bound terms.
- */
-static inline void
-slice_bounds_row(const SlicesQuery *x, float scale, int32 dot, float bterm,
-				 float *lo, float *hi)
-{
-	float		a = x->sx * scale * (float) dot;
-	float		b = bterm;
-
-	b += 0x1p-20f * (fabsf(a) + b);
-	*lo = a - b;
-	*hi = a + b;
-}
-
 /* the bound's terms that a slice's rows share */
 static inline float
 slice_bterm(const SlicesQuery *x, const SlicesQ8 *q, int c)
@@ -552,8 +552,8 @@ slices_bounds_default(const ServeRows *r, const SlicesQuery *x, int c0, int c1,
 			for (int64 e = 0; e < w; e++)
 				s += (int32) x->xu[r->col8[r->slice[c] + e * SLICE + l]] *
 					q->q[q->off[c] + (e / 4) * 4 * SLICE + l * 4 + e % 4];
-			slice_bounds_row(x, q->scale[c * SLICE + l], s - q->qsum[c * SLICE + l], bterm,
-							 lo + j, hi + j);
+			q8_interval(x->sx, q->scale[c * SLICE + l], s - q->qsum[c * SLICE + l], bterm,
+						lo + j, hi + j);
 		}
 	}
 }
@@ -566,7 +566,7 @@ slices_bounds_default(const ServeRows *r, const SlicesQuery *x, int c0, int c1,
  * vpdpbusd adds each row's four products to its lane; the columns past a
  * row's width (the next slice's, or the slack after the last) meet zeros
  * in q.  The intervals follow in the same registers, with the same float
- * operations as slice_bounds_row().
+ * operations as q8_interval().
  */
 DSL_TARGET("avx512f,avx512bw,avx512vbmi,avx512vnni")
 static void
@@ -620,35 +620,17 @@ serve_q8_slices_rank(const ServeRows *r, const float *x, double x_norm, const in
 					 TopK *h, float (*exact) (void *arg, int32 i), void *arg)
 {
 	SlicesQuery qx;
+	int8		xq[64];
 	float		lo[Q8S_BLOCK * SLICE],
 				hi[Q8S_BLOCK * SLICE];
-	float		mx = 0.0f;
-	double		dx2 = 0.0;
 	bool		vnni = false;
 	TopKNear	t;
 
-	/* x ~ sx xq, |x - sx xq|, and xu = xq + 128 */
-	for (int c = 0; c < r->dim; c++)
-		mx = Max(mx, fabsf(x[c]));
-	qx.sx = mx / 127.0f;
+	/* xu = xq + 128, and 128 past dim (where q is 0) */
+	quantise_query(x, r->dim, x_norm, xq, &qx.sx, &qx.dx, &qx.xn);
 	memset(qx.xu, 128, sizeof(qx.xu));
 	for (int c = 0; c < r->dim; c++)
-	{
-		double		v = 0.0,
-					d;
-		int			k = 0;
-
-		if (qx.sx > 0.0f)
-		{
-			k = (int) Max(-127.0, Min(127.0, rint((double) x[c] / qx.sx)));
-			v = (double) qx.sx * k;
-		}
-		qx.xu[c] = (uint8) (k + 128);
-		d = (double) x[c] - v;
-		dx2 += d * d;
-	}
-	qx.dx = float_up(sqrt(dx2));
-	qx.xn = float_up(x_norm);
+		qx.xu[c] = (uint8) (xq[c] + 128);
 
 #ifdef DSL_X86_DISPATCH
 	vnni = serve_rows_kernel(r->dim) == DSL_KERNEL_AVX512 && q8s_vnni();
