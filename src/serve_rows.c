@@ -262,9 +262,10 @@ sliced_bytes(const RowsLoad *L, const int32 *order, int64 n_rows)
  * of SLICE rows, each slice as wide as its longest row, entries stored
  * column by column of the slice (entry j of its 16 rows side by side),
  * shorter rows padded with zeros in column 0; pos[i] is row i's position
- * and row[p] the row at position p.  A kernel then scores 16 rows at once without per-row branches or
- * horizontal sums, and a row's entries are still in ascending column order,
- * the padding zeros last (they change neither a row nor its sums).
+ * and row[p] the row at position p.  A kernel then scores 16 rows at once
+ * without per-row branches or horizontal sums, and a row's entries are
+ * still in ascending column order, the padding zeros last (they change
+ * neither a row nor its sums).
  *
  * plan_slices() sets the slice offsets and positions; the entries are
  * written later by fill_slices(), straight into the shared copy when the
@@ -301,7 +302,22 @@ plan_slices(ServeRows *r, const RowsLoad *L, const int32 *order, MemoryContext c
 	r->row = row;
 }
 
-/* slice by slice, entry j of its 16 rows side by side: written in order */
+/*
+ * Bytes of a sparse form's column array: one-byte columns have zeroed slack
+ * after the last entry, which the int8 copy's kernel reads in whole groups
+ * (serve_q8.c)
+ */
+static Size
+col_array_bytes(int dim, int64 total)
+{
+	return serve_rows_col_bytes(dim) * (Size) total +
+		(serve_rows_col_bytes(dim) == 1 ? SERVE_Q8_COL_SLACK : 0);
+}
+
+/*
+ * slice by slice, entry j of its 16 rows side by side: written in order,
+ * then the columns' slack (col_array_bytes())
+ */
 static void
 fill_slices(const ServeRows *r, const RowsStage *st, void *col, float *val)
 {
@@ -309,6 +325,7 @@ fill_slices(const ServeRows *r, const RowsStage *st, void *col, float *val)
 	int64		n = r->n_rows;
 	uint8	   *col8 = serve_rows_col_bytes(r->dim) == 1 ? col : NULL;
 	uint16	   *col16 = col8 ? NULL : col;
+	Size		used;
 
 	for (int c = 0; c < serve_rows_slices(r); c++)
 	{
@@ -339,6 +356,8 @@ fill_slices(const ServeRows *r, const RowsStage *st, void *col, float *val)
 			}
 		}
 	}
+	used = serve_rows_col_bytes(r->dim) * (Size) r->slice[serve_rows_slices(r)];
+	memset((char *) col + used, 0, col_array_bytes(r->dim, r->slice[serve_rows_slices(r)]) - used);
 }
 
 /* the rows as read, given back */
@@ -441,18 +460,6 @@ serve_rows_load(ServeModel *m, const char *part, bool scanned, int64 **ids_out,
 	return (int) n;
 }
 
-/*
- * Bytes of a sparse form's column array: one-byte columns have zeroed slack
- * after the last entry, which the int8 copy's kernel reads in whole groups
- * (serve_q8.c)
- */
-static Size
-col_array_bytes(int dim, int64 total)
-{
-	return serve_rows_col_bytes(dim) * (Size) total +
-		(serve_rows_col_bytes(dim) == 1 ? SERVE_Q8_COL_SLACK : 0);
-}
-
 void
 serve_rows_finish(ServeRows *r, MemoryContext cxt)
 {
@@ -466,8 +473,6 @@ serve_rows_finish(ServeRows *r, MemoryContext cxt)
 	col = rows_alloc(cxt, col_array_bytes(r->dim, Max(total, 1)));
 	val = rows_alloc(cxt, sizeof(float) * Max(total, 1));
 	fill_slices(r, r->stage, col, val);
-	memset((char *) col + serve_rows_col_bytes(r->dim) * total, 0,
-		   col_array_bytes(r->dim, total) - serve_rows_col_bytes(r->dim) * total);
 	if (serve_rows_col_bytes(r->dim) == 1)
 		r->col8 = col;
 	else
@@ -538,8 +543,6 @@ serve_rows_write(const ServeRows *r, char *dst)
 		char	   *col = dst + MAXALIGN(sizeof(float) * total);
 
 		fill_slices(r, r->stage, col, (float *) dst);
-		memset(col + serve_rows_col_bytes(r->dim) * total, 0,
-			   col_array_bytes(r->dim, total) - serve_rows_col_bytes(r->dim) * total);
 		if (r->want_q8s)
 		{
 			/* and the int8 copy from them */
