@@ -444,6 +444,194 @@ serve_q8_slices_attach(SlicesQ8 *q, const ServeRows *r, const char *src)
 	return src - start;
 }
 
+/*
+ * One slice's int8 copy: its rows' scales, then the entries quantised in
+ * groups of four per row (qw: byte l * 4 + t of group g is entry 4 g + t of
+ * row l, zero past the slice's width), and the bound's terms; qw, scale,
+ * qsum, qnorm and err point at the slice's own.
+ */
+typedef void (*SliceBuildFn) (const ServeRows *r, int c, int8 *qw, float *scale,
+							  int32 *qsum, float *qnorm, float *err);
+
+/* the bound's terms of a slice from its rows' sums */
+static void
+slice_terms(const ServeRows *r, const double *e2, const double *n2, const double *w2,
+			const int32 *sum, int32 *qsum, float *qnorm, float *err)
+{
+	*qnorm = 0.0f;
+	*err = 0.0f;
+	for (int l = 0; l < SLICE; l++)
+	{
+		*qnorm = Max(*qnorm, float_up(sqrt(n2[l])));
+		*err = Max(*err, float_up(sqrt(e2[l]) +
+								  topk_dot_bound(r->dim, 1.0, sqrt(w2[l]) * (1.0 + 1e-6))));
+		qsum[l] = 128 * sum[l];
+	}
+}
+
+static void
+slices_build_default(const ServeRows *r, int c, int8 *qw, float *scale,
+					 int32 *qsum, float *qnorm, float *err)
+{
+	const float *val = r->val + r->slice[c];
+	int64		w = (r->slice[c + 1] - r->slice[c]) / SLICE;
+	float		mx[SLICE] = {0};
+	double		e2[SLICE] = {0},
+				n2[SLICE] = {0},
+				w2[SLICE] = {0};
+	int32		sum[SLICE] = {0};
+	float		inv[SLICE];
+
+	/* entry j of lane l: val[j * SLICE + l] */
+	for (int64 j = 0; j < w; j++)
+		for (int l = 0; l < SLICE; l++)
+			mx[l] = Max(mx[l], fabsf(val[j * SLICE + l]));
+	for (int l = 0; l < SLICE; l++)
+	{
+		scale[l] = mx[l] / 127.0f;
+		inv[l] = mx[l] > 0.0f ? 1.0f / scale[l] : 0.0f;
+	}
+	memset(qw, 0, (w + 3) / 4 * 4 * SLICE);
+	for (int64 j = 0; j < w; j++)
+	{
+		for (int l = 0; l < SLICE; l++)
+		{
+			float		v = val[j * SLICE + l];
+			int8		qv = quantise(v * inv[l]);
+			double		sq = (double) scale[l] * qv,
+						d = (double) v - sq;
+
+			/* any rounding does: the bounds are those of the values kept */
+			qw[(j / 4) * 4 * SLICE + l * 4 + j % 4] = qv;
+			sum[l] += qv;
+			e2[l] += d * d;
+			n2[l] += sq * sq;
+			w2[l] += (double) v * v;
+		}
+	}
+	slice_terms(r, e2, n2, w2, sum, qsum, qnorm, err);
+}
+
+#ifdef DSL_X86_DISPATCH
+/*
+ * The same with AVX-512 (a slice's 16 rows are one register of floats, two
+ * of doubles): the same operations lane by lane, and a group's four
+ * entries of each row put side by side by byte unpacks.  Built only where
+ * the slices' scan runs its AVX-512 kernel (q8s_vnni()).
+ */
+/* floats 8..15 of a register (AVX-512F has no 32x8 extract) */
+DSL_TARGET("avx512f")
+static inline __m256
+high_half(__m512 v)
+{
+	return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
+}
+
+DSL_TARGET("avx512f,avx512bw")
+static void
+slices_build_avx512(const ServeRows *r, int c, int8 *qw, float *scale,
+					int32 *qsum, float *qnorm, float *err)
+{
+	const float *val = r->val + r->slice[c];
+	int64		w = (r->slice[c + 1] - r->slice[c]) / SLICE;
+	const __m512i signmask = _mm512_set1_epi32((int) 0x80000000);
+	const __m512 half = _mm512_set1_ps(0.5f),
+				lim = _mm512_set1_ps(127.0f);
+	__m512		mx = _mm512_setzero_ps(),
+				sc,
+				inv;
+	__m512d		e2lo = _mm512_setzero_pd(),
+				e2hi = _mm512_setzero_pd(),
+				n2lo = _mm512_setzero_pd(),
+				n2hi = _mm512_setzero_pd(),
+				w2lo = _mm512_setzero_pd(),
+				w2hi = _mm512_setzero_pd(),
+				sclo,
+				schi;
+	__m512i		sum = _mm512_setzero_si512();
+	double		e2[SLICE],
+				n2[SLICE],
+				w2[SLICE];
+	int32		sumv[SLICE];
+
+	for (int64 j = 0; j < w; j++)
+		mx = _mm512_max_ps(mx, _mm512_abs_ps(_mm512_loadu_ps(val + j * SLICE)));
+	sc = _mm512_div_ps(mx, lim);
+	/* 1 / scale where the scale is positive, else 0 */
+	inv = _mm512_maskz_div_ps(_mm512_cmp_ps_mask(mx, _mm512_setzero_ps(), _CMP_GT_OQ),
+							  _mm512_set1_ps(1.0f), sc);
+	_mm512_storeu_ps(scale, sc);
+	sclo = _mm512_cvtps_pd(_mm512_castps512_ps256(sc));
+	schi = _mm512_cvtps_pd(high_half(sc));
+	for (int64 g = 0; g * 4 < w; g++)
+	{
+		__m128i		b[4];
+
+		for (int t = 0; t < 4; t++)
+		{
+			__m512		v,
+						rr;
+			__m512i		qi;
+			__m512d		vlo,
+						vhi,
+						sqlo,
+						sqhi,
+						dlo,
+						dhi;
+
+			if (g * 4 + t >= w)
+			{
+				b[t] = _mm_setzero_si128();
+				continue;
+			}
+			v = _mm512_loadu_ps(val + (g * 4 + t) * SLICE);
+			/* quantise(): t + copysign(0.5, t), clamped, truncated */
+			rr = _mm512_mul_ps(v, inv);
+			rr = _mm512_add_ps(rr, _mm512_castsi512_ps(
+														_mm512_or_si512(_mm512_castps_si512(half),
+																		_mm512_and_si512(_mm512_castps_si512(rr), signmask))));
+			rr = _mm512_min_ps(_mm512_max_ps(rr, _mm512_sub_ps(_mm512_setzero_ps(), lim)), lim);
+			qi = _mm512_cvttps_epi32(rr);
+			b[t] = _mm512_cvtepi32_epi8(qi);
+			sum = _mm512_add_epi32(sum, qi);
+			vlo = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
+			vhi = _mm512_cvtps_pd(high_half(v));
+			sqlo = _mm512_mul_pd(sclo, _mm512_cvtepi32_pd(_mm512_castsi512_si256(qi)));
+			sqhi = _mm512_mul_pd(schi, _mm512_cvtepi32_pd(_mm512_extracti64x4_epi64(qi, 1)));
+			dlo = _mm512_sub_pd(vlo, sqlo);
+			dhi = _mm512_sub_pd(vhi, sqhi);
+			e2lo = _mm512_add_pd(e2lo, _mm512_mul_pd(dlo, dlo));
+			e2hi = _mm512_add_pd(e2hi, _mm512_mul_pd(dhi, dhi));
+			n2lo = _mm512_add_pd(n2lo, _mm512_mul_pd(sqlo, sqlo));
+			n2hi = _mm512_add_pd(n2hi, _mm512_mul_pd(sqhi, sqhi));
+			w2lo = _mm512_add_pd(w2lo, _mm512_mul_pd(vlo, vlo));
+			w2hi = _mm512_add_pd(w2hi, _mm512_mul_pd(vhi, vhi));
+		}
+		{
+			/* rows' bytes of entries t = 0..3 to each row's four side by side */
+			__m128i		ab0 = _mm_unpacklo_epi8(b[0], b[1]),
+						ab1 = _mm_unpackhi_epi8(b[0], b[1]),
+						cd0 = _mm_unpacklo_epi8(b[2], b[3]),
+						cd1 = _mm_unpackhi_epi8(b[2], b[3]);
+			int8	   *dst = qw + g * 4 * SLICE;
+
+			_mm_storeu_si128((__m128i *) dst, _mm_unpacklo_epi16(ab0, cd0));
+			_mm_storeu_si128((__m128i *) (dst + 16), _mm_unpackhi_epi16(ab0, cd0));
+			_mm_storeu_si128((__m128i *) (dst + 32), _mm_unpacklo_epi16(ab1, cd1));
+			_mm_storeu_si128((__m128i *) (dst + 48), _mm_unpackhi_epi16(ab1, cd1));
+		}
+	}
+	_mm512_storeu_pd(e2, e2lo);
+	_mm512_storeu_pd(e2 + 8, e2hi);
+	_mm512_storeu_pd(n2, n2lo);
+	_mm512_storeu_pd(n2 + 8, n2hi);
+	_mm512_storeu_pd(w2, w2lo);
+	_mm512_storeu_pd(w2 + 8, w2hi);
+	_mm512_storeu_si512(sumv, sum);
+	slice_terms(r, e2, n2, w2, sumv, qsum, qnorm, err);
+}
+#endif
+
 void
 serve_q8_slices_build(SlicesQ8 *q, const ServeRows *r, char *dst)
 {
@@ -453,6 +641,7 @@ serve_q8_slices_build(SlicesQ8 *q, const ServeRows *r, char *dst)
 			   *qnorm,
 			   *err;
 	int32	   *qsum;
+	SliceBuildFn build;
 
 	/* the offsets first: attach() finds the rest from them */
 	off[0] = 0;
@@ -464,53 +653,13 @@ serve_q8_slices_build(SlicesQ8 *q, const ServeRows *r, char *dst)
 	qnorm = (float *) q->qnorm;
 	err = (float *) q->err;
 	qsum = (int32 *) q->qsum;
-	memset(qw, 0, off[serve_rows_slices(r)]);
+	build = slices_build_default;
+#ifdef DSL_X86_DISPATCH
+	if (q8s_vnni())
+		build = slices_build_avx512;
+#endif
 	for (int c = 0; c < serve_rows_slices(r); c++)
-	{
-		int64		w = (r->slice[c + 1] - r->slice[c]) / SLICE;
-		float		mx[SLICE] = {0};
-		double		e2[SLICE] = {0},
-					n2[SLICE] = {0},
-					w2[SLICE] = {0};
-		int32		sum[SLICE] = {0};
-		float		inv[SLICE];
-
-		/* entry j of lane l: r->val[slice + j * SLICE + l] */
-		for (int64 j = 0; j < w; j++)
-			for (int l = 0; l < SLICE; l++)
-				mx[l] = Max(mx[l], fabsf(r->val[r->slice[c] + j * SLICE + l]));
-		for (int l = 0; l < SLICE; l++)
-		{
-			scale[c * SLICE + l] = mx[l] / 127.0f;
-			inv[l] = mx[l] > 0.0f ? 1.0f / scale[c * SLICE + l] : 0.0f;
-		}
-		for (int64 j = 0; j < w; j++)
-		{
-			for (int l = 0; l < SLICE; l++)
-			{
-				float		v = r->val[r->slice[c] + j * SLICE + l];
-				int8		qv = quantise(v * inv[l]);
-				double		sq = (double) scale[c * SLICE + l] * qv,
-							d = (double) v - sq;
-
-				/* any rounding does: the bounds are those of the values kept */
-				qw[off[c] + (j / 4) * 4 * SLICE + l * 4 + j % 4] = qv;
-				sum[l] += qv;
-				e2[l] += d * d;
-				n2[l] += sq * sq;
-				w2[l] += (double) v * v;
-			}
-		}
-		qnorm[c] = 0.0f;
-		err[c] = 0.0f;
-		for (int l = 0; l < SLICE; l++)
-		{
-			qnorm[c] = Max(qnorm[c], float_up(sqrt(n2[l])));
-			err[c] = Max(err[c], float_up(sqrt(e2[l]) +
-										  topk_dot_bound(r->dim, 1.0, sqrt(w2[l]) * (1.0 + 1e-6))));
-			qsum[c * SLICE + l] = 128 * sum[l];
-		}
-	}
+		build(r, c, qw + off[c], scale + c * SLICE, qsum + c * SLICE, qnorm + c, err + c);
 }
 
 /* what a slices scan needs of its query */

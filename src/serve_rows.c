@@ -45,11 +45,22 @@ typedef struct RowsLoad
 	float	   *dense;			/* once the probe found the part dense */
 } RowsLoad;
 
+/* the rows' places in the slices (slice_order()) */
+typedef struct SliceOrder
+{
+	int32	   *order;			/* the row at each position */
+	int32	   *width;			/* each slice's entries per row */
+	int			n_slices;
+	int32	   *mixed;			/* the slices whose rows differ in length
+								 * (the only ones padded) */
+	int			n_mixed;
+} SliceOrder;
+
 /* a sparse part as read, until its entries are written in slices */
 typedef struct RowsStage
 {
 	RowsLoad	L;
-	int32	   *order;			/* slice_order() */
+	SliceOrder	so;
 } RowsStage;
 
 /*
@@ -211,49 +222,65 @@ compute_norms(ServeRows *r, const RowsLoad *L, MemoryContext cxt)
 }
 
 /*
- * The rows in slice order: by number of stored entries, then by index (a
- * counting sort, the lengths being at most dim), so that the rows of a
- * slice are as long as each other and little padding is needed.  order[p]
- * is the row at position p; allocated in the current context.
+ * The rows' places in slices: by number of stored entries, then by index
+ * (a counting sort, the lengths being at most dim), so that the rows of a
+ * slice are as long as each other and only the few slices where one length
+ * ends and the next begins are padded.  Every slice but those holds 16
+ * rows of one length read one after another, so fill_slices() writes the
+ * rows in the order read into as many slices at a time as there are
+ * lengths, which stay in the cache.  Allocated in the current context.
  */
-static int32 *
+static SliceOrder
 slice_order(const RowsLoad *L, int64 n_rows, int dim)
 {
+	SliceOrder	so;
 	int64	   *start = palloc0(sizeof(int64) * (dim + 2));
-	int32	   *order = palloc_extended(sizeof(int32) * Max(n_rows, 1), MCXT_ALLOC_HUGE);
+	int64	   *next = palloc(sizeof(int64) * (dim + 1));
+	int			len = 0;
 
+	so.n_slices = (int) ((n_rows + SLICE - 1) / SLICE);
+	so.order = palloc_extended(sizeof(int32) * Max(n_rows, 1), MCXT_ALLOC_HUGE);
+	so.width = palloc_extended(sizeof(int32) * Max(so.n_slices, 1), MCXT_ALLOC_HUGE);
+	so.mixed = palloc(sizeof(int32) * (dim + 1));
+	so.n_mixed = 0;
 	for (int64 i = 0; i < n_rows; i++)
 		start[L->ptr[i + 1] - L->ptr[i] + 1]++;
 	for (int k = 1; k <= dim + 1; k++)
 		start[k] += start[k - 1];
+	/* start[k]: the first position of the rows of length k */
+	memcpy(next, start, sizeof(int64) * (dim + 1));
 	for (int64 i = 0; i < n_rows; i++)
-		order[start[L->ptr[i + 1] - L->ptr[i]]++] = (int32) i;
-	pfree(start);
-	return order;
-}
+		so.order[next[L->ptr[i + 1] - L->ptr[i]]++] = (int32) i;
+	for (int c = 0; c < so.n_slices; c++)
+	{
+		int64		first = (int64) c * SLICE,
+					last = Min(first + SLICE, n_rows) - 1;
+		int			first_len;
 
-/* row length at slice position p, 0 past the last row */
-static inline int64
-len_at(const RowsLoad *L, const int32 *order, int64 n_rows, int64 p)
-{
-	return p < n_rows ? L->ptr[order[p] + 1] - L->ptr[order[p]] : 0;
+		while (start[len + 1] <= first)
+			len++;
+		first_len = len;
+		while (start[len + 1] <= last)
+			len++;
+		/* ascending lengths: a slice is as wide as its last row */
+		so.width[c] = len;
+		if (len != first_len || last - first + 1 < SLICE)
+			so.mixed[so.n_mixed++] = c;
+	}
+	pfree(start);
+	pfree(next);
+	return so;
 }
 
 /* bytes of the sparse form of the rows read, in slice order */
 static double
-sliced_bytes(const RowsLoad *L, const int32 *order, int64 n_rows)
+sliced_bytes(const SliceOrder *so, int64 n_rows, int dim)
 {
 	double		entries = 0;
 
-	for (int64 c = 0; c * SLICE < n_rows; c++)
-	{
-		int64		w = 0;
-
-		for (int64 p = c * SLICE; p < (c + 1) * SLICE; p++)
-			w = Max(w, len_at(L, order, n_rows, p));
-		entries += (double) w * SLICE;
-	}
-	return entries * (sizeof(float) + serve_rows_col_bytes(L->dim)) +
+	for (int c = 0; c < so->n_slices; c++)
+		entries += (double) so->width[c] * SLICE;
+	return entries * (sizeof(float) + serve_rows_col_bytes(dim)) +
 		(double) (n_rows / SLICE + 2) * sizeof(int64) + (double) n_rows * 2 * sizeof(int32);
 }
 
@@ -273,30 +300,19 @@ sliced_bytes(const RowsLoad *L, const int32 *order, int64 n_rows)
  * (serve_rows_finish()): the entries are copied once either way.
  */
 static void
-plan_slices(ServeRows *r, const RowsLoad *L, const int32 *order, MemoryContext cxt)
+plan_slices(ServeRows *r, const SliceOrder *so, MemoryContext cxt)
 {
 	int64		n = r->n_rows;
-	int			n_sl = (int) ((n + SLICE - 1) / SLICE);
-	int64	   *slice = rows_alloc(cxt, sizeof(int64) * (n_sl + 1));
+	int64	   *slice = rows_alloc(cxt, sizeof(int64) * (so->n_slices + 1));
 	int32	   *pos = rows_alloc(cxt, sizeof(int32) * Max(n, 1));
 	int32	   *row = rows_alloc(cxt, sizeof(int32) * Max(n, 1));
-	int64		total = 0;
 
 	slice[0] = 0;
-	for (int c = 0; c < n_sl; c++)
-	{
-		int64		w = 0;
-
-		for (int64 p = (int64) c * SLICE; p < (int64) (c + 1) * SLICE; p++)
-		{
-			w = Max(w, len_at(L, order, n, p));
-			if (p < n)
-				pos[order[p]] = (int32) p;
-		}
-		total += w * SLICE;
-		slice[c + 1] = total;
-	}
-	memcpy(row, order, sizeof(int32) * n);
+	for (int c = 0; c < so->n_slices; c++)
+		slice[c + 1] = slice[c] + (int64) so->width[c] * SLICE;
+	for (int64 p = 0; p < n; p++)
+		pos[so->order[p]] = (int32) p;
+	memcpy(row, so->order, sizeof(int32) * n);
 	r->slice = slice;
 	r->pos = pos;
 	r->row = row;
@@ -315,56 +331,74 @@ col_array_bytes(int dim, int64 total)
 }
 
 /*
- * slice by slice, entry j of its 16 rows side by side: written in order,
- * then the columns' slack (col_array_bytes())
+ * Entry j of a slice's 16 rows side by side: the rows, taken in the order
+ * read (the stage is read once, in order), each copied to every 16th place
+ * of its slice; the rows of one length fill their slices one after another,
+ * so the few slices being filled stay in the cache (slice_order()).  The
+ * slices that are padded (where one length ends, and a last one not full)
+ * are zeroed first, and then the columns' slack (col_array_bytes()).
  */
 static void
 fill_slices(const ServeRows *r, const RowsStage *st, void *col, float *val)
 {
 	const RowsLoad *L = &st->L;
 	int64		n = r->n_rows;
-	uint8	   *col8 = serve_rows_col_bytes(r->dim) == 1 ? col : NULL;
+	int			cb = serve_rows_col_bytes(r->dim);
+	uint8	   *col8 = cb == 1 ? col : NULL;
 	uint16	   *col16 = col8 ? NULL : col;
-	Size		used;
+	Size		used = cb * (Size) r->slice[serve_rows_slices(r)];
 
-	for (int c = 0; c < serve_rows_slices(r); c++)
+	for (int k = 0; k < st->so.n_mixed; k++)
 	{
-		int64		first[SLICE];
-		int64		len[SLICE];
-		int64		e = r->slice[c];
-		int64		w = (r->slice[c + 1] - r->slice[c]) / SLICE;
+		int			c = st->so.mixed[k];
+		int64		e0 = r->slice[c],
+					e1 = r->slice[c + 1];
 
-		for (int l = 0; l < SLICE; l++)
-		{
-			int64		p = (int64) c * SLICE + l;
+		memset(val + e0, 0, sizeof(float) * (e1 - e0));
+		memset((char *) col + cb * e0, 0, cb * (e1 - e0));
+	}
+	memset((char *) col + used, 0, col_array_bytes(r->dim, r->slice[serve_rows_slices(r)]) - used);
 
-			len[l] = len_at(L, st->order, n, p);
-			first[l] = p < n ? L->ptr[st->order[p]] : 0;
-		}
-		for (int64 j = 0; j < w; j++)
+	for (int64 i = 0; i < n; i++)
+	{
+		int32		p = r->pos[i];
+		int64		e0 = r->slice[p / SLICE] + p % SLICE;
+		int64		first = L->ptr[i];
+		int64		len = L->ptr[i + 1] - first;
+		const uint16 *sc = L->col + first;
+		const float *sv = L->val + first;
+		float	   *dv = val + e0;
+
+		if (col8)
 		{
-			for (int l = 0; l < SLICE; l++, e++)
+			uint8	   *dc = col8 + e0;
+
+			for (int64 j = 0; j < len; j++)
 			{
-				bool		stored = j < len[l];
-				uint16		c = stored ? L->col[first[l] + j] : 0;
+				dc[j * SLICE] = (uint8) sc[j];
+				dv[j * SLICE] = sv[j];
+			}
+		}
+		else
+		{
+			uint16	   *dc = col16 + e0;
 
-				if (col8)
-					col8[e] = (uint8) c;
-				else
-					col16[e] = c;
-				val[e] = stored ? L->val[first[l] + j] : 0.0f;
+			for (int64 j = 0; j < len; j++)
+			{
+				dc[j * SLICE] = sc[j];
+				dv[j * SLICE] = sv[j];
 			}
 		}
 	}
-	used = serve_rows_col_bytes(r->dim) * (Size) r->slice[serve_rows_slices(r)];
-	memset((char *) col + used, 0, col_array_bytes(r->dim, r->slice[serve_rows_slices(r)]) - used);
 }
 
 /* the rows as read, given back */
 static void
 free_stage(RowsStage *st)
 {
-	pfree(st->order);
+	pfree(st->so.order);
+	pfree(st->so.width);
+	pfree(st->so.mixed);
 	pfree(st->L.ptr);
 	pfree(st->L.col);
 	pfree(st->L.val);
@@ -416,17 +450,17 @@ serve_rows_load(ServeModel *m, const char *part, bool scanned, int64 **ids_out,
 	}
 	else
 	{
-		int32	   *order = slice_order(&L, n, dim);
+		SliceOrder	so = slice_order(&L, n, dim);
 
-		if (sliced_bytes(&L, order, n) < (double) n * dim * sizeof(float) && dim <= PG_UINT16_MAX)
+		if (sliced_bytes(&so, n, dim) < (double) n * dim * sizeof(float) && dim <= PG_UINT16_MAX)
 		{
 			/* the entries are placed by serve_rows_write() or _finish() */
 			RowsStage  *st = MemoryContextAlloc(m->cxt, sizeof(RowsStage));
 
 			st->L = L;
-			st->order = order;
+			st->so = so;
 			rows->stage = st;
-			plan_slices(rows, &L, order, m->cxt);
+			plan_slices(rows, &so, m->cxt);
 		}
 		else
 		{
@@ -434,7 +468,9 @@ serve_rows_load(ServeModel *m, const char *part, bool scanned, int64 **ids_out,
 
 			expand_rows(&L, n, dense);
 			rows->dense = dense;
-			pfree(order);
+			pfree(so.order);
+			pfree(so.width);
+			pfree(so.mixed);
 			pfree(L.ptr);
 			pfree(L.col);
 			pfree(L.val);
