@@ -550,6 +550,21 @@ SET dsl_rec.debug_serving_kernel = avx2;
 EXECUTE big_q8_differ;
 RESET dsl_rec.debug_serving_kernel;
 DEALLOCATE big_q8_differ;
+-- the same copy built by the plain C code (loaded with the scalar kernel
+-- chosen), then scanned by each kernel
+SELECT copy_model('eval_big_sparse', 'eval_big_sparse_q8c');
+SET dsl_rec.debug_serving_kernel = scalar;
+SELECT count(*) AS loaded FROM dsl.recommend('eval_big_sparse_q8c', 1, 1);
+PREPARE big_q8c_differ AS
+SELECT current_setting('dsl_rec.debug_serving_kernel') AS kernel, count(*) AS one_differ FROM (
+    SELECT u.id, x.item_id, x.rank
+      FROM generate_series(1, 12) u(id), LATERAL dsl.recommend('eval_big_sparse_q8c', u.id, 30) x
+    EXCEPT
+    SELECT uid, iid, r FROM big_rank) d;
+EXECUTE big_q8c_differ;
+RESET dsl_rec.debug_serving_kernel;
+EXECUTE big_q8c_differ;
+DEALLOCATE big_q8c_differ;
 -- rows too wide for the slices' copy (dim 300) get the row-by-row one
 SELECT copy_model('eval_wide_sparse', 'eval_wide_sparse_q8');
 SELECT count(*) AS wide_differ FROM (

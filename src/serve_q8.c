@@ -516,8 +516,9 @@ slices_build_default(const ServeRows *r, int c, int8 *qw, float *scale,
 /*
  * The same with AVX-512 (a slice's 16 rows are one register of floats, two
  * of doubles): the same operations lane by lane, and a group's four
- * entries of each row put side by side by byte unpacks.  Built only where
- * the slices' scan runs its AVX-512 kernel (q8s_vnni()).
+ * entries of each row put side by side by byte unpacks.  Used where the
+ * slices' scan runs its AVX-512 kernel (q8s_vnni()); the bytes it writes
+ * are those of the plain C build.
  */
 /* floats 8..15 of a register (AVX-512F has no 32x8 extract) */
 DSL_TARGET("avx512f")
@@ -653,9 +654,10 @@ serve_q8_slices_build(SlicesQ8 *q, const ServeRows *r, char *dst)
 	qnorm = (float *) q->qnorm;
 	err = (float *) q->err;
 	qsum = (int32 *) q->qsum;
+	/* the plain C build too when the scan is chosen to be (tests) */
 	build = slices_build_default;
 #ifdef DSL_X86_DISPATCH
-	if (q8s_vnni())
+	if (serve_rows_kernel(r->dim) == DSL_KERNEL_AVX512 && q8s_vnni())
 		build = slices_build_avx512;
 #endif
 	for (int c = 0; c < serve_rows_slices(r); c++)
