@@ -1006,14 +1006,16 @@ else:
     w("Synthetic MF models (`test/bench/serve_scale.sql`): 1,000 users and *n* items, dim 64, each item "
       "entry stored with probability d (seeded random values, the rest zero), two seen items per user; "
       "served from the server's shared copy (dsl_rec preloaded). *load* is the first call of the first "
-      "connection (reading the rows, building the served form, sharing it), *map* the first call of a "
-      "second connection (mapping the shared copy); *served* is `dsl.serving_cache().bytes`, *stored* "
-      "the `pg_column_size` of the vectors (*load MB/s*: stored MB over load seconds); p50/p99 are warm "
+      "connection (reading the rows, building the served form, sharing it) after the rows were written "
+      "out by a `CHECKPOINT`, *map* the first call of a second connection (mapping the shared copy); "
+      "*served* is `dsl.serving_cache().bytes`, *vectors* the `pg_column_size` of the stored vectors, "
+      "*rows* that of the stored rows (each also holds a tuple header, the model id, part and entity id, "
+      "read whatever the vector's density); *load MB/s* is each over the load seconds; p50/p99 are warm "
       f"`dsl.recommend(k => 20)` latencies from {machine.get('pgbench_seconds')} s pgbench runs of a "
       "random user; *all* is `dsl.recommend_all(k => 20)` for the 1,000 users (best of two warm calls).")
     w("")
-    w("| items | d | stored item entries | stored (MB) | served (MB) | load (s) | load MB/s | map (s) | p50 1 client (ms) | p99 1 client (ms) | p50 2 clients (ms) | p50 vs dense | all (s) | all vs dense |")
-    w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    w("| items | d | stored item entries | vectors (MB) | rows (MB) | served (MB) | load (s) | load MB/s of vectors | of rows | map (s) | p50 1 client (ms) | p99 1 client (ms) | p50 2 clients (ms) | p50 vs dense | all (s) | all vs dense |")
+    w("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     keys = sorted({(int(x["n_items"]), x["density"]) for x in scale}, key=lambda k: (k[0], -float(k[1])))
     for n_items, d in keys:
         one = next((x for x in scale if int(x["n_items"]) == n_items and x["density"] == d and x["clients"] == "1"), None)
@@ -1022,9 +1024,11 @@ else:
         ld = (one or two or {}).get("load", {})
         dld = (dense or {}).get("load", {})
         stored, secs = mb(num(ld.get('stored_bytes'))), num(ld.get('load_seconds'))
-        w(f"| {n_items:,} | {d} | {big(num(ld.get('stored_item_entries')))} | {f1(stored)} "
+        rows = mb(num(ld.get('stored_row_bytes')))
+        w(f"| {n_items:,} | {d} | {big(num(ld.get('stored_item_entries')))} | {f1(stored)} | {f1(rows)} "
           f"| {f1(mb(num(ld.get('served_bytes'))))} | {f2(secs)} "
           f"| {f1(stored / secs) if stored and secs else '–'} "
+          f"| {f1(rows / secs) if rows and secs else '–'} "
           f"| {f2(num(ld.get('second_connection_seconds')))} | {f2(one['p50'] if one else None)} "
           f"| {f2(one['p99'] if one else None)} | {f2(two['p50'] if two else None)} "
           f"| {ratio(one['p50'] if one else None, dense['p50'] if dense else None)} "
