@@ -43,6 +43,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/catcache.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 
 #include "dsl_rec.h"
@@ -103,6 +104,33 @@ prepare_plans(void)
 								  " WHERE model_id OPERATOR(pg_catalog.=) $1"
 								  " ORDER BY user_id",
 								  1, id_arg);
+}
+
+/*
+ * The settings the load queries are planned and run under: a model's rows
+ * come in key order from the primary key's index, which no other plan
+ * beats for reading them all.  Without these, once the table's statistics
+ * spread over many models, the planner chose a bitmap scan and a sort of
+ * the 2M rows of a model, which doubled its load; and JIT compiled the
+ * scan's expressions for 60-200 ms per load.  Undone by
+ * load_settings_end(), or by the abort of the (sub)transaction.
+ */
+static int
+load_settings_begin(void)
+{
+	static const char *const off[] = {"enable_sort", "enable_bitmapscan", "enable_seqscan", "jit"};
+	int			nest = NewGUCNestLevel();
+
+	for (int i = 0; i < lengthof(off); i++)
+		(void) set_config_option(off[i], "off", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+	return nest;
+}
+
+static void
+load_settings_end(int nest)
+{
+	AtEOXact_GUC(true, nest);
 }
 
 /* what the rows of a part are handed to, as the executor produces them */
@@ -197,6 +225,7 @@ serve_scan_part_dim(ServeModel *m, const char *part, int dim, ServePartRow row, 
 	SPIExecuteOptions opts;
 	ParamListInfo params = makeParamList(2);
 	int64		hint = 0;
+	int			nest;
 
 	if (strcmp(part, "user") == 0)
 		hint = m->stored_users;
@@ -233,8 +262,10 @@ serve_scan_part_dim(ServeModel *m, const char *part, int dim, ServePartRow row, 
 	opts.read_only = true;
 	opts.dest = (DestReceiver *) &d;
 	/* a SELECT into a DestNone receiver reports SPI_OK_UTILITY */
+	nest = load_settings_begin();
 	if (SPI_execute_plan_extended(plan_params, &opts) < 0)
 		elog(ERROR, "could not read the %s rows of model \"%s\"", part, m->name);
+	load_settings_end(nest);
 	MemoryContextDelete(d.rowcxt);
 	return d.n;
 }
@@ -267,6 +298,7 @@ load_seen(ServeModel *m)
 	int64		cap = 1024;
 	int64		len = 0;
 	int			next_user = 0;	/* rows of users before this are closed */
+	int			nest;
 	Portal		portal;
 	MemoryContext rowcxt;
 	MemoryContext oldcxt;
@@ -278,6 +310,7 @@ load_seen(ServeModel *m)
 	args[0] = Int64GetDatum(m->model_id);
 	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "dsl_rec seen rows",
 								   ALLOCSET_DEFAULT_SIZES);
+	nest = load_settings_begin();
 	portal = SPI_cursor_open(NULL, plan_seen, args, NULL, true);
 	for (;;)
 	{
@@ -331,6 +364,7 @@ load_seen(ServeModel *m)
 		CHECK_FOR_INTERRUPTS();
 	}
 	SPI_cursor_close(portal);
+	load_settings_end(nest);
 	MemoryContextDelete(rowcxt);
 	while (next_user < m->n_users)
 		ptr[++next_user] = len;
