@@ -261,6 +261,31 @@ SELECT serve_fixture('serve_bad',
 SELECT * FROM dsl.recommend('serve_bad', 1);
 \echo :LAST_ERROR_SQLSTATE
 
-DELETE FROM dsl.models WHERE name IN ('serve_fx', 'serve_swap', 'serve_bad', 'serve_rnd');
+-- A load reads the rows under settings of its own (the primary key's index,
+-- no sort), whatever the session's, and gives the session's back.
+SELECT serve_fixture('serve_plan',
+    ARRAY['1', '{1:1}/3'],
+    ARRAY['7', '{1:3}/3', '8', '{1:2}/3', '9', '{1:-1}/3'],
+    ARRAY['1', '{8}']) > 0 AS created;
+SET enable_indexscan = off;
+SET enable_sort = on;
+BEGIN;
+SELECT * FROM dsl.recommend('serve_plan', 1);
+-- (in the same transaction: its end would undo what a load left set)
+SELECT current_setting('enable_indexscan') AS indexscan, current_setting('enable_sort') AS sort,
+       current_setting('enable_seqscan') AS seqscan, current_setting('jit') AS jit;
+COMMIT;
+RESET enable_indexscan;
+-- and after a load that failed while reading the rows
+SELECT serve_fixture('serve_plan2',
+    ARRAY['1', '{1:1}/3'],
+    ARRAY['7', '{1:1}/2'],
+    ARRAY[]::text[]) > 0 AS created;
+SELECT * FROM dsl.recommend('serve_plan2', 1);
+SELECT current_setting('enable_sort') AS sort_after_failed_load;
+RESET enable_sort;
+
+DELETE FROM dsl.models WHERE name IN ('serve_fx', 'serve_swap', 'serve_bad', 'serve_rnd', 'serve_plan',
+                                      'serve_plan2');
 SELECT * FROM dsl.recommend('serve_fx', 10);
 DROP FUNCTION serve_fixture(text, text[], text[], text[]);

@@ -109,7 +109,7 @@ prepare_plans(void)
 /*
  * The settings the load queries are planned and run under: a model's rows
  * come in key order from the primary key's index, which no other plan
- * beats for reading them all.  Without these, once the table's statistics
+ * beats for reading them all (whatever the session's own settings).  Without these, once the table's statistics
  * spread over many models, the planner chose a bitmap scan and a sort of
  * the 2M rows of a model, which doubled its load; and JIT compiled the
  * scan's expressions for 60-200 ms per load.  Undone by
@@ -118,11 +118,15 @@ prepare_plans(void)
 static int
 load_settings_begin(void)
 {
-	static const char *const off[] = {"enable_sort", "enable_bitmapscan", "enable_seqscan", "jit"};
+	static const char *const set[][2] = {
+		{"enable_indexscan", "on"}, {"enable_sort", "off"},
+		{"enable_bitmapscan", "off"}, {"enable_seqscan", "off"}, {"jit", "off"}
+	};
 	int			nest = NewGUCNestLevel();
 
-	for (int i = 0; i < lengthof(off); i++)
-		(void) set_config_option(off[i], "off", PGC_USERSET, PGC_S_SESSION,
+	/* GUC_ACTION_SAVE: allowed in parallel mode too (a leader's) */
+	for (int i = 0; i < lengthof(set); i++)
+		(void) set_config_option(set[i][0], set[i][1], PGC_USERSET, PGC_S_SESSION,
 								 GUC_ACTION_SAVE, true, 0, false);
 	return nest;
 }
