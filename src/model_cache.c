@@ -107,13 +107,13 @@ prepare_plans(void)
 }
 
 /*
- * The settings the load queries are planned and run under: a model's rows
- * come in key order from the primary key's index, which no other plan
- * beats for reading them all (whatever the session's own settings).  Without these, once the table's statistics
- * spread over many models, the planner chose a bitmap scan and a sort of
- * the 2M rows of a model, which doubled its load; and JIT compiled the
- * scan's expressions for 60-200 ms per load.  Undone by
- * load_settings_end(), or by the abort of the (sub)transaction.
+ * The settings the load queries are planned and run under, whatever the
+ * session's own: a model's rows come in key order from the primary key's
+ * index, which no other plan beats for reading them all.  Without these,
+ * once the table's statistics spread over many models, the planner chose a
+ * bitmap scan and a sort of the 2M rows of a model, which doubled its
+ * load; and JIT compiled the scan's expressions for 60-200 ms per load.
+ * Undone by load_settings_end(), or by the abort of the (sub)transaction.
  */
 static int
 load_settings_begin(void)
