@@ -513,13 +513,6 @@ slices_build_default(const ServeRows *r, int c, int8 *qw, float *scale,
 }
 
 #ifdef DSL_X86_DISPATCH
-/*
- * The same with AVX-512 (a slice's 16 rows are one register of floats, two
- * of doubles): the same operations lane by lane, and a group's four
- * entries of each row put side by side by byte unpacks.  Used where the
- * slices' scan runs its AVX-512 kernel (q8s_vnni()); the bytes it writes
- * are those of the plain C build.
- */
 /* floats 8..15 of a register (AVX-512F has no 32x8 extract) */
 DSL_TARGET("avx512f")
 static inline __m256
@@ -528,6 +521,13 @@ high_half(__m512 v)
 	return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
 }
 
+/*
+ * The same with AVX-512 (a slice's 16 rows are one register of floats, two
+ * of doubles): the same operations lane by lane, and a group's four
+ * entries of each row put side by side by byte unpacks.  Used where the
+ * slices' scan runs its AVX-512 kernel (q8s_vnni()); the bytes it writes
+ * are those of the plain C build.
+ */
 DSL_TARGET("avx512f,avx512bw")
 static void
 slices_build_avx512(const ServeRows *r, int c, int8 *qw, float *scale,
