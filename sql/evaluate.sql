@@ -367,6 +367,10 @@ SELECT p.part, id, (SELECT array_agg(CASE WHEN hashint4(id * 8 + d) % 5 = 0
                       FROM generate_series(1, 8) d)::real[] AS v
   FROM (VALUES ('user', 12), ('item', 9000)) p(part, n), generate_series(1, p.n) id;
 UPDATE big_vec SET v = ARRAY[1, 1, 1, 1, 1, 1, 1, 1]::real[] WHERE part = 'user' AND id = 1;
+-- user 2 scores every item below 0 but the empty rows: its top 30 are ties
+-- at 0, where the last slice's padding (9000 is not a multiple of 16) would
+-- tie too if the scan took it for rows
+UPDATE big_vec SET v = ARRAY[-1, -1, -1, -1, -1, -1, -1, -1]::real[] WHERE part = 'user' AND id = 2;
 CREATE TABLE big_seen AS
 SELECT u AS uid, i AS iid FROM generate_series(1, 12) u, generate_series(1, 9000) i
  WHERE hashint4(u * 9001 + i) % 300 = 0;

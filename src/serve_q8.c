@@ -5,6 +5,8 @@
 
 #include <math.h>
 
+#include "port/pg_bitutils.h"
+
 #include "cpu.h"
 #include "dsl_rec.h"
 #include "serve_q8.h"
@@ -682,11 +684,13 @@ slice_bterm(const SlicesQuery *x, const SlicesQ8 *q, int c)
 
 /*
  * The intervals of slices c0..c1-1 into lo and hi (position order from c0's
- * first): xq . q = xu . q - qsum
+ * first): xq . q = xu . q - qsum; and per slice, in cand, the bits of its
+ * rows whose hi reaches floor (the top-k's floor when the block began: it
+ * only rises, so the rows left out could not get in).
  */
 static void
 slices_bounds_default(const ServeRows *r, const SlicesQuery *x, int c0, int c1,
-					  float *lo, float *hi)
+					  float floor, float *lo, float *hi, uint16 *cand)
 {
 	const SlicesQ8 *q = &r->q8s;
 
@@ -706,6 +710,10 @@ slices_bounds_default(const ServeRows *r, const SlicesQuery *x, int c0, int c1,
 			q8_interval(x->sx, q->scale[c * SLICE + l], s - q->qsum[c * SLICE + l], bterm,
 						lo + j, hi + j);
 		}
+		cand[c - c0] = 0;
+		for (int l = 0; l < SLICE; l++)
+			if (hi[(c - c0) * SLICE + l] >= floor)
+				cand[c - c0] |= (uint16) (1 << l);
 	}
 }
 
@@ -722,14 +730,15 @@ slices_bounds_default(const ServeRows *r, const SlicesQuery *x, int c0, int c1,
 DSL_TARGET("avx512f,avx512bw,avx512vbmi,avx512vnni")
 static void
 slices_bounds_vnni(const ServeRows *r, const SlicesQuery *x, int c0, int c1,
-				   float *lo, float *hi)
+				   float floor, float *lo, float *hi, uint16 *cand)
 {
 	const SlicesQ8 *q = &r->q8s;
 	uint8		order[64];
 	__m512i		to_rows,
 				xv = _mm512_loadu_si512(x->xu);
 	const __m512 sx = _mm512_set1_ps(x->sx),
-				margin = _mm512_set1_ps(0x1p-20f);
+				margin = _mm512_set1_ps(0x1p-20f),
+				fv = _mm512_set1_ps(floor);
 
 	/* byte l * 4 + t of a group is entry t of row l: column byte t * 16 + l */
 	for (int l = 0; l < SLICE; l++)
@@ -758,7 +767,9 @@ slices_bounds_vnni(const ServeRows *r, const SlicesQuery *x, int c0, int c1,
 		b = _mm512_set1_ps(slice_bterm(x, q, c));
 		b = _mm512_add_ps(b, _mm512_mul_ps(margin, _mm512_add_ps(_mm512_abs_ps(a), b)));
 		_mm512_storeu_ps(lo + (c - c0) * SLICE, _mm512_sub_ps(a, b));
-		_mm512_storeu_ps(hi + (c - c0) * SLICE, _mm512_add_ps(a, b));
+		b = _mm512_add_ps(a, b);
+		_mm512_storeu_ps(hi + (c - c0) * SLICE, b);
+		cand[c - c0] = _mm512_cmp_ps_mask(b, fv, _CMP_GE_OQ);
 	}
 }
 #endif
@@ -774,6 +785,7 @@ serve_q8_slices_rank(const ServeRows *r, const float *x, double x_norm, const in
 	int8		xq[64];
 	float		lo[Q8S_BLOCK * SLICE],
 				hi[Q8S_BLOCK * SLICE];
+	uint16		cand[Q8S_BLOCK];
 	bool		vnni = false;
 	TopKNear	t;
 
@@ -796,13 +808,22 @@ serve_q8_slices_rank(const ServeRows *r, const float *x, double x_norm, const in
 
 #ifdef DSL_X86_DISPATCH
 		if (vnni)
-			slices_bounds_vnni(r, &qx, c0, c1, lo, hi);
+			slices_bounds_vnni(r, &qx, c0, c1, t.floor, lo, hi, cand);
 		else
 #endif
-			slices_bounds_default(r, &qx, c0, c1, lo, hi);
+			slices_bounds_default(r, &qx, c0, c1, t.floor, lo, hi, cand);
+		/* skipped rows and the last slice's padding are no candidates */
 		for (; *skip < p0 + n; skip++)
-			lo[*skip - p0] = hi[*skip - p0] = NAN;
-		topk_near_scan_interval(&t, lo, hi, n, p0, r->row + p0);
+			cand[(*skip - p0) / SLICE] &= (uint16) ~(1 << ((*skip - p0) % SLICE));
+		if (n < (c1 - c0) * SLICE)
+			cand[n / SLICE] &= (uint16) ((1 << (n % SLICE)) - 1);
+		for (int c = 0; c < c1 - c0; c++)
+			for (uint32 m = cand[c]; m != 0; m &= m - 1)
+			{
+				int			j = c * SLICE + pg_rightmost_one_pos32(m);
+
+				topk_near_offer_interval(&t, lo[j], hi[j], r->row[p0 + j]);
+			}
 	}
 	topk_near_offer_exact(&t, exact, arg, h);
 	topk_near_free(&t);
