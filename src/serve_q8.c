@@ -685,12 +685,12 @@ slice_bterm(const SlicesQuery *x, const SlicesQ8 *q, int c)
 /*
  * The intervals of slices c0..c1-1 into lo and hi (position order from c0's
  * first): xq . q = xu . q - qsum; and per slice, in cand, the bits of its
- * rows whose hi reaches floor (the top-k's floor when the block began: it
- * only rises, so the rows left out could not get in).
+ * rows whose hi reaches top_floor (the top-k's floor when the block began:
+ * it only rises, so the rows left out could not get in).
  */
 static void
 slices_bounds_default(const ServeRows *r, const SlicesQuery *x, int c0, int c1,
-					  float floor, float *lo, float *hi, uint16 *cand)
+					  float top_floor, float *lo, float *hi, uint16 *cand)
 {
 	const SlicesQ8 *q = &r->q8s;
 
@@ -712,7 +712,7 @@ slices_bounds_default(const ServeRows *r, const SlicesQuery *x, int c0, int c1,
 		}
 		cand[c - c0] = 0;
 		for (int l = 0; l < SLICE; l++)
-			if (hi[(c - c0) * SLICE + l] >= floor)
+			if (hi[(c - c0) * SLICE + l] >= top_floor)
 				cand[c - c0] |= (uint16) (1 << l);
 	}
 }
@@ -730,7 +730,7 @@ slices_bounds_default(const ServeRows *r, const SlicesQuery *x, int c0, int c1,
 DSL_TARGET("avx512f,avx512bw,avx512vbmi,avx512vnni")
 static void
 slices_bounds_vnni(const ServeRows *r, const SlicesQuery *x, int c0, int c1,
-				   float floor, float *lo, float *hi, uint16 *cand)
+				   float top_floor, float *lo, float *hi, uint16 *cand)
 {
 	const SlicesQ8 *q = &r->q8s;
 	uint8		order[64];
@@ -738,7 +738,7 @@ slices_bounds_vnni(const ServeRows *r, const SlicesQuery *x, int c0, int c1,
 				xv = _mm512_loadu_si512(x->xu);
 	const __m512 sx = _mm512_set1_ps(x->sx),
 				margin = _mm512_set1_ps(0x1p-20f),
-				fv = _mm512_set1_ps(floor);
+				fv = _mm512_set1_ps(top_floor);
 
 	/* byte l * 4 + t of a group is entry t of row l: column byte t * 16 + l */
 	for (int l = 0; l < SLICE; l++)
