@@ -25,34 +25,27 @@
 #define SCAN_CHUNK		16
 
 /*
- * Does any of c[0..SCAN_CHUNK-1] exceed f (or reach it, with or_equal)?  NaN
- * never does.  Independent comparisons: a running max over the chunk was one
- * chain of dependent instructions, a tenth of a sparse catalogue's scan.
+ * Does any of c[0..SCAN_CHUNK-1] reach f?  NaN never does.  A chunk that
+ * passes is looked at entry by entry, with the caller's own comparison.
+ * Independent comparisons: a running max over the chunk was one chain of
+ * dependent instructions, a tenth of a sparse catalogue's scan.
  */
 static inline bool
-chunk_any_above(const float *c, float f, bool or_equal)
+chunk_any_reaches(const float *c, float f)
 {
 #ifdef __SSE2__
-	__m128		fv = _mm_set1_ps(f),
-				m;
+	__m128		fv = _mm_set1_ps(f);
 
-	StaticAssertStmt(SCAN_CHUNK == 16, "chunk_any_above() compares 16 floats");
-	if (or_equal)
-		m = _mm_or_ps(_mm_or_ps(_mm_cmpge_ps(_mm_loadu_ps(c), fv),
-								_mm_cmpge_ps(_mm_loadu_ps(c + 4), fv)),
-					  _mm_or_ps(_mm_cmpge_ps(_mm_loadu_ps(c + 8), fv),
-								_mm_cmpge_ps(_mm_loadu_ps(c + 12), fv)));
-	else
-		m = _mm_or_ps(_mm_or_ps(_mm_cmpgt_ps(_mm_loadu_ps(c), fv),
-								_mm_cmpgt_ps(_mm_loadu_ps(c + 4), fv)),
-					  _mm_or_ps(_mm_cmpgt_ps(_mm_loadu_ps(c + 8), fv),
-								_mm_cmpgt_ps(_mm_loadu_ps(c + 12), fv)));
-	return _mm_movemask_ps(m) != 0;
+	StaticAssertStmt(SCAN_CHUNK == 16, "chunk_any_reaches() compares 16 floats");
+	return _mm_movemask_ps(_mm_or_ps(_mm_or_ps(_mm_cmpge_ps(_mm_loadu_ps(c), fv),
+											   _mm_cmpge_ps(_mm_loadu_ps(c + 4), fv)),
+									 _mm_or_ps(_mm_cmpge_ps(_mm_loadu_ps(c + 8), fv),
+											   _mm_cmpge_ps(_mm_loadu_ps(c + 12), fv)))) != 0;
 #else
 	int			any = 0;
 
 	for (int x = 0; x < SCAN_CHUNK; x++)
-		any |= or_equal ? c[x] >= f : c[x] > f;
+		any |= c[x] >= f;
 	return any != 0;
 #endif
 }
@@ -154,7 +147,7 @@ topk_scan(TopK *h, const float *scores, int n, int32 base)
 	{
 		const float *c = scores + j;
 
-		if (!chunk_any_above(c, thr, false))
+		if (!chunk_any_reaches(c, thr))
 			continue;
 		for (int t = 0; t < SCAN_CHUNK; t++)
 		{
@@ -372,7 +365,7 @@ topk_near_scan_interval(TopKNear *t, const float *lo, const float *hi, int n, in
 	{
 		const float *c = hi + j;
 
-		if (!chunk_any_above(c, t->floor, true))
+		if (!chunk_any_reaches(c, t->floor))
 			continue;
 		for (int x = 0; x < SCAN_CHUNK; x++)
 			topk_near_offer_interval(t, lo[j + x], c[x], map ? map[j + x] : base + j + x);
