@@ -41,6 +41,15 @@
 #define DSL_AUTO_HORIZON 30
 
 /*
+ * When the doubled schedule would end past max_seconds, the longest
+ * schedule that ends within it is begun instead, if it adds at least a
+ * quarter of the epochs run; it is planned on this share of the time left
+ * (the epoch time is the first phase's mean, and the schedule ends with a
+ * validation).
+ */
+#define DSL_AUTO_FIT_SHARE 0.9
+
+/*
  * A sparse model (density < 1) is not stopped by that rule before a
  * schedule of this many epochs: its early schedules can gain little right
  * before a large gain, as exploration gets longer (measured: Last.fm,
@@ -435,7 +444,8 @@ validate(Training *t, int epoch, bool time_up, EvalMetrics *m)
 	 * long (redrawn, so lr and zeta rise again to where that schedule would
 	 * be) while a schedule's best validation recall beat the previous one's
 	 * by DSL_AUTO_MIN_GAIN; otherwise stop.  max_seconds bounds the whole
-	 * call: a longer schedule that would end past it is not begun.  The
+	 * call: a doubled schedule that would end past it is not begun, but the
+	 * longest that ends within it is, if long enough (DSL_AUTO_FIT_SHARE).  The
 	 * refit is not counted here: a longer schedule gains more than a refit
 	 * where time is short (large data, where the hold-out is a small share
 	 * of the pairs), and the refit runs afterwards only if it fits.
@@ -447,13 +457,24 @@ validate(Training *t, int epoch, bool time_up, EvalMetrics *m)
 			(next - epoch) * epoch_seconds(t, t->train);
 		bool		paid = t->best_recall > t->prev_best * (1.0 + DSL_AUTO_MIN_GAIN);
 		bool		too_soon = a->density < 1.0 && epoch < DSL_AUTO_SPARSE_MIN_EPOCHS;
+		int64		fit = 0;
+
+		if (end > a->max_seconds)
+		{
+			double		left = a->max_seconds - elapsed_since(t->t_start);
+
+			fit = epoch + (int64) floor(DSL_AUTO_FIT_SHARE * Max(left, 0.0) /
+										Max(epoch_seconds(t, t->train), 1e-9));
+			if (fit < epoch + (epoch + 3) / 4)
+				fit = 0;		/* too short to be worth a schedule */
+		}
 
 		if (!paid && !too_soon)
 		{
 			stop = true;		/* the last schedule did not pay */
 			t->stop_gain = t->prev_best > 0 ? t->best_recall / t->prev_best - 1.0 : 0.0;
 		}
-		else if (end > a->max_seconds)
+		else if (end > a->max_seconds && fit == 0)
 		{
 			stop = true;		/* it paid (or was too soon), but the next would overrun */
 			t->stop_end = end;
@@ -462,11 +483,15 @@ validate(Training *t, int epoch, bool time_up, EvalMetrics *m)
 		}
 		else
 		{
+			if (fit > 0)
+				next = fit;		/* the longest that ends in time */
 			ereport(NOTICE,
-					(errmsg("model \"%s\": validation recall@%d %.4f after a schedule of %d epochs%s; continuing over one of %lld epochs%s",
+					(errmsg("model \"%s\": validation recall@%d %.4f after a schedule of %d epochs%s; continuing over one of %lld epochs%s%s",
 							a->name, a->k, t->best_recall, epoch,
 							t->prev_best > 0 ? psprintf(" (%.4f after the one before)", t->prev_best) : "",
 							(long long) next,
+							fit > 0 ? psprintf(", the longest that ends within the time limit of %g s (option max_seconds)",
+											   a->max_seconds) : "",
 							paid ? "" : psprintf(" (a sparse model trains at least %d epochs)",
 												 DSL_AUTO_SPARSE_MIN_EPOCHS))));
 			t->prev_best = t->best_recall;
