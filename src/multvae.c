@@ -79,13 +79,13 @@ enum
 #define VAE_MID_CHUNKS 8
 /*
  * A block of W4 sparser than this is multiplied over its stored entries
- * (sparse_block.h) rather than densified for sgemm: in the forward product,
- * and below the second bound in the backward ones too (measured crossovers
- * on the ML-1M shapes, docs/multvae.md); a round's step keeps the dense
- * backward, which gives the whole gradient
+ * (sparse_block.h) rather than densified for dense_block_gemm: in the
+ * forward product, and below the second bound in the backward ones too
+ * (measured crossovers on the ML-1M shapes, docs/multvae.md); a round's
+ * step keeps the dense backward, which gives the whole gradient
  */
 #define VAE_SPARSE_FWD 0.6
-#define VAE_SPARSE_BWD 0.35
+#define VAE_SPARSE_BWD 0.25
 /*
  * growth_batches NULL: the output layer's regrowth gradient is summed over
  * this many steps before a round (at most the interval; regrowth_window)
