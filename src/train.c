@@ -445,10 +445,10 @@ validate(Training *t, int epoch, bool time_up, EvalMetrics *m)
 	 * be) while a schedule's best validation recall beat the previous one's
 	 * by DSL_AUTO_MIN_GAIN; otherwise stop.  max_seconds bounds the whole
 	 * call: a doubled schedule that would end past it is not begun, but the
-	 * longest that ends within it is, if long enough (DSL_AUTO_FIT_SHARE).  The
-	 * refit is not counted here: a longer schedule gains more than a refit
-	 * where time is short (large data, where the hold-out is a small share
-	 * of the pairs), and the refit runs afterwards only if it fits.
+	 * longest that ends within it is, if long enough (DSL_AUTO_FIT_SHARE).
+	 * The refit is not counted here: a longer schedule gains more than a
+	 * refit where time is short (large data, where the hold-out is a small
+	 * share of the pairs), and the refit runs afterwards only if it fits.
 	 */
 	if (a->epochs == 0 && !stop && !time_up && epoch == t->horizon && epoch < t->max_epochs)
 	{
