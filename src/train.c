@@ -453,18 +453,17 @@ validate(Training *t, int epoch, bool time_up, EvalMetrics *m)
 	if (a->epochs == 0 && !stop && !time_up && epoch == t->horizon && epoch < t->max_epochs)
 	{
 		int64		next = Min((int64) t->max_epochs, t->horizon * 2);
-		double		end = elapsed_since(t->t_start) +
-			(next - epoch) * epoch_seconds(t, t->train);
+		double		now = elapsed_since(t->t_start);
+		double		per_epoch = epoch_seconds(t, t->train);
+		double		end = now + (next - epoch) * per_epoch;
 		bool		paid = t->best_recall > t->prev_best * (1.0 + DSL_AUTO_MIN_GAIN);
 		bool		too_soon = a->density < 1.0 && epoch < DSL_AUTO_SPARSE_MIN_EPOCHS;
 		int64		fit = 0;
 
 		if (end > a->max_seconds)
 		{
-			double		left = a->max_seconds - elapsed_since(t->t_start);
-
-			fit = epoch + (int64) floor(DSL_AUTO_FIT_SHARE * Max(left, 0.0) /
-										Max(epoch_seconds(t, t->train), 1e-9));
+			fit = epoch + (int64) floor(DSL_AUTO_FIT_SHARE * Max(a->max_seconds - now, 0.0) /
+										Max(per_epoch, 1e-9));
 			if (fit < epoch + (epoch + 3) / 4)
 				fit = 0;		/* too short to be worth a schedule */
 		}
