@@ -15,6 +15,7 @@ PG_MODULE_MAGIC;
 
 int			dsl_threads = 2;
 bool		dsl_progress = true;
+double		dsl_debug_epoch_seconds = 0;
 int			dsl_serving_kernel = DSL_KERNEL_AUTO;
 int			dsl_serving_prescore = DSL_PRESCORE_AUTO;
 
@@ -54,6 +55,15 @@ _PG_init(void)
 							 true,
 							 PGC_USERSET,
 							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomRealVariable("dsl_rec.debug_epoch_seconds",
+							 "Seconds that each training epoch counts for against max_seconds, instead of the time it takes (a developer option, for tests).",
+							 "0 uses the wall clock. Otherwise dsl.train() decides what fits in max_seconds as if an epoch on the training pairs took this long (an epoch of the refit in proportion to its pairs) and nothing else took any time.",
+							 &dsl_debug_epoch_seconds,
+							 0, 0, 1e6,
+							 PGC_USERSET,
+							 GUC_NOT_IN_SAMPLE | GUC_UNIT_S,
 							 NULL, NULL, NULL);
 
 	DefineCustomEnumVariable("dsl_rec.debug_serving_kernel",

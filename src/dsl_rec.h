@@ -13,6 +13,13 @@ extern int	dsl_threads;
 extern bool dsl_progress;
 
 /*
+ * dsl_rec.debug_epoch_seconds: > 0 replaces the wall clock that max_seconds
+ * bounds in dsl.train() by one that advances this much per epoch on the
+ * training pairs (train.c), so that tests can reproduce its decisions
+ */
+extern double dsl_debug_epoch_seconds;
+
+/*
  * dsl_rec.debug_serving_kernel: which float32 kernel scores sparse served
  * rows (serve_rows.c): the best the CPU has, or a named one, for tests
  */

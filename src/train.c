@@ -63,6 +63,10 @@ typedef struct Training
 	TrainArgs	a;
 	ReturnSetInfo *rsinfo;
 	instr_time	t_start;
+	double		sim_epoch_secs; /* > 0: the clock max_seconds bounds is
+								 * simulated (dsl_rec.debug_epoch_seconds) */
+	double		sim_clock;		/* its seconds since the call began */
+	const Interactions *phase_pairs;	/* the pairs the model trains on */
 	Size		limit;			/* maintenance_work_mem in bytes */
 	MemoryContext train_ctx;	/* everything of the call */
 	MemoryContext phase_ctx;	/* the model of this phase */
@@ -99,6 +103,17 @@ elapsed_since(instr_time start)
 	INSTR_TIME_SET_CURRENT(now);
 	INSTR_TIME_SUBTRACT(now, start);
 	return INSTR_TIME_GET_DOUBLE(now);
+}
+
+/*
+ * Seconds since the call began, on the clock that max_seconds bounds: the
+ * wall clock, or with dsl_rec.debug_epoch_seconds one on which only epochs
+ * take time.
+ */
+static double
+train_clock(const Training *t)
+{
+	return t->sim_epoch_secs > 0 ? t->sim_clock : elapsed_since(t->t_start);
 }
 
 /*
@@ -330,6 +345,7 @@ start_model(Training *t, const Interactions *pairs)
 	}
 	t->phase_ctx = AllocSetContextCreate(t->train_ctx, "dsl_rec model", ALLOCSET_DEFAULT_SIZES);
 	MemoryContextSwitchTo(t->phase_ctx);
+	t->phase_pairs = pairs;
 	n_tensors = plan_tensors(t, pairs, shapes, budgets);
 	dsl_engine_init(&t->engine, &t->cfg, budgets, n_tensors);
 	t->model = t->a.ops->create(&t->engine, pairs, &t->a.params);
@@ -347,6 +363,13 @@ train_epoch(Training *t, int epoch, double *secs)
 	INSTR_TIME_SET_CURRENT(t_epoch);
 	loss = t->a.ops->train_epoch(t->model);
 	*secs = elapsed_since(t_epoch);
+	if (t->sim_epoch_secs > 0)
+	{
+		/* the refit's epochs count in proportion to their pairs */
+		*secs = t->sim_epoch_secs * (double) t->phase_pairs->n_pairs /
+			(double) Max(t->train->n_pairs, 1);
+		t->sim_clock += *secs;
+	}
 	t->epoch_secs += *secs;
 	dsl_mem_note();
 	check_diverged(&t->a, epoch, loss);
@@ -453,7 +476,7 @@ validate(Training *t, int epoch, bool time_up, EvalMetrics *m)
 	if (a->epochs == 0 && !stop && !time_up && epoch == t->horizon && epoch < t->max_epochs)
 	{
 		int64		next = Min((int64) t->max_epochs, t->horizon * 2);
-		double		now = elapsed_since(t->t_start);
+		double		now = train_clock(t);
 		double		per_epoch = epoch_seconds(t, t->train);
 		double		end = now + (next - epoch) * per_epoch;
 		bool		paid = t->best_recall > t->prev_best * (1.0 + DSL_AUTO_MIN_GAIN);
@@ -517,7 +540,7 @@ run_epochs(Training *t)
 		double		loss = train_epoch(t, epoch, &secs);
 		EvalMetrics m;
 		bool		evaluated = false;
-		bool		time_up = a->epochs == 0 && elapsed_since(t->t_start) >= a->max_seconds;
+		bool		time_up = a->epochs == 0 && train_clock(t) >= a->max_seconds;
 		bool		stop = false;
 
 		if (t->val != NULL && (epoch == t->max_epochs || time_up ||
@@ -634,6 +657,7 @@ dsl_train(PG_FUNCTION_ARGS)
 	t->best_recall = -1;
 	dsl_train_parse_args(fcinfo, a);
 	INSTR_TIME_SET_CURRENT(t->t_start);
+	t->sim_epoch_secs = dsl_debug_epoch_seconds;
 	guc_level = model_tables_write_begin(&distributed);
 
 	old_id = dsl_train_claim_name(a, &old_owner);
@@ -673,7 +697,7 @@ dsl_train(PG_FUNCTION_ARGS)
 	 */
 	if (refit_planned(t) && t->out.best_epoch > 0 && !t->time_stopped)
 	{
-		double		end = elapsed_since(t->t_start) +
+		double		end = train_clock(t) +
 			t->out.best_epoch * epoch_seconds(t, t->data);
 
 		if (end <= a->max_seconds)

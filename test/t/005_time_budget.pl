@@ -1,20 +1,16 @@
-# max_seconds bounds the whole dsl.train call of the stopping rule: a doubled
-# schedule that would end past the limit is not begun, the longest schedule
-# that ends within it is begun instead when it adds at least a quarter of
-# the epochs run, and the refit runs only if it fits in the time left.
+# max_seconds bounds the whole dsl.train call of the stopping rule: the limit
+# hit mid-schedule stops it there; a doubled schedule that would end past
+# the limit is not begun; the longest schedule that ends within it is begun
+# instead when it adds at least a quarter of the epochs run; the refit runs
+# only if it fits in the time left.
 #
-# The limit is a multiple of what the stopping rule's first schedule (30
-# epochs on the training pairs less the hold-out, validated at its end)
-# took just before, in the same test: at 1.15 times, the first schedule
-# should end before the limit and neither the next one (to 60 epochs) nor
-# a quarter more epochs fit in what is left; at 1.6 times, 60 epochs do not
-# fit but a schedule of about 45 does.  That holds while the two runs'
-# speeds stay within about 15 % (1.15) or 20 % (1.6) of each other, and
-# this VM's runs of the same call differ by up to 2x from one minute to the
-# next.  So an attempt whose run took another path (the limit hit
-# mid-schedule, or another schedule begun) is reported and retried, at most
-# 6 times; its NOTICEs must still say what was decided.  Nothing here
-# asserts a time.
+# Which of these happens depends on how long epochs take, and this VM's
+# runs of the same call differ by up to 2x from one minute to the next.  So
+# the decisions are checked on the clock of dsl_rec.debug_epoch_seconds = 1,
+# on which an epoch on the training pairs takes exactly one second (an
+# epoch of the refit in proportion to its pairs) and nothing else takes
+# any time; the wall clock is checked once, where no speed can change the
+# outcome.  Nothing here asserts a time.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -30,86 +26,84 @@ $node->start;
 
 $node->safe_psql('postgres', 'CREATE EXTENSION dsl_rec;' . big_sql());
 
-# a first training warms the server (its threads, the table's pages): timed
-# cold, the measure below ran more than 1.4 times as long as the same epochs
-# later in the test, and the limit let a second schedule begin
-$node->safe_psql('postgres', q{
-	SET dsl_rec.progress = off;
-	SELECT count(*) FROM dsl.train('warmup', 'big', dim => 8, epochs => 3, seed => 1)});
-
-# what was decided at the end of a schedule, whichever path a run took
-my $said = qr/stopping at the time limit of [0-9.e+-]+ s \(option max_seconds\); keeping epoch \d+, without a refit|stopping after \d+ epochs: (validation still improved|the last schedule improved validation recall@\d+ by [0-9.]+% \(less than 2%\)), but a schedule of \d+ epochs would end about \d+ s after the call began, past the time limit|continuing over one of \d+ epochs/;
-
-# the stopping rule under max_seconds = factor x the first schedule's time,
-# retried until the run takes the planned path (matches $planned)
-sub budget_run
+# dsl.train under the stopping rule with these options, on the simulated
+# clock unless $wall; returns its NOTICEs, the stored epochs, best epoch
+# and refit epochs ('none' without a refit), and the seconds of its result
+# rows (one string)
+sub budget_train
 {
-	my ($factor, $name, $planned) = @_;
-	my ($t30, $ret, $out, $err);
-
-	for my $attempt (1 .. 6)
-	{
-		# what the first schedule of the stopping rule takes here: the same
-		# call stopped after it (max_epochs 30, no refit; reading included)
-		$t30 = $node->safe_psql('postgres', q{
-			SET dsl_rec.progress = off;
-			SELECT count(*) FROM dsl.train('first30', 'big', dim => 8, seed => 1, replace => true,
-			                               options => '{"max_epochs": 30, "refit": false}');
-			SELECT train_seconds FROM dsl.models WHERE name = 'first30'});
-		$t30 = (split /\n/, $t30)[-1];
-		my $limit = $factor * $t30;
-		($ret, $out, $err) = $node->psql('postgres', qq{
-			SET dsl_rec.progress = off;
-			SELECT count(*) FROM dsl.train('$name', 'big', dim => 8, seed => 1, replace => true,
-			                               options => '{"max_seconds": $limit}');
-			SELECT epochs, best_epoch, hyperparams->>'refit' FROM dsl.models WHERE name = '$name'});
-		last if $ret != 0 || $err =~ $planned;
-		like($err, $said,
-			"$name, attempt $attempt (the first schedule took $t30 s) took another path, and said so; retried");
-	}
-	cmp_ok($t30, '>', 0, "$name: the first schedule (30 epochs) took $t30 s");
-	is($ret, 0, "$name: the stopping rule under a time limit trains and stores a model");
-	like($err, $planned, "$name: the planned decision was taken");
-	unlike($err, qr/stopping at the time limit/, "$name: the limit itself is never hit mid-schedule");
-	return ($out, $err);
+	my ($name, $options, $wall) = @_;
+	my $clock = $wall ? '' : 'SET dsl_rec.debug_epoch_seconds = 1;';
+	my ($ret, $out, $err) = $node->psql('postgres', qq{
+		SET dsl_rec.progress = off;
+		$clock
+		CREATE TEMP TABLE rows_$name AS
+		SELECT * FROM dsl.train('$name', 'big', dim => 8, seed => 1, options => '$options');
+		SELECT epochs, best_epoch, coalesce(hyperparams->>'refit_epochs', 'none') FROM dsl.models WHERE name = '$name';
+		SELECT string_agg(seconds::text, ' ' ORDER BY epoch) FROM rows_$name;});
+	is($ret, 0, "$name: trains and stores a model") or diag($err);
+	my ($stored, $secs) = split /\n/, $out;
+	my ($epochs, $best, $refit) = split /\|/, $stored;
+	return ($err, $epochs, $best, $refit, $secs);
 }
 
-# 1.15 x: neither 60 epochs nor 38 fit, so the second schedule is not begun
-my ($out, $err) = budget_run(1.15, 'budget',
-	qr/stopping after 30 epochs: validation still improved, but a schedule of 60 epochs would end about \d+ s after the call began, past the time limit of [0-9.e+-]+ s \(option max_seconds\); keeping epoch 30/);
-unlike($err, qr/continuing over one of/, '... and no shorter schedule either');
+my $limit_said = qr/past the time limit of [0-9.]+ s \(option max_seconds\)/;
 
-# the refit of the 30 chosen epochs would take about as long as the first
-# phase, so it does not fit in what is left: skipped, with a NOTICE (were
-# this run much faster than the 30-epoch one, it would fit and run)
-my ($epochs, $best, $refit) = split /\|/, (split /\n/, $out)[-1];
-if ($epochs == 60)
-{
-	like($err, qr/refitting on all \d+ pairs over 30 epochs/, 'refit of 30 epochs ran');
-	is($best, 60, '... and is the stored model');
-	is($refit, 'true', '... recorded in the hyperparameters');
-}
-else
-{
-	is($epochs, 30, 'no refit: the first 30 epochs are stored');
-	like($err, qr/not refitting: 30 epochs on all pairs would end about \d+ s after the call began, past the time limit/,
-		'... and a NOTICE says why');
-	is($best, 30, '... the kept epoch is the first schedule\'s end');
-}
+# the wall clock: a limit of 1 ms is used up by the first epoch
+my ($err, $epochs, $best, $refit, $secs) = budget_train('wall', '{"max_seconds": 0.001}', 1);
+like($err, qr/stopping at the time limit of 0\.001 s \(option max_seconds\); keeping epoch 1, without a refit/,
+	'wall clock: the limit is hit in the first epoch, which is validated and kept');
+is("$epochs|$best", '1|1', '... one epoch is stored');
 
-# 1.6 x: 60 epochs do not fit, but the longest schedule that does is begun
-($out, $err) = budget_run(1.6, 'budget_fit',
-	qr/continuing over one of \d+ epochs, the longest that ends within the time limit of [0-9.e+-]+ s \(option max_seconds\)/);
-my ($fit) = $err =~ /continuing over one of (\d+) epochs, the longest/;
-cmp_ok($fit, '>=', 38, "the shorter schedule ($fit epochs) adds at least a quarter of the 30 run");
-cmp_ok($fit, '<', 60, '... and is shorter than the doubled one');
-like($err, qr/stopping after $fit epochs: .*past the time limit/,
+# 10.5 s: hit after epoch 11, in the middle of the first schedule (30)
+($err, $epochs, $best, $refit, $secs) = budget_train('mid', '{"max_seconds": 10.5}');
+like($err, qr/stopping at the time limit of 10\.5 s \(option max_seconds\); keeping epoch 11, without a refit/,
+	'10.5 s: stops at the limit after epoch 11');
+is("$epochs|$best|$refit", '11|11|none', '... stores epoch 11, not refitted');
+is($secs, join(' ', (1) x 11), '... and each result row counts one second');
+unlike($err, qr/not refitting/, '... its NOTICE already said there is no refit');
+
+# 36 s: after 30 epochs, 60 would end at 60 s; the longest schedule that
+# fits, 30 + floor(0.9 x 6) = 35 epochs, adds less than a quarter (8):
+# none is begun, and the refit of 30 epochs on more pairs does not fit
+($err, $epochs, $best, $refit) = budget_train('budget', '{"max_seconds": 36}');
+like($err, qr/stopping after 30 epochs: [^\n]*, but a schedule of 60 epochs would end about 60 s after the call began, $limit_said; keeping epoch 30/,
+	'36 s: the doubled schedule is not begun');
+unlike($err, qr/continuing over one of/, '... and no shorter one either');
+like($err, qr/not refitting: 30 epochs on all pairs would end about \d+ s after the call began, $limit_said/,
+	'... the refit does not fit, and a NOTICE says so');
+is("$epochs|$best|$refit", '30|30|none', '... the first schedule\'s end is stored');
+
+# 38.9 s: 30 + floor(0.9 x 8.9) = 38 epochs add exactly a quarter: begun
+($err, $epochs, $best) = budget_train('budget_edge', '{"max_seconds": 38.9}');
+like($err, qr/continuing over one of 38 epochs, the longest that ends within the time limit of 38\.9 s \(option max_seconds\)/,
+	'38.9 s: a schedule of 38 epochs (a quarter more) is begun');
+unlike($err, qr/stopping at the time limit/, '... and ends before the limit');
+is($epochs, 38, '... all its epochs are stored');
+
+# 45 s: 30 + floor(0.9 x 15) = 43 epochs; after them, neither 86 nor a
+# quarter more fit
+($err, $epochs, $best, $refit) = budget_train('budget_fit', '{"max_seconds": 45}');
+like($err, qr/continuing over one of 43 epochs, the longest that ends within the time limit of 45 s \(option max_seconds\)/,
+	'45 s: the longest schedule that fits (43 epochs) is begun instead of 60');
+like($err, qr/stopping after 43 epochs: (the last schedule improved|[^\n]*a schedule of 86 epochs would end about 86 s after the call began, $limit_said)/,
 	'... after it, no further schedule is begun');
-($epochs, $best, $refit) = split /\|/, (split /\n/, $out)[-1];
-is($epochs, $fit, 'no time is left for a refit: the shorter schedule\'s model is stored');
-like($err, qr/not refitting: \d+ epochs on all pairs would end about \d+ s after the call began, past the time limit/,
-	'... and a NOTICE says why');
-ok($best == $fit || $best == 30, "the kept epoch ($best) is the end of one of the two schedules");
+unlike($err, qr/stopping at the time limit/, '... the limit is not hit mid-schedule');
+like($err, qr/not refitting: 43 epochs on all pairs would end about \d+ s after the call began, $limit_said/,
+	'... no time is left for a refit');
+is("$epochs|$refit", '43|none', '... the shorter schedule\'s model is stored');
+ok($best == 43 || $best == 30, "the kept epoch ($best) is the end of one of the two schedules");
+
+# 1000 s with max_epochs 30: the refit fits and runs; its epochs count in
+# proportion to its pairs (all of them, more than the training pairs)
+($err, $epochs, $best, $refit, $secs) = budget_train('budget_refit', '{"max_seconds": 1000, "max_epochs": 30}');
+like($err, qr/refitting on all \d+ pairs over 30 epochs \(epochs 31 to 60\)/, '1000 s: the refit of 30 epochs runs');
+is("$epochs|$best|$refit", '60|60|30', '... and is the stored model');
+my @secs = split / /, $secs;
+is(scalar(grep { $_ == 1 } @secs[0 .. 29]), 30, '... the first 30 result rows count one second each');
+my %refit_secs = map { $_ => 1 } @secs[30 .. 59];
+is(scalar(keys %refit_secs), 1, '... the refit\'s rows all count the same');
+cmp_ok($secs[30], '>', 1, "... more than one ($secs[30] s): they train on every pair");
 
 $node->stop;
 done_testing();
