@@ -59,7 +59,7 @@ _PG_init(void)
 
 	DefineCustomRealVariable("dsl_rec.debug_epoch_seconds",
 							 "Seconds that each training epoch counts for against max_seconds, instead of the time it takes (a developer option, for tests).",
-							 "0 uses the wall clock. Otherwise dsl.train() decides what fits in max_seconds as if an epoch on the training pairs took this long (an epoch of the refit in proportion to its pairs) and nothing else took any time.",
+							 "0 uses the wall clock. Otherwise dsl.train() decides what fits in max_seconds as if an epoch on the training pairs took this long (an epoch of the refit in proportion to its pairs) and nothing else took any time, and its result rows show those seconds.",
 							 &dsl_debug_epoch_seconds,
 							 0, 0, 1e6,
 							 PGC_USERSET,
