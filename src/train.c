@@ -353,6 +353,16 @@ start_model(Training *t, const Interactions *pairs)
 		dsl_warm_start_load(t->ws, &t->engine, t->a.ops, pairs, t->cfg.seed);
 }
 
+/*
+ * How much longer an epoch on `pairs` takes than one on the training pairs:
+ * their ratio (the refit trains on every pair)
+ */
+static double
+pairs_scale(const Training *t, const Interactions *pairs)
+{
+	return (double) pairs->n_pairs / (double) Max(t->train->n_pairs, 1);
+}
+
 /* train one epoch; the result row is the caller's */
 static double
 train_epoch(Training *t, int epoch, double *secs)
@@ -365,9 +375,7 @@ train_epoch(Training *t, int epoch, double *secs)
 	*secs = elapsed_since(t_epoch);
 	if (t->sim_epoch_secs > 0)
 	{
-		/* the refit's epochs count in proportion to their pairs */
-		*secs = t->sim_epoch_secs * (double) t->phase_pairs->n_pairs /
-			(double) Max(t->train->n_pairs, 1);
+		*secs = t->sim_epoch_secs * pairs_scale(t, t->phase_pairs);
 		t->sim_clock += *secs;
 	}
 	t->epoch_secs += *secs;
@@ -388,13 +396,12 @@ refit_planned(const Training *t)
 
 /*
  * Expected seconds of one epoch on `pairs`: the first phase's mean epoch
- * time, scaled by the number of pairs (the refit trains on every pair).
+ * time, scaled by the number of pairs.
  */
 static double
 epoch_seconds(const Training *t, const Interactions *pairs)
 {
-	return t->epoch_secs / Max(t->out.epochs_run, 1) *
-		((double) pairs->n_pairs / (double) Max(t->train->n_pairs, 1));
+	return t->epoch_secs / Max(t->out.epochs_run, 1) * pairs_scale(t, pairs);
 }
 
 /* a model type's own validation ranking (ModelOps.rank_users) */
