@@ -31,6 +31,15 @@
  * last backward iteration is fused with the gradient of the L2 term, the
  * lazy Adam step on the row's active entries and the refresh of that row of
  * Y0 for the next step; a prune/regrow round invalidates Y0.
+ *
+ * Precision: training keeps Y0 and the layers Y(k), H(k) as bfloat16 rows
+ * (a float32's exponent, 8 significant bits) and sums them in float32: a
+ * layer reads every row of its input once per incident edge, from memory
+ * rather than cache on Gowalla, so halving a row's bytes is what makes it
+ * faster.  Rounding a row to bfloat16 changes its entries by at most 2^-9
+ * relative; the sums, the final embeddings of the batch, the loss, the ego
+ * gradient and Adam stay in float32.  Serving (the stored final
+ * embeddings) propagates in float32 throughout.
  */
 #include "postgres.h"
 
@@ -53,6 +62,16 @@
 
 /* eight floats, loadable from any 4-byte aligned address */
 typedef float v8sf __attribute__((vector_size(32), aligned(4), may_alias));
+
+/*
+ * bfloat16: the upper half of a float32 (same exponent range, 8 significant
+ * bits).  Training keeps its propagated rows in it (see "Precision" above).
+ * v8su: eight 32-bit words, loadable from any 2-byte aligned address (a
+ * bfloat16 row of odd width starts at one).
+ */
+typedef uint16 bf16;
+typedef float f32;				/* names the float32 variant of a kernel */
+typedef uint32 v8su __attribute__((vector_size(32), aligned(2), may_alias));
 
 /* the bipartite graph as one symmetric CSR over users and items */
 typedef struct LgcnGraph
@@ -78,7 +97,9 @@ typedef enum PropMode
 typedef struct PropJob
 {
 	const float *in;			/* NULL: M in is zero */
+	const bf16 *in16;			/* in as bfloat16 (training), or NULL */
 	float	   *out;
+	bf16	   *out16;			/* write rows here as bfloat16 instead */
 	const float *base_rows;		/* base of row r at r * dim, or NULL */
 	const float *base_slots;	/* base of batch rows by slot, or NULL */
 	float	   *acc_slots;		/* add batch rows' results here by slot */
@@ -118,9 +139,10 @@ struct LgcnState
 	double	   *reg_loss;		/* per slot: L2 term */
 
 	/* dense per-step temporaries, n x dim each */
-	float	   *y0;				/* D^-1/2 E0, valid while y0_valid */
+	bf16	   *y0;				/* D^-1/2 E0, valid while y0_valid */
 	bool		y0_valid;
-	float	   *buf[2];
+	float	   *buf[2];			/* serving; the round's ego gradient */
+	bf16	   *hbuf[2];		/* training's layers, within buf[(L + 1) % 2] */
 	float	   *serve_out;		/* serving embeddings, allocated on demand */
 	uint8	   *dist;			/* hop distance from the batch rows */
 	int64		ball[LGCN_MAX_LAYERS + 1];	/* rows with dist <= k */
@@ -129,16 +151,18 @@ struct LgcnState
 	int			n_parts;
 	float	   *scratch;		/* n_parts x dim */
 	float	   *grad_scratch;	/* n_parts x dim */
+	float	   *row_scratch;	/* n_parts x dim: a row before bf16 rounding */
 	int32	   *nbr_scratch;	/* n_parts x max_deg */
 	int64	   *part_count;		/* n_parts */
 	int64		next_chunk;		/* dynamic scheduling counter */
-	RowKernel	kernel;
+	RowKernel	kernel[2];		/* float32 input, bfloat16 input */
 
 	/* arguments of the current parallel phase */
 	PropJob		job;
 	int			bfs_level;
 	SparseTensor *const *dens_src;	/* densify: tensors */
 	float	   *dens_out;
+	bf16	   *dens_out16;		/* or here, as bfloat16 */
 	bool		dens_scaled;	/* densify: times d^-1/2 */
 };
 
@@ -221,10 +245,11 @@ lgcn_work_bytes(const Interactions *data, const TrainParams *p)
 	Size		threads = Max(dsl_threads, 1);
 	Size		graph = (n + 1) * sizeof(int64) + (Size) data->n_pairs * 2 * sizeof(int32) +
 		n * 3 * sizeof(float);
-	Size		dense = 4 * dsl_alloc_aligned_bytes(n * dim * sizeof(float));
+	Size		dense = 3 * dsl_alloc_aligned_bytes(n * dim * sizeof(float)) +
+		dsl_alloc_aligned_bytes(n * dim * sizeof(bf16));
 	Size		slots = n * 2 * sizeof(int32) + n +
 		cap * (2 * sizeof(int32) + sizeof(double) + 2 * dim * sizeof(float));
-	Size		workers = threads * (2 * dim * sizeof(float) + max_rows * sizeof(int32) + sizeof(int64));
+	Size		workers = threads * (3 * dim * sizeof(float) + max_rows * sizeof(int32) + sizeof(int64));
 
 	/* the gradient-growth candidates of a prune/regrow round on dense rows */
 	Size		update = max_rows * dim * (sizeof(float) + sizeof(int64));
@@ -328,17 +353,22 @@ lgcn_create(DslEngine *engine, const Interactions *data, const TrainParams *p)
 	s->z0 = alloc_rows((Size) s->slot_cap * dim);
 	s->bpr.user_rows = s->bpr.item_rows = s->fin;
 
-	s->y0 = alloc_rows((Size) n * dim);
+	s->y0 = (bf16 *) dsl_alloc_aligned((Size) n * dim * sizeof(bf16));
 	s->buf[0] = alloc_rows((Size) n * dim);
 	s->buf[1] = alloc_rows((Size) n * dim);
+	/* the round reads buf[L % 2], serving overwrites both between steps */
+	s->hbuf[0] = (bf16 *) s->buf[(s->layers + 1) % 2];
+	s->hbuf[1] = s->hbuf[0] + (Size) n * dim;
 	s->dist = palloc_extended((Size) n, MCXT_ALLOC_HUGE);
 
 	s->n_parts = worker_pool_size(engine->pool);
 	s->scratch = alloc_rows((Size) s->n_parts * dim);
 	s->grad_scratch = alloc_rows((Size) s->n_parts * dim);
+	s->row_scratch = alloc_rows((Size) s->n_parts * dim);
 	s->nbr_scratch = palloc_extended((Size) s->n_parts * s->g.max_deg * sizeof(int32), MCXT_ALLOC_HUGE);
 	s->part_count = palloc0((Size) s->n_parts * sizeof(int64));
-	s->kernel = NULL;			/* chosen on first use, see pick_kernel */
+	s->kernel[0] = s->kernel[1] = NULL; /* chosen on first use, see
+										 * pick_kernels */
 	return s;
 }
 
@@ -350,14 +380,82 @@ lgcn_create(DslEngine *engine, const Interactions *data, const TrainParams *p)
 #define LGCN_INLINE static inline __attribute__((always_inline))
 
 /*
- * out[col .. col + W) = scale * sum of in[list[k]][col .. col + W), with the
- * accumulators in registers.  Rows list[k + PREFETCH_AHEAD] are prefetched
- * while k + PREFETCH_AHEAD < pf_limit (the list may continue past cnt into
- * the next rows of a chunk, which are about to be read too).
+ * bfloat16 rows.  Widening to float32 is exact, narrowing rounds to
+ * nearest even.  Columns [0, 16 * floor(dim / 16)) are stored in blocks of
+ * 16 whose 32-bit word k holds column k in its low half and column k + 8
+ * in its high half, so one 32-byte load gives both halves of a block as
+ * floats with a shift and a mask (no shuffles); the last dim % 16 columns
+ * follow in order.
  */
-#define DEFINE_GATHER_BLOCK(W) \
+#define BF16_PAIRED(dim) ((dim) & ~15)
+#define BF16_HIGH 0xFFFF0000u
+
+LGCN_INLINE float
+bf16_to_float(bf16 h)
+{
+	uint32		u = (uint32) h << 16;
+	float		f;
+
+	memcpy(&f, &u, sizeof(f));
+	return f;
+}
+
+LGCN_INLINE bf16
+float_to_bf16(float f)
+{
+	uint32		u;
+
+	memcpy(&u, &f, sizeof(u));
+	u += 0x7FFF + ((u >> 16) & 1);
+	return (bf16) (u >> 16);
+}
+
+/* the float32 bits of eight floats rounded to bfloat16, in the high halves */
+#define round8_bf16(u) ((u) + 0x7FFF + (((u) >> 16) & 1))
+
+/* out[0 .. dim) = in[0 .. dim) as a bfloat16 row */
+LGCN_INLINE void
+row_to_bf16(bf16 *restrict out, const float *restrict in, int dim)
+{
+	int			k = 0;
+
+	for (; k < BF16_PAIRED(dim); k += 16)
+	{
+		v8su		lo = *(const v8su *) (in + k);
+		v8su		hi = *(const v8su *) (in + k + 8);
+
+		*(v8su *) (out + k) = (round8_bf16(lo) >> 16) | (round8_bf16(hi) & BF16_HIGH);
+	}
+	for (; k < dim; k++)
+		out[k] = float_to_bf16(in[k]);
+}
+
+LGCN_INLINE void
+row_from_bf16(float *restrict out, const bf16 *restrict in, int dim)
+{
+	int			k = 0;
+
+	for (; k < BF16_PAIRED(dim); k += 16)
+	{
+		v8su		w = *(const v8su *) (in + k);
+
+		*(v8sf *) (out + k) = (v8sf) (w << 16);
+		*(v8sf *) (out + k + 8) = (v8sf) (w & BF16_HIGH);
+	}
+	for (; k < dim; k++)
+		out[k] = bf16_to_float(in[k]);
+}
+
+/*
+ * out[col .. col + W) = scale * sum of in[list[k]][col .. col + W), with the
+ * accumulators in registers (float32 whatever the type of in).  Rows
+ * list[k + PREFETCH_AHEAD] are prefetched while k + PREFETCH_AHEAD <
+ * pf_limit (the list may continue past cnt into the next rows of a chunk,
+ * which are about to be read too).  ADD_T adds W values at x to acc.
+ */
+#define DEFINE_GATHER_BLOCK(T, W) \
 LGCN_INLINE void \
-gather_block_##W(float *restrict out, const float *restrict in, const int32 *list, \
+gather_block_##T##_##W(float *restrict out, const T *restrict in, const int32 *list, \
 				 int64 cnt, int64 pf_limit, int dim, int col, float scale) \
 { \
 	v8sf		acc[(W) / 8]; \
@@ -366,49 +464,66 @@ gather_block_##W(float *restrict out, const float *restrict in, const int32 *lis
 		acc[b] = (v8sf) {0}; \
 	for (int64 k = 0; k < cnt; k++) \
 	{ \
-		const float *x = in + (Size) list[k] * dim + col; \
+		const T *x = in + (Size) list[k] * dim + col; \
 		\
 		if (k + PREFETCH_AHEAD < pf_limit) \
 		{ \
 			const char *pf = (const char *) (in + (Size) list[k + PREFETCH_AHEAD] * dim + col); \
 			\
-			for (int l = 0; l < (W) * 4; l += 64) \
+			for (int l = 0; l < (W) * (int) sizeof(T); l += 64) \
 				__builtin_prefetch(pf + l); \
 		} \
-		for (int b = 0; b < (W) / 8; b++) \
-			acc[b] += *(const v8sf *) (x + 8 * b); \
+		ADD_##T(acc, x, W); \
 	} \
 	for (int b = 0; b < (W) / 8; b++) \
 		*(v8sf *) (out + col + 8 * b) = acc[b] * scale; \
 }
 
-DEFINE_GATHER_BLOCK(64)
-DEFINE_GATHER_BLOCK(32)
-DEFINE_GATHER_BLOCK(16)
-DEFINE_GATHER_BLOCK(8)
+/* float32: eight values a vector */
+#define ADD_f32(acc, x, W) \
+	for (int b = 0; b < (W) / 8; b++) \
+		acc[b] += *(const v8sf *) ((x) + 8 * b)
+
+/* bfloat16, W a multiple of 16 in the paired layout: 16 values a load */
+#define ADD_bf16(acc, x, W) \
+	for (int b = 0; b < (W) / 16; b++) \
+	{ \
+		v8su		w_ = *(const v8su *) ((x) + 16 * b); \
+		\
+		acc[2 * b] += (v8sf) (w_ << 16); \
+		acc[2 * b + 1] += (v8sf) (w_ & BF16_HIGH); \
+	}
+
+DEFINE_GATHER_BLOCK(f32, 64)
+DEFINE_GATHER_BLOCK(f32, 32)
+DEFINE_GATHER_BLOCK(f32, 16)
+DEFINE_GATHER_BLOCK(f32, 8)
+DEFINE_GATHER_BLOCK(bf16, 64)
+DEFINE_GATHER_BLOCK(bf16, 32)
+DEFINE_GATHER_BLOCK(bf16, 16)
 
 /* out[0 .. dim) = scale * sum over the listed rows of in */
 LGCN_INLINE void
-gather_rows(float *restrict out, const float *restrict in, const int32 *list,
-			int64 cnt, int64 pf_limit, int dim, float scale)
+gather_rows_f32(float *restrict out, const float *restrict in, const int32 *list,
+				int64 cnt, int64 pf_limit, int dim, float scale)
 {
 	int			col = 0;
 
 	for (; col + 64 <= dim; col += 64)
-		gather_block_64(out, in, list, cnt, pf_limit, dim, col, scale);
+		gather_block_f32_64(out, in, list, cnt, pf_limit, dim, col, scale);
 	if (col + 32 <= dim)
 	{
-		gather_block_32(out, in, list, cnt, pf_limit, dim, col, scale);
+		gather_block_f32_32(out, in, list, cnt, pf_limit, dim, col, scale);
 		col += 32;
 	}
 	if (col + 16 <= dim)
 	{
-		gather_block_16(out, in, list, cnt, pf_limit, dim, col, scale);
+		gather_block_f32_16(out, in, list, cnt, pf_limit, dim, col, scale);
 		col += 16;
 	}
 	if (col + 8 <= dim)
 	{
-		gather_block_8(out, in, list, cnt, pf_limit, dim, col, scale);
+		gather_block_f32_8(out, in, list, cnt, pf_limit, dim, col, scale);
 		col += 8;
 	}
 	for (; col < dim; col++)
@@ -417,6 +532,36 @@ gather_rows(float *restrict out, const float *restrict in, const int32 *list,
 
 		for (int64 k = 0; k < cnt; k++)
 			acc += in[(Size) list[k] * dim + col];
+		out[col] = acc * scale;
+	}
+}
+
+/* the same for bfloat16 rows; out is in column order */
+LGCN_INLINE void
+gather_rows_bf16(float *restrict out, const bf16 *restrict in, const int32 *list,
+				 int64 cnt, int64 pf_limit, int dim, float scale)
+{
+	const int	paired = BF16_PAIRED(dim);
+	int			col = 0;
+
+	for (; col + 64 <= paired; col += 64)
+		gather_block_bf16_64(out, in, list, cnt, pf_limit, dim, col, scale);
+	if (col + 32 <= paired)
+	{
+		gather_block_bf16_32(out, in, list, cnt, pf_limit, dim, col, scale);
+		col += 32;
+	}
+	if (col + 16 <= paired)
+	{
+		gather_block_bf16_16(out, in, list, cnt, pf_limit, dim, col, scale);
+		col += 16;
+	}
+	for (; col < dim; col++)
+	{
+		float		acc = 0;
+
+		for (int64 k = 0; k < cnt; k++)
+			acc += bf16_to_float(in[(Size) list[k] * dim + col]);
 		out[col] = acc * scale;
 	}
 }
@@ -436,14 +581,13 @@ train_final_row(LgcnState *s, int part, int r, int dist, float *restrict h)
 	int			row = r < s->g.n_users ? r : r - s->g.n_users;
 	const float c = s->g.sqrt_deg[r] / (float) (s->layers + 1);
 	const float is = s->g.inv_sqrt[r];
-	float	   *restrict y = s->y0 + (Size) r * dim;
+	float	   *restrict x = s->scratch + (Size) part * dim;
 
 	for (int k = 0; k < dim; k++)
 		h[k] *= c;
 	if (dist == 0)
 	{
 		int32		slot = s->slot_of[r];
-		float	   *restrict x = s->scratch + (Size) part * dim;
 		float		coef = s->reg * s->bpr.inv_nb * (float) s->slot_count[slot];
 		double		sq = 0;
 
@@ -456,39 +600,54 @@ train_final_row(LgcnState *s, int part, int r, int dist, float *restrict h)
 		s->reg_loss[slot] = 0.5 * coef * sq;
 	}
 	sparse_tensor_adam_row(t, row, h, &e->adam, e->bc1, e->bc2);
-	sparse_tensor_row_dense(t, row, y);
+	sparse_tensor_row_dense(t, row, x);
 	for (int k = 0; k < dim; k++)
-		y[k] *= is;
+		x[k] *= is;
+	row_to_bf16(s->y0 + (Size) r * dim, x, dim);
 }
 
-/* one propagation step (see PropJob) over rows [lo, hi) */
+/*
+ * One propagation step (see PropJob) over rows [lo, hi); `half` (a
+ * constant in each caller) says that the input rows are j->in16.
+ */
 LGCN_INLINE void
-prop_rows_body(LgcnState *s, const PropJob *j, int part, int64 lo, int64 hi)
+prop_rows_body(LgcnState *s, const PropJob *j, int part, int64 lo, int64 hi,
+			   const bool half)
 {
 	const LgcnGraph *g = &s->g;
 	const int	dim = s->dim;
 	const uint8 *dist = j->use_dist ? s->dist : NULL;
 	int32	   *nbr = s->nbr_scratch + (Size) part * g->max_deg;
 	const float post = 1.0f / (float) (s->layers + 1);
+	const bool	no_in = half ? j->in16 == NULL : j->in == NULL;
 
 	for (int64 r = lo; r < hi; r++)
 	{
 		int			dr = dist ? dist[r] : 0;
-		float	   *restrict o = j->out + (Size) r * dim;
+		float	   *restrict o;
 		const float *base = NULL;
 
 		/* a gradient row nobody reads later stays in a cached scratch row */
 		if (j->mode == PROP_TRAIN_FINAL && !j->store_grad)
 			o = s->grad_scratch + (Size) part * dim;
+		else if (j->out16)
+			o = s->row_scratch + (Size) part * dim;
+		else
+			o = j->out + (Size) r * dim;
 
 		if (dr > j->row_lim)
 		{
 			if (j->zero_rest || (j->mode == PROP_TRAIN_FINAL && j->store_grad))
-				memset(o, 0, sizeof(float) * dim);
+			{
+				if (j->out16)
+					memset(j->out16 + (Size) r * dim, 0, sizeof(bf16) * dim);
+				else
+					memset(o, 0, sizeof(float) * dim);
+			}
 			continue;
 		}
 
-		if (j->in == NULL)
+		if (no_in)
 			memset(o, 0, sizeof(float) * dim);
 		else if (dist && j->nb_lim != NB_ALL)
 		{
@@ -502,15 +661,23 @@ prop_rows_body(LgcnState *s, const PropJob *j, int part, int64 lo, int64 hi)
 				nbr[cnt] = c;
 				cnt += dist[c] <= j->nb_lim;
 			}
-			gather_rows(o, j->in, nbr, cnt, cnt, dim, g->inv_deg[r]);
+			if (half)
+				gather_rows_bf16(o, j->in16, nbr, cnt, cnt, dim, g->inv_deg[r]);
+			else
+				gather_rows_f32(o, j->in, nbr, cnt, cnt, dim, g->inv_deg[r]);
 		}
 		else
 		{
 			int64		cnt = g->ptr[r + 1] - g->ptr[r];
+			int64		pf = j->few_rows ? cnt : g->ptr[hi] - g->ptr[r];
 
 			/* prefetch into the next rows' neighbours, unless they are skipped */
-			gather_rows(o, j->in, g->adj + g->ptr[r], cnt,
-						j->few_rows ? cnt : g->ptr[hi] - g->ptr[r], dim, g->inv_deg[r]);
+			if (half)
+				gather_rows_bf16(o, j->in16, g->adj + g->ptr[r], cnt, pf, dim,
+								 g->inv_deg[r]);
+			else
+				gather_rows_f32(o, j->in, g->adj + g->ptr[r], cnt, pf, dim,
+								g->inv_deg[r]);
 		}
 
 		if (j->base_rows)
@@ -537,13 +704,21 @@ prop_rows_body(LgcnState *s, const PropJob *j, int part, int64 lo, int64 hi)
 		}
 		else if (j->mode == PROP_TRAIN_FINAL)
 			train_final_row(s, part, (int) r, dr, o);
+		else if (j->out16)
+			row_to_bf16(j->out16 + (Size) r * dim, o, dim);
 	}
 }
 
 static void
 prop_rows_default(LgcnState *s, const PropJob *j, int part, int64 lo, int64 hi)
 {
-	prop_rows_body(s, j, part, lo, hi);
+	prop_rows_body(s, j, part, lo, hi, false);
+}
+
+static void
+prop_rows_default_bf16(LgcnState *s, const PropJob *j, int part, int64 lo, int64 hi)
+{
+	prop_rows_body(s, j, part, lo, hi, true);
 }
 
 #ifdef DSL_X86_DISPATCH
@@ -552,18 +727,31 @@ DSL_TARGET("avx2,fma")
 static void
 prop_rows_avx2(LgcnState *s, const PropJob *j, int part, int64 lo, int64 hi)
 {
-	prop_rows_body(s, j, part, lo, hi);
+	prop_rows_body(s, j, part, lo, hi, false);
+}
+
+DSL_TARGET("avx2,fma")
+static void
+prop_rows_avx2_bf16(LgcnState *s, const PropJob *j, int part, int64 lo, int64 hi)
+{
+	prop_rows_body(s, j, part, lo, hi, true);
 }
 #endif
 
-static RowKernel
-pick_kernel(void)
+/* kernel[0] for float32 input rows, kernel[1] for bfloat16 */
+static void
+pick_kernels(RowKernel *kernel)
 {
 #ifdef DSL_X86_DISPATCH
 	if (DSL_CPU_HAS("avx2") && DSL_CPU_HAS("fma"))
-		return prop_rows_avx2;
+	{
+		kernel[0] = prop_rows_avx2;
+		kernel[1] = prop_rows_avx2_bf16;
+		return;
+	}
 #endif
-	return prop_rows_default;
+	kernel[0] = prop_rows_default;
+	kernel[1] = prop_rows_default_bf16;
 }
 
 /* next [lo, hi) chunk of the node rows, false when all are taken */
@@ -586,8 +774,10 @@ phase_prop(void *arg, int part, int n_parts)
 	int64		lo,
 				hi;
 
+	RowKernel	kernel = s->kernel[s->job.in16 != NULL];
+
 	while (next_chunk(s, &lo, &hi))
-		s->kernel(s, &s->job, part, lo, hi);
+		kernel(s, &s->job, part, lo, hi);
 }
 
 /* dens_out[r] = row r of the ego tensors, times d^-1/2 when dens_scaled */
@@ -604,7 +794,8 @@ phase_densify(void *arg, int part, int n_parts)
 	{
 		for (int64 r = lo; r < hi; r++)
 		{
-			float	   *y = s->dens_out + (Size) r * dim;
+			float	   *y = s->dens_out16 ? s->row_scratch + (Size) part * dim :
+				s->dens_out + (Size) r * dim;
 
 			if (r < nu)
 				sparse_tensor_row_dense(s->dens_src[0], (int) r, y);
@@ -617,6 +808,8 @@ phase_densify(void *arg, int part, int n_parts)
 				for (int k = 0; k < dim; k++)
 					y[k] *= c;
 			}
+			if (s->dens_out16)
+				row_to_bf16(s->dens_out16 + (Size) r * dim, y, dim);
 		}
 	}
 }
@@ -667,8 +860,7 @@ phase_slot_init(void *arg, int part, int n_parts)
 
 	worker_share(s->n_slots, part, n_parts, &lo, &hi);
 	for (int64 k = lo; k < hi; k++)
-		memcpy(s->fin + (Size) k * dim, s->y0 + (Size) s->slot_row[k] * dim,
-			   sizeof(float) * dim);
+		row_from_bf16(s->fin + (Size) k * dim, s->y0 + (Size) s->slot_row[k] * dim, dim);
 }
 
 /* final embeddings of the batch rows: D^1/2 (Y0 + .. + YL) / (L + 1) */
@@ -716,7 +908,7 @@ phase_slot_grads(void *arg, int part, int n_parts)
 		for (int i = 0; i < dim; i++)
 			z[i] *= is;
 		if (s->layers > 0)
-			memcpy(s->buf[0] + (Size) r * dim, z, sizeof(float) * dim);
+			row_to_bf16(s->hbuf[0] + (Size) r * dim, z, dim);
 	}
 }
 
@@ -735,18 +927,20 @@ run_rows(LgcnState *s, WorkerFn fn)
 static void
 run_prop(LgcnState *s, const PropJob *j)
 {
-	if (s->kernel == NULL)
-		s->kernel = pick_kernel();
+	if (s->kernel[0] == NULL)
+		pick_kernels(s->kernel);
 	s->job = *j;
 	run_rows(s, phase_prop);
 	CHECK_FOR_INTERRUPTS();
 }
 
 static void
-densify(LgcnState *s, SparseTensor *const *tensors, float *out, bool scaled)
+densify(LgcnState *s, SparseTensor *const *tensors, float *out, bf16 *out16,
+		bool scaled)
 {
 	s->dens_src = tensors;
 	s->dens_out = out;
+	s->dens_out16 = out16;
 	s->dens_scaled = scaled;
 	run_rows(s, phase_densify);
 	CHECK_FOR_INTERRUPTS();
@@ -782,13 +976,13 @@ static void
 lgcn_step(LgcnState *s, bool store_grad)
 {
 	const int	L = s->layers;
-	const float *prev;
+	const bf16 *prev;
 	PropJob		j;
 	bool		zero_fill[LGCN_MAX_LAYERS + 1];
 
 	if (!s->y0_valid)
 	{
-		densify(s, s->engine->tensors, s->y0, true);
+		densify(s, s->engine->tensors, NULL, s->y0, true);
 		s->y0_valid = true;
 	}
 	compute_dist(s);
@@ -802,8 +996,8 @@ lgcn_step(LgcnState *s, bool store_grad)
 	for (int k = 1; k <= L; k++)
 	{
 		memset(&j, 0, sizeof(j));
-		j.in = prev;
-		j.out = s->buf[(k - 1) % 2];
+		j.in16 = prev;
+		j.out16 = s->hbuf[(k - 1) % 2];
 		j.acc_slots = s->fin;
 		j.use_dist = true;
 		j.row_lim = L - k;
@@ -811,7 +1005,7 @@ lgcn_step(LgcnState *s, bool store_grad)
 		j.few_rows = s->ball[L - k] * 2 < s->g.n;
 		j.mode = PROP_PLAIN;
 		run_prop(s, &j);
-		prev = j.out;
+		prev = j.out16;
 	}
 	worker_pool_run(s->bpr.pool, phase_slot_final, s);
 	bpr_scores(&s->bpr);
@@ -825,16 +1019,19 @@ lgcn_step(LgcnState *s, bool store_grad)
 	for (int k = 1; k <= L; k++)
 		zero_fill[k] = s->ball[k - 1] * 2 >= s->g.n;
 	if (L > 0 && zero_fill[1])
-		memset(s->buf[0], 0, sizeof(float) * s->dim * s->g.n);
+		memset(s->hbuf[0], 0, sizeof(bf16) * s->dim * s->g.n);
 	worker_pool_run(s->bpr.pool, phase_slot_grads, s);
 
 	/* backward: iteration k is non-zero within k hops of the batch */
-	prev = s->buf[0];
+	prev = s->hbuf[0];
 	for (int k = (L > 0 ? 1 : 0); k <= L; k++)
 	{
 		memset(&j, 0, sizeof(j));
-		j.in = k > 0 ? prev : NULL;
-		j.out = s->buf[k % 2];
+		j.in16 = k > 0 ? prev : NULL;
+		if (k < L)
+			j.out16 = s->hbuf[k % 2];
+		else
+			j.out = s->buf[L % 2];	/* float32: lgcn_round reads it */
 		j.base_slots = s->z0;
 		j.use_dist = true;
 		j.row_lim = k;
@@ -844,7 +1041,7 @@ lgcn_step(LgcnState *s, bool store_grad)
 		j.mode = k == L ? PROP_TRAIN_FINAL : PROP_PLAIN;
 		j.store_grad = store_grad;
 		run_prop(s, &j);
-		prev = j.out;
+		prev = j.out16;
 	}
 }
 
@@ -970,13 +1167,13 @@ lgcn_serving(void *state, SparseTensor *const *tensors,
 	}
 
 	if (L == 0)
-		densify(s, tensors, s->serve_out, false);
+		densify(s, tensors, s->serve_out, NULL, false);
 	else
 	{
 		const float *prev = s->buf[0];
 		PropJob		j;
 
-		densify(s, tensors, s->buf[0], true);
+		densify(s, tensors, s->buf[0], NULL, true);
 		for (int k = 1; k <= L; k++)
 		{
 			memset(&j, 0, sizeof(j));
