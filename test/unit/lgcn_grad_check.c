@@ -210,17 +210,7 @@ run_case(const Case *c)
 	n = c->n_users + c->n_items;
 	nb = c->batch > 0 ? c->batch : (int) d->n_pairs;
 
-	memset(&cfg, 0, sizeof(cfg));
-	cfg.density = c->density;
-	cfg.dynamic = true;
-	cfg.growth = GROWTH_GRADIENT;
-	cfg.schedule = SCHEDULE_COSINE;
-	cfg.update_ratio = 0.5;
-	cfg.update_interval = 1000;
-	cfg.total_steps = 1000;
-	cfg.seed = 5;
-	cfg.init_std = 0.1f;
-	cfg.adam = (AdamConfig) {0.0f, 0.9f, 0.999f, 1e-8f};
+	unit_grad_config(&cfg, c->density);
 
 	lgcn_init_options(&o);
 	o.layers = c->layers;
@@ -239,10 +229,7 @@ run_case(const Case *c)
 			e.tensors[t]->w[q] = (float) (0.5 * dsl_rng_normal(&rng));
 
 	/* step 4 of the schedule, lr 0: the weights do not move */
-	e.step = 4;
-	e.adam = cfg.adam;
-	e.bc1 = (float) (1.0 - pow(0.9, 4));
-	e.bc2 = (float) (1.0 - pow(0.999, 4));
+	unit_grad_step4(&e, &cfg);
 	nt = lgcn_bpr_step(s, s->bpr.pairs, nb, true);
 	grad = s->buf[s->layers % 2];
 	for (int t = 0; t < nt; t++)

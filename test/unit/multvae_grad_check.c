@@ -131,17 +131,7 @@ run_case(const Case *c)
 	dsl_rng_seed(&rng, 11, (uint64) c->n_items);
 	d = make_data(c, &rng);
 
-	memset(&cfg, 0, sizeof(cfg));
-	cfg.density = c->density;
-	cfg.dynamic = true;
-	cfg.growth = GROWTH_GRADIENT;
-	cfg.schedule = SCHEDULE_COSINE;
-	cfg.update_ratio = 0.5;
-	cfg.update_interval = 1000;
-	cfg.total_steps = 1000;
-	cfg.seed = 5;
-	cfg.init_std = 0.1f;
-	cfg.adam = (AdamConfig) {0.0f, 0.9f, 0.999f, 1e-8f};
+	unit_grad_config(&cfg, c->density);
 
 	vae_init_options(&o);
 	o.latent = c->latent;
@@ -165,10 +155,7 @@ run_case(const Case *c)
 			e.tensors[t]->w[k] = (float) (0.4 * dsl_rng_normal(&rng));
 
 	/* step 4 of the schedule, lr 0: the weights do not move */
-	e.step = 4;
-	e.adam = cfg.adam;
-	e.bc1 = (float) (1.0 - pow(0.9, 4));
-	e.bc2 = (float) (1.0 - pow(0.999, 4));
+	unit_grad_step4(&e, &cfg);
 	users = palloc(sizeof(int32) * c->n_users);
 	for (int u = 0; u < c->n_users; u++)
 		users[u] = c->n_users - 1 - u;

@@ -204,17 +204,7 @@ run_case(const Case *c)
 	dsl_rng_seed(&rng, 17, (uint64) c->n_items);
 	d = make_data(c, &rng);
 
-	memset(&cfg, 0, sizeof(cfg));
-	cfg.density = c->density;
-	cfg.dynamic = true;
-	cfg.growth = GROWTH_GRADIENT;
-	cfg.schedule = SCHEDULE_COSINE;
-	cfg.update_ratio = 0.5;
-	cfg.update_interval = 1000;
-	cfg.total_steps = 1000;
-	cfg.seed = 5;
-	cfg.init_std = 0.1f;
-	cfg.adam = (AdamConfig) {0.0f, 0.9f, 0.999f, 1e-8f};
+	unit_grad_config(&cfg, c->density);
 
 	neumf_init_options(&o);
 	o.n_layers = c->n_layers;
@@ -237,10 +227,7 @@ run_case(const Case *c)
 			e.tensors[t]->w[q] = (float) (0.5 * dsl_rng_normal(&rng));
 
 	/* step 4 of the schedule, lr 0: the weights do not move */
-	e.step = 4;
-	e.adam = cfg.adam;
-	e.bc1 = (float) (1.0 - pow(0.9, 4));
-	e.bc2 = (float) (1.0 - pow(0.999, 4));
+	unit_grad_step4(&e, &cfg);
 	adam_catchup_set_lr(&s->cu, 1, 0);
 	adam_catchup_set_lr(&s->cu, 2, 0);
 	adam_catchup_set_lr(&s->cu, 3, 0);
