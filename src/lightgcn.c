@@ -96,7 +96,7 @@ typedef enum PropMode
 /* one propagation step over the rows: out = base + M in (see PropMode) */
 typedef struct PropJob
 {
-	const float *in;			/* NULL: M in is zero */
+	const float *in;			/* NULL (and in16 NULL): M in is zero */
 	const bf16 *in16;			/* in as bfloat16 (training), or NULL */
 	float	   *out;
 	bf16	   *out16;			/* write rows here as bfloat16 instead */
