@@ -4,6 +4,8 @@
  * palloc): dsl_threads (set it per case), no interrupts, no memory
  * accounting (the shim counts instead), and one flat "context" whose reset
  * callbacks (the worker pool's) unit_run_reset_callbacks() runs after a case.
+ * Also the engine set-ups the checks share (uniform_engine, and the gradient
+ * checks' unit_grad_config and unit_grad_step4).
  */
 #ifndef DSL_UNIT_BACKEND_STUBS_H
 #define DSL_UNIT_BACKEND_STUBS_H
