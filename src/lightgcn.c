@@ -400,18 +400,20 @@ bf16_to_float(bf16 h)
 	return f;
 }
 
+/*
+ * The bits of float32 values (a uint32 or a v8su) rounded to bfloat16 to
+ * nearest even, in their high halves
+ */
+#define bf16_round_bits(u) ((u) + 0x7FFF + (((u) >> 16) & 1))
+
 LGCN_INLINE bf16
 float_to_bf16(float f)
 {
 	uint32		u;
 
 	memcpy(&u, &f, sizeof(u));
-	u += 0x7FFF + ((u >> 16) & 1);
-	return (bf16) (u >> 16);
+	return (bf16) (bf16_round_bits(u) >> 16);
 }
-
-/* the float32 bits of eight floats rounded to bfloat16, in the high halves */
-#define round8_bf16(u) ((u) + 0x7FFF + (((u) >> 16) & 1))
 
 /* out[0 .. dim) = in[0 .. dim) as a bfloat16 row */
 LGCN_INLINE void
@@ -424,7 +426,7 @@ row_to_bf16(bf16 *restrict out, const float *restrict in, int dim)
 		v8su		lo = *(const v8su *) (in + k);
 		v8su		hi = *(const v8su *) (in + k + 8);
 
-		*(v8su *) (out + k) = (round8_bf16(lo) >> 16) | (round8_bf16(hi) & BF16_HIGH);
+		*(v8su *) (out + k) = (bf16_round_bits(lo) >> 16) | (bf16_round_bits(hi) & BF16_HIGH);
 	}
 	for (; k < dim; k++)
 		out[k] = float_to_bf16(in[k]);
@@ -566,6 +568,17 @@ gather_rows_bf16(float *restrict out, const bf16 *restrict in, const int32 *list
 	}
 }
 
+/* gather_rows_* of j's input: bfloat16 rows when `half`, else float32 */
+LGCN_INLINE void
+gather_in(const PropJob *j, const bool half, float *restrict out, const int32 *list,
+		  int64 cnt, int64 pf_limit, int dim, float scale)
+{
+	if (half)
+		gather_rows_bf16(out, j->in16, list, cnt, pf_limit, dim, scale);
+	else
+		gather_rows_f32(out, j->in, list, cnt, pf_limit, dim, scale);
+}
+
 /*
  * The tail of the last backward iteration for node r: h holds H(L) of the
  * row; turn it into the ego gradient D^1/2 H(L) / (L + 1), add the L2 term
@@ -661,10 +674,7 @@ prop_rows_body(LgcnState *s, const PropJob *j, int part, int64 lo, int64 hi,
 				nbr[cnt] = c;
 				cnt += dist[c] <= j->nb_lim;
 			}
-			if (half)
-				gather_rows_bf16(o, j->in16, nbr, cnt, cnt, dim, g->inv_deg[r]);
-			else
-				gather_rows_f32(o, j->in, nbr, cnt, cnt, dim, g->inv_deg[r]);
+			gather_in(j, half, o, nbr, cnt, cnt, dim, g->inv_deg[r]);
 		}
 		else
 		{
@@ -672,12 +682,7 @@ prop_rows_body(LgcnState *s, const PropJob *j, int part, int64 lo, int64 hi,
 			int64		pf = j->few_rows ? cnt : g->ptr[hi] - g->ptr[r];
 
 			/* prefetch into the next rows' neighbours, unless they are skipped */
-			if (half)
-				gather_rows_bf16(o, j->in16, g->adj + g->ptr[r], cnt, pf, dim,
-								 g->inv_deg[r]);
-			else
-				gather_rows_f32(o, j->in, g->adj + g->ptr[r], cnt, pf, dim,
-								g->inv_deg[r]);
+			gather_in(j, half, o, g->adj + g->ptr[r], cnt, pf, dim, g->inv_deg[r]);
 		}
 
 		if (j->base_rows)
