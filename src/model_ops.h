@@ -44,6 +44,9 @@
 #include "model.h"
 #include "topk.h"
 
+/* the most reg values a model type tries under the stopping rule */
+#define DSL_MAX_REG_CHOICES 4
+
 /* what the rows of a stored tensor are, i.e. its dsl.parameters entity_id */
 typedef enum StoredRows
 {
@@ -84,6 +87,15 @@ typedef struct ModelOps
 											 * epochs' steps between rounds */
 	double		default_lr;		/* lr NULL: Adam's starting learning rate */
 	double		default_reg;	/* reg NULL: the L2 coefficient */
+
+	/*
+	 * reg NULL under the stopping rule (epochs NULL): when n_reg_choices >
+	 * 1, each of these is trained over the first schedule and the one with
+	 * the best validation recall kept (train.c, choose_reg); the first is
+	 * default_reg.
+	 */
+	int			n_reg_choices;
+	double		reg_choices[DSL_MAX_REG_CHOICES];
 
 	/* fill the options struct with the defaults */
 	void		(*init_options) (void *opts);

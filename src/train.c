@@ -67,6 +67,8 @@ typedef struct Training
 								 * simulated (dsl_rec.debug_epoch_seconds) */
 	double		sim_clock;		/* its seconds since the call began */
 	const Interactions *phase_pairs;	/* the pairs the model trains on */
+	int			row0;			/* epochs the call ran before this model's
+								 * first: its epoch e is result row row0 + e */
 	Size		limit;			/* maintenance_work_mem in bytes */
 	MemoryContext train_ctx;	/* everything of the call */
 	MemoryContext phase_ctx;	/* the model of this phase */
@@ -171,6 +173,8 @@ compare_with_continued(Training *t)
 	a->continued_from = ws->model_id;
 	a->new_pairs = ws->new_pairs;
 	a->base_epochs = ws->base_epochs;
+	if (a->reg_default && ws->reg >= 0)
+		a->reg = a->params.reg = ws->reg;	/* what the stored model chose */
 	if (a->epochs == 0)
 	{
 		double		share = (double) ws->new_pairs / (double) Max(t->data->n_pairs, 1);
@@ -380,9 +384,9 @@ train_epoch(Training *t, int epoch, double *secs)
 	}
 	t->epoch_secs += *secs;
 	dsl_mem_note();
-	check_diverged(&t->a, epoch, loss);
+	check_diverged(&t->a, t->row0 + epoch, loss);
 	t->out.active = dsl_engine_active(&t->engine);
-	t->out.epochs_run = epoch;
+	t->out.epochs_run = t->row0 + epoch;
 	t->out.final_loss = loss;
 	return loss;
 }
@@ -421,6 +425,69 @@ validation_rank(void *arg, const int32 *users, int n_users,
 
 	vr->ops->rank_users(vr->model, vr->tensors, users, n_users, exclude, k,
 						mem_bytes, emit, emit_arg);
+}
+
+/*
+ * At the end of a schedule of the stopping rule (epochs => NULL): go on over
+ * one twice as long (redrawn, so lr and zeta rise again to where that
+ * schedule would be) while a schedule's best validation recall beat the
+ * previous one's by DSL_AUTO_MIN_GAIN; otherwise stop.  max_seconds bounds
+ * the whole call: a doubled schedule that would end past it is not begun,
+ * but the longest that ends within it is, if long enough
+ * (DSL_AUTO_FIT_SHARE).  The refit is not counted here: a longer schedule
+ * gains more than a refit where time is short (large data, where the
+ * hold-out is a small share of the pairs), and the refit runs afterwards
+ * only if it fits.  Returns whether to stop.
+ */
+static bool
+schedule_end(Training *t, int epoch)
+{
+	TrainArgs  *a = &t->a;
+	int64		next = Min((int64) t->max_epochs, t->horizon * 2);
+	double		now = train_clock(t);
+	double		per_epoch = epoch_seconds(t, t->train);
+	double		end = now + (next - epoch) * per_epoch;
+	bool		paid = t->best_recall > t->prev_best * (1.0 + DSL_AUTO_MIN_GAIN);
+	bool		too_soon = a->density < 1.0 && epoch < DSL_AUTO_SPARSE_MIN_EPOCHS;
+	int64		fit = 0;
+
+	if (end > a->max_seconds)
+	{
+		fit = epoch + (int64) floor(DSL_AUTO_FIT_SHARE * Max(a->max_seconds - now, 0.0) /
+									Max(per_epoch, 1e-9));
+		if (fit < epoch + (epoch + 3) / 4)
+			fit = 0;			/* too short to be worth a schedule */
+	}
+
+	if (!paid && !too_soon)
+	{
+		/* the last schedule did not pay */
+		t->stop_gain = t->prev_best > 0 ? t->best_recall / t->prev_best - 1.0 : 0.0;
+		return true;
+	}
+	if (end > a->max_seconds && fit == 0)
+	{
+		/* it paid (or was too soon), but the next would overrun */
+		t->stop_end = end;
+		t->stop_next = next;
+		t->stop_paid = paid;
+		return true;
+	}
+	if (fit > 0)
+		next = fit;				/* the longest that ends in time */
+	ereport(NOTICE,
+			(errmsg("model \"%s\": validation recall@%d %.4f after a schedule of %d epochs%s; continuing over one of %lld epochs%s%s",
+					a->name, a->k, t->best_recall, epoch,
+					t->prev_best > 0 ? psprintf(" (%.4f after the one before)", t->prev_best) : "",
+					(long long) next,
+					fit > 0 ? psprintf(", the longest that ends within the time limit of %g s (option max_seconds)",
+									   a->max_seconds) : "",
+					paid ? "" : psprintf(" (a sparse model trains at least %d epochs)",
+										 DSL_AUTO_SPARSE_MIN_EPOCHS))));
+	t->prev_best = t->best_recall;
+	t->horizon = next;
+	dsl_engine_set_horizon(&t->engine, a->params.steps_per_epoch * next);
+	return false;
 }
 
 /*
@@ -469,78 +536,48 @@ validate(Training *t, int epoch, bool time_up, EvalMetrics *m)
 			 epoch < t->max_epochs)
 		stop = true;			/* patience given: the old-style rule */
 
-	/*
-	 * epochs => NULL: at the end of each schedule, go on over one twice as
-	 * long (redrawn, so lr and zeta rise again to where that schedule would
-	 * be) while a schedule's best validation recall beat the previous one's
-	 * by DSL_AUTO_MIN_GAIN; otherwise stop.  max_seconds bounds the whole
-	 * call: a doubled schedule that would end past it is not begun, but the
-	 * longest that ends within it is, if long enough (DSL_AUTO_FIT_SHARE).
-	 * The refit is not counted here: a longer schedule gains more than a
-	 * refit where time is short (large data, where the hold-out is a small
-	 * share of the pairs), and the refit runs afterwards only if it fits.
-	 */
 	if (a->epochs == 0 && !stop && !time_up && epoch == t->horizon && epoch < t->max_epochs)
-	{
-		int64		next = Min((int64) t->max_epochs, t->horizon * 2);
-		double		now = train_clock(t);
-		double		per_epoch = epoch_seconds(t, t->train);
-		double		end = now + (next - epoch) * per_epoch;
-		bool		paid = t->best_recall > t->prev_best * (1.0 + DSL_AUTO_MIN_GAIN);
-		bool		too_soon = a->density < 1.0 && epoch < DSL_AUTO_SPARSE_MIN_EPOCHS;
-		int64		fit = 0;
-
-		if (end > a->max_seconds)
-		{
-			fit = epoch + (int64) floor(DSL_AUTO_FIT_SHARE * Max(a->max_seconds - now, 0.0) /
-										Max(per_epoch, 1e-9));
-			if (fit < epoch + (epoch + 3) / 4)
-				fit = 0;		/* too short to be worth a schedule */
-		}
-
-		if (!paid && !too_soon)
-		{
-			stop = true;		/* the last schedule did not pay */
-			t->stop_gain = t->prev_best > 0 ? t->best_recall / t->prev_best - 1.0 : 0.0;
-		}
-		else if (end > a->max_seconds && fit == 0)
-		{
-			stop = true;		/* it paid (or was too soon), but the next would overrun */
-			t->stop_end = end;
-			t->stop_next = next;
-			t->stop_paid = paid;
-		}
-		else
-		{
-			if (fit > 0)
-				next = fit;		/* the longest that ends in time */
-			ereport(NOTICE,
-					(errmsg("model \"%s\": validation recall@%d %.4f after a schedule of %d epochs%s; continuing over one of %lld epochs%s%s",
-							a->name, a->k, t->best_recall, epoch,
-							t->prev_best > 0 ? psprintf(" (%.4f after the one before)", t->prev_best) : "",
-							(long long) next,
-							fit > 0 ? psprintf(", the longest that ends within the time limit of %g s (option max_seconds)",
-											   a->max_seconds) : "",
-							paid ? "" : psprintf(" (a sparse model trains at least %d epochs)",
-												 DSL_AUTO_SPARSE_MIN_EPOCHS))));
-			t->prev_best = t->best_recall;
-			t->horizon = next;
-			dsl_engine_set_horizon(&t->engine, a->params.steps_per_epoch * next);
-		}
-	}
+		stop = schedule_end(t, epoch);
 	return stop;
 }
 
+/* the NOTICE of a run that stopped after `epoch`, saying why */
+static void
+report_stop(const Training *t, int epoch)
+{
+	const TrainArgs *a = &t->a;
+	int			row = t->row0 + epoch;
+	int			kept = t->row0 + t->out.best_epoch;
+
+	if (t->stop_end > 0)
+		ereport(NOTICE,
+				(errmsg("model \"%s\": stopping after %d epochs: %s, but a schedule of %lld epochs would end about %.0f s after the call began, past the time limit of %g s (option max_seconds); keeping epoch %d",
+						a->name, row,
+						t->stop_paid ? "validation still improved" :
+						psprintf("a sparse model trains at least %d epochs", DSL_AUTO_SPARSE_MIN_EPOCHS),
+						(long long) t->stop_next,
+						t->stop_end, a->max_seconds, kept)));
+	else if (a->patience > 0 && t->since_best >= a->patience)
+		ereport(NOTICE,
+				(errmsg("model \"%s\": stopping early, no improvement in %d evaluations; keeping epoch %d",
+						a->name, a->patience, kept)));
+	else
+		ereport(NOTICE,
+				(errmsg("model \"%s\": stopping after %d epochs: the last schedule improved validation recall@%d by %.1f%% (less than %g%%); keeping epoch %d",
+						a->name, row, a->k, 100.0 * t->stop_gain,
+						100.0 * DSL_AUTO_MIN_GAIN, kept)));
+}
+
 /*
- * Train epochs 1.. until epochs, the stopping rule, patience or the time
+ * Train epochs first.. until epochs, the stopping rule, patience or the time
  * limit ends it, validating when there are validation pairs.
  */
 static void
-run_epochs(Training *t)
+run_epochs(Training *t, int first)
 {
 	TrainArgs  *a = &t->a;
 
-	for (int epoch = 1; epoch <= t->max_epochs; epoch++)
+	for (int epoch = first; epoch <= t->max_epochs; epoch++)
 	{
 		int64		pruned_before = t->engine.pruned;
 		double		secs;
@@ -559,7 +596,7 @@ run_epochs(Training *t)
 			evaluated = true;
 		}
 
-		emit_epoch_row(t->rsinfo, &t->engine, a->density, epoch, loss,
+		emit_epoch_row(t->rsinfo, &t->engine, a->density, t->row0 + epoch, loss,
 					   t->engine.pruned - pruned_before, secs, evaluated ? &m : NULL);
 
 		if (!dsl_progress)
@@ -567,77 +604,160 @@ run_epochs(Training *t)
 		else if (evaluated)
 			ereport(NOTICE,
 					(errmsg("model \"%s\" epoch %d/%d: loss %.5f, recall@%d %.4f, ndcg@%d %.4f, %.2f s",
-							a->name, epoch, t->max_epochs, loss, a->k, m.recall, a->k, m.ndcg, secs)));
+							a->name, t->row0 + epoch, t->row0 + t->max_epochs, loss,
+							a->k, m.recall, a->k, m.ndcg, secs)));
 		else
 			ereport(NOTICE,
 					(errmsg("model \"%s\" epoch %d/%d: loss %.5f, active %lld of %lld, %.2f s",
-							a->name, epoch, t->max_epochs, loss, (long long) t->out.active,
-							(long long) t->out.total, secs)));
+							a->name, t->row0 + epoch, t->row0 + t->max_epochs, loss,
+							(long long) t->out.active, (long long) t->out.total, secs)));
 		if (time_up)
 		{
 			t->time_stopped = true;
 			ereport(NOTICE,
 					(errmsg("model \"%s\": stopping at the time limit of %g s (option max_seconds); keeping epoch %d%s",
-							a->name, a->max_seconds, t->out.best_epoch,
+							a->name, a->max_seconds, t->row0 + t->out.best_epoch,
 							refit_planned(t) ? ", without a refit" : "")));
 			break;
 		}
 		if (stop)
 		{
-			if (t->stop_end > 0)
-				ereport(NOTICE,
-						(errmsg("model \"%s\": stopping after %d epochs: %s, but a schedule of %lld epochs would end about %.0f s after the call began, past the time limit of %g s (option max_seconds); keeping epoch %d",
-								a->name, epoch,
-								t->stop_paid ? "validation still improved" :
-								psprintf("a sparse model trains at least %d epochs", DSL_AUTO_SPARSE_MIN_EPOCHS),
-								(long long) t->stop_next,
-								t->stop_end, a->max_seconds, t->out.best_epoch)));
-			else if (a->patience > 0 && t->since_best >= a->patience)
-				ereport(NOTICE,
-						(errmsg("model \"%s\": stopping early, no improvement in %d evaluations; keeping epoch %d",
-								a->name, a->patience, t->out.best_epoch)));
-			else
-				ereport(NOTICE,
-						(errmsg("model \"%s\": stopping after %d epochs: the last schedule improved validation recall@%d by %.1f%% (less than %g%%); keeping epoch %d",
-								a->name, epoch, a->k, 100.0 * t->stop_gain,
-								100.0 * DSL_AUTO_MIN_GAIN, t->out.best_epoch)));
+			report_stop(t, epoch);
 			break;
 		}
 	}
 }
 
+/* whether this call tries the model type's reg choices (choose_reg) */
+static bool
+reg_trial(const Training *t)
+{
+	const TrainArgs *a = &t->a;
+
+	return a->epochs == 0 && a->reg_default && a->ops->n_reg_choices > 1 &&
+		t->val != NULL && t->ws == NULL;
+}
+
+/* a new model on the training pairs with this reg, validated afresh */
+static void
+start_with_reg(Training *t, double reg)
+{
+	t->a.reg = t->a.params.reg = reg;
+	t->row0 = t->out.epochs_run;
+	start_model(t, t->train);
+	t->best_recall = -1;
+	t->since_best = 0;
+	t->out.best_epoch = 0;
+}
+
 /*
- * The stopping rule chose a length on its own hold-out: train again from
- * scratch on every pair over one schedule of that length and keep that
+ * reg NULL under the stopping rule, for a model type with reg choices
+ * (ModelOps.reg_choices): train each over the first schedule, from the same
+ * seed, and go on with the one whose validation recall is best (the first
+ * on a tie).  The last one tried goes on where it is; an earlier one is
+ * trained again from the start, which repeats its trial exactly.  Measured
+ * in docs/lightgcn.md: the first schedule already prefers the reg the long
+ * ones do.  Returns whether the run is over (the time limit, or the
+ * stopping rule at the end of that schedule).
+ */
+static bool
+choose_reg(Training *t)
+{
+	TrainArgs  *a = &t->a;
+	const ModelOps *ops = a->ops;
+	int			run_to = t->max_epochs;
+	int			best = 0;
+	StringInfoData tried;
+
+	/* in the call's context: each trial's model context goes */
+	MemoryContextSwitchTo(t->train_ctx);
+	initStringInfo(&tried);
+	MemoryContextSwitchTo(t->phase_ctx);
+	t->max_epochs = (int) t->horizon;	/* validate at its end, no more */
+	for (int i = 0; i < ops->n_reg_choices; i++)
+	{
+		if (i > 0)
+			start_with_reg(t, ops->reg_choices[i]);
+		Assert(a->reg == ops->reg_choices[i]);	/* the first is default_reg */
+		ereport(NOTICE,
+				(errmsg("model \"%s\": trying reg %g over the first schedule (epochs %d to %d)",
+						a->name, a->reg, t->row0 + 1, t->row0 + t->max_epochs),
+				 errhint("Pass reg to train with it alone.")));
+		run_epochs(t, 1);
+		a->reg_tried[i] = a->reg;
+		a->reg_recall[i] = t->best_recall;
+		a->n_reg_tried = i + 1;
+		appendStringInfo(&tried, "%s%.4f with reg %g", i > 0 ? ", " : "",
+						 t->best_recall, a->reg);
+		if (t->time_stopped)
+			break;				/* this one is what there is */
+		if (t->best_recall > a->reg_recall[best])
+			best = i;
+	}
+	t->max_epochs = run_to;
+	if (t->time_stopped)
+		return true;
+
+	if (best != a->n_reg_tried - 1)
+	{
+		start_with_reg(t, a->reg_tried[best]);
+		ereport(NOTICE,
+				(errmsg("model \"%s\": validation recall@%d after %d epochs: %s; training with reg %g again from the start (epochs %d to %d)",
+						a->name, a->k, (int) t->horizon, tried.data, a->reg,
+						t->row0 + 1, t->row0 + (int) t->horizon)));
+		t->max_epochs = (int) t->horizon;
+		run_epochs(t, 1);
+		t->max_epochs = run_to;
+		if (t->time_stopped)
+			return true;
+	}
+	else
+		ereport(NOTICE,
+				(errmsg("model \"%s\": validation recall@%d after %d epochs: %s; going on with reg %g",
+						a->name, a->k, (int) t->horizon, tried.data, a->reg)));
+	a->trial_epochs = t->row0;
+
+	/* the end of the first schedule, as run_epochs would have met it */
+	if ((int) t->horizon < t->max_epochs && schedule_end(t, (int) t->horizon))
+	{
+		report_stop(t, (int) t->horizon);
+		return true;
+	}
+	return false;
+}
+
+/*
+ * The stopping rule chose `length` epochs on its own hold-out: train again
+ * from scratch on every pair over one schedule of that length and keep that
  * model (docs/training.md, "Refit").  Its epochs follow as result rows.
  */
 static void
-refit(Training *t)
+refit(Training *t, int length)
 {
 	TrainArgs  *a = &t->a;
-	int			first = t->out.epochs_run + 1;
 
-	a->refit_epochs = t->out.best_epoch;
-	fit_to_pairs(t, t->data, a->refit_epochs);
+	a->refit_epochs = length;
+	fit_to_pairs(t, t->data, length);
+	t->row0 = t->out.epochs_run;
 	start_model(t, t->data);
 	ereport(NOTICE,
 			(errmsg("model \"%s\": refitting on all %lld pairs over %d epochs (epochs %d to %d), the length validation chose",
-					a->name, (long long) t->data->n_pairs, a->refit_epochs, first,
-					first + a->refit_epochs - 1),
+					a->name, (long long) t->data->n_pairs, length, t->row0 + 1,
+					t->row0 + length),
 			 errhint("options => '{\"refit\": false}' keeps the model of epoch %d instead.",
 					 t->out.best_epoch)));
-	for (int epoch = first; epoch < first + a->refit_epochs; epoch++)
+	for (int epoch = 1; epoch <= length; epoch++)
 	{
 		int64		pruned_before = t->engine.pruned;
 		double		secs;
 		double		loss = train_epoch(t, epoch, &secs);
 
-		emit_epoch_row(t->rsinfo, &t->engine, a->density, epoch, loss,
+		emit_epoch_row(t->rsinfo, &t->engine, a->density, t->row0 + epoch, loss,
 					   t->engine.pruned - pruned_before, secs, NULL);
 		if (dsl_progress)
 			ereport(NOTICE,
 					(errmsg("model \"%s\" refit epoch %d/%d: loss %.5f, %.2f s",
-							a->name, epoch - first + 1, a->refit_epochs, loss, secs)));
+							a->name, epoch, length, loss, secs)));
 	}
 	t->out.best_epoch = t->out.epochs_run;	/* the stored model: the refit's last */
 }
@@ -654,6 +774,7 @@ dsl_train(PG_FUNCTION_ARGS)
 	int64		old_id;
 	Oid			old_owner = InvalidOid;
 	SparseTensor *keep[DSL_MAX_TENSORS];
+	int			length;
 	int			guc_level;
 	bool		distributed;
 
@@ -695,26 +816,32 @@ dsl_train(PG_FUNCTION_ARGS)
 	start_model(t, t->train);
 	t->out.total = dsl_engine_total(&t->engine);
 	dsl_mem_note();
-	run_epochs(t);
+	if (!reg_trial(t) || !choose_reg(t))
+		run_epochs(t, t->out.epochs_run - t->row0 + 1);
+
+	/* the kept epoch: what a refit's length is, and as a result row */
+	length = t->out.best_epoch;
+	if (t->out.best_epoch > 0)
+		t->out.best_epoch += t->row0;
+
 	/*
 	 * Not after the time limit stopped the first phase mid-way: that NOTICE
 	 * said so.  A phase that ended on its own may still have used up the
 	 * limit (its last validation can take it past): then the NOTICE below
 	 * says why there is no refit.
 	 */
-	if (refit_planned(t) && t->out.best_epoch > 0 && !t->time_stopped)
+	if (refit_planned(t) && length > 0 && !t->time_stopped)
 	{
-		double		end = train_clock(t) +
-			t->out.best_epoch * epoch_seconds(t, t->data);
+		double		end = train_clock(t) + length * epoch_seconds(t, t->data);
 
 		if (end <= a->max_seconds)
-			refit(t);
+			refit(t, length);
 		else
 			ereport(NOTICE,
 					(errmsg_plural("model \"%s\": not refitting: %d epoch on all pairs would end about %.0f s after the call began, past the time limit of %g s (option max_seconds); keeping epoch %d",
 								   "model \"%s\": not refitting: %d epochs on all pairs would end about %.0f s after the call began, past the time limit of %g s (option max_seconds); keeping epoch %d",
-								   t->out.best_epoch,
-								   a->name, t->out.best_epoch, end, a->max_seconds,
+								   length,
+								   a->name, length, end, a->max_seconds,
 								   t->out.best_epoch)));
 	}
 	a->total_steps = t->engine.cfg.total_steps;

@@ -342,7 +342,8 @@ dsl_train_parse_args(FunctionCallInfo fcinfo, TrainArgs *a)
 	a->lr = !PG_ARGISNULL(A_LR) ? PG_GETARG_FLOAT8(A_LR) :
 		a->ops->default_lr * (a->warm_start ? DSL_CONTINUE_LR_SCALE : 1.0);
 	check_range_f("lr", a->lr, 0, false, HUGE_VAL, false, "finite numbers > 0");
-	a->reg = PG_ARGISNULL(A_REG) ? a->ops->default_reg : PG_GETARG_FLOAT8(A_REG);
+	a->reg_default = PG_ARGISNULL(A_REG);
+	a->reg = a->reg_default ? a->ops->default_reg : PG_GETARG_FLOAT8(A_REG);
 	check_range_f("reg", a->reg, 0, true, HUGE_VAL, false, "finite numbers >= 0");
 	/* update_ratio NULL: zeta_0 0.5, or a continuation's smaller one */
 	a->update_ratio = !PG_ARGISNULL(A_RATIO) ? PG_GETARG_FLOAT8(A_RATIO) :
@@ -445,6 +446,14 @@ dsl_train_hyperparams_json(const TrainArgs *a)
 		appendStringInfo(&s, ", \"refit\": %s, \"refit_epochs\": %s",
 						 a->refit ? "true" : "false",
 						 a->refit_epochs > 0 ? psprintf("%d", a->refit_epochs) : "null");
+	if (a->n_reg_tried > 0)
+	{
+		appendStringInfoString(&s, ", \"reg_trials\": {");
+		for (int i = 0; i < a->n_reg_tried; i++)
+			appendStringInfo(&s, "%s\"%g\": %.17g", i > 0 ? ", " : "",
+							 a->reg_tried[i], a->reg_recall[i]);
+		appendStringInfo(&s, "}, \"trial_epochs\": %d", a->trial_epochs);
+	}
 	if (a->warm_start)
 	{
 		appendStringInfoString(&s, ", \"warm_start\": ");

@@ -46,6 +46,7 @@ typedef struct TrainArgs
 	bool		batch_default;	/* batch_size NULL: chosen per pairs trained on */
 	double		lr;
 	double		reg;
+	bool		reg_default;	/* reg NULL: the model type chooses */
 	double		update_ratio;
 	int64		update_interval;	/* 0: the model type's default */
 	char	   *growth;
@@ -77,6 +78,11 @@ typedef struct TrainArgs
 								 * items no longer in the source */
 	/* what training decided, for the hyperparameters JSON */
 	int			refit_epochs;	/* what the refit ran: the chosen epochs */
+	int			n_reg_tried;	/* reg NULL: the values tried (choose_reg) */
+	double		reg_tried[DSL_MAX_REG_CHOICES];
+	double		reg_recall[DSL_MAX_REG_CHOICES];	/* ... their validation recall */
+	int			trial_epochs;	/* epochs run before the kept model's first:
+								 * the reg trials that did not go on */
 	int64		held_pairs;		/* what the hold-out took: pairs, users */
 	int			held_users;
 	int64		total_steps;	/* the stored model's schedule length */

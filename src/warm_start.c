@@ -139,12 +139,17 @@ dsl_warm_start_open(const TrainArgs *a)
 	 * caller is a member of the owner: a concurrent drop or replace waits
 	 * for this transaction.  The schedule length to scale a continuation
 	 * by: a continuation's own, copied from the model it continued, else
-	 * the refit's length, else the epochs kept or run.
+	 * the refit's length, else the epochs kept or run (less the reg
+	 * trials run before the kept model's first, train.c).  A continuation
+	 * with reg NULL keeps the stored model's reg.
 	 */
 	if (SPI_execute_with_args("SELECT (m).model_id, (m).model_type, (m).dim, (m).density, "
 							  "COALESCE(((m).hyperparams OPERATOR(pg_catalog.->>) 'base_epochs')::pg_catalog.int4, "
 							  "((m).hyperparams OPERATOR(pg_catalog.->>) 'refit_epochs')::pg_catalog.int4, "
-							  "(m).best_epoch, (m).epochs), (m).n_users, (m).n_items "
+							  "(m).best_epoch OPERATOR(pg_catalog.-) COALESCE(((m).hyperparams OPERATOR(pg_catalog.->>) 'trial_epochs')::pg_catalog.int4, 0), "
+							  "(m).epochs OPERATOR(pg_catalog.-) COALESCE(((m).hyperparams OPERATOR(pg_catalog.->>) 'trial_epochs')::pg_catalog.int4, 0)), "
+							  "(m).n_users, (m).n_items, "
+							  "((m).hyperparams OPERATOR(pg_catalog.->>) 'reg')::pg_catalog.float8 "
 							  "FROM dsl.lock_owned_model($1, $2) AS m",
 							  2, types, args, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "dsl_rec: looking up model \"%s\" failed", a->warm_start);
@@ -159,6 +164,9 @@ dsl_warm_start_open(const TrainArgs *a)
 	ws->base_epochs = DatumGetInt32(SPI_getbinval(tup, desc, 5, &isnull));
 	ws->stored_users = DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull));
 	ws->stored_items = DatumGetInt32(SPI_getbinval(tup, desc, 7, &isnull));
+	ws->reg = DatumGetFloat8(SPI_getbinval(tup, desc, 8, &isnull));
+	if (isnull)
+		ws->reg = -1;
 
 	if (strcmp(type, a->model_type) != 0)
 		ereport(ERROR,

@@ -17,6 +17,7 @@ typedef struct WarmStart
 								 * that did not continue another */
 	int64		new_pairs;		/* source pairs the stored model did not
 								 * train on */
+	double		reg;			/* the reg it trained with, or -1 */
 	int			stored_users;	/* its users and items */
 	int			stored_items;
 	int			new_users;		/* users of the source it does not have */
