@@ -643,7 +643,7 @@ static void
 start_with_reg(Training *t, double reg)
 {
 	t->a.reg = t->a.params.reg = reg;
-	t->row0 = t->out.epochs_run;
+	t->row0 = t->a.trial_epochs = t->out.epochs_run;
 	start_model(t, t->train);
 	t->best_recall = -1;
 	t->since_best = 0;
@@ -715,7 +715,6 @@ choose_reg(Training *t)
 		ereport(NOTICE,
 				(errmsg("model \"%s\": validation recall@%d after %d epochs: %s; going on with reg %g",
 						a->name, a->k, (int) t->horizon, tried.data, a->reg)));
-	a->trial_epochs = t->row0;
 
 	/* the end of the first schedule, as run_epochs would have met it */
 	if ((int) t->horizon < t->max_epochs && schedule_end(t, (int) t->horizon))

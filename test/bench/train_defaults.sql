@@ -52,7 +52,9 @@ SELECT model_id, name, model_type, dim, density, hyperparams->>'sparsity' AS spa
        hyperparams->>'held_out_pairs' AS held_out_pairs,
        hyperparams->>'held_out_users' AS held_out_users,
        hyperparams->>'refit_epochs' AS refit_epochs,
+       hyperparams->>'trial_epochs' AS trial_epochs,
        hyperparams->>'lr' AS lr,
+       hyperparams->>'reg' AS reg,
        hyperparams::text AS hyperparams
 FROM dsl.models WHERE name = :'model';
 

@@ -105,5 +105,28 @@ my %refit_secs = map { $_ => 1 } @secs[30 .. 59];
 is(scalar(keys %refit_secs), 1, '... the refit\'s rows all count the same');
 cmp_ok($secs[30], '>', 1, "... more than one ($secs[30] s): they train on every pair");
 
+# LightGCN with reg NULL trains its first schedule (30 epochs) with reg
+# 0.001, then with 0.0001 (train.c, choose_reg): a limit of 45 s is hit in
+# the second trial, whose epoch 15 (result row 45) is kept as it stands
+$node->safe_psql('postgres', q{CREATE TABLE forty AS
+	SELECT u AS user_id, (u * 7 + k * 11) % 900 AS item_id
+	FROM generate_series(1, 2000) u, generate_series(1, 20) k});
+my ($ret, $out);
+($ret, $out, $err) = $node->psql('postgres', q{
+	SET dsl_rec.progress = off;
+	SET dsl_rec.debug_epoch_seconds = 1;
+	SELECT count(*) FROM dsl.train('lg_trial', 'forty', model_type => 'lightgcn', dim => 4, seed => 1,
+	                               options => '{"max_seconds": 45}');
+	SELECT best_epoch, hyperparams->>'trial_epochs', hyperparams->>'reg',
+	       coalesce(hyperparams->>'refit_epochs', 'none'),
+	       (SELECT count(*) FROM jsonb_object_keys(hyperparams->'reg_trials'))
+	FROM dsl.models WHERE name = 'lg_trial';});
+is($ret, 0, 'LightGCN, 45 s: trains and stores a model') or diag($err);
+like($err, qr/trying reg 0\.001 over the first schedule \(epochs 1 to 30\)/, '... tries reg 0.001 first');
+like($err, qr/trying reg 0\.0001 over the first schedule \(epochs 31 to 60\)/, '... then 0.0001');
+like($err, qr/stopping at the time limit of 45 s \(option max_seconds\); keeping epoch 45, without a refit/,
+	'... the limit is hit in the second trial');
+is($out, "45\n45|30|0.0001|none|2", '... 45 rows; the second trial\'s epoch 15 is kept, after 30 trial epochs');
+
 $node->stop;
 done_testing();
