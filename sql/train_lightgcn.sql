@@ -168,64 +168,76 @@ SELECT name, n_interactions, hyperparams->>'lr' AS lr, hyperparams->>'reg' AS re
        hyperparams->>'batch_size' AS batch_size
 FROM dsl.models WHERE name IN ('lg_defaults', 'lg_defaults_small', 'mf_defaults') ORDER BY name;
 
--- reg NULL under the stopping rule (epochs NULL): LightGCN trains reg 0.001
--- and 0.0001 over the first schedule (30 epochs; here max_epochs 40) and
--- goes on with the better on validation (the first on a tie): the last
--- tried goes on where it is, an earlier one is trained again from the
--- start.  Two runs, one on each path.
+-- reg NULL under the stopping rule (epochs NULL), density 1: LightGCN
+-- trains reg 0.001 and 0.0001 over the first schedule (30 epochs; here
+-- max_epochs 40) and goes on with the better on validation (the first on a
+-- tie): the last tried goes on where it is, an earlier one is trained again
+-- from the start.  Two seeds, one on each path.
 CREATE TABLE lg_trial AS
-SELECT d.dim, t.*
-FROM (VALUES (8), (4)) AS d(dim),
-     LATERAL dsl.train('lg_trial_' || d.dim, 'planted', model_type => 'lightgcn', dim => d.dim,
-                       density => 0.2, batch_size => 128, lr => 0.01, seed => 42,
+SELECT v.seed, t.*
+FROM (VALUES (1), (3)) AS v(seed),
+     LATERAL dsl.train('lg_trial_' || v.seed, 'planted', model_type => 'lightgcn', dim => 4,
+                       density => 1, batch_size => 128, lr => 0.01, seed => v.seed,
                        options => '{"max_epochs": 40, "refit": false}') AS t;
 CREATE TEMP TABLE lg_trial_m AS
-SELECT m.*, (hyperparams->'reg_trials'->>'0.001')::float8 AS r3,
+SELECT m.*, (hyperparams->>'seed')::int AS seed,
+       (hyperparams->'reg_trials'->>'0.001')::float8 AS r3,
        (hyperparams->'reg_trials'->>'0.0001')::float8 AS r4,
        (hyperparams->>'trial_epochs')::int AS trial_epochs
 FROM dsl.models m WHERE name LIKE 'lg\_trial\__';
-SELECT m.dim, r4 > r3 AS went_on,
-       (SELECT array_agg(epoch ORDER BY epoch) FROM lg_trial r WHERE r.dim = m.dim AND recall IS NOT NULL)
+SELECT m.seed, r4 > r3 AS went_on,
+       (SELECT array_agg(epoch ORDER BY epoch) FROM lg_trial r WHERE r.seed = m.seed AND recall IS NOT NULL)
          = CASE WHEN r4 > r3 THEN '{30,60,70}'::int[] ELSE '{30,60,90,100}' END AS evaluated_at_schedule_ends,
-       (SELECT recall FROM lg_trial r WHERE r.dim = m.dim AND epoch = 30) = r3 AS first_trial_recorded,
-       (SELECT recall FROM lg_trial r WHERE r.dim = m.dim AND epoch = 60) = r4 AS second_trial_recorded,
-       r4 > r3 OR (SELECT recall FROM lg_trial r WHERE r.dim = m.dim AND epoch = 90) = r3 AS retrained_the_same,
+       (SELECT recall FROM lg_trial r WHERE r.seed = m.seed AND epoch = 30) = r3 AS first_trial_recorded,
+       (SELECT recall FROM lg_trial r WHERE r.seed = m.seed AND epoch = 60) = r4 AS second_trial_recorded,
+       r4 > r3 OR (SELECT recall FROM lg_trial r WHERE r.seed = m.seed AND epoch = 90) = r3 AS retrained_the_same,
        (hyperparams->>'reg')::float8 = CASE WHEN r4 > r3 THEN 0.0001 ELSE 0.001 END AS kept_the_better,
        trial_epochs = CASE WHEN r4 > r3 THEN 30 ELSE 60 END AS trial_epochs_right,
-       epochs = (SELECT count(*) FROM lg_trial r WHERE r.dim = m.dim) AS every_epoch_a_row,
+       epochs = (SELECT count(*) FROM lg_trial r WHERE r.seed = m.seed) AS every_epoch_a_row,
        best_epoch > trial_epochs AS best_is_a_row_of_the_kept_model,
-       (SELECT bool_and(active_params = 72 * m.dim) FROM lg_trial r WHERE r.dim = m.dim) AS budget_exact
-FROM lg_trial_m m ORDER BY m.dim;
+       (SELECT bool_and(active_params = 1440) FROM lg_trial r WHERE r.seed = m.seed) AS all_active
+FROM lg_trial_m m ORDER BY m.seed;
 -- the model it kept is the one an explicit reg trains: the same epochs
 -- from the same seed
-SELECT m.dim, count(*) > 0 AS trained
+SELECT m.seed, count(*) > 0 AS trained
 FROM lg_trial_m m,
-     LATERAL dsl.train('lg_same_' || m.dim, 'planted', model_type => 'lightgcn', dim => m.dim,
-                       density => 0.2, batch_size => 128, lr => 0.01, seed => 42,
+     LATERAL dsl.train('lg_same_' || m.seed, 'planted', model_type => 'lightgcn', dim => 4,
+                       density => 1, batch_size => 128, lr => 0.01, seed => m.seed,
                        reg => (hyperparams->>'reg')::float8,
                        options => '{"max_epochs": 40, "refit": false}')
-GROUP BY m.dim ORDER BY m.dim;
-SELECT t.dim,
+GROUP BY m.seed ORDER BY m.seed;
+SELECT t.seed,
        (SELECT count(*) FROM (SELECT part, entity_id, vec FROM lg_params WHERE name = t.name
                               EXCEPT
                               SELECT part, entity_id, vec FROM lg_params WHERE name = m.name) d)
          AS diff_explicit_reg,
        NOT m.hyperparams ? 'reg_trials' AS explicit_reg_tries_nothing,
        m.best_epoch = t.best_epoch - t.trial_epochs AS same_epoch_kept
-FROM dsl.models m JOIN lg_trial_m t ON m.name = 'lg_same_' || t.dim ORDER BY t.dim;
+FROM dsl.models m JOIN lg_trial_m t ON m.name = 'lg_same_' || t.seed ORDER BY t.seed;
+-- a sparse model, or patience (the old-style rule, which could end a trial
+-- early): reg NULL is 0.001 and nothing is tried
+SELECT count(*) > 0 AS trained
+FROM (VALUES ('lg_sparse', 0.5, 0), ('lg_patience', 1, 2)) AS v(name, d, patience),
+     LATERAL dsl.train(v.name, 'planted', model_type => 'lightgcn', dim => 4, density => v.d,
+                       batch_size => 128, lr => 0.01, seed => 3, patience => v.patience,
+                       eval_every => CASE WHEN v.patience > 0 THEN 10 END,
+                       options => '{"max_epochs": 40, "refit": false}');
+SELECT name, NOT hyperparams ? 'reg_trials' AS tries_nothing, hyperparams->>'reg' AS reg
+FROM dsl.models WHERE name IN ('lg_sparse', 'lg_patience') ORDER BY name;
 -- a continuation with reg NULL keeps the stored model's reg, and scales by
 -- the kept model's own epochs, not the trials'
 SELECT count(*) > 0 AS continued
-FROM dsl.train('lg_trial_next', 'planted', model_type => 'lightgcn', dim => 8, density => 0.2,
-               batch_size => 128, lr => 0.01, seed => 42, warm_start => 'lg_trial_8');
-SELECT (n.hyperparams->>'reg')::float8 = (t.hyperparams->>'reg')::float8 AS reg_kept,
+FROM dsl.train('lg_trial_next', 'planted', model_type => 'lightgcn', dim => 4, density => 1,
+               batch_size => 128, lr => 0.01, seed => 3, warm_start => 'lg_trial_3');
+SELECT (n.hyperparams->>'reg')::float8 = 0.0001 AS reg_kept,
        (n.hyperparams->>'base_epochs')::int = t.best_epoch - t.trial_epochs AS base_epochs_right
-FROM dsl.models n, lg_trial_m t WHERE n.name = 'lg_trial_next' AND t.name = 'lg_trial_8';
+FROM dsl.models n, lg_trial_m t WHERE n.name = 'lg_trial_next' AND t.name = 'lg_trial_3';
 
 DROP VIEW lg_params;
 DROP VIEW tiny_rows;
 DROP TABLE lg_run1, lg_trial, lg_trial_m, tiny, hood, hood_train, hood_test, planted, square, forty;
 SELECT dsl.drop_model(name) FROM (VALUES ('planted_lg'), ('planted_lg_t1'), ('planted_lg_s2'),
        ('tiny_lg'), ('tiny_lg0'), ('hood_mf'), ('hood_lg'), ('square_lg'),
-       ('lg_defaults'), ('lg_defaults_small'), ('mf_defaults'), ('lg_trial_8'),
-       ('lg_trial_4'), ('lg_same_8'), ('lg_same_4'), ('lg_trial_next')) AS m(name);
+       ('lg_defaults'), ('lg_defaults_small'), ('mf_defaults'), ('lg_trial_1'),
+       ('lg_trial_3'), ('lg_same_1'), ('lg_same_3'), ('lg_trial_next'),
+       ('lg_sparse'), ('lg_patience')) AS m(name);

@@ -105,7 +105,7 @@ my %refit_secs = map { $_ => 1 } @secs[30 .. 59];
 is(scalar(keys %refit_secs), 1, '... the refit\'s rows all count the same');
 cmp_ok($secs[30], '>', 1, "... more than one ($secs[30] s): they train on every pair");
 
-# LightGCN with reg NULL trains its first schedule (30 epochs) with reg
+# Dense LightGCN with reg NULL trains its first schedule (30 epochs) with reg
 # 0.001, then with 0.0001 (train.c, choose_reg): a limit of 45 s is hit in
 # the second trial, whose epoch 15 (result row 45) is kept as it stands
 $node->safe_psql('postgres', q{CREATE TABLE forty AS
@@ -115,7 +115,7 @@ my ($ret, $out);
 ($ret, $out, $err) = $node->psql('postgres', q{
 	SET dsl_rec.progress = off;
 	SET dsl_rec.debug_epoch_seconds = 1;
-	SELECT count(*) FROM dsl.train('lg_trial', 'forty', model_type => 'lightgcn', dim => 4, seed => 1,
+	SELECT count(*) FROM dsl.train('lg_trial', 'forty', model_type => 'lightgcn', dim => 4, density => 1, seed => 1,
 	                               options => '{"max_seconds": 45}');
 	SELECT best_epoch, hyperparams->>'trial_epochs', hyperparams->>'reg',
 	       coalesce(hyperparams->>'refit_epochs', 'none'),
