@@ -659,6 +659,33 @@ start_with_reg(Training *t, double reg)
 }
 
 /*
+ * Train the current model over the first schedule only, validating at its
+ * end (the stopping rule's decision there is left to the caller).
+ */
+static void
+run_first_schedule(Training *t)
+{
+	int			run_to = t->max_epochs;
+
+	t->max_epochs = (int) t->horizon;
+	run_epochs(t, 1);
+	t->max_epochs = run_to;
+}
+
+/* "r with reg x, ..." of the reg trials so far, for a NOTICE */
+static char *
+reg_trials_text(const TrainArgs *a)
+{
+	StringInfoData s;
+
+	initStringInfo(&s);
+	for (int i = 0; i < a->n_reg_tried; i++)
+		appendStringInfo(&s, "%s%.4f with reg %g", i > 0 ? ", " : "",
+						 a->reg_recall[i], a->ops->reg_choices[i]);
+	return s.data;
+}
+
+/*
  * reg NULL under the stopping rule, for a model type with reg choices
  * (ModelOps.reg_choices): train each over the first schedule, from the same
  * seed, and go on with the one whose validation recall is best (the first
@@ -673,15 +700,8 @@ choose_reg(Training *t)
 {
 	TrainArgs  *a = &t->a;
 	const ModelOps *ops = a->ops;
-	int			run_to = t->max_epochs;
 	int			best = 0;
-	StringInfoData tried;
 
-	/* in the call's context: each trial's model context goes */
-	MemoryContextSwitchTo(t->train_ctx);
-	initStringInfo(&tried);
-	MemoryContextSwitchTo(t->phase_ctx);
-	t->max_epochs = (int) t->horizon;	/* validate at its end, no more */
 	for (int i = 0; i < ops->n_reg_choices; i++)
 	{
 		if (i > 0)
@@ -689,40 +709,32 @@ choose_reg(Training *t)
 		Assert(a->reg == ops->reg_choices[i]);	/* the first is default_reg */
 		ereport(NOTICE,
 				(errmsg("model \"%s\": trying reg %g over the first schedule (epochs %d to %d)",
-						a->name, a->reg, t->row0 + 1, t->row0 + t->max_epochs),
+						a->name, a->reg, t->row0 + 1, t->row0 + (int) t->horizon),
 				 errhint("Pass reg to train with it alone.")));
-		run_epochs(t, 1);
-		a->reg_tried[i] = a->reg;
+		run_first_schedule(t);
 		a->reg_recall[i] = t->best_recall;
 		a->n_reg_tried = i + 1;
-		appendStringInfo(&tried, "%s%.4f with reg %g", i > 0 ? ", " : "",
-						 t->best_recall, a->reg);
 		if (t->time_stopped)
-			break;				/* this one is what there is */
+			return true;		/* this one is what there is */
 		if (t->best_recall > a->reg_recall[best])
 			best = i;
 	}
-	t->max_epochs = run_to;
-	if (t->time_stopped)
-		return true;
 
 	if (best != a->n_reg_tried - 1)
 	{
-		start_with_reg(t, a->reg_tried[best]);
+		start_with_reg(t, ops->reg_choices[best]);
 		ereport(NOTICE,
 				(errmsg("model \"%s\": validation recall@%d after %d epochs: %s; training with reg %g again from the start (epochs %d to %d)",
-						a->name, a->k, (int) t->horizon, tried.data, a->reg,
+						a->name, a->k, (int) t->horizon, reg_trials_text(a), a->reg,
 						t->row0 + 1, t->row0 + (int) t->horizon)));
-		t->max_epochs = (int) t->horizon;
-		run_epochs(t, 1);
-		t->max_epochs = run_to;
+		run_first_schedule(t);
 		if (t->time_stopped)
 			return true;
 	}
 	else
 		ereport(NOTICE,
 				(errmsg("model \"%s\": validation recall@%d after %d epochs: %s; going on with reg %g",
-						a->name, a->k, (int) t->horizon, tried.data, a->reg)));
+						a->name, a->k, (int) t->horizon, reg_trials_text(a), a->reg)));
 
 	/* the end of the first schedule, as run_epochs would have met it */
 	if ((int) t->horizon < t->max_epochs && schedule_end(t, (int) t->horizon))

@@ -451,7 +451,7 @@ dsl_train_hyperparams_json(const TrainArgs *a)
 		appendStringInfoString(&s, ", \"reg_trials\": {");
 		for (int i = 0; i < a->n_reg_tried; i++)
 			appendStringInfo(&s, "%s\"%g\": %.17g", i > 0 ? ", " : "",
-							 a->reg_tried[i], a->reg_recall[i]);
+							 a->ops->reg_choices[i], a->reg_recall[i]);
 		appendStringInfo(&s, "}, \"trial_epochs\": %d", a->trial_epochs);
 	}
 	if (a->warm_start)

@@ -78,8 +78,8 @@ typedef struct TrainArgs
 								 * items no longer in the source */
 	/* what training decided, for the hyperparameters JSON */
 	int			refit_epochs;	/* what the refit ran: the chosen epochs */
-	int			n_reg_tried;	/* reg NULL: the values tried (choose_reg) */
-	double		reg_tried[DSL_MAX_REG_CHOICES];
+	int			n_reg_tried;	/* reg NULL: how many of ModelOps.reg_choices
+								 * were tried (choose_reg) */
 	double		reg_recall[DSL_MAX_REG_CHOICES];	/* ... their validation recall */
 	int			trial_epochs;	/* epochs run before the kept model's first:
 								 * the reg trials that did not go on */

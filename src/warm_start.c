@@ -146,8 +146,8 @@ dsl_warm_start_open(const TrainArgs *a)
 	if (SPI_execute_with_args("SELECT (m).model_id, (m).model_type, (m).dim, (m).density, "
 							  "COALESCE(((m).hyperparams OPERATOR(pg_catalog.->>) 'base_epochs')::pg_catalog.int4, "
 							  "((m).hyperparams OPERATOR(pg_catalog.->>) 'refit_epochs')::pg_catalog.int4, "
-							  "(m).best_epoch OPERATOR(pg_catalog.-) COALESCE(((m).hyperparams OPERATOR(pg_catalog.->>) 'trial_epochs')::pg_catalog.int4, 0), "
-							  "(m).epochs OPERATOR(pg_catalog.-) COALESCE(((m).hyperparams OPERATOR(pg_catalog.->>) 'trial_epochs')::pg_catalog.int4, 0)), "
+							  "COALESCE((m).best_epoch, (m).epochs) OPERATOR(pg_catalog.-) "
+							  "COALESCE(((m).hyperparams OPERATOR(pg_catalog.->>) 'trial_epochs')::pg_catalog.int4, 0)), "
 							  "(m).n_users, (m).n_items, "
 							  "((m).hyperparams OPERATOR(pg_catalog.->>) 'reg')::pg_catalog.float8 "
 							  "FROM dsl.lock_owned_model($1, $2) AS m",
