@@ -13,8 +13,13 @@
  *
  * (out and g are indexed from r0: row r at (r - r0) * bs.)  Their cost
  * follows the stored entries, where densifying the rows for sgemm costs what
- * a dense tensor does.  The kernel (AVX2 with FMA, or plain C) is chosen
- * once per process from the CPU, so a machine always sums the same way.
+ * a dense tensor does.  The kernel is chosen once per process from the CPU,
+ * so a machine always sums the same way: plain C; AVX2 with FMA, a row's
+ * sums (forward) or its batch values (backward) for 64 batch columns in
+ * eight registers; AVX-512F for a batch of exactly 64 (MultVAE's default),
+ * the same in four registers, the forward spreading a row's entries over
+ * four sets of sums (entry q into set q mod 4, added at the end) so that
+ * four FMA chains run at once instead of one.
  */
 #ifndef DSL_SPARSE_BLOCK_H
 #define DSL_SPARSE_BLOCK_H
@@ -23,8 +28,16 @@
 
 #include "sparse_tensor.h"
 
+/* the kernels, from the most portable */
+#define SB_PLAIN	0			/* plain C */
+#define SB_AVX2		1			/* AVX2 with FMA */
+#define SB_AVX512	2			/* AVX-512F for a batch of 64, else AVX2 */
+
 /* choose the kernel (from the backend, before worker threads use them) */
 extern void sparse_block_prepare(void);
+
+/* use a given level (unit checks); false if the CPU lacks it */
+extern bool sparse_block_force(int level);
 
 extern void sparse_block_mul(const SparseTensor *t, int64 r0, int n,
 							 const float *x, int bs, float *out);
