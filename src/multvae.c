@@ -54,6 +54,7 @@
 #include "scorer.h"
 #include "dense_block.h"
 #include "mem_peak.h"
+#include "row_groups.h"
 #include "sparse_block.h"
 
 /* the tensors, in registration order */
@@ -177,6 +178,9 @@ typedef struct VaeState
 	int			n_slots;
 	int64		slot_cap;
 	float	   *g1;				/* [slot_cap x H] */
+	RowGroups	w1_groups;		/* W1's and W4's rows as column-group masks */
+	RowGroups	w4_groups;
+	float	   *packed;			/* [n_parts x H] a row's gradient, packed */
 
 	/*
 	 * With reg 0 a row of W1 outside the step's inputs has a zero gradient:
@@ -352,6 +356,8 @@ vae_work_bytes(const Interactions *d, const TrainParams *p)
 	n += (Size) d->n_items * D * sizeof(float); /* g_out, during a round */
 	n += (Size) d->n_users * D * sizeof(float); /* serving rows */
 	n += (Size) d->n_items * sizeof(int64); /* W1's last steps */
+	n += row_groups_bytes(d->n_items, H) + row_groups_bytes(d->n_items, D) +
+		(Size) parts * H * sizeof(float);
 	return n;
 }
 
@@ -467,6 +473,9 @@ vae_create(DslEngine *e, const Interactions *d, const TrainParams *p)
 	s->slot_ptr = palloc_extended(sizeof(int64) * (s->slot_cap + 1), MCXT_ALLOC_HUGE);
 	s->slot_user = palloc_extended(sizeof(int32) * s->in_cap, MCXT_ALLOC_HUGE);
 	s->g1 = alloc_floats((Size) s->slot_cap * H, true);
+	s->packed = alloc_floats((Size) s->n_parts * H, false);
+	row_groups_init(&s->w1_groups, e->tensors[T_W1]);
+	row_groups_init(&s->w4_groups, e->tensors[T_W4]);
 	s->sparse_fwd = VAE_SPARSE_FWD;
 	s->sparse_bwd = VAE_SPARSE_BWD;
 	sparse_block_prepare();
@@ -488,10 +497,10 @@ vae_create(DslEngine *e, const Interactions *d, const TrainParams *p)
 
 /* W4's rows [i0, i0 + n) densified into out (n x D) */
 static void
-densify_rows(const SparseTensor *t, int64 i0, int n, float *out)
+densify_rows(const RowGroups *g, const SparseTensor *t, int64 i0, int n, float *out)
 {
 	for (int r = 0; r < n; r++)
-		sparse_tensor_row_dense(t, (int) (i0 + r), out + (Size) r * t->dim);
+		row_groups_dense(g, t, (int) (i0 + r), out + (Size) r * t->dim);
 }
 
 /* whether rows [i0, i0 + n) of t store less than a share `below` of theirs */
@@ -506,11 +515,11 @@ block_sparser(const SparseTensor *t, int64 i0, int n, double below)
  * when they are all full (a dense tensor), else densified into buf
  */
 static const float *
-block_rows(const SparseTensor *t, int64 i0, int n, float *buf)
+block_rows(const RowGroups *g, const SparseTensor *t, int64 i0, int n, float *buf)
 {
 	if (t->row_ptr[i0 + n] - t->row_ptr[i0] == (int64) n * t->dim)
 		return t->w + t->row_ptr[i0];
-	densify_rows(t, i0, n, buf);
+	densify_rows(g, t, i0, n, buf);
 	return buf;
 }
 
@@ -545,7 +554,7 @@ phase_out_forward(void *arg, int part, int n_parts)
 			if (block_sparser(t, i0, n, s->sparse_fwd))
 				sparse_block_mul(t, i0, n, s->h3t, bs, s->logt + i0 * bs);
 			else
-				dense_block_gemm(n, bs, D, block_rows(t, i0, n, wb), D, 1,
+				dense_block_gemm(n, bs, D, block_rows(&s->w4_groups, t, i0, n, wb), D, 1,
 								 s->h3t, bs, s->logt + i0 * bs, bs, false);
 			for (int64 i = i0; i < i0 + n; i++)
 			{
@@ -629,7 +638,7 @@ out_backward_block(VaeState *s, SparseTensor *t, const DslEngine *e, int64 i0, i
 		return;
 	}
 
-	w = block_rows(t, i0, n, wb);
+	w = block_rows(&s->w4_groups, t, i0, n, wb);
 
 	/*
 	 * The block's gradient is kept for the regrowth: added to the window's
@@ -744,7 +753,15 @@ in_adam_rows(VaeState *s, int part, int64 lo, int64 hi)
 				gr[c] = s->reg * gr[c] + (g ? g[c] : 0);
 			g = gr;
 		}
-		sparse_tensor_adam_row(t, (int) r, g, &e->adam, e->bc1, e->bc2);
+		if (t->row_ptr[r + 1] - t->row_ptr[r] < H)
+		{
+			/* the gradient at the row's stored columns */
+			float	   *p = s->packed + (Size) part * H;
+
+			row_groups_gather(&s->w1_groups, t, (int) r, g, p);
+			g = p;
+		}
+		sparse_tensor_adam_row_packed(t, (int) r, g, &e->adam, e->bc1, e->bc2);
 		if (s->lazy_w1)
 			t->last_step[r] = e->step;
 	}
@@ -819,8 +836,7 @@ phase_in_forward(void *arg, int part, int n_parts)
 						h[c] += v * w[c];
 				}
 				else
-					for (int64 q = q0; q < q1; q++)
-						h[t->col[q]] += v * t->w[q];
+					row_groups_axpy(&s->w1_groups, t, i, v, h);
 			}
 			for (int c = 0; c < H; c++)
 				h[c] = tanhf(h[c]);
@@ -1175,6 +1191,7 @@ forward_h3(VaeState *s, bool sample)
 	const int	nb = s->nb,
 				L = s->L;
 
+	row_groups_sync(&s->w1_groups, s->engine->tensors[T_W1]);
 	vae_run(s, phase_in_forward);
 	dsl_blas_prepare(false);
 	vae_run(s, phase_enc);
@@ -1292,6 +1309,7 @@ vae_step(VaeState *s, const int32 *users, int n, bool round_due, int *n_used)
 		s->h3t[(Size) H * bs + b] = b < nb ? 1.0f : 0.0f;
 		s->h3[(Size) b * D + H] = b < nb ? 1.0f : 0.0f;
 	}
+	row_groups_sync(&s->w4_groups, e->tensors[T_W4]);
 	vae_run(s, phase_out_forward);
 	for (int b = 0; b < nb; b++)
 	{
@@ -1333,6 +1351,7 @@ vae_step(VaeState *s, const int32 *users, int n, bool round_due, int *n_used)
 	/* backward through the output layer (and its Adam step) */
 	if (round_due && s->g_out == NULL)
 		s->g_out = dsl_alloc_huge((Size) s->n_items * D * sizeof(float), false);
+	row_groups_sync(&s->w4_groups, e->tensors[T_W4]);
 	vae_run(s, phase_out_backward);
 	vae_run(s, phase_bwd_h3);
 
@@ -1363,6 +1382,7 @@ vae_step(VaeState *s, const int32 *users, int n, bool round_due, int *n_used)
 	vae_run(s, phase_bwd_enc);
 
 	/* Adam on the rest */
+	row_groups_sync(&s->w1_groups, e->tensors[T_W1]);
 	vae_run(s, phase_adam);
 	return loss;
 }

@@ -503,6 +503,7 @@ sparse_tensor_prune_regrow(SparseTensor *t, int64 n_update, GrowthMode growth,
 	pfree(t->row_ptr);
 	t->col = j->col;
 	t->row_ptr = j->row_ptr;
+	t->layout++;
 
 	pfree(j->occ);
 	pfree(j->old);

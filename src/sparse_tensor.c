@@ -146,6 +146,7 @@ sparse_tensor_create(const char *name, int n_rows, int dim, int64 budget,
 	t->dim = dim;
 	t->total = total;
 	t->budget = budget;
+	t->layout = 1;
 
 	dsl_rng_seed(&rng, seed, stream);
 	occ = dsl_alloc_huge(BITS_WORDS(total) * sizeof(uint64), true);

@@ -26,6 +26,9 @@ typedef struct SparseTensor
 	int			dim;
 	int64		total;			/* n_rows * dim */
 	int64		budget;			/* active entries, constant for life */
+	uint64		layout;			/* changes whenever row_ptr or col do (a round,
+								 * a warm start): caches of the pattern
+								 * compare it */
 	int64	   *row_ptr;		/* n_rows + 1 offsets into the arrays below */
 	uint16	   *col;			/* column of each active entry */
 	float	   *w;				/* weights */

@@ -662,6 +662,7 @@ load_tensor(const WarmStart *ws, SparseTensor *t, const StoredRowsOf *s, uint64 
 			CHECK_FOR_INTERRUPTS();
 	}
 	t->row_ptr[t->n_rows] = k;
+	t->layout++;
 	if (k != t->budget)
 		elog(ERROR, "dsl_rec: continuing model \"%s\": tensor \"%s\" has %lld active entries, budget %lld",
 			 ws->name, t->name, (long long) k, (long long) t->budget);
@@ -742,6 +743,7 @@ set_row_from(SparseTensor *t, int r, const float *acc, double norm)
 		t->w[b + k] = (float) (acc[c] * norm / sqrt(sq));
 		k++;
 	}
+	t->layout++;
 }
 
 /* the mean L2 norm of the stored rows */
