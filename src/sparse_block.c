@@ -76,6 +76,23 @@ grad_default(const SparseTensor *t, int64 r0, int n, const float *g, const float
 
 #ifdef DSL_X86_DISPATCH
 
+/* 64 consecutive floats in eight registers */
+typedef struct Slab8
+{
+	__m256		v[8];
+} Slab8;
+
+DSL_TARGET("avx2,fma")
+static inline Slab8
+slab8_load(const float *p)
+{
+	Slab8		s;
+
+	for (int k = 0; k < 8; k++)
+		s.v[k] = _mm256_loadu_ps(p + 8 * k);
+	return s;
+}
+
 DSL_TARGET("avx2,fma")
 static void
 mul_avx2(const SparseTensor *t, int64 r0, int n, const float *x, int bs, float *out)
@@ -148,28 +165,15 @@ mul_t_avx2(const SparseTensor *t, int64 r0, int n, const float *g, int bs, float
 		/* the row's values of a slab of 64 batch columns in registers */
 		for (; b0 + 64 <= bs; b0 += 64)
 		{
-			const __m256 g0 = _mm256_loadu_ps(gr + b0),
-						g1 = _mm256_loadu_ps(gr + b0 + 8),
-						g2 = _mm256_loadu_ps(gr + b0 + 16),
-						g3 = _mm256_loadu_ps(gr + b0 + 24),
-						g4 = _mm256_loadu_ps(gr + b0 + 32),
-						g5 = _mm256_loadu_ps(gr + b0 + 40),
-						g6 = _mm256_loadu_ps(gr + b0 + 48),
-						g7 = _mm256_loadu_ps(gr + b0 + 56);
+			const Slab8 gs = slab8_load(gr + b0);
 
 			for (int64 q = q0; q < q1; q++)
 			{
 				float	   *d = dx + (Size) t->col[q] * bs + b0;
 				__m256		w = _mm256_broadcast_ss(t->w + q);
 
-				_mm256_storeu_ps(d, _mm256_fmadd_ps(w, g0, _mm256_loadu_ps(d)));
-				_mm256_storeu_ps(d + 8, _mm256_fmadd_ps(w, g1, _mm256_loadu_ps(d + 8)));
-				_mm256_storeu_ps(d + 16, _mm256_fmadd_ps(w, g2, _mm256_loadu_ps(d + 16)));
-				_mm256_storeu_ps(d + 24, _mm256_fmadd_ps(w, g3, _mm256_loadu_ps(d + 24)));
-				_mm256_storeu_ps(d + 32, _mm256_fmadd_ps(w, g4, _mm256_loadu_ps(d + 32)));
-				_mm256_storeu_ps(d + 40, _mm256_fmadd_ps(w, g5, _mm256_loadu_ps(d + 40)));
-				_mm256_storeu_ps(d + 48, _mm256_fmadd_ps(w, g6, _mm256_loadu_ps(d + 48)));
-				_mm256_storeu_ps(d + 56, _mm256_fmadd_ps(w, g7, _mm256_loadu_ps(d + 56)));
+				for (int k = 0; k < 8; k++)
+					_mm256_storeu_ps(d + 8 * k, _mm256_fmadd_ps(w, gs.v[k], _mm256_loadu_ps(d + 8 * k)));
 			}
 		}
 		for (; b0 < bs; b0 += 16)
@@ -218,36 +222,29 @@ grad_avx2(const SparseTensor *t, int64 r0, int n, const float *g, const float *x
 		if (bs == 64)
 		{
 			/* the row's 64 values in registers, two entries at a time */
-			const __m256 g0 = _mm256_loadu_ps(gr),
-						g1 = _mm256_loadu_ps(gr + 8),
-						g2 = _mm256_loadu_ps(gr + 16),
-						g3 = _mm256_loadu_ps(gr + 24),
-						g4 = _mm256_loadu_ps(gr + 32),
-						g5 = _mm256_loadu_ps(gr + 40),
-						g6 = _mm256_loadu_ps(gr + 48),
-						g7 = _mm256_loadu_ps(gr + 56);
+			const Slab8 gs = slab8_load(gr);
 
 			for (; q + 2 <= q1; q += 2)
 			{
 				const float *h = x + (Size) t->col[q] * bs,
 						   *k = x + (Size) t->col[q + 1] * bs;
-				__m256		s0 = _mm256_mul_ps(g0, _mm256_loadu_ps(h)),
-							s1 = _mm256_mul_ps(g1, _mm256_loadu_ps(h + 8)),
-							u0 = _mm256_mul_ps(g0, _mm256_loadu_ps(k)),
-							u1 = _mm256_mul_ps(g1, _mm256_loadu_ps(k + 8));
+				__m256		s0 = _mm256_mul_ps(gs.v[0], _mm256_loadu_ps(h)),
+							s1 = _mm256_mul_ps(gs.v[1], _mm256_loadu_ps(h + 8)),
+							u0 = _mm256_mul_ps(gs.v[0], _mm256_loadu_ps(k)),
+							u1 = _mm256_mul_ps(gs.v[1], _mm256_loadu_ps(k + 8));
 
-				s0 = _mm256_fmadd_ps(g2, _mm256_loadu_ps(h + 16), s0);
-				s1 = _mm256_fmadd_ps(g3, _mm256_loadu_ps(h + 24), s1);
-				u0 = _mm256_fmadd_ps(g2, _mm256_loadu_ps(k + 16), u0);
-				u1 = _mm256_fmadd_ps(g3, _mm256_loadu_ps(k + 24), u1);
-				s0 = _mm256_fmadd_ps(g4, _mm256_loadu_ps(h + 32), s0);
-				s1 = _mm256_fmadd_ps(g5, _mm256_loadu_ps(h + 40), s1);
-				u0 = _mm256_fmadd_ps(g4, _mm256_loadu_ps(k + 32), u0);
-				u1 = _mm256_fmadd_ps(g5, _mm256_loadu_ps(k + 40), u1);
-				s0 = _mm256_fmadd_ps(g6, _mm256_loadu_ps(h + 48), s0);
-				s1 = _mm256_fmadd_ps(g7, _mm256_loadu_ps(h + 56), s1);
-				u0 = _mm256_fmadd_ps(g6, _mm256_loadu_ps(k + 48), u0);
-				u1 = _mm256_fmadd_ps(g7, _mm256_loadu_ps(k + 56), u1);
+				s0 = _mm256_fmadd_ps(gs.v[2], _mm256_loadu_ps(h + 16), s0);
+				s1 = _mm256_fmadd_ps(gs.v[3], _mm256_loadu_ps(h + 24), s1);
+				u0 = _mm256_fmadd_ps(gs.v[2], _mm256_loadu_ps(k + 16), u0);
+				u1 = _mm256_fmadd_ps(gs.v[3], _mm256_loadu_ps(k + 24), u1);
+				s0 = _mm256_fmadd_ps(gs.v[4], _mm256_loadu_ps(h + 32), s0);
+				s1 = _mm256_fmadd_ps(gs.v[5], _mm256_loadu_ps(h + 40), s1);
+				u0 = _mm256_fmadd_ps(gs.v[4], _mm256_loadu_ps(k + 32), u0);
+				u1 = _mm256_fmadd_ps(gs.v[5], _mm256_loadu_ps(k + 40), u1);
+				s0 = _mm256_fmadd_ps(gs.v[6], _mm256_loadu_ps(h + 48), s0);
+				s1 = _mm256_fmadd_ps(gs.v[7], _mm256_loadu_ps(h + 56), s1);
+				u0 = _mm256_fmadd_ps(gs.v[6], _mm256_loadu_ps(k + 48), u0);
+				u1 = _mm256_fmadd_ps(gs.v[7], _mm256_loadu_ps(k + 56), u1);
 				gp[q - base] = hsum8(_mm256_add_ps(s0, s1));
 				gp[q + 1 - base] = hsum8(_mm256_add_ps(u0, u1));
 			}
@@ -270,6 +267,23 @@ grad_avx2(const SparseTensor *t, int64 r0, int n, const float *g, const float *x
 }
 
 /* --- AVX-512F, a batch of exactly 64 ------------------------------------------- */
+
+/* 64 consecutive floats in four registers */
+typedef struct Slab4
+{
+	__m512		v[4];
+} Slab4;
+
+DSL_TARGET("avx512f")
+static inline Slab4
+slab4_load(const float *p)
+{
+	Slab4		s;
+
+	for (int k = 0; k < 4; k++)
+		s.v[k] = _mm512_loadu_ps(p + 16 * k);
+	return s;
+}
 
 DSL_TARGET("avx512f")
 static void
@@ -341,20 +355,15 @@ mul_t_avx512(const SparseTensor *t, int64 r0, int n, const float *g, float *dx)
 		const int64 q0 = t->row_ptr[r0 + r],
 					q1 = t->row_ptr[r0 + r + 1];
 		const float *gr = g + (Size) r * 64;
-		const __m512 g0 = _mm512_loadu_ps(gr),
-					g1 = _mm512_loadu_ps(gr + 16),
-					g2 = _mm512_loadu_ps(gr + 32),
-					g3 = _mm512_loadu_ps(gr + 48);
+		const Slab4 gs = slab4_load(gr);
 
 		for (int64 q = q0; q < q1; q++)
 		{
 			float	   *d = dx + (Size) t->col[q] * 64;
 			const __m512 w = _mm512_set1_ps(t->w[q]);
 
-			_mm512_storeu_ps(d, _mm512_fmadd_ps(w, g0, _mm512_loadu_ps(d)));
-			_mm512_storeu_ps(d + 16, _mm512_fmadd_ps(w, g1, _mm512_loadu_ps(d + 16)));
-			_mm512_storeu_ps(d + 32, _mm512_fmadd_ps(w, g2, _mm512_loadu_ps(d + 32)));
-			_mm512_storeu_ps(d + 48, _mm512_fmadd_ps(w, g3, _mm512_loadu_ps(d + 48)));
+			for (int k = 0; k < 4; k++)
+				_mm512_storeu_ps(d + 16 * k, _mm512_fmadd_ps(w, gs.v[k], _mm512_loadu_ps(d + 16 * k)));
 		}
 	}
 }
@@ -370,19 +379,16 @@ grad_avx512(const SparseTensor *t, int64 r0, int n, const float *g, const float 
 		const int64 q0 = t->row_ptr[r0 + r],
 					q1 = t->row_ptr[r0 + r + 1];
 		const float *gr = g + (Size) r * 64;
-		const __m512 g0 = _mm512_loadu_ps(gr),
-					g1 = _mm512_loadu_ps(gr + 16),
-					g2 = _mm512_loadu_ps(gr + 32),
-					g3 = _mm512_loadu_ps(gr + 48);
+		const Slab4 gs = slab4_load(gr);
 
 		for (int64 q = q0; q < q1; q++)
 		{
 			const float *h = x + (Size) t->col[q] * 64;
-			__m512		s0 = _mm512_mul_ps(g0, _mm512_loadu_ps(h)),
-						s1 = _mm512_mul_ps(g1, _mm512_loadu_ps(h + 16));
+			__m512		s0 = _mm512_mul_ps(gs.v[0], _mm512_loadu_ps(h)),
+						s1 = _mm512_mul_ps(gs.v[1], _mm512_loadu_ps(h + 16));
 
-			s0 = _mm512_fmadd_ps(g2, _mm512_loadu_ps(h + 32), s0);
-			s1 = _mm512_fmadd_ps(g3, _mm512_loadu_ps(h + 48), s1);
+			s0 = _mm512_fmadd_ps(gs.v[2], _mm512_loadu_ps(h + 32), s0);
+			s1 = _mm512_fmadd_ps(gs.v[3], _mm512_loadu_ps(h + 48), s1);
 			gp[q - base] = _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
 		}
 	}
