@@ -180,7 +180,7 @@ typedef struct VaeState
 	float	   *g1;				/* [slot_cap x H] */
 	RowGroups	w1_groups;		/* W1's and W4's rows as column-group masks */
 	RowGroups	w4_groups;
-	float	   *packed;			/* [n_parts x H] a row's gradient, packed */
+	float	   *packed;			/* [n_parts x D] a row's gradient, packed */
 
 	/*
 	 * With reg 0 a row of W1 outside the step's inputs has a zero gradient:
@@ -357,7 +357,7 @@ vae_work_bytes(const Interactions *d, const TrainParams *p)
 	n += (Size) d->n_users * D * sizeof(float); /* serving rows */
 	n += (Size) d->n_items * sizeof(int64); /* W1's last steps */
 	n += row_groups_bytes(d->n_items, H) + row_groups_bytes(d->n_items, D) +
-		(Size) parts * H * sizeof(float);
+		(Size) parts * D * sizeof(float);
 	return n;
 }
 
@@ -473,7 +473,7 @@ vae_create(DslEngine *e, const Interactions *d, const TrainParams *p)
 	s->slot_ptr = palloc_extended(sizeof(int64) * (s->slot_cap + 1), MCXT_ALLOC_HUGE);
 	s->slot_user = palloc_extended(sizeof(int32) * s->in_cap, MCXT_ALLOC_HUGE);
 	s->g1 = alloc_floats((Size) s->slot_cap * H, true);
-	s->packed = alloc_floats((Size) s->n_parts * H, false);
+	s->packed = alloc_floats((Size) s->n_parts * D, false);
 	row_groups_init(&s->w1_groups, e->tensors[T_W1]);
 	row_groups_init(&s->w4_groups, e->tensors[T_W4]);
 	s->sparse_fwd = VAE_SPARSE_FWD;
@@ -599,7 +599,7 @@ phase_out_exp(void *arg, int part, int n_parts)
 /* phase_out_backward's work on W4's rows [i0, i0 + n) */
 static void
 out_backward_block(VaeState *s, SparseTensor *t, const DslEngine *e, int64 i0, int n,
-				   float *dh, float *wb, float *gb, float reg)
+				   float *dh, float *wb, float *gb, float *packed, float reg)
 {
 	const int	nb = s->nb,
 				bs = s->bs,
@@ -668,7 +668,13 @@ out_backward_block(VaeState *s, SparseTensor *t, const DslEngine *e, int64 i0, i
 				x[c] = gr[c] + reg * w[(Size) r * D + c];
 			gr = x;
 		}
-		sparse_tensor_adam_row(t, (int) (i0 + r), gr, &e->adam, e->bc1, e->bc2);
+		if (t->row_ptr[i0 + r + 1] - t->row_ptr[i0 + r] < D)
+		{
+			/* the gradient at the row's stored columns */
+			row_groups_gather(&s->w4_groups, t, (int) (i0 + r), gr, packed);
+			gr = packed;
+		}
+		sparse_tensor_adam_row_packed(t, (int) (i0 + r), gr, &e->adam, e->bc1, e->bc2);
 	}
 }
 
@@ -702,7 +708,7 @@ phase_out_backward(void *arg, int part, int n_parts)
 		memset(dh, 0, sizeof(float) * D * bs);
 		for (int64 i0 = lo; i0 < hi; i0 += VAE_BLOCK)
 			out_backward_block(s, t, e, i0, (int) Min((int64) VAE_BLOCK, hi - i0),
-							   dh, wb, gb, reg);
+							   dh, wb, gb, s->packed + (Size) part * D, reg);
 	}
 }
 
@@ -756,7 +762,7 @@ in_adam_rows(VaeState *s, int part, int64 lo, int64 hi)
 		if (t->row_ptr[r + 1] - t->row_ptr[r] < H)
 		{
 			/* the gradient at the row's stored columns */
-			float	   *p = s->packed + (Size) part * H;
+			float	   *p = s->packed + (Size) part * s->D;
 
 			row_groups_gather(&s->w1_groups, t, (int) r, g, p);
 			g = p;
