@@ -168,11 +168,13 @@ SELECT name, n_interactions, hyperparams->>'lr' AS lr, hyperparams->>'reg' AS re
        hyperparams->>'batch_size' AS batch_size
 FROM dsl.models WHERE name IN ('lg_defaults', 'lg_defaults_small', 'mf_defaults') ORDER BY name;
 
--- reg NULL under the stopping rule (epochs NULL), density 1: LightGCN
--- trains reg 0.001 and 0.0001 over the first schedule (30 epochs; here
--- max_epochs 40) and goes on with the better on validation (the first on a
--- tie): the last tried goes on where it is, an earlier one is trained again
--- from the start.  Two seeds, one on each path.
+-- reg NULL under the stopping rule (epochs NULL): LightGCN trains reg
+-- 0.001 and 0.0001 over the first schedule (30 epochs; here max_epochs 40)
+-- and goes on with 0.0001 if its validation recall is 5 % better, else with
+-- 0.001: the last tried goes on where it is, an earlier one is trained
+-- again from the start.  With the margin at 0 (any gain), two seeds, one on
+-- each path.
+SET dsl_rec.debug_reg_trial_margin = 0;
 CREATE TABLE lg_trial AS
 SELECT v.seed, t.*
 FROM (VALUES (1), (3)) AS v(seed),
@@ -214,16 +216,26 @@ SELECT t.seed,
        NOT m.hyperparams ? 'reg_trials' AS explicit_reg_tries_nothing,
        m.best_epoch = t.best_epoch - t.trial_epochs AS same_epoch_kept
 FROM dsl.models m JOIN lg_trial_m t ON m.name = 'lg_same_' || t.seed ORDER BY t.seed;
--- a sparse model, or patience (the old-style rule, which could end a trial
--- early): reg NULL is 0.001 and nothing is tried
+RESET dsl_rec.debug_reg_trial_margin;
+-- at the default margin: seed 3's 0.0001 is ahead, but by less than 5 %,
+-- so 0.001 is trained again and kept; a sparse model tries too; with
+-- patience (the old-style rule, which could end a trial early) reg NULL is
+-- 0.001 and nothing is tried
 SELECT count(*) > 0 AS trained
-FROM (VALUES ('lg_sparse', 0.5, 0), ('lg_patience', 1, 2)) AS v(name, d, patience),
+FROM (VALUES ('lg_margin', 1, 0), ('lg_sparse', 0.5, 0), ('lg_patience', 1, 2)) AS v(name, d, patience),
      LATERAL dsl.train(v.name, 'planted', model_type => 'lightgcn', dim => 4, density => v.d,
                        batch_size => 128, lr => 0.01, seed => 3, patience => v.patience,
                        eval_every => CASE WHEN v.patience > 0 THEN 10 END,
                        options => '{"max_epochs": 40, "refit": false}');
-SELECT name, NOT hyperparams ? 'reg_trials' AS tries_nothing, hyperparams->>'reg' AS reg
-FROM dsl.models WHERE name IN ('lg_sparse', 'lg_patience') ORDER BY name;
+SELECT name, hyperparams ? 'reg_trials' AS tried, hyperparams->>'reg' AS reg,
+       (hyperparams->'reg_trials'->>'0.0001')::float8 > (hyperparams->'reg_trials'->>'0.001')::float8
+         AS small_reg_ahead,
+       (hyperparams->'reg_trials'->>'0.0001')::float8 < 1.05 * (hyperparams->'reg_trials'->>'0.001')::float8
+         AS by_less_than_the_margin,
+       hyperparams->>'trial_epochs' AS trial_epochs
+FROM dsl.models WHERE name IN ('lg_margin', 'lg_sparse', 'lg_patience') ORDER BY name;
+SELECT (SELECT hyperparams->'reg_trials' FROM dsl.models WHERE name = 'lg_margin') =
+       (SELECT hyperparams->'reg_trials' FROM dsl.models WHERE name = 'lg_trial_3') AS same_trials_as_at_margin_0;
 -- a continuation with reg NULL keeps the stored model's reg, and scales by
 -- the kept model's own epochs, not the trials'
 SELECT count(*) > 0 AS continued
@@ -239,5 +251,5 @@ DROP TABLE lg_run1, lg_trial, lg_trial_m, tiny, hood, hood_train, hood_test, pla
 SELECT dsl.drop_model(name) FROM (VALUES ('planted_lg'), ('planted_lg_t1'), ('planted_lg_s2'),
        ('tiny_lg'), ('tiny_lg0'), ('hood_mf'), ('hood_lg'), ('square_lg'),
        ('lg_defaults'), ('lg_defaults_small'), ('mf_defaults'), ('lg_trial_1'),
-       ('lg_trial_3'), ('lg_same_1'), ('lg_same_3'), ('lg_trial_next'),
+       ('lg_trial_3'), ('lg_same_1'), ('lg_same_3'), ('lg_trial_next'), ('lg_margin'),
        ('lg_sparse'), ('lg_patience')) AS m(name);

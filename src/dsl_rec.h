@@ -18,6 +18,7 @@ extern bool dsl_progress;
  * training pairs (train.c), so that tests can reproduce its decisions
  */
 extern double dsl_debug_epoch_seconds;
+extern double dsl_debug_reg_trial_margin;	/* train.c's reg trials */
 
 /*
  * dsl_rec.debug_serving_kernel: which float32 kernel scores sparse served

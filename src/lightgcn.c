@@ -1215,7 +1215,7 @@ const ModelOps lightgcn_ops = {
 	.default_interval_epochs = 1,
 	.default_lr = 0.02,
 	.default_reg = 1e-3,
-	.n_reg_choices = 2,			/* the paper's 1e-4 wins on Gowalla only */
+	.n_reg_choices = 2,			/* the paper's 1e-4 wins on Gowalla (d >= 0.5) only */
 	.reg_choices = {1e-3, 1e-4},
 	.init_options = lgcn_init_options,
 	.set_option = lgcn_set_option,

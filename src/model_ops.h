@@ -90,9 +90,9 @@ typedef struct ModelOps
 
 	/*
 	 * reg NULL under the stopping rule (epochs NULL): when n_reg_choices >
-	 * 1, each of these is trained over the first schedule and the one with
-	 * the best validation recall kept (train.c, choose_reg); the first is
-	 * default_reg.
+	 * 1, each of these is trained over the first schedule; the first is
+	 * default_reg, kept unless another's validation recall is 5 % better
+	 * (train.c, choose_reg).
 	 */
 	int			n_reg_choices;
 	double		reg_choices[DSL_MAX_REG_CHOICES];
