@@ -57,7 +57,6 @@
  */
 #define DSL_AUTO_SPARSE_MIN_EPOCHS 240
 
-
 /* one dsl.train() call */
 typedef struct Training
 {
@@ -690,10 +689,10 @@ reg_trials_text(const TrainArgs *a)
  * with the best of those.  The first schedule overrates the smaller reg on
  * sparse models: LightGCN, Gowalla d = 0.2, 0.0001 was 3.4 % ahead after
  * 30 epochs and 8.6 % behind at the end; at d = 1 and 0.5 it was 7.0 % and
- * 8.3 % ahead and also won at the end (docs/lightgcn.md).  The
- * last one tried goes on where it is; an earlier one is trained again from
- * the start, which repeats its trial exactly.  Returns whether the run is
- * over (the time limit, or the stopping rule at the end of that schedule).
+ * 8.3 % ahead and also won at the end (docs/lightgcn.md).  The last one
+ * tried goes on where it is; an earlier one is trained again from the
+ * start, which repeats its trial exactly.  Returns whether the run is over
+ * (the time limit, or the stopping rule at the end of that schedule).
  */
 static bool
 choose_reg(Training *t)
