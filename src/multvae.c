@@ -1197,6 +1197,7 @@ forward_h3(VaeState *s, bool sample)
 	const int	nb = s->nb,
 				L = s->L;
 
+	/* W1's masks, for this forward and a training step's Adam */
 	row_groups_sync(&s->w1_groups, s->engine->tensors[T_W1]);
 	vae_run(s, phase_in_forward);
 	dsl_blas_prepare(false);
@@ -1315,6 +1316,7 @@ vae_step(VaeState *s, const int32 *users, int n, bool round_due, int *n_used)
 		s->h3t[(Size) H * bs + b] = b < nb ? 1.0f : 0.0f;
 		s->h3[(Size) b * D + H] = b < nb ? 1.0f : 0.0f;
 	}
+	/* W4's masks, for this step's forward and backward (no round between) */
 	row_groups_sync(&s->w4_groups, e->tensors[T_W4]);
 	vae_run(s, phase_out_forward);
 	for (int b = 0; b < nb; b++)
@@ -1357,7 +1359,6 @@ vae_step(VaeState *s, const int32 *users, int n, bool round_due, int *n_used)
 	/* backward through the output layer (and its Adam step) */
 	if (round_due && s->g_out == NULL)
 		s->g_out = dsl_alloc_huge((Size) s->n_items * D * sizeof(float), false);
-	row_groups_sync(&s->w4_groups, e->tensors[T_W4]);
 	vae_run(s, phase_out_backward);
 	vae_run(s, phase_bwd_h3);
 
@@ -1388,7 +1389,6 @@ vae_step(VaeState *s, const int32 *users, int n, bool round_due, int *n_used)
 	vae_run(s, phase_bwd_enc);
 
 	/* Adam on the rest */
-	row_groups_sync(&s->w1_groups, e->tensors[T_W1]);
 	vae_run(s, phase_adam);
 	return loss;
 }
