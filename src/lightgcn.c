@@ -1215,6 +1215,8 @@ const ModelOps lightgcn_ops = {
 	.default_interval_epochs = 1,
 	.default_lr = 0.02,
 	.default_reg = 1e-3,
+	.sparse_min_epochs = 480,	/* validation can stall over a whole 240-epoch
+								 * schedule before a large gain (docs/lightgcn.md) */
 	.n_reg_choices = 2,			/* the paper's 1e-4 wins on Gowalla (d >= 0.5) only */
 	.reg_choices = {1e-3, 1e-4},
 	.init_options = lgcn_init_options,

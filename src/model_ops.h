@@ -89,6 +89,13 @@ typedef struct ModelOps
 	double		default_reg;	/* reg NULL: the L2 coefficient */
 
 	/*
+	 * Under the stopping rule (epochs NULL) a sparse model is not stopped
+	 * before a schedule of this many epochs; 0: DSL_AUTO_SPARSE_MIN_EPOCHS
+	 * (train.c)
+	 */
+	int			sparse_min_epochs;
+
+	/*
 	 * reg NULL under the stopping rule (epochs NULL): when n_reg_choices >
 	 * 1, each of these is trained over the first schedule; the first is
 	 * default_reg, kept unless another's validation recall is 5 % better

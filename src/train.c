@@ -51,11 +51,19 @@
 
 /*
  * A sparse model (density < 1) is not stopped by that rule before a
- * schedule of this many epochs: its early schedules can gain little right
+ * schedule of this many epochs, unless its model type asks for more
+ * (ModelOps.sparse_min_epochs): its early schedules can gain little right
  * before a large gain, as exploration gets longer (measured: Last.fm,
  * d = 0.1, docs/training.md).
  */
 #define DSL_AUTO_SPARSE_MIN_EPOCHS 240
+
+/* the minimum above for a's model type */
+static inline int
+sparse_min_epochs(const TrainArgs *a)
+{
+	return a->ops->sparse_min_epochs > 0 ? a->ops->sparse_min_epochs : DSL_AUTO_SPARSE_MIN_EPOCHS;
+}
 
 /* one dsl.train() call */
 typedef struct Training
@@ -448,7 +456,7 @@ schedule_end(Training *t, int epoch)
 	double		per_epoch = epoch_seconds(t, t->train);
 	double		end = now + (next - epoch) * per_epoch;
 	bool		paid = t->best_recall > t->prev_best * (1.0 + DSL_AUTO_MIN_GAIN);
-	bool		too_soon = a->density < 1.0 && epoch < DSL_AUTO_SPARSE_MIN_EPOCHS;
+	bool		too_soon = a->density < 1.0 && epoch < sparse_min_epochs(a);
 	int64		fit = 0;
 
 	if (end > a->max_seconds)
@@ -483,7 +491,7 @@ schedule_end(Training *t, int epoch)
 					fit > 0 ? psprintf(", the longest that ends within the time limit of %g s (option max_seconds)",
 									   a->max_seconds) : "",
 					paid ? "" : psprintf(" (a sparse model trains at least %d epochs)",
-										 DSL_AUTO_SPARSE_MIN_EPOCHS))));
+										 sparse_min_epochs(a)))));
 	t->prev_best = t->best_recall;
 	t->horizon = next;
 	dsl_engine_set_horizon(&t->engine, a->params.steps_per_epoch * next);
@@ -554,7 +562,7 @@ report_stop(const Training *t, int epoch)
 				(errmsg("model \"%s\": stopping after %d epochs: %s, but a schedule of %lld epochs would end about %.0f s after the call began, past the time limit of %g s (option max_seconds); keeping epoch %d",
 						a->name, row,
 						t->stop_paid ? "validation still improved" :
-						psprintf("a sparse model trains at least %d epochs", DSL_AUTO_SPARSE_MIN_EPOCHS),
+						psprintf("a sparse model trains at least %d epochs", sparse_min_epochs(a)),
 						(long long) t->stop_next,
 						t->stop_end, a->max_seconds, kept)));
 	else if (a->patience > 0 && t->since_best >= a->patience)
