@@ -85,7 +85,7 @@ enum
  * (measured crossovers on the ML-1M shapes, docs/multvae.md); a round's
  * step keeps the dense backward, which gives the whole gradient
  */
-#define VAE_SPARSE_FWD 0.6
+#define VAE_SPARSE_FWD 0.3
 #define VAE_SPARSE_BWD 0.25
 /*
  * growth_batches NULL: the output layer's regrowth gradient is summed over
