@@ -51,7 +51,7 @@
 
 /*
  * A sparse model (density < 1) is not stopped by that rule before a
- * schedule of this many epochs, unless its model type asks for more
+ * schedule of this many epochs, or of its model type's own minimum
  * (ModelOps.sparse_min_epochs): its early schedules can gain little right
  * before a large gain, as exploration gets longer (measured: Last.fm,
  * d = 0.1, docs/training.md).
