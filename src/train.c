@@ -100,6 +100,7 @@ typedef struct Training
 	int64		stop_next;		/* that schedule's epochs */
 	double		epoch_secs;		/* training seconds of the first phase */
 	double		best_recall;
+	double		last_recall;	/* of the last validation */
 	int			since_best;		/* evaluations since the best */
 	SparseTensor *best[DSL_MAX_TENSORS];	/* weights of the best epoch */
 	TrainOutcome out;
@@ -485,7 +486,10 @@ schedule_end(Training *t, int epoch)
 		next = fit;				/* the longest that ends in time */
 	ereport(NOTICE,
 			(errmsg("model \"%s\": validation recall@%d %.4f after a schedule of %d epochs%s; continuing over one of %lld epochs%s%s",
-					a->name, a->k, t->best_recall, epoch,
+					a->name, a->k, t->last_recall, epoch,
+					t->last_recall < t->best_recall ?
+					psprintf(", below the best so far (%.4f, epoch %d)", t->best_recall,
+							 t->row0 + t->out.best_epoch) :
 					t->prev_best > 0 ? psprintf(" (%.4f after the one before)", t->prev_best) : "",
 					(long long) next,
 					fit > 0 ? psprintf(", the longest that ends within the time limit of %g s (option max_seconds)",
@@ -528,6 +532,7 @@ validate(Training *t, int epoch, bool time_up, EvalMetrics *m)
 		a->ops->serving(t->model, t->engine.tensors, &us, &is);
 		dsl_evaluate_full(&us, &is, &seen, &test, t->val->total, a->k, mem, m);
 	}
+	t->last_recall = m->recall;
 	if (m->recall > t->best_recall)
 	{
 		t->best_recall = m->recall;
