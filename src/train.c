@@ -436,6 +436,13 @@ validation_rank(void *arg, const int32 *users, int n_users,
 						mem_bytes, emit, emit_arg);
 }
 
+/* the best epoch, numbered as a result row (after any reg trials' rows) */
+static inline int
+kept_row(const Training *t)
+{
+	return t->row0 + t->out.best_epoch;
+}
+
 /*
  * At the end of a schedule of the stopping rule (epochs => NULL): go on over
  * one twice as long (redrawn, so lr and zeta rise again to where that
@@ -489,7 +496,7 @@ schedule_end(Training *t, int epoch)
 					a->name, a->k, t->last_recall, epoch,
 					t->last_recall < t->best_recall ?
 					psprintf(", below the best so far (%.4f, epoch %d)", t->best_recall,
-							 t->row0 + t->out.best_epoch) :
+							 kept_row(t)) :
 					t->prev_best > 0 ? psprintf(" (%.4f after the one before)", t->prev_best) : "",
 					(long long) next,
 					fit > 0 ? psprintf(", the longest that ends within the time limit of %g s (option max_seconds)",
@@ -560,7 +567,7 @@ report_stop(const Training *t, int epoch)
 {
 	const TrainArgs *a = &t->a;
 	int			row = t->row0 + epoch;
-	int			kept = t->row0 + t->out.best_epoch;
+	int			kept = kept_row(t);
 
 	if (t->stop_end > 0)
 		ereport(NOTICE,
@@ -629,7 +636,7 @@ run_epochs(Training *t, int first)
 			t->time_stopped = true;
 			ereport(NOTICE,
 					(errmsg("model \"%s\": stopping at the time limit of %g s (option max_seconds); keeping epoch %d%s",
-							a->name, a->max_seconds, t->row0 + t->out.best_epoch,
+							a->name, a->max_seconds, kept_row(t),
 							refit_planned(t) ? ", without a refit" : "")));
 			break;
 		}
