@@ -154,6 +154,204 @@ gemm_avx512(int m, int n, int k, const float *a, Size a_rs, Size a_ks,
 	}
 }
 
+/* --- AVX512_BF16 ----------------------------------------------------------------- */
+
+/*
+ * Word-packed bfloat16 operands: a 32-bit word holds two values that are
+ * adjacent in the sum, the first in its low half, so that one
+ * vdpbf16ps multiplies 16 pairs and adds both products to 16 float sums.
+ */
+
+/* x's first n floats as n / 2 words (n even), rounded to nearest even */
+DSL_TARGET("avx512f,avx512bf16")
+static inline void
+pack_run(const float *x, int n, uint32 *out)
+{
+	int			q = 0;
+
+	for (; q + 32 <= n; q += 32)
+	{
+		__m512bh	v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(x + q + 16),
+											_mm512_loadu_ps(x + q));
+
+		_mm512_storeu_si512(out + q / 2, (__m512i) v);
+	}
+	if (q < n)
+	{
+		int			left = n - q;
+		__mmask16	m0 = left >= 16 ? (__mmask16) 0xFFFF : (__mmask16) ((1u << left) - 1),
+					m1 = left <= 16 ? 0 : (__mmask16) ((1u << (left - 16)) - 1);
+		__m512bh	v = _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m1, x + q + 16),
+											_mm512_maskz_loadu_ps(m0, x + q));
+
+		_mm512_mask_storeu_epi32(out + q / 2,
+								 (__mmask16) ((1u << ((left + 1) / 2)) - 1),
+								 (__m512i) v);
+	}
+}
+
+/* a float as bfloat16 bits, rounded to nearest even (finite values) */
+static inline uint32
+bf16_bits(float f)
+{
+	uint32		u;
+
+	memcpy(&u, &f, sizeof(u));
+	return (u + 0x7FFF + ((u >> 16) & 1)) >> 16;
+}
+
+DSL_TARGET("avx512f,avx512bf16")
+static void
+pack_rows_bf16(int m, int k, const float *x, Size ldx, uint32 *out, Size ldo)
+{
+	for (int i = 0; i < m; i++)
+	{
+		const float *xi = x + (Size) i * ldx;
+		uint32	   *oi = out + (Size) i * ldo;
+
+		pack_run(xi, k & ~1, oi);
+		if (k & 1)
+			oi[k / 2] = bf16_bits(xi[k - 1]);
+	}
+}
+
+DSL_TARGET("avx512f,avx512bf16")
+static void
+pack_pairs_bf16(int k, int n, const float *x, Size ldx, uint32 *out, Size ldo)
+{
+	for (int p = 0; p < k; p += 2)
+	{
+		const float *x0 = x + (Size) p * ldx,
+				   *x1 = p + 1 < k ? x0 + ldx : NULL;
+		uint32	   *o = out + (Size) (p / 2) * ldo;
+
+		for (int j = 0; j < n; j += 16)
+		{
+			int			left = n - j;
+			__mmask16	m = left >= 16 ? (__mmask16) 0xFFFF : (__mmask16) ((1u << left) - 1);
+			__m512i		lo = _mm512_cvtepu16_epi32((__m256i) _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, x0 + j))),
+						hi = x1 ? _mm512_cvtepu16_epi32((__m256i) _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, x1 + j))) :
+						_mm512_setzero_si512();
+
+			_mm512_mask_storeu_epi32(o + j, m, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+		}
+	}
+}
+
+/* the full tile in bfloat16 pairs: as tile_full, a pair of terms per step */
+DSL_TARGET("avx512f,avx512bf16")
+static void
+tile_full_bf16(int kp, const uint32 *a, Size a_rs, Size a_ks, const uint32 *b,
+			   Size ldb, float *c, Size ldc, bool accumulate)
+{
+	__m512		acc[TILE_ROWS][4];
+
+	for (int r = 0; r < TILE_ROWS; r++)
+		for (int q = 0; q < 4; q++)
+			acc[r][q] = _mm512_setzero_ps();
+	for (int p = 0; p < kp; p++)
+	{
+		const uint32 *bp = b + (Size) p * ldb;
+		const uint32 *ap = a + (Size) p * a_ks;
+		__m512bh	b0 = (__m512bh) _mm512_loadu_si512(bp),
+					b1 = (__m512bh) _mm512_loadu_si512(bp + 16),
+					b2 = (__m512bh) _mm512_loadu_si512(bp + 32),
+					b3 = (__m512bh) _mm512_loadu_si512(bp + 48);
+
+		for (int r = 0; r < TILE_ROWS; r++)
+		{
+			__m512bh	x = (__m512bh) _mm512_set1_epi32((int) ap[r * a_rs]);
+
+			acc[r][0] = _mm512_dpbf16_ps(acc[r][0], x, b0);
+			acc[r][1] = _mm512_dpbf16_ps(acc[r][1], x, b1);
+			acc[r][2] = _mm512_dpbf16_ps(acc[r][2], x, b2);
+			acc[r][3] = _mm512_dpbf16_ps(acc[r][3], x, b3);
+		}
+	}
+	for (int r = 0; r < TILE_ROWS; r++)
+		for (int q = 0; q < 4; q++)
+		{
+			float	   *cp = c + (Size) r * ldc + 16 * q;
+			__m512		v = acc[r][q];
+
+			if (accumulate)
+				v = _mm512_add_ps(v, _mm512_loadu_ps(cp));
+			_mm512_storeu_ps(cp, v);
+		}
+}
+
+/* an edge tile in bfloat16 pairs (see tile_edge) */
+DSL_TARGET("avx512f,avx512bf16")
+static void
+tile_edge_bf16(int rows, int cols, int kp, const uint32 *a, Size a_rs, Size a_ks,
+			   const uint32 *b, Size ldb, float *c, Size ldc, bool accumulate)
+{
+	__m512		acc[TILE_ROWS][4];
+	__mmask16	mask[4];
+
+	for (int q = 0; q < 4; q++)
+	{
+		int			left = cols - 16 * q;
+
+		mask[q] = left >= 16 ? (__mmask16) 0xFFFF :
+			left <= 0 ? (__mmask16) 0 : (__mmask16) ((1u << left) - 1);
+	}
+	for (int r = 0; r < TILE_ROWS; r++)
+		for (int q = 0; q < 4; q++)
+			acc[r][q] = _mm512_setzero_ps();
+	for (int p = 0; p < kp; p++)
+	{
+		const uint32 *bp = b + (Size) p * ldb;
+		const uint32 *ap = a + (Size) p * a_ks;
+		__m512bh	bv[4];
+
+		for (int q = 0; q < 4; q++)
+			bv[q] = (__m512bh) _mm512_maskz_loadu_epi32(mask[q], bp + 16 * q);
+		for (int r = 0; r < rows; r++)
+		{
+			__m512bh	x = (__m512bh) _mm512_set1_epi32((int) ap[r * a_rs]);
+
+			for (int q = 0; q < 4; q++)
+				acc[r][q] = _mm512_dpbf16_ps(acc[r][q], x, bv[q]);
+		}
+	}
+	for (int r = 0; r < rows; r++)
+		for (int q = 0; q < 4; q++)
+		{
+			float	   *cp = c + (Size) r * ldc + 16 * q;
+			__m512		v = acc[r][q];
+
+			if (mask[q] == 0)
+				continue;
+			if (accumulate)
+				v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask[q], cp));
+			_mm512_mask_storeu_ps(cp, mask[q], v);
+		}
+}
+
+static void
+gemm_bf16(int m, int n, int kp, const uint32 *a, Size a_rs, Size a_ks,
+		  const uint32 *b, Size ldb, float *c, Size ldc, bool accumulate)
+{
+	for (int j = 0; j < n; j += TILE_COLS)
+	{
+		int			cols = Min(TILE_COLS, n - j);
+
+		for (int i = 0; i < m; i += TILE_ROWS)
+		{
+			int			rows = Min(TILE_ROWS, m - i);
+			const uint32 *ai = a + (Size) i * a_rs;
+			float	   *ci = c + (Size) i * ldc + j;
+
+			if (rows == TILE_ROWS && cols == TILE_COLS)
+				tile_full_bf16(kp, ai, a_rs, a_ks, b + j, ldb, ci, ldc, accumulate);
+			else
+				tile_edge_bf16(rows, cols, kp, ai, a_rs, a_ks, b + j, ldb, ci, ldc,
+							   accumulate);
+		}
+	}
+}
+
 #endif							/* DSL_X86_DISPATCH */
 
 /* --- dispatch ------------------------------------------------------------------ */
@@ -163,6 +361,8 @@ typedef void (*GemmFn) (int, int, int, const float *, Size, Size,
 
 static GemmFn gemm_fn;
 static GemmFn gemm_cpu;			/* the CPU's choice, kept while forced */
+static bool bf16_cpu;			/* the CPU has AVX512_BF16 */
+static bool bf16_on;			/* and it is not forced off */
 
 void
 dense_block_prepare(void)
@@ -173,8 +373,10 @@ dense_block_prepare(void)
 #ifdef DSL_X86_DISPATCH
 	if (DSL_CPU_HAS("avx512f"))
 		gemm_cpu = gemm_avx512;
+	bf16_cpu = DSL_CPU_HAS("avx512f") && DSL_CPU_HAS("avx512bf16");
 #endif
 	gemm_fn = gemm_cpu;
+	bf16_on = bf16_cpu;
 }
 
 bool
@@ -188,6 +390,57 @@ dense_block_force_blas(bool on)
 {
 	dense_block_prepare();
 	gemm_fn = on ? gemm_blas : gemm_cpu;
+}
+
+bool
+dense_block_bf16(void)
+{
+	dense_block_prepare();
+	return bf16_on;
+}
+
+void
+dense_block_force_float32(bool on)
+{
+	dense_block_prepare();
+	bf16_on = bf16_cpu && !on;
+}
+
+void
+dense_block_pack_rows(int m, int k, const float *x, Size ldx, uint32 *out, Size ldo)
+{
+	Assert(bf16_on && ldo >= (Size) (k + 1) / 2);
+#ifdef DSL_X86_DISPATCH
+	pack_rows_bf16(m, k, x, ldx, out, ldo);
+#endif
+}
+
+void
+dense_block_pack_pairs(int k, int n, const float *x, Size ldx, uint32 *out, Size ldo)
+{
+	Assert(bf16_on && ldo >= (Size) n);
+#ifdef DSL_X86_DISPATCH
+	pack_pairs_bf16(k, n, x, ldx, out, ldo);
+#endif
+}
+
+void
+dense_block_gemm_bf16(int m, int n, int kp, const uint32 *a, Size a_rs, Size a_ks,
+					  const uint32 *b, Size ldb, float *c, Size ldc, bool accumulate)
+{
+	Assert(bf16_on);
+	if (m <= 0 || n <= 0)
+		return;
+	if (kp <= 0)
+	{
+		if (!accumulate)
+			for (int i = 0; i < m; i++)
+				memset(c + (Size) i * ldc, 0, sizeof(float) * n);
+		return;
+	}
+#ifdef DSL_X86_DISPATCH
+	gemm_bf16(m, n, kp, a, a_rs, a_ks, b, ldb, c, ldc, accumulate);
+#endif
 }
 
 void

@@ -36,4 +36,38 @@ extern void dense_block_gemm(int m, int n, int k,
 							 const float *b, Size ldb,
 							 float *c, Size ldc, bool accumulate);
 
+/*
+ * The same products with bfloat16 operands, summed in float32, on a CPU
+ * with AVX512_BF16 (vdpbf16ps: twice the multiply-adds of a float32 FMA per
+ * instruction).  An operand is packed into 32-bit words, each holding two
+ * values that are adjacent in the sum (the first in the low half, rounded
+ * to nearest even; an odd count ends with a zero):
+ *
+ *   dense_block_pack_rows   out(i, q) = (x(i, 2q), x(i, 2q + 1)):
+ *                           the m rows of x paired along a row (ldo words)
+ *   dense_block_pack_pairs  out(q, j) = (x(2q, j), x(2q + 1, j)):
+ *                           the k rows of x paired down a column (ldo words)
+ *
+ *   dense_block_gemm_bf16   c (+)= a b over kp pairs of terms: a(i, q) is
+ *                           the word a[i * a_rs + q * a_ks], b(q, j) the
+ *                           word b[q * ldb + j] (pairs packed down b's
+ *                           columns)
+ *
+ * Only when dense_block_bf16() is true; results differ from the float32
+ * products by the operands' rounding (8 significant bits).
+ */
+extern bool dense_block_bf16(void);
+
+/* keep the float32 products even where bfloat16 is there (tests, A/B) */
+extern void dense_block_force_float32(bool on);
+
+extern void dense_block_pack_rows(int m, int k, const float *x, Size ldx,
+								  uint32 *out, Size ldo);
+extern void dense_block_pack_pairs(int k, int n, const float *x, Size ldx,
+								   uint32 *out, Size ldo);
+extern void dense_block_gemm_bf16(int m, int n, int kp,
+								  const uint32 *a, Size a_rs, Size a_ks,
+								  const uint32 *b, Size ldb,
+								  float *c, Size ldc, bool accumulate);
+
 #endif							/* DSL_DENSE_BLOCK_H */

@@ -17,6 +17,7 @@ int			dsl_threads = 2;
 bool		dsl_progress = true;
 double		dsl_debug_epoch_seconds = 0;
 double		dsl_debug_reg_trial_margin = 0.05;
+bool		dsl_debug_bf16_products = true;
 int			dsl_serving_kernel = DSL_KERNEL_AUTO;
 int			dsl_serving_prescore = DSL_PRESCORE_AUTO;
 
@@ -72,6 +73,15 @@ _PG_init(void)
 							 "A share of the default's recall: 0.05 (the default) needs 5 % more; 0 takes any gain.",
 							 &dsl_debug_reg_trial_margin,
 							 0.05, 0, 10,
+							 PGC_USERSET,
+							 GUC_NOT_IN_SAMPLE,
+							 NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("dsl_rec.debug_bf16_products",
+							 "Whether MultVAE's training multiplies its output layer in bfloat16 where the CPU has AVX512_BF16 (a developer option, for tests and comparisons).",
+							 "On (the default) sums products of bfloat16-rounded operands in float32, twice as fast; off keeps float32 operands. The model differs by the rounding.",
+							 &dsl_debug_bf16_products,
+							 true,
 							 PGC_USERSET,
 							 GUC_NOT_IN_SAMPLE,
 							 NULL, NULL, NULL);

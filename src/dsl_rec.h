@@ -21,6 +21,13 @@ extern double dsl_debug_epoch_seconds;
 extern double dsl_debug_reg_trial_margin;	/* train.c's reg trials */
 
 /*
+ * dsl_rec.debug_bf16_products: MultVAE's training multiplies its output
+ * layer in bfloat16 where the CPU has AVX512_BF16 (dense_block.h); off keeps
+ * float32, for tests and comparisons
+ */
+extern bool dsl_debug_bf16_products;
+
+/*
  * dsl_rec.debug_serving_kernel: which float32 kernel scores sparse served
  * rows (serve_rows.c): the best the CPU has, or a named one, for tests
  */

@@ -13,6 +13,7 @@
 #include "mem_peak.h"
 
 int			dsl_threads = 1;
+bool		dsl_debug_bf16_products = false;	/* float32 unless a check asks */
 MemoryContext CurrentMemoryContext = NULL;
 volatile sig_atomic_t InterruptPending = false;
 

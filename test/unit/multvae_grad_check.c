@@ -13,7 +13,9 @@
  * all exercised (items split over two threads, blocks shorter than
  * VAE_BLOCK and not); the logits over W4's stored entries.  Then two
  * trainings compared (compare_runs()): lazy against eager Adam for W1, and
- * the output layer by stored entries against densified sgemm.
+ * the output layer by stored entries against densified sgemm.  The
+ * float32 products unless named (dsl_rec.debug_bf16_products off): the
+ * bfloat16 ones are checked once more within their rounding.
  */
 #include "multvae.c"
 
@@ -107,8 +109,16 @@ loss_at(VaeState *s, const int32 *users, int n, const DslRng *at)
 	return l / used;
 }
 
+/*
+ * With bf16 the output layer's products take bfloat16 operands
+ * (dense_block_gemm_bf16, the logits too).  Finite differences cannot check
+ * that step: the rounding of w +- h to 8 significant bits moves the loss by
+ * as much as h does.  So its gradients are compared with the same step's in
+ * float32 (the one checked against the finite differences), tensor by
+ * tensor within a share of the tensor's largest entry.
+ */
 static bool
-run_case(const Case *c)
+run_case(const Case *c, bool bf16)
 {
 	DslConfig	cfg;
 	DslEngine	e;
@@ -128,6 +138,7 @@ run_case(const Case *c)
 	const float h = 1e-2f;
 
 	dsl_threads = 2;
+	dsl_debug_bf16_products = bf16;
 	dsl_rng_seed(&rng, 11, (uint64) c->n_items);
 	d = make_data(c, &rng);
 
@@ -147,7 +158,8 @@ run_case(const Case *c)
 	uniform_engine(&e, &cfg, vae_tensor_shapes(d, &p, shapes), shapes);
 	s = vae_create(&e, d, &p);
 	s->lazy_w1 = false;			/* the same step is evaluated again and again */
-	s->sparse_fwd = 1.1;		/* the logits over the stored entries */
+	/* the logits over the stored entries, or (bf16) in bfloat16 */
+	s->sparse_fwd = bf16 ? 0.0 : 1.1;
 
 	/* weights large enough that tanh and the softmax are not flat */
 	for (int t = 0; t < N_TENSORS; t++)
@@ -184,7 +196,40 @@ run_case(const Case *c)
 			memcpy(grad[t], s->g[t], sizeof(float) * n);
 	}
 
-	for (int t = 0; t < N_TENSORS; t++)
+	if (bf16)
+	{
+		/* the same step in float32, from the same draws */
+		s->bf16 = false;
+		s->rng = at;
+		s->w_live = false;
+		(void) vae_step(s, users, c->n_users, true, &used);
+		for (int t = 0; t < N_TENSORS; t++)
+		{
+			SparseTensor *x = e.tensors[t];
+			double		diff = 0,
+						top = 0;
+
+			for (int r = 0; r < x->n_rows; r++)
+			{
+				const float *ref = t == T_W4 ? s->g_out + (Size) r * x->dim :
+				t == T_W1 ? (s->stamp_of[r] == s->stamp ?
+							 s->g1 + (Size) s->slot_of[r] * s->H : NULL) :
+				s->g[t] + (Size) r * x->dim;
+
+				for (int64 k = x->row_ptr[r]; k < x->row_ptr[r + 1] && ref; k++)
+				{
+					double		g = grad[t][(Size) r * x->dim + x->col[k]];
+
+					diff = Max(diff, fabs(g - ref[x->col[k]]));
+					top = Max(top, fabs((double) ref[x->col[k]]));
+					checked++;
+				}
+			}
+			worst = Max(worst, diff / Max(top, 1e-30));
+		}
+	}
+
+	for (int t = 0; t < N_TENSORS && !bf16; t++)
 	{
 		SparseTensor *x = e.tensors[t];
 
@@ -219,10 +264,21 @@ run_case(const Case *c)
 				}
 			}
 	}
-	printf("multvae_grad_check: users %d items %d dim %d latent %d density %.1f dropout %.1f: "
-		   "%d weights, largest relative error %.2e%s\n",
-		   c->n_users, c->n_items, c->dim, c->latent, c->density, c->dropout,
-		   checked, worst, bad ? " FAILED" : "");
+	/* a bfloat16 rounding moves an operand by up to 2^-8 = 3.9e-3 of it */
+	if (bf16 && worst > 2e-2)
+		bad++;
+	if (bf16)
+		printf("multvae_grad_check: bfloat16 products, users %d items %d dim %d latent %d "
+			   "density %.1f dropout %.1f: %d weights, largest difference from float32 "
+			   "%.2e of the tensor's largest gradient%s\n",
+			   c->n_users, c->n_items, c->dim, c->latent, c->density, c->dropout,
+			   checked, worst, bad ? " FAILED" : "");
+	else
+		printf("multvae_grad_check: users %d items %d dim %d latent %d density %.1f dropout %.1f: "
+			   "%d weights, largest relative error %.2e%s\n",
+			   c->n_users, c->n_items, c->dim, c->latent, c->density, c->dropout,
+			   checked, worst, bad ? " FAILED" : "");
+	dsl_debug_bf16_products = false;
 	unit_run_reset_callbacks();
 	shim_reset();
 	return bad == 0;
@@ -354,8 +410,16 @@ main(void)
 	const RunSpec sparse_reg = {0.3, 1000, 80, 0.01, 13};
 
 	for (int i = 0; i < lengthof(cases); i++)
-		if (!run_case(&cases[i]))
+		if (!run_case(&cases[i], false))
 			failed++;
+	if (dense_block_bf16())
+	{
+		for (int i = 0; i < lengthof(cases); i++)
+			if (!run_case(&cases[i], true))
+				failed++;
+	}
+	else
+		printf("multvae_grad_check: no AVX512_BF16 on this CPU, bfloat16 products not checked\n");
 	if (!compare_runs(&cases[1], &lazy, eager_w1, "lazy W1 against every row every step"))
 		failed++;
 	if (!compare_runs(&big, &sparse, sparse_products,
