@@ -497,7 +497,7 @@ schedule_end(Training *t, int epoch)
 					t->last_recall < t->best_recall ?
 					psprintf(", below the best so far (%.4f, epoch %d)", t->best_recall,
 							 kept_row(t)) :
-					t->prev_best > 0 ? psprintf(" (%.4f after the one before)", t->prev_best) : "",
+					t->prev_best > 0 ? psprintf(" (the best before it %.4f)", t->prev_best) : "",
 					(long long) next,
 					fit > 0 ? psprintf(", the longest that ends within the time limit of %g s (option max_seconds)",
 									   a->max_seconds) : "",
