@@ -556,59 +556,6 @@ block_rows(const RowGroups *g, const SparseTensor *t, int64 i0, int n, float *bu
 }
 
 /*
- * Rows [i0, i0 + n) of W4 as bfloat16 words for dense_block_gemm_bf16,
- * paired along each row (block_words: ww, dw words a row) or down the
- * columns, rows 2q and 2q + 1 in word row q (block_pairs: wp, D words a
- * row): from the tensor's storage when the rows are full, else from the
- * stored entries by their column groups (row_groups.h), else through a
- * float row densified in buf
- */
-static void
-block_words(VaeState *s, const SparseTensor *t, int64 i0, int n, float *buf, uint32 *ww)
-{
-	const int	D = s->D;
-
-	if (t->row_ptr[i0 + n] - t->row_ptr[i0] == (int64) n * D)
-	{
-		dense_block_pack_rows(n, D, t->w + t->row_ptr[i0], D, ww, s->dw);
-		return;
-	}
-	for (int r = 0; r < n; r++)
-	{
-		uint32	   *out = ww + (Size) r * s->dw;
-
-		if (!row_groups_dense_bf16(&s->w4_groups, t, (int) (i0 + r), out))
-		{
-			row_groups_dense(&s->w4_groups, t, (int) (i0 + r), buf);
-			dense_block_pack_rows(1, D, buf, D, out, s->dw);
-		}
-	}
-}
-
-static void
-block_pairs(VaeState *s, const SparseTensor *t, int64 i0, int n, float *buf, uint32 *wp)
-{
-	const int	D = s->D;
-
-	if (t->row_ptr[i0 + n] - t->row_ptr[i0] == (int64) n * D)
-	{
-		dense_block_pack_pairs(n, D, t->w + t->row_ptr[i0], D, wp, D);
-		return;
-	}
-	for (int r = 0; r < n; r += 2)
-	{
-		int			rows = Min(2, n - r);
-		uint32	   *out = wp + (Size) (r / 2) * D;
-
-		if (!row_groups_pairs_bf16(&s->w4_groups, t, (int) (i0 + r), rows == 2, out))
-		{
-			densify_rows(&s->w4_groups, t, i0 + r, rows, buf);
-			dense_block_pack_pairs(rows, D, buf, D, out, D);
-		}
-	}
-}
-
-/*
  * Logits of the part's items, a block of VAE_BLOCK rows at a time: the
  * block of W4 densified, times h3 (dense_block_gemm, in this worker), and
  * the part's maximum per user.
@@ -641,7 +588,8 @@ phase_out_forward(void *arg, int part, int n_parts)
 				sparse_block_mul(t, i0, n, s->h3t, bs, s->logt + i0 * bs);
 			else if (s->bf16)
 			{
-				block_words(s, t, i0, n, wb, ww);
+				dense_block_pack_rows(n, D, block_rows(&s->w4_groups, t, i0, n, wb), D,
+									  ww, s->dw);
 				dense_block_gemm_bf16(n, bs, s->dw, ww, s->dw, 1, s->h3t_w, bs,
 									  s->logt + i0 * bs, bs, false);
 			}
@@ -731,8 +679,7 @@ out_backward_block(VaeState *s, SparseTensor *t, const DslEngine *e, int part,
 		return;
 	}
 
-	/* the block as floats: for float32 products, and for the L2 term */
-	w = !s->bf16 || reg != 0 ? block_rows(&s->w4_groups, t, i0, n, wb) : NULL;
+	w = block_rows(&s->w4_groups, t, i0, n, wb);
 
 	/*
 	 * The block's gradient is kept for the regrowth: added to the window's
@@ -749,10 +696,7 @@ out_backward_block(VaeState *s, SparseTensor *t, const DslEngine *e, int part,
 		dense_block_pack_rows(n, bs, g, bs, grow, bs / 2);
 		dense_block_gemm_bf16(n, D, bs / 2, grow, bs / 2, 1, s->h3_w, D, gb, D, false);
 		dense_block_pack_pairs(n, bs, g, bs, gpair, bs);
-		if (w)
-			dense_block_pack_pairs(n, D, w, D, wpair, D);
-		else
-			block_pairs(s, t, i0, n, wb, wpair);
+		dense_block_pack_pairs(n, D, w, D, wpair, D);
 		dense_block_gemm_bf16(D, bs, (n + 1) / 2, wpair, 1, D, gpair, bs, dh, bs, true);
 	}
 	else

@@ -16,7 +16,6 @@
 #define ROW_GROUPS_MIN 4
 
 static int	use_groups = -1;	/* the CPU has AVX-512F (chosen once) */
-static bool use_bf16 = false;	/* and AVX512_BF16 */
 
 Size
 row_groups_bytes(int n_rows, int dim)
@@ -28,10 +27,7 @@ void
 row_groups_init(RowGroups *g, const SparseTensor *t)
 {
 	if (use_groups < 0)
-	{
 		use_groups = DSL_CPU_HAS("avx512f") ? 1 : 0;
-		use_bf16 = use_groups && DSL_CPU_HAS("avx512bf16");
-	}
 	memset(g, 0, sizeof(RowGroups));
 	g->n_rows = t->n_rows;
 	g->n_groups = (t->dim + 15) / 16;
@@ -138,89 +134,7 @@ gather_groups(const uint16 *m, int n_groups, int dim, const float *x, float *pac
 		packed += n;
 	}
 }
-
-/* a group's stored weights expanded to its 16 columns (zero elsewhere) */
-DSL_TARGET("avx512f,popcnt")
-static inline __m512
-expand_group(__mmask16 k, const float **w)
-{
-	const int	n = __builtin_popcount(k);
-	__m512		x = _mm512_maskz_expand_ps(k, _mm512_maskz_loadu_ps((__mmask16) ((1u << n) - 1), *w));
-
-	*w += n;
-	return x;
-}
-
-DSL_TARGET("avx512f,avx512bf16,popcnt")
-static void
-dense_groups_bf16(const uint16 *m, int n_groups, int dim, const float *w, uint32 *out)
-{
-	const int	words = (dim + 1) / 2;
-
-	for (int j = 0; j < n_groups; j += 2)
-	{
-		__m512		x0 = expand_group(m[j], &w),
-					x1 = j + 1 < n_groups ? expand_group(m[j + 1], &w) : _mm512_setzero_ps();
-		int			left = words - 8 * j;
-		__mmask16	lanes = left >= 16 ? (__mmask16) 0xFFFF : (__mmask16) ((1u << left) - 1);
-
-		_mm512_mask_storeu_epi32(out + 8 * j, lanes, (__m512i) _mm512_cvtne2ps_pbh(x1, x0));
-	}
-}
-
-DSL_TARGET("avx512f,avx512bf16,popcnt")
-static void
-pair_groups_bf16(const uint16 *m0, const uint16 *m1, int n_groups, int dim,
-				 const float *w0, const float *w1, uint32 *out)
-{
-	for (int j = 0; j < n_groups; j++)
-	{
-		__m512		x0 = expand_group(m0[j], &w0),
-					x1 = m1 ? expand_group(m1[j], &w1) : _mm512_setzero_ps();
-		__m512i		lo = _mm512_cvtepu16_epi32((__m256i) _mm512_cvtneps_pbh(x0)),
-					hi = _mm512_cvtepu16_epi32((__m256i) _mm512_cvtneps_pbh(x1));
-		const __mmask16 lanes = j == n_groups - 1 ? last_lanes(dim) : 0xFFFF;
-
-		_mm512_mask_storeu_epi32(out + 16 * j, lanes, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
-	}
-}
 #endif
-
-bool
-row_groups_dense_bf16(const RowGroups *g, const SparseTensor *t, int r, uint32 *out)
-{
-#ifdef DSL_X86_DISPATCH
-	const int64 q0 = t->row_ptr[r];
-
-	if (use_bf16 && by_groups(g, t, t->row_ptr[r + 1] - q0))
-	{
-		dense_groups_bf16(g->mask + (Size) r * g->n_groups, g->n_groups, t->dim,
-						  t->w + q0, out);
-		return true;
-	}
-#endif
-	return false;
-}
-
-bool
-row_groups_pairs_bf16(const RowGroups *g, const SparseTensor *t, int r, bool second,
-					  uint32 *out)
-{
-#ifdef DSL_X86_DISPATCH
-	const int64 q0 = t->row_ptr[r],
-				q1 = t->row_ptr[r + 1];
-
-	if (use_bf16 && by_groups(g, t, q1 - q0) &&
-		(!second || by_groups(g, t, t->row_ptr[r + 2] - q1)))
-	{
-		pair_groups_bf16(g->mask + (Size) r * g->n_groups,
-						 second ? g->mask + (Size) (r + 1) * g->n_groups : NULL,
-						 g->n_groups, t->dim, t->w + q0, t->w + q1, out);
-		return true;
-	}
-#endif
-	return false;
-}
 
 void
 row_groups_axpy(const RowGroups *g, const SparseTensor *t, int r, float a, float *y)

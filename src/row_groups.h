@@ -53,18 +53,4 @@ extern void row_groups_dense(const RowGroups *g, const SparseTensor *t, int r,
 extern void row_groups_gather(const RowGroups *g, const SparseTensor *t, int r,
 							  const float *x, float *packed);
 
-/*
- * The same as bfloat16 words (dense_block.h's packing, rounded to nearest
- * even, straight from the stored entries): row r paired along the row
- * (out[q] = (w(r, 2q), w(r, 2q + 1)), (dim + 1) / 2 words), or rows r and,
- * with second, r + 1 paired down the columns (out[c] = (w(r, c), w(r + 1, c)),
- * dim words; zero for a missing second row).  False, with nothing written,
- * where a row takes the plain loops or the CPU lacks AVX512_BF16: the caller
- * densifies and packs instead.
- */
-extern bool row_groups_dense_bf16(const RowGroups *g, const SparseTensor *t, int r,
-								  uint32 *out);
-extern bool row_groups_pairs_bf16(const RowGroups *g, const SparseTensor *t, int r,
-								  bool second, uint32 *out);
-
 #endif							/* DSL_ROW_GROUPS_H */

@@ -3,72 +3,20 @@
  * indices: the axpy within one rounding of each sum (the masked path fuses
  * the product and the sum), the gather and the densified row exactly, for
  * widths around the 16-column groups (1, 15, 16, 17, 600, 601) at densities
- * from empty rows to full ones; that the masks follow the tensor when
- * its layout counter moves; and the rows as bfloat16 words (paired along a
- * row, or two rows paired down the columns) against the densified rows
- * rounded one value at a time
+ * from empty rows to full ones; and that the masks follow the tensor when
+ * its layout counter moves
  */
 #include "postgres.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "row_groups.h"
 
 #undef printf
 
 static int	failures = 0;
-static int	bf16_rows = 0;		/* rows the bfloat16 words were checked on */
-
-/* f as bfloat16 bits, rounded to nearest even */
-static uint32
-bf16_of(float f)
-{
-	uint32		u;
-
-	memcpy(&u, &f, sizeof(u));
-	return (u + 0x7FFF + ((u >> 16) & 1)) >> 16;
-}
-
-/* row r (and r + 1) of t as bfloat16 words, both ways, against d0 (row r) */
-static void
-check_bf16(const RowGroups *g, const SparseTensor *t, int r, const float *d0)
-{
-	const int	dim = t->dim,
-				words = (dim + 1) / 2;
-	const bool	second = r + 1 < t->n_rows;
-	uint32	   *got = malloc(sizeof(uint32) * dim);
-	float	   *d1 = calloc(dim, sizeof(float));
-	bool		bad = false;
-
-	if (second)
-		sparse_tensor_row_dense(t, r + 1, d1);
-	memset(got, 0xAB, sizeof(uint32) * dim);
-	if (row_groups_dense_bf16(g, t, r, got))
-	{
-		for (int q = 0; q < words; q++)
-			bad |= got[q] != (bf16_of(d0[2 * q]) |
-							  (2 * q + 1 < dim ? bf16_of(d0[2 * q + 1]) << 16 : 0));
-		bad |= words < dim && got[words] != 0xABABABABu;	/* nothing past the row */
-		bf16_rows++;
-	}
-	memset(got, 0xAB, sizeof(uint32) * dim);
-	if (row_groups_pairs_bf16(g, t, r, second, got))
-	{
-		for (int c = 0; c < dim; c++)
-			bad |= got[c] != (bf16_of(d0[c]) | (bf16_of(d1[c]) << 16));
-		bf16_rows++;
-	}
-	if (bad)
-	{
-		printf("row_groups_check: dim %d, row %d: bfloat16 words differ\n", dim, r);
-		failures++;
-	}
-	free(got);
-	free(d1);
-}
 
 /* rows of dim columns kept at rate d (row 0 empty, row 1 full) */
 static void
@@ -139,7 +87,6 @@ check(int dim, double d)
 			for (int c = 0; c < dim; c++)
 				d1[c] = 1e30f;	/* every column must be written */
 			row_groups_dense(&g, &t, r, d1);
-			check_bf16(&g, &t, r, d0);
 			int			c = 0;
 
 			/* |y| >= c / 7 and a product below 0.37 * 41 / 2: 2^-23 of both */
@@ -179,15 +126,7 @@ main(void)
 		for (int k = 0; k < lengthof(densities); k++)
 			check(dims[i], densities[k]);
 	if (failures == 0)
-		printf("row_groups_check: axpy, gather and densify equal the plain loops (%s); "
-			   "bfloat16 words checked on %d rows%s\n",
-			   __builtin_cpu_supports("avx512f") ? "AVX-512F masks" : "no AVX-512F: plain loops only",
-			   bf16_rows,
-			   __builtin_cpu_supports("avx512bf16") ? "" : " (no AVX512_BF16: not built here)");
-	if (__builtin_cpu_supports("avx512bf16") && bf16_rows == 0)
-	{
-		printf("row_groups_check: AVX512_BF16 but no row took the bfloat16 words\n");
-		failures++;
-	}
+		printf("row_groups_check: axpy, gather and densify equal the plain loops (%s)\n",
+			   __builtin_cpu_supports("avx512f") ? "AVX-512F masks" : "no AVX-512F: plain loops only");
 	return failures ? 1 : 0;
 }
