@@ -36,7 +36,7 @@
  * (a float32's exponent, 8 significant bits) and sums them in float32: a
  * layer reads every row of its input once per incident edge, from memory
  * rather than cache on Gowalla, so halving a row's bytes is what makes it
- * faster.  Rounding a row to bfloat16 changes its entries by at most 2^-9
+ * faster.  Rounding a row to bfloat16 changes its entries by at most 2^-8
  * relative; the sums, the final embeddings of the batch, the loss, the ego
  * gradient and Adam stay in float32.  Serving (the stored final
  * embeddings) propagates in float32 throughout.

@@ -13,8 +13,9 @@
  * entry, active or not, is moved by +-h in it, and (L(w + h) - L(w - h)) / 2h
  * is compared with the step's gradient.  Training propagates bfloat16 rows
  * (lightgcn.c, "Precision"), so the bound is relative to the largest
- * gradient entry of the case, 5e-3 (2^-9, a bfloat16 rounding, is 2e-3;
- * the float32 kernels were within 2e-7); the step's loss is compared too.
+ * gradient entry of the case, 5e-3 (a bfloat16 rounding moves a value by
+ * up to 2^-8 = 3.9e-3 of it; the float32 kernels were within 2e-7); the
+ * step's loss is compared too.
  * Serving propagates float32 and must match the reference's final
  * embeddings to 1e-5.  Some cases train on a few pairs only, so the rows
  * beyond the batch's hop ball and the distance filters are exercised.
