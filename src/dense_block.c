@@ -215,25 +215,44 @@ pack_rows_bf16(int m, int k, const float *x, Size ldx, uint32 *out, Size ldo)
 	}
 }
 
-DSL_TARGET("avx512f,avx512bf16")
+/*
+ * Rows 2q and 2q + 1 converted together (cvtne2ps: the first row's 16
+ * values, then the second's) and interleaved by one 16-bit permutation
+ */
+DSL_TARGET("avx512f,avx512bw,avx512bf16")
 static void
 pack_pairs_bf16(int k, int n, const float *x, Size ldx, uint32 *out, Size ldo)
 {
+	const __m512i interleave = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12,
+												27, 11, 26, 10, 25, 9, 24, 8,
+												23, 7, 22, 6, 21, 5, 20, 4,
+												19, 3, 18, 2, 17, 1, 16, 0);
+
 	for (int p = 0; p < k; p += 2)
 	{
 		const float *x0 = x + (Size) p * ldx,
 				   *x1 = p + 1 < k ? x0 + ldx : NULL;
 		uint32	   *o = out + (Size) (p / 2) * ldo;
+		int			j = 0;
 
-		for (int j = 0; j < n; j += 16)
+		if (x1)
+			for (; j + 16 <= n; j += 16)
+			{
+				__m512bh	v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(x1 + j),
+													_mm512_loadu_ps(x0 + j));
+
+				_mm512_storeu_si512(o + j, _mm512_permutexvar_epi16(interleave, (__m512i) v));
+			}
+		for (; j < n; j += 16)
 		{
 			int			left = n - j;
 			__mmask16	m = left >= 16 ? (__mmask16) 0xFFFF : (__mmask16) ((1u << left) - 1);
-			__m512i		lo = _mm512_cvtepu16_epi32((__m256i) _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, x0 + j))),
-						hi = x1 ? _mm512_cvtepu16_epi32((__m256i) _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, x1 + j))) :
-						_mm512_setzero_si512();
+			__m512		a = _mm512_maskz_loadu_ps(m, x0 + j),
+						b = x1 ? _mm512_maskz_loadu_ps(m, x1 + j) : _mm512_setzero_ps();
 
-			_mm512_mask_storeu_epi32(o + j, m, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+			_mm512_mask_storeu_epi32(o + j, m,
+									 _mm512_permutexvar_epi16(interleave,
+															  (__m512i) _mm512_cvtne2ps_pbh(b, a)));
 		}
 	}
 }
@@ -373,7 +392,8 @@ dense_block_prepare(void)
 #ifdef DSL_X86_DISPATCH
 	if (DSL_CPU_HAS("avx512f"))
 		gemm_cpu = gemm_avx512;
-	bf16_cpu = DSL_CPU_HAS("avx512f") && DSL_CPU_HAS("avx512bf16");
+	bf16_cpu = DSL_CPU_HAS("avx512f") && DSL_CPU_HAS("avx512bw") &&
+		DSL_CPU_HAS("avx512bf16");
 #endif
 	gemm_fn = gemm_cpu;
 	bf16_on = bf16_cpu;

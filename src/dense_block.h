@@ -38,8 +38,8 @@ extern void dense_block_gemm(int m, int n, int k,
 
 /*
  * The same products with bfloat16 operands, summed in float32, on a CPU
- * with AVX512_BF16 (vdpbf16ps: twice the multiply-adds of a float32 FMA per
- * instruction).  An operand is packed into 32-bit words, each holding two
+ * with AVX512_BF16 and AVX512BW (vdpbf16ps: twice the multiply-adds of a
+ * float32 FMA per instruction).  An operand is packed into 32-bit words, each holding two
  * values that are adjacent in the sum (the first in the low half, rounded
  * to nearest even; an odd count ends with a zero):
  *
