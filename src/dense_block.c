@@ -162,7 +162,10 @@ gemm_avx512(int m, int n, int k, const float *a, Size a_rs, Size a_ks,
  * vdpbf16ps multiplies 16 pairs and adds both products to 16 float sums.
  */
 
-/* x's first n floats as n / 2 words (n even), rounded to nearest even */
+/*
+ * x's first n floats as (n + 1) / 2 words, rounded to nearest even (an odd
+ * n's last word has a zero high half: the masked load reads zeros there)
+ */
 DSL_TARGET("avx512f,avx512bf16")
 static inline void
 pack_run(const float *x, int n, uint32 *out)
@@ -190,29 +193,12 @@ pack_run(const float *x, int n, uint32 *out)
 	}
 }
 
-/* a float as bfloat16 bits, rounded to nearest even (finite values) */
-static inline uint32
-bf16_bits(float f)
-{
-	uint32		u;
-
-	memcpy(&u, &f, sizeof(u));
-	return (u + 0x7FFF + ((u >> 16) & 1)) >> 16;
-}
-
 DSL_TARGET("avx512f,avx512bf16")
 static void
 pack_rows_bf16(int m, int k, const float *x, Size ldx, uint32 *out, Size ldo)
 {
 	for (int i = 0; i < m; i++)
-	{
-		const float *xi = x + (Size) i * ldx;
-		uint32	   *oi = out + (Size) i * ldo;
-
-		pack_run(xi, k & ~1, oi);
-		if (k & 1)
-			oi[k / 2] = bf16_bits(xi[k - 1]);
-	}
+		pack_run(x + (Size) i * ldx, k, out + (Size) i * ldo);
 }
 
 /*

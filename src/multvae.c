@@ -481,14 +481,14 @@ vae_create(DslEngine *e, const Interactions *d, const TrainParams *p)
 	s->dw = (D + 1) / 2;
 	if (s->bf16)
 	{
-		Size		w = sizeof(uint32) / sizeof(float);
-
-		s->h3t_w = (uint32 *) alloc_floats((Size) s->dw * s->bs * w, true);
-		s->h3_w = (uint32 *) alloc_floats((Size) s->bs / 2 * D * w, true);
-		s->wrow_w = (uint32 *) alloc_floats((Size) s->n_parts * VAE_BLOCK * s->dw * w, true);
-		s->wpair_w = (uint32 *) alloc_floats((Size) s->n_parts * VAE_BLOCK / 2 * D * w, true);
-		s->grow_w = (uint32 *) alloc_floats((Size) s->n_parts * VAE_BLOCK * s->bs / 2 * w, true);
-		s->gpair_w = (uint32 *) alloc_floats((Size) s->n_parts * VAE_BLOCK / 2 * s->bs * w, true);
+		/* 32-bit words, as many as floats would be */
+		StaticAssertStmt(sizeof(uint32) == sizeof(float), "a word per float");
+		s->h3t_w = (uint32 *) alloc_floats((Size) s->dw * s->bs, true);
+		s->h3_w = (uint32 *) alloc_floats((Size) s->bs / 2 * D, true);
+		s->wrow_w = (uint32 *) alloc_floats((Size) s->n_parts * VAE_BLOCK * s->dw, true);
+		s->wpair_w = (uint32 *) alloc_floats((Size) s->n_parts * VAE_BLOCK / 2 * D, true);
+		s->grow_w = (uint32 *) alloc_floats((Size) s->n_parts * VAE_BLOCK * s->bs / 2, true);
+		s->gpair_w = (uint32 *) alloc_floats((Size) s->n_parts * VAE_BLOCK / 2 * s->bs, true);
 	}
 	for (int t = T_B1; t <= T_B3; t++)
 	{
