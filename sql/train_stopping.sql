@@ -10,6 +10,18 @@ SET search_path = stopping, public;
 \i :planted
 SET dsl_rec.progress = off;
 
+-- whether two stored models hold the same parameter rows, vector for vector
+CREATE FUNCTION pg_temp.same_parameters(a text, b text) RETURNS boolean
+LANGUAGE sql AS $$
+  WITH pa AS (SELECT part, entity_id, vec::text AS v
+              FROM dsl.parameters JOIN dsl.models USING (model_id) WHERE name = a),
+       pb AS (SELECT part, entity_id, vec::text AS v
+              FROM dsl.parameters JOIN dsl.models USING (model_id) WHERE name = b)
+  SELECT EXISTS (SELECT FROM pa)
+         AND NOT EXISTS ((SELECT * FROM pa EXCEPT ALL SELECT * FROM pb)
+                         UNION ALL (SELECT * FROM pb EXCEPT ALL SELECT * FROM pa))
+$$;
+
 CREATE TABLE auto1 AS
 SELECT * FROM dsl.train('planted_auto', 'planted', dim => 16, density => 0.5,
                         batch_size => 128, lr => 0.01, reg => 0.001, seed => 42,
@@ -176,12 +188,7 @@ SELECT (SELECT count(*) FROM fixed1 f JOIN refit1 r
           ON r.epoch = f.epoch + (SELECT count(*) FROM auto1)
         WHERE r.loss = f.loss AND r.active_params = f.active_params)
          = (SELECT count(*) FROM fixed1) AS same_losses,
-       (SELECT count(*) FROM dsl.parameters p JOIN dsl.models m USING (model_id)
-        WHERE m.name = 'planted_fixed')
-         = (SELECT count(*) FROM dsl.parameters p JOIN dsl.models m USING (model_id)
-            JOIN (SELECT part, entity_id, vec FROM dsl.parameters q JOIN dsl.models n USING (model_id)
-                  WHERE n.name = 'planted_fixed') f USING (part, entity_id)
-            WHERE m.name = 'planted_refit' AND p.vec::text = f.vec::text) AS same_parameters,
+       pg_temp.same_parameters('planted_refit', 'planted_fixed') AS same_parameters,
        (SELECT hyperparams->'growth_batches' FROM dsl.models WHERE name = 'planted_refit')
          = (SELECT hyperparams->'growth_batches' FROM dsl.models WHERE name = 'planted_fixed')
          AS same_growth_batches;
@@ -202,6 +209,55 @@ SELECT count(*) FROM dsl.train('bad', 'planted', options => '{"lr_min": -1}');
 SELECT count(*) FROM dsl.train('bad', 'planted', options => '{"holdout_users": 1.5}');
 SELECT count(*) FROM dsl.model_name_taken('bad') WHERE model_name_taken;
 
-SELECT dsl.drop_model(name) FROM dsl.models WHERE name LIKE 'planted_auto%' OR name IN ('planted_refit', 'planted_fixed', 'planted_dense') ORDER BY name;
+-- reg NULL (MF): a doubled schedule that did not pay is followed by one
+-- more with half the reg, whose training is kept only if its validation
+-- recall beats the best so far by 2 %.  Where it does not (the planted
+-- clusters are learned after 30 epochs), the run ends as with reg 0.01
+-- given, one schedule later, with the same model
+CREATE TABLE halve1 AS
+SELECT * FROM dsl.train('halve_not_paid', 'planted', dim => 16, density => 1,
+                        batch_size => 128, lr => 0.01, seed => 42,
+                        options => '{"refit": false}');
+CREATE TABLE halve2 AS
+SELECT * FROM dsl.train('halve_reg_given', 'planted', dim => 16, density => 1,
+                        batch_size => 128, lr => 0.01, seed => 42, reg => 0.01,
+                        options => '{"refit": false}');
+SELECT name, epochs, best_epoch, hyperparams->>'reg' AS reg,
+       hyperparams->>'reg_halved_at' AS halved_at, hyperparams->>'reg_before' AS reg_before
+FROM dsl.models WHERE name LIKE 'halve%' ORDER BY name;
+SELECT (SELECT array_agg(epoch ORDER BY epoch) FROM halve1 WHERE recall IS NOT NULL) AS evaluated,
+       pg_temp.same_parameters('halve_not_paid', 'halve_reg_given') AS same_model;
+-- where it pays (a wider cluster structure at dim 8), the rule goes on with
+-- 0.005 and keeps what it trained; the refit trains with the kept reg, so
+-- it is dsl.train(epochs => that length, reg => 0.005) on every pair
+CREATE TABLE wide AS
+SELECT u AS user_id, i AS item_id
+FROM generate_series(0, 799) u, generate_series(0, 399) i
+WHERE ((i % 50) = (u % 50) AND (hashint4(u * 7919 + i) & 7) < 5)
+   OR (hashint4(u * 1000 + i) & 1023) < 12;
+CREATE TABLE halve3 AS
+SELECT * FROM dsl.train('halve_paid', 'wide', dim => 8, density => 1, seed => 42,
+                        options => '{"refit": false}');
+CREATE TABLE halve4 AS
+SELECT * FROM dsl.train('halve_paid_refit', 'wide', dim => 8, density => 1, seed => 42);
+SELECT name, epochs, best_epoch, hyperparams->>'reg' AS reg,
+       hyperparams->>'reg_halved_at' AS halved_at, hyperparams->>'reg_before' AS reg_before,
+       hyperparams->>'refit_epochs' AS refit_epochs
+FROM dsl.models WHERE name LIKE 'halve_paid%' ORDER BY name;
+CREATE TABLE halve5 AS
+SELECT * FROM dsl.train('halve_fixed', 'wide', dim => 8, density => 1, seed => 42, reg => 0.005,
+                        epochs => (SELECT (hyperparams->>'refit_epochs')::int
+                                   FROM dsl.models WHERE name = 'halve_paid_refit'));
+SELECT (SELECT count(*) FROM halve5 f JOIN halve4 r
+          ON r.epoch = f.epoch + (SELECT count(*) FROM halve3) AND r.loss = f.loss)
+         = (SELECT count(*) FROM halve5) AS refit_same_losses,
+       pg_temp.same_parameters('halve_paid_refit', 'halve_fixed') AS refit_same_model;
+-- not with patience (the old-style rule)
+SELECT count(*) AS epochs_with_patience
+FROM dsl.train('halve_patience', 'wide', dim => 8, density => 1, seed => 42, patience => 2,
+               eval_every => 30, options => '{"refit": false}');
+SELECT hyperparams ? 'reg_halved_at' AS halved FROM dsl.models WHERE name = 'halve_patience';
+
+SELECT dsl.drop_model(name) FROM dsl.models WHERE name LIKE 'planted_auto%' OR name LIKE 'halve%' OR name IN ('planted_refit', 'planted_fixed', 'planted_dense') ORDER BY name;
 DROP SCHEMA stopping CASCADE;
 RESET search_path;

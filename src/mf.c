@@ -374,6 +374,13 @@ mf_tensor_shapes(const Interactions *d, const TrainParams *p, TensorShape *shape
 	return 2;
 }
 
+/* halve_reg (train.c): the L2 coefficient of the next steps */
+static void
+mf_set_reg(void *state, double reg)
+{
+	((MfState *) state)->reg = (float) reg;
+}
+
 const ModelOps mf_ops = {
 	.type = "mf",
 	.option_keys = "growth_batches",
@@ -394,6 +401,7 @@ const ModelOps mf_ops = {
 	.steps_per_epoch = mf_steps_per_epoch,
 	.create = mf_create,
 	.train_epoch = mf_train_epoch,
+	.set_reg = mf_set_reg,
 	.serving = mf_serving,
 	.tensor_parts = NULL,
 	.scorer = &dot_scorer,

@@ -141,6 +141,14 @@ typedef struct ModelOps
 	double		(*train_epoch) (void *state);
 
 	/*
+	 * Change the L2 coefficient from the next step on, or NULL.  With reg
+	 * NULL under the stopping rule, a doubled schedule that did not pay is
+	 * followed by one more with half the reg, kept only if it pays
+	 * (train.c, halve_reg; docs/training.md).
+	 */
+	void		(*set_reg) (void *state, double reg);
+
+	/*
 	 * Serving embeddings (what recommend ranks with) computed from the given
 	 * parameter tensors, which are the live ones or a best-epoch snapshot in
 	 * the engine's registration order.  The sources stay valid until the

@@ -91,6 +91,9 @@ typedef struct Training
 	int64		horizon;		/* epochs of the current schedule */
 	double		prev_best;		/* best validation recall of the schedules before */
 	double		stop_gain;		/* the last schedule's gain, when it stopped */
+	double		halve_bar;		/* > 0: after halve_reg, the validation recall
+								 * a new best must exceed */
+	double		reg_at_best;	/* the reg the best epoch was trained with */
 	bool		stop_paid;		/* stopped by the time limit after a gain */
 	bool		time_stopped;	/* the first phase hit max_seconds mid-way
 								 * (its NOTICE says there is no refit) */
@@ -444,6 +447,51 @@ kept_row(const Training *t)
 }
 
 /*
+ * Whether a schedule that did not pay is followed by one with half the reg
+ * (halve_reg): reg NULL under the stopping rule, a model type that can change
+ * it (ModelOps.set_reg), once a call, not with patience, and only when a
+ * whole doubled schedule fits within max_epochs and max_seconds.
+ */
+static bool
+can_halve_reg(const Training *t, int epoch, int64 next, double end)
+{
+	const TrainArgs *a = &t->a;
+
+	return a->reg_default && a->ops->set_reg != NULL && a->reg_halved_at == 0 &&
+		a->patience == 0 && t->ws == NULL && a->reg > 0 &&
+		next == 2 * (int64) epoch && end <= a->max_seconds;
+}
+
+/*
+ * The doubled schedule that did not pay is the longest this reg makes worth
+ * training; with less L2 a longer one may pay (dense MF on Gowalla: reg 0.01
+ * stops after 60 epochs at 0.1433 test Recall@20, 0.005 pays up to 480 and
+ * gives 0.1562; docs/training.md).  So go on over the next doubled schedule
+ * with half the reg, but keep what it trains only if its validation recall
+ * beats the best so far by DSL_AUTO_MIN_GAIN (validate); otherwise the
+ * stopping rule ends the run with the earlier best, and the refit uses the
+ * reg that best was trained with.
+ */
+static void
+halve_reg(Training *t, int epoch, int64 next)
+{
+	TrainArgs  *a = &t->a;
+
+	a->reg_before = a->reg;
+	a->reg_halved_at = t->row0 + epoch;
+	a->reg = a->params.reg = a->reg / 2;
+	a->ops->set_reg(t->model, a->reg);
+	t->halve_bar = t->best_recall * (1.0 + DSL_AUTO_MIN_GAIN);
+	ereport(NOTICE,
+			(errmsg("model \"%s\": validation recall@%d %.4f after a schedule of %d epochs, less than %g%% above the best before it (%.4f); continuing over one of %lld epochs with reg halved to %g, kept only if validation recall beats %.4f",
+					a->name, a->k, t->last_recall, epoch, 100.0 * DSL_AUTO_MIN_GAIN,
+					t->prev_best, (long long) next, a->reg, t->halve_bar)));
+	t->prev_best = t->best_recall;
+	t->horizon = next;
+	dsl_engine_set_horizon(&t->engine, a->params.steps_per_epoch * next);
+}
+
+/*
  * At the end of a schedule of the stopping rule (epochs => NULL): go on over
  * one twice as long (redrawn, so lr and zeta rise again to where that
  * schedule would be) while a schedule's best validation recall beat the
@@ -475,10 +523,16 @@ schedule_end(Training *t, int epoch)
 			fit = 0;			/* too short to be worth a schedule */
 	}
 
+	if (!paid && !too_soon && can_halve_reg(t, epoch, next, end))
+	{
+		halve_reg(t, epoch, next);
+		return false;
+	}
 	if (!paid && !too_soon)
 	{
-		/* the last schedule did not pay */
-		t->stop_gain = t->prev_best > 0 ? t->best_recall / t->prev_best - 1.0 : 0.0;
+		/* the last schedule did not pay (after halve_reg: its last recall) */
+		t->stop_gain = t->prev_best > 0 ?
+			Max(t->best_recall, t->last_recall) / t->prev_best - 1.0 : 0.0;
 		return true;
 	}
 	if (end > a->max_seconds && fit == 0)
@@ -540,8 +594,10 @@ validate(Training *t, int epoch, bool time_up, EvalMetrics *m)
 		dsl_evaluate_full(&us, &is, &seen, &test, t->val->total, a->k, mem, m);
 	}
 	t->last_recall = m->recall;
-	if (m->recall > t->best_recall)
+	if (m->recall > t->best_recall && m->recall > t->halve_bar)
 	{
+		t->halve_bar = 0;
+		t->reg_at_best = a->reg;
 		t->best_recall = m->recall;
 		t->out.best_epoch = epoch;
 		t->since_best = 0;
@@ -583,9 +639,10 @@ report_stop(const Training *t, int epoch)
 						a->name, a->patience, kept)));
 	else
 		ereport(NOTICE,
-				(errmsg("model \"%s\": stopping after %d epochs: the last schedule improved validation recall@%d by %.1f%% (less than %g%%); keeping epoch %d",
+				(errmsg("model \"%s\": stopping after %d epochs: the last schedule improved validation recall@%d by %.1f%% (less than %g%%); keeping epoch %d%s",
 						a->name, row, a->k, 100.0 * t->stop_gain,
-						100.0 * DSL_AUTO_MIN_GAIN, kept)));
+						100.0 * DSL_AUTO_MIN_GAIN, kept,
+						a->reg_halved_at > 0 ? psprintf(", trained with reg %g", t->reg_at_best) : "")));
 }
 
 /*
@@ -857,6 +914,10 @@ dsl_train(PG_FUNCTION_ARGS)
 	dsl_mem_note();
 	if (!reg_trial(t) || !choose_reg(t))
 		run_epochs(t, t->out.epochs_run - t->row0 + 1);
+
+	/* the kept model's reg: what the refit trains with, and what is recorded */
+	if (a->reg_halved_at > 0 && t->out.best_epoch > 0)
+		a->reg = a->params.reg = t->reg_at_best;
 
 	/* the kept epoch: what a refit's length is, and as a result row */
 	length = t->out.best_epoch;

@@ -454,6 +454,9 @@ dsl_train_hyperparams_json(const TrainArgs *a)
 							 a->ops->reg_choices[i], a->reg_recall[i]);
 		appendStringInfo(&s, "}, \"trial_epochs\": %d", a->trial_epochs);
 	}
+	if (a->reg_halved_at > 0)
+		appendStringInfo(&s, ", \"reg_halved_at\": %d, \"reg_before\": %.17g",
+						 a->reg_halved_at, a->reg_before);
 	if (a->warm_start)
 	{
 		appendStringInfoString(&s, ", \"warm_start\": ");

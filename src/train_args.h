@@ -83,6 +83,9 @@ typedef struct TrainArgs
 	double		reg_recall[DSL_MAX_REG_CHOICES];	/* ... their validation recall */
 	int			trial_epochs;	/* epochs run before the kept model's first:
 								 * the reg trials that did not go on */
+	int			reg_halved_at;	/* > 0: reg was halved after this result
+								 * row (train.c, halve_reg) */
+	double		reg_before;		/* ... and was this before */
 	int64		held_pairs;		/* what the hold-out took: pairs, users */
 	int			held_users;
 	int64		total_steps;	/* the stored model's schedule length */
