@@ -91,9 +91,6 @@ typedef struct Training
 	int64		horizon;		/* epochs of the current schedule */
 	double		prev_best;		/* best validation recall of the schedules before */
 	double		stop_gain;		/* the last schedule's gain, when it stopped */
-	double		halve_bar;		/* > 0: after halve_reg, the validation recall
-								 * a new best must exceed */
-	double		reg_at_best;	/* the reg the best epoch was trained with */
 	bool		stop_paid;		/* stopped by the time limit after a gain */
 	bool		time_stopped;	/* the first phase hit max_seconds mid-way
 								 * (its NOTICE says there is no refit) */
@@ -447,6 +444,32 @@ kept_row(const Training *t)
 }
 
 /*
+ * After halve_reg, until a validation beats the best before it by
+ * DSL_AUTO_MIN_GAIN: the kept epoch is still one trained with the reg before.
+ */
+static inline bool
+halving_pending(const Training *t)
+{
+	return t->a.reg_halved_at > 0 && kept_row(t) <= t->a.reg_halved_at;
+}
+
+/* the reg the kept epoch was trained with */
+static inline double
+kept_reg(const Training *t)
+{
+	return halving_pending(t) ? t->a.reg_before : t->a.reg;
+}
+
+/* go on over a schedule of `next` epochs, redrawn from the start */
+static void
+begin_schedule(Training *t, int64 next)
+{
+	t->prev_best = t->best_recall;
+	t->horizon = next;
+	dsl_engine_set_horizon(&t->engine, t->a.params.steps_per_epoch * next);
+}
+
+/*
  * Whether a schedule that did not pay is followed by one with half the reg
  * (halve_reg): reg NULL under the stopping rule, a model type that can change
  * it (ModelOps.set_reg), once a call, not with patience, and only when a
@@ -481,14 +504,12 @@ halve_reg(Training *t, int epoch, int64 next)
 	a->reg_halved_at = t->row0 + epoch;
 	a->reg = a->params.reg = a->reg / 2;
 	a->ops->set_reg(t->model, a->reg);
-	t->halve_bar = t->best_recall * (1.0 + DSL_AUTO_MIN_GAIN);
 	ereport(NOTICE,
 			(errmsg("model \"%s\": validation recall@%d %.4f after a schedule of %d epochs, less than %g%% above the best before it (%.4f); continuing over one of %lld epochs with reg halved to %g, kept only if validation recall beats %.4f",
 					a->name, a->k, t->last_recall, epoch, 100.0 * DSL_AUTO_MIN_GAIN,
-					t->prev_best, (long long) next, a->reg, t->halve_bar)));
-	t->prev_best = t->best_recall;
-	t->horizon = next;
-	dsl_engine_set_horizon(&t->engine, a->params.steps_per_epoch * next);
+					t->prev_best, (long long) next, a->reg,
+					t->best_recall * (1.0 + DSL_AUTO_MIN_GAIN))));
+	begin_schedule(t, next);
 }
 
 /*
@@ -523,13 +544,13 @@ schedule_end(Training *t, int epoch)
 			fit = 0;			/* too short to be worth a schedule */
 	}
 
-	if (!paid && !too_soon && can_halve_reg(t, epoch, next, end))
-	{
-		halve_reg(t, epoch, next);
-		return false;
-	}
 	if (!paid && !too_soon)
 	{
+		if (can_halve_reg(t, epoch, next, end))
+		{
+			halve_reg(t, epoch, next);
+			return false;
+		}
 		/* the last schedule did not pay (after halve_reg: its last recall) */
 		t->stop_gain = t->prev_best > 0 ?
 			Max(t->best_recall, t->last_recall) / t->prev_best - 1.0 : 0.0;
@@ -557,9 +578,7 @@ schedule_end(Training *t, int epoch)
 									   a->max_seconds) : "",
 					paid ? "" : psprintf(" (a sparse model trains at least %d epochs)",
 										 sparse_min_epochs(a)))));
-	t->prev_best = t->best_recall;
-	t->horizon = next;
-	dsl_engine_set_horizon(&t->engine, a->params.steps_per_epoch * next);
+	begin_schedule(t, next);
 	return false;
 }
 
@@ -594,10 +613,9 @@ validate(Training *t, int epoch, bool time_up, EvalMetrics *m)
 		dsl_evaluate_full(&us, &is, &seen, &test, t->val->total, a->k, mem, m);
 	}
 	t->last_recall = m->recall;
-	if (m->recall > t->best_recall && m->recall > t->halve_bar)
+	/* after halve_reg a new best must beat the one before by the margin */
+	if (m->recall > t->best_recall * (halving_pending(t) ? 1.0 + DSL_AUTO_MIN_GAIN : 1.0))
 	{
-		t->halve_bar = 0;
-		t->reg_at_best = a->reg;
 		t->best_recall = m->recall;
 		t->out.best_epoch = epoch;
 		t->since_best = 0;
@@ -642,7 +660,7 @@ report_stop(const Training *t, int epoch)
 				(errmsg("model \"%s\": stopping after %d epochs: the last schedule improved validation recall@%d by %.1f%% (less than %g%%); keeping epoch %d%s",
 						a->name, row, a->k, 100.0 * t->stop_gain,
 						100.0 * DSL_AUTO_MIN_GAIN, kept,
-						a->reg_halved_at > 0 ? psprintf(", trained with reg %g", t->reg_at_best) : "")));
+						a->reg_halved_at > 0 ? psprintf(", trained with reg %g", kept_reg(t)) : "")));
 }
 
 /*
@@ -917,7 +935,7 @@ dsl_train(PG_FUNCTION_ARGS)
 
 	/* the kept model's reg: what the refit trains with, and what is recorded */
 	if (a->reg_halved_at > 0 && t->out.best_epoch > 0)
-		a->reg = a->params.reg = t->reg_at_best;
+		a->reg = a->params.reg = kept_reg(t);
 
 	/* the kept epoch: what a refit's length is, and as a result row */
 	length = t->out.best_epoch;
