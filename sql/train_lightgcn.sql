@@ -155,8 +155,9 @@ WHERE m.name = 'square_lg' GROUP BY p.part ORDER BY p.part;
 
 -- lr, reg and batch_size left NULL: the model type's own defaults
 -- (docs/training.md): MF lr 0.005, reg 0.01, batch from 2048 down to 128
--- for 256 steps an epoch; LightGCN lr 0.02, reg 0.001, batch from 8192 down
--- to 128 for 16 steps an epoch (40,000 pairs: 2048; planted's 2,350: 128)
+-- for 256 steps an epoch; LightGCN lr 0.02, reg 0.001, batch 16384 with at
+-- least 16384 users, else 8192, down to 128 for 16 steps an epoch (40,000
+-- pairs: 2048; planted's 2,350: 128)
 CREATE TABLE forty AS SELECT u AS user_id, (u * 7 + k * 11) % 900 AS item_id
 FROM generate_series(1, 2000) u, generate_series(1, 20) k;
 SELECT count(*) FROM dsl.train('lg_defaults', 'forty', model_type => 'lightgcn', dim => 4,
@@ -167,6 +168,22 @@ SELECT count(*) FROM dsl.train('mf_defaults', 'forty', dim => 4, epochs => 1, se
 SELECT name, n_interactions, hyperparams->>'lr' AS lr, hyperparams->>'reg' AS reg,
        hyperparams->>'batch_size' AS batch_size
 FROM dsl.models WHERE name IN ('lg_defaults', 'lg_defaults_small', 'mf_defaults') ORDER BY name;
+
+-- the LightGCN batch at its two starts: 16384 users with 16 pairs each
+-- (262,144 pairs: exactly 16 steps of 16384), and one user fewer with 17
+-- each (278,511 pairs, 16383 users: 8192)
+CREATE TABLE wide16k AS SELECT u AS user_id, (u * 7 + k * 11) % 900 AS item_id
+FROM generate_series(1, 16384) u, generate_series(1, 16) k;
+CREATE TABLE wide16k_less AS SELECT u AS user_id, (u * 7 + k * 11) % 900 AS item_id
+FROM generate_series(1, 16383) u, generate_series(1, 17) k;
+SELECT count(*) FROM dsl.train('lg_wide', 'wide16k', model_type => 'lightgcn', dim => 4,
+                               epochs => 1, seed => 1);
+SELECT count(*) FROM dsl.train('lg_wide_less', 'wide16k_less', model_type => 'lightgcn', dim => 4,
+                               epochs => 1, seed => 1);
+SELECT name, n_interactions, hyperparams->>'batch_size' AS batch_size
+FROM dsl.models WHERE name IN ('lg_wide', 'lg_wide_less') ORDER BY name;
+SELECT dsl.drop_model('lg_wide'), dsl.drop_model('lg_wide_less');
+DROP TABLE wide16k, wide16k_less;
 
 -- reg NULL under the stopping rule (epochs NULL): LightGCN trains reg
 -- 0.001 and 0.0001 over the first schedule (30 epochs; here max_epochs 40)

@@ -208,15 +208,18 @@ lgcn_tensor_shapes(const Interactions *d, const TrainParams *p, TensorShape *sha
 }
 
 /*
- * 8192, halved (down to 128) while an epoch would have fewer than 16 steps.
+ * 16384 where the data hold at least that many users, else 8192; then
+ * halved (down to 128) while an epoch would have fewer than 16 steps.
  * Every step propagates over (nearly) the whole graph, so an epoch costs
  * about its number of steps; with the default lr 0.02 large batches lose
- * little per epoch (docs/lightgcn.md, "Defaults").
+ * little per epoch as long as a step holds about one pair per user or
+ * fewer, so that a row's Adam updates per epoch do not fall with the batch
+ * (docs/lightgcn.md, "Defaults").
  */
 static int
 lgcn_default_batch_size(const Interactions *data)
 {
-	int			b = 8192;
+	int			b = data->n_users >= 16384 ? 16384 : 8192;
 
 	while (b > 128 && data->n_pairs / b < 16)
 		b /= 2;
