@@ -47,6 +47,7 @@
 
 #include "miscadmin.h"
 
+#include "bitmap.h"
 #include "bpr.h"
 #include "cpu.h"
 #include "dsl_rec.h"
@@ -126,10 +127,9 @@ struct LgcnState
 	float		reg;
 	LgcnGraph	g;
 
-	/* batch rows (nodes) and their slots */
+	/* batch rows (nodes) and their slots, numbered in ascending node order */
 	int32	   *slot_of;		/* n: slot of node in the current batch */
-	int32	   *stamp_of;		/* n: batch that assigned slot_of */
-	int32		stamp;
+	uint64	   *in_batch;		/* n bits: the step's nodes, while numbering */
 	int32	   *slot_row;		/* slot -> node */
 	int32	   *slot_count;		/* slot -> occurrences in the batch */
 	int			n_slots;
@@ -250,7 +250,7 @@ lgcn_work_bytes(const Interactions *data, const TrainParams *p)
 		n * 3 * sizeof(float);
 	Size		dense = 3 * dsl_alloc_aligned_bytes(n * dim * sizeof(float)) +
 		dsl_alloc_aligned_bytes(n * dim * sizeof(bf16));
-	Size		slots = n * 2 * sizeof(int32) + n +
+	Size		slots = n * sizeof(int32) + BITS_WORDS(n) * sizeof(uint64) + n +
 		cap * (2 * sizeof(int32) + sizeof(double) + 2 * dim * sizeof(float));
 	Size		workers = threads * (3 * dim * sizeof(float) + max_rows * sizeof(int32) + sizeof(int64));
 
@@ -348,7 +348,7 @@ lgcn_create(DslEngine *engine, const Interactions *data, const TrainParams *p)
 
 	s->slot_cap = lgcn_slot_cap(data, p);
 	s->slot_of = palloc_extended((Size) n * sizeof(int32), MCXT_ALLOC_HUGE);
-	s->stamp_of = palloc_extended((Size) n * sizeof(int32), MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	s->in_batch = palloc0((Size) BITS_WORDS(n) * sizeof(uint64));
 	s->slot_row = palloc_extended((Size) s->slot_cap * sizeof(int32), MCXT_ALLOC_HUGE);
 	s->slot_count = palloc_extended((Size) s->slot_cap * sizeof(int32), MCXT_ALLOC_HUGE);
 	s->reg_loss = palloc_extended((Size) s->slot_cap * sizeof(double), MCXT_ALLOC_HUGE);
@@ -1053,30 +1053,15 @@ lgcn_step(LgcnState *s, bool store_grad)
 	}
 }
 
-static inline int32
-batch_slot(LgcnState *s, int32 r)
-{
-	int32		k;
-
-	if (s->stamp_of[r] == s->stamp)
-	{
-		k = s->slot_of[r];
-		s->slot_count[k]++;
-		return k;
-	}
-	k = s->n_slots++;
-	s->stamp_of[r] = s->stamp;
-	s->slot_of[r] = k;
-	s->slot_row[k] = r;
-	s->slot_count[k] = 1;
-	return k;
-}
-
 /*
  * One optimizer step (BprModel.step): a negative per pair from the epoch's
- * stream and the batch rows numbered as first seen, then forward, loss,
- * backward and Adam (lgcn_step), keeping the ego gradient when a round is
- * due.
+ * stream, the batch rows numbered in ascending node order, the triples,
+ * then forward, loss, backward and Adam (lgcn_step), keeping the ego
+ * gradient when a round is due.  The propagation visits rows in node order
+ * and reads or adds the per-slot rows (fin, z0) of the batch rows among
+ * them, so numbering slots the same way makes those reads sequential
+ * (numbered as first seen in the triples, they were random reads of up to
+ * 3 * batch_size rows, out of cache at large batches).
  */
 static int
 lgcn_bpr_step(void *state, const int32 *pairs, int nb, bool round_due)
@@ -1085,20 +1070,53 @@ lgcn_bpr_step(void *state, const int32 *pairs, int nb, bool round_due)
 	BprTrainer *b = &s->bpr;
 	const Interactions *d = b->data;
 	const int	nu = d->n_users;
+	const int	n_words = BITS_WORDS(s->g.n);
+	int32	   *neg = b->neg;
 	int			nt = 0;
 
-	s->stamp++;
-	s->n_slots = 0;
 	for (int t = 0; t < nb; t++)
 	{
 		const int32 *pair = pairs + 2 * t;
-		int32		j = bpr_draw_negative(d, pair[0], &b->rng);
 
-		if (j < 0)
+		neg[t] = bpr_draw_negative(d, pair[0], &b->rng);
+		if (neg[t] < 0)
 			continue;			/* the user has seen everything */
-		b->trip[nt].u = batch_slot(s, pair[0]);
-		b->trip[nt].i = batch_slot(s, nu + pair[1]);
-		b->trip[nt].j = batch_slot(s, nu + j);
+		bit_set(s->in_batch, pair[0]);
+		bit_set(s->in_batch, nu + pair[1]);
+		bit_set(s->in_batch, nu + neg[t]);
+	}
+
+	s->n_slots = 0;
+	for (int w = 0; w < n_words; w++)
+	{
+		uint64		word = s->in_batch[w];
+
+		s->in_batch[w] = 0;
+		while (word)
+		{
+			int32		r = w * 64 + __builtin_ctzll(word);
+
+			word &= word - 1;
+			s->slot_of[r] = s->n_slots;
+			s->slot_row[s->n_slots] = r;
+			s->slot_count[s->n_slots] = 0;
+			s->n_slots++;
+		}
+	}
+
+	for (int t = 0; t < nb; t++)
+	{
+		const int32 *pair = pairs + 2 * t;
+		BprTriple  *tr = &b->trip[nt];
+
+		if (neg[t] < 0)
+			continue;
+		tr->u = s->slot_of[pair[0]];
+		tr->i = s->slot_of[nu + pair[1]];
+		tr->j = s->slot_of[nu + neg[t]];
+		s->slot_count[tr->u]++;
+		s->slot_count[tr->i]++;
+		s->slot_count[tr->j]++;
 		nt++;
 	}
 	b->nt = nt;
