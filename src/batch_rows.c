@@ -5,6 +5,7 @@
 #include "postgres.h"
 
 #include "batch_rows.h"
+#include "bitmap.h"
 
 void
 batch_rows_init(BatchRows *b, SparseTensor *t, int cap)
@@ -43,26 +44,7 @@ batch_rows_init_alias(BatchRows *alias, const BatchRows *of, SparseTensor *t)
 void
 batch_assign_slots(BatchRows *b)
 {
-	int			n_words = (b->t->n_rows + 63) / 64;
-	int			n = 0;
-
-	for (int w = 0; w < n_words; w++)
-	{
-		uint64		word = b->in_batch[w];
-
-		b->in_batch[w] = 0;
-		while (word)
-		{
-			int32		r = w * 64 + __builtin_ctzll(word);
-
-			word &= word - 1;
-			b->slot_of[r] = n;
-			b->rows[n] = r;
-			b->count[n] = 0;
-			n++;
-		}
-	}
-	b->n = n;
+	b->n = bits_take_numbered(b->in_batch, BITS_WORDS(b->t->n_rows), b->slot_of, b->rows, b->count);
 }
 
 /*

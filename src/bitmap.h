@@ -40,6 +40,36 @@ bit_word(const uint64 *b, int64 p, int span)
 }
 
 /*
+ * Take the set bits of b[0 .. n_words) in ascending order, clearing them:
+ * the k-th set position i gets slot_of[i] = k, rows[k] = i and count[k] = 0.
+ * Returns how many there were.  The rows a mini-batch touches are numbered
+ * so, in the order in which passes over whole tables visit them.
+ */
+static inline int
+bits_take_numbered(uint64 *b, int64 n_words, int32 *slot_of, int32 *rows, int32 *count)
+{
+	int			n = 0;
+
+	for (int64 w = 0; w < n_words; w++)
+	{
+		uint64		word = b[w];
+
+		b[w] = 0;
+		while (word)
+		{
+			int32		i = (int32) (w * 64 + __builtin_ctzll(word));
+
+			word &= word - 1;
+			slot_of[i] = n;
+			rows[n] = i;
+			count[n] = 0;
+			n++;
+		}
+	}
+	return n;
+}
+
+/*
  * Run body for every column c of row r whose bit is set (or clear, when
  * inverted), in column order.  Words are scanned with count-trailing-zeros,
  * so there is no per-position branch to mispredict.  body may `continue`.

@@ -1070,7 +1070,6 @@ lgcn_bpr_step(void *state, const int32 *pairs, int nb, bool round_due)
 	BprTrainer *b = &s->bpr;
 	const Interactions *d = b->data;
 	const int	nu = d->n_users;
-	const int	n_words = BITS_WORDS(s->g.n);
 	int32	   *neg = b->neg;
 	int			nt = 0;
 
@@ -1086,23 +1085,8 @@ lgcn_bpr_step(void *state, const int32 *pairs, int nb, bool round_due)
 		bit_set(s->in_batch, nu + neg[t]);
 	}
 
-	s->n_slots = 0;
-	for (int w = 0; w < n_words; w++)
-	{
-		uint64		word = s->in_batch[w];
-
-		s->in_batch[w] = 0;
-		while (word)
-		{
-			int32		r = w * 64 + __builtin_ctzll(word);
-
-			word &= word - 1;
-			s->slot_of[r] = s->n_slots;
-			s->slot_row[s->n_slots] = r;
-			s->slot_count[s->n_slots] = 0;
-			s->n_slots++;
-		}
-	}
+	s->n_slots = bits_take_numbered(s->in_batch, BITS_WORDS(s->g.n), s->slot_of, s->slot_row,
+									s->slot_count);
 
 	for (int t = 0; t < nb; t++)
 	{
