@@ -154,6 +154,30 @@ bpr_sample_negatives(BprTrainer *b, const int32 *pairs, int nb, uint64 key)
 	worker_pool_run(b->pool, phase_sample, b);
 }
 
+int
+bpr_triples(BprTrainer *b, const int32 *pairs, int nb, const int32 *user_slot,
+			const int32 *item_slot, int32 *user_count, int32 *item_count)
+{
+	int			nt = 0;
+
+	for (int t = 0; t < nb; t++)
+	{
+		const int32 *pair = pairs + 2 * t;
+		BprTriple  *tr = &b->trip[nt];
+
+		if (b->neg[t] < 0)
+			continue;
+		tr->u = user_slot[pair[0]];
+		tr->i = item_slot[pair[1]];
+		tr->j = item_slot[b->neg[t]];
+		user_count[tr->u]++;
+		item_count[tr->i]++;
+		item_count[tr->j]++;
+		nt++;
+	}
+	return nt;
+}
+
 static inline float
 dot_diff(const float *u, const float *a, const float *b, int dim)
 {

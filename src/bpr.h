@@ -121,6 +121,16 @@ extern double bpr_train_epoch(BprTrainer *b, const BprModel *m, void *state);
 extern void bpr_sample_negatives(BprTrainer *b, const int32 *pairs, int nb,
 								 uint64 key);
 
+/*
+ * trip[0..nt) of the pairs with a negative (neg[t] >= 0), in pair order, as
+ * slots: user_slot[user], item_slot[item]; each triple adds one to the
+ * count of its three slots.  The rows must have been numbered already.
+ * Returns nt.
+ */
+extern int	bpr_triples(BprTrainer *b, const int32 *pairs, int nb,
+						const int32 *user_slot, const int32 *item_slot,
+						int32 *user_count, int32 *item_count);
+
 /* scores of trip[0..nt) by inner products of user_rows and item_rows */
 extern void bpr_scores(BprTrainer *b);
 

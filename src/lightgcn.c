@@ -1071,7 +1071,7 @@ lgcn_bpr_step(void *state, const int32 *pairs, int nb, bool round_due)
 	const Interactions *d = b->data;
 	const int	nu = d->n_users;
 	int32	   *neg = b->neg;
-	int			nt = 0;
+	int			nt;
 
 	for (int t = 0; t < nb; t++)
 	{
@@ -1088,21 +1088,7 @@ lgcn_bpr_step(void *state, const int32 *pairs, int nb, bool round_due)
 	s->n_slots = bits_take_numbered(s->in_batch, BITS_WORDS(s->g.n), s->slot_of, s->slot_row,
 									s->slot_count);
 
-	for (int t = 0; t < nb; t++)
-	{
-		const int32 *pair = pairs + 2 * t;
-		BprTriple  *tr = &b->trip[nt];
-
-		if (neg[t] < 0)
-			continue;
-		tr->u = s->slot_of[pair[0]];
-		tr->i = s->slot_of[nu + pair[1]];
-		tr->j = s->slot_of[nu + neg[t]];
-		s->slot_count[tr->u]++;
-		s->slot_count[tr->i]++;
-		s->slot_count[tr->j]++;
-		nt++;
-	}
+	nt = bpr_triples(b, pairs, nb, s->slot_of, s->slot_of + nu, s->slot_count, s->slot_count);
 	b->nt = nt;
 	if (nt == 0)
 		return 0;

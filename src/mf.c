@@ -158,7 +158,6 @@ static int
 mf_triples(MfState *s, const int32 *pairs, int nb)
 {
 	BprTrainer *b = &s->bpr;
-	int			nt = 0;
 
 	for (int t = 0; t < nb; t++)
 	{
@@ -172,22 +171,8 @@ mf_triples(MfState *s, const int32 *pairs, int nb)
 	}
 	batch_assign_slots(&s->users);
 	batch_assign_slots(&s->items);
-	for (int t = 0; t < nb; t++)
-	{
-		const int32 *pair = pairs + 2 * t;
-		BprTriple  *tr = &b->trip[nt];
-
-		if (b->neg[t] < 0)
-			continue;
-		tr->u = s->users.slot_of[pair[0]];
-		tr->i = s->items.slot_of[pair[1]];
-		tr->j = s->items.slot_of[b->neg[t]];
-		s->users.count[tr->u]++;
-		s->items.count[tr->i]++;
-		s->items.count[tr->j]++;
-		nt++;
-	}
-	return nt;
+	return bpr_triples(b, pairs, nb, s->users.slot_of, s->items.slot_of,
+					   s->users.count, s->items.count);
 }
 
 /*
