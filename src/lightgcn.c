@@ -1208,6 +1208,7 @@ const ModelOps lightgcn_ops = {
 	.default_reg = 1e-3,
 	.sparse_min_epochs = 480,	/* validation can stall over a whole 240-epoch
 								 * schedule before a large gain (docs/lightgcn.md) */
+	.dense_min_epochs = 480,	/* Last.fm's dense model stopped after 60 */
 	.n_reg_choices = 2,			/* the paper's 1e-4 wins on Gowalla (d >= 0.5) only */
 	.reg_choices = {1e-3, 1e-4},
 	.init_options = lgcn_init_options,

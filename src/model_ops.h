@@ -96,6 +96,12 @@ typedef struct ModelOps
 	int			sparse_min_epochs;
 
 	/*
+	 * The same for a dense model (density 1); 0: none, the 2 % rule alone
+	 * decides
+	 */
+	int			dense_min_epochs;
+
+	/*
 	 * reg NULL under the stopping rule (epochs NULL): when n_reg_choices >
 	 * 1, each of these is trained over the first schedule; the first is
 	 * default_reg, kept unless another's validation recall is 5 % better

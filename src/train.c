@@ -54,15 +54,27 @@
  * schedule of this many epochs, or of its model type's own minimum
  * (ModelOps.sparse_min_epochs): its early schedules can gain little right
  * before a large gain, as exploration gets longer (measured: Last.fm,
- * d = 0.1, docs/training.md).
+ * d = 0.1, docs/training.md).  A dense model has no minimum unless its
+ * model type sets one (ModelOps.dense_min_epochs).
  */
 #define DSL_AUTO_SPARSE_MIN_EPOCHS 240
 
-/* the minimum above for a's model type */
+/* the minimum above for a's model type and density (0: none) */
 static inline int
-sparse_min_epochs(const TrainArgs *a)
+min_epochs(const TrainArgs *a)
 {
+	if (a->density >= 1.0)
+		return a->ops->dense_min_epochs;
 	return a->ops->sparse_min_epochs > 0 ? a->ops->sparse_min_epochs : DSL_AUTO_SPARSE_MIN_EPOCHS;
+}
+
+/* why min_epochs(a) kept a run going, for NOTICEs */
+static char *
+min_epochs_reason(const TrainArgs *a)
+{
+	if (a->density >= 1.0)
+		return psprintf("a dense %s model trains at least %d epochs", a->ops->type, min_epochs(a));
+	return psprintf("a sparse model trains at least %d epochs", min_epochs(a));
 }
 
 /* one dsl.train() call */
@@ -533,7 +545,7 @@ schedule_end(Training *t, int epoch)
 	double		per_epoch = epoch_seconds(t, t->train);
 	double		end = now + (next - epoch) * per_epoch;
 	bool		paid = t->best_recall > t->prev_best * (1.0 + DSL_AUTO_MIN_GAIN);
-	bool		too_soon = a->density < 1.0 && epoch < sparse_min_epochs(a);
+	bool		too_soon = epoch < min_epochs(a);
 	int64		fit = 0;
 
 	if (end > a->max_seconds)
@@ -576,8 +588,7 @@ schedule_end(Training *t, int epoch)
 					(long long) next,
 					fit > 0 ? psprintf(", the longest that ends within the time limit of %g s (option max_seconds)",
 									   a->max_seconds) : "",
-					paid ? "" : psprintf(" (a sparse model trains at least %d epochs)",
-										 sparse_min_epochs(a)))));
+					paid ? "" : psprintf(" (%s)", min_epochs_reason(a)))));
 	begin_schedule(t, next);
 	return false;
 }
@@ -648,7 +659,7 @@ report_stop(const Training *t, int epoch)
 				(errmsg("model \"%s\": stopping after %d epochs: %s, but a schedule of %lld epochs would end about %.0f s after the call began, past the time limit of %g s (option max_seconds); keeping epoch %d",
 						a->name, row,
 						t->stop_paid ? "validation still improved" :
-						psprintf("a sparse model trains at least %d epochs", sparse_min_epochs(a)),
+						min_epochs_reason(a),
 						(long long) t->stop_next,
 						t->stop_end, a->max_seconds, kept)));
 	else if (a->patience > 0 && t->since_best >= a->patience)
