@@ -60,8 +60,44 @@ bpr_init(BprTrainer *b, DslEngine *e, const Interactions *d, const TrainParams *
 	b->neg = palloc_extended((Size) p->batch_size * sizeof(int32), MCXT_ALLOC_HUGE);
 }
 
+void
+bpr_sample_by_user(BprTrainer *b)
+{
+	const Interactions *d = b->data;
+
+	b->pair_users = palloc_extended((Size) Max(d->n_users, 1) * sizeof(int32), MCXT_ALLOC_HUGE);
+	b->n_pair_users = 0;
+	for (int u = 0; u < d->n_users; u++)
+		if (d->ptr[u + 1] > d->ptr[u])
+			b->pair_users[b->n_pair_users++] = u;
+}
+
 /*
- * Every pair once, in a fresh seeded order; per mini-batch the model's step,
+ * Every pair once in a fresh seeded order, or (by user) n_pairs draws of a
+ * user with pairs, then one of its items, from the same stream
+ */
+void
+bpr_epoch_pairs(BprTrainer *b)
+{
+	const Interactions *d = b->data;
+
+	if (b->n_pair_users == 0)
+	{
+		dsl_shuffle_pairs(b->pairs, d->n_pairs, &b->rng);
+		return;
+	}
+	for (int64 k = 0; k < d->n_pairs; k++)
+	{
+		int32		u = b->pair_users[dsl_rng_below(&b->rng, (uint64) b->n_pair_users)];
+		int64		lo = d->ptr[u];
+
+		b->pairs[2 * k] = u;
+		b->pairs[2 * k + 1] = d->items[lo + (int64) dsl_rng_below(&b->rng, (uint64) (d->ptr[u + 1] - lo))];
+	}
+}
+
+/*
+ * The epoch's pairs (bpr_epoch_pairs); per mini-batch the model's step,
  * then the loss, then a DSL round when one is due after this step.
  */
 double
@@ -72,7 +108,7 @@ bpr_train_epoch(BprTrainer *b, const BprModel *m, void *state)
 	double		loss_sum = 0;
 	int64		n_trip = 0;
 
-	dsl_shuffle_pairs(b->pairs, n, &b->rng);
+	bpr_epoch_pairs(b);
 
 	for (int64 b0 = 0; b0 < n; b0 += b->batch_size)
 	{

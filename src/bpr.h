@@ -3,7 +3,10 @@
  * negatives (MF, LightGCN; NeuMF is meant to use it too)
  *
  * Each epoch visits every distinct training pair (u, i) once, in a seeded
- * random order, in mini-batches of batch_size pairs.  For every pair an
+ * random order, in mini-batches of batch_size pairs; or, for a model that
+ * asks (bpr_sample_by_user: LightGCN), it draws as many pairs user first,
+ * the user uniformly among those with pairs, then one of that user's
+ * items uniformly, as the LightGCN reference does.  For every pair an
  * item j the user has not interacted with is drawn uniformly, which gives a
  * triple (u, i, j); the loss of a triple is BPR's -log sigmoid(x) with
  * x = score(u, i) - score(u, j), averaged over the batch.  What a score is,
@@ -61,6 +64,8 @@ typedef struct BprTrainer
 	uint64		seed;
 	DslRng		rng;			/* the epochs' pair order */
 	int32	   *pairs;			/* (user, item) index pairs, shuffled per epoch */
+	int32	   *pair_users;		/* bpr_sample_by_user: the users with pairs */
+	int			n_pair_users;	/* ... and how many; 0: every pair once */
 
 	/* the current step */
 	const int32 *step_pairs;	/* its (user, item) pairs */
@@ -110,6 +115,15 @@ extern Size bpr_work_bytes(const Interactions *d, const TrainParams *p);
 /* pairs, streams and per-step arrays; trains on the engine's pool */
 extern void bpr_init(BprTrainer *b, DslEngine *e, const Interactions *d,
 					 const TrainParams *p);
+
+/*
+ * Epochs draw their pairs user first (see the top of this file) instead of
+ * visiting every pair once; call after bpr_init.
+ */
+extern void bpr_sample_by_user(BprTrainer *b);
+
+/* the next epoch's n_pairs pairs into pairs[], in the order of its steps */
+extern void bpr_epoch_pairs(BprTrainer *b);
 
 /* one epoch: returns the mean loss per triple (NaN/Inf when diverged) */
 extern double bpr_train_epoch(BprTrainer *b, const BprModel *m, void *state);
