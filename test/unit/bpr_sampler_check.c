@@ -64,15 +64,16 @@ trainer(BprTrainer *b, DslEngine *e, const Interactions *d, bool by_user)
 		bpr_sample_by_user(b);
 }
 
-static bool
-is_pair(const Interactions *d, int32 u, int32 i)
+/* the position of pair (u, i) in d, or -1 when it is not a pair */
+static int64
+pair_pos(const Interactions *d, int32 u, int32 i)
 {
 	if (u < 0 || u >= d->n_users)
-		return false;
+		return -1;
 	for (int64 k = d->ptr[u]; k < d->ptr[u + 1]; k++)
 		if (d->items[k] == i)
-			return true;
-	return false;
+			return k;
+	return -1;
 }
 
 int
@@ -110,12 +111,8 @@ main(void)
 		for (int64 k = 0; k < n; k++)
 		{
 			int32		u = b.pairs[2 * k];
-			int32		i = b.pairs[2 * k + 1];
-			int64		at = -1;
+			int64		at = pair_pos(d, u, b.pairs[2 * k + 1]);
 
-			for (int64 q = d->ptr[u]; q < d->ptr[u + 1]; q++)
-				if (d->items[q] == i)
-					at = q;
 			if (at < 0 || seen[at])
 				permutation = false;
 			else
@@ -144,7 +141,7 @@ main(void)
 			int32		u = b.pairs[2 * k];
 			int32		i = b.pairs[2 * k + 1];
 
-			if (!is_pair(d, u, i))
+			if (pair_pos(d, u, i) < 0)
 				all_real = false;
 			else
 			{
