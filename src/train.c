@@ -791,11 +791,11 @@ reg_trials_text(const TrainArgs *a)
  * reg NULL under the stopping rule, for a model type with reg choices
  * (ModelOps.reg_choices): train each over the first schedule, from the same
  * seed, and go on with the default (the first) unless another's validation
- * recall beats it by a margin (dsl_rec.debug_reg_trial_margin, 5 %), then
+ * recall beats it by a margin (dsl_rec.debug_reg_trial_margin, 4 %), then
  * with the best of those.  The first schedule overrates the smaller reg on
  * sparse models: LightGCN, Gowalla d = 0.2, 0.0001 was 3.4 % ahead after
- * 30 epochs and 8.6 % behind at the end; at d = 1 and 0.5 it was 7.0 % and
- * 8.3 % ahead and also won at the end (docs/lightgcn.md).  The last one
+ * 30 epochs and 8.6 % behind at the end; at d = 1 and 0.5 it was 4.6 % to
+ * 8.3 % ahead and won at the end (docs/lightgcn.md).  The last one
  * tried goes on where it is; an earlier one is trained again from the
  * start, which repeats its trial exactly.  Returns whether the run is over
  * (the time limit, or the stopping rule at the end of that schedule).
