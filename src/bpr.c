@@ -60,12 +60,18 @@ bpr_init(BprTrainer *b, DslEngine *e, const Interactions *d, const TrainParams *
 	b->neg = palloc_extended((Size) p->batch_size * sizeof(int32), MCXT_ALLOC_HUGE);
 }
 
+Size
+bpr_by_user_bytes(const Interactions *d)
+{
+	return (Size) Max(d->n_users, 1) * sizeof(int32);
+}
+
 void
 bpr_sample_by_user(BprTrainer *b)
 {
 	const Interactions *d = b->data;
 
-	b->pair_users = palloc_extended((Size) Max(d->n_users, 1) * sizeof(int32), MCXT_ALLOC_HUGE);
+	b->pair_users = palloc_extended(bpr_by_user_bytes(d), MCXT_ALLOC_HUGE);
 	b->n_pair_users = 0;
 	for (int u = 0; u < d->n_users; u++)
 		if (d->ptr[u + 1] > d->ptr[u])

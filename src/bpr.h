@@ -122,6 +122,9 @@ extern void bpr_init(BprTrainer *b, DslEngine *e, const Interactions *d,
  */
 extern void bpr_sample_by_user(BprTrainer *b);
 
+/* bytes bpr_sample_by_user allocates (on top of bpr_work_bytes) */
+extern Size bpr_by_user_bytes(const Interactions *d);
+
 /* the next epoch's n_pairs pairs into pairs[], in the order of its steps */
 extern void bpr_epoch_pairs(BprTrainer *b);
 

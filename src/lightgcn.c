@@ -260,7 +260,7 @@ lgcn_work_bytes(const Interactions *data, const TrainParams *p)
 	Size		update = max_rows * dim * (sizeof(float) + sizeof(int64));
 
 	/* the users with pairs, for the epochs' draws (bpr_sample_by_user) */
-	Size		sampler = (Size) Max(data->n_users, 1) * sizeof(int32);
+	Size		sampler = bpr_by_user_bytes(data);
 
 	return graph + bpr_work_bytes(data, p) + sampler + dense + slots + workers + update;
 }
